@@ -1,0 +1,1 @@
+"""A small VFS: enough of fs/ for the mm layer to see files, mounts and devices."""

@@ -1,0 +1,284 @@
+"""The namespace: paths, mounts, regular files, directories, pipes, devices, shmem.
+
+Stands for fs/namei.c, fs/namespace.c, fs/pipe.c, mm/shmem.c (shmem_file_setup,
+shmem_zero_setup) and drivers/char/mem.c (/dev/zero, /dev/null, /dev/random) — only
+as far as the mm layer can observe them: which file types can be mmapped, the mode an
+open file has, noexec mounts, inode identity and contents, and unlinked files.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from ..errors import (EACCES, EEXIST, EINVAL, EISDIR, ENODEV, ENOENT, ENOTDIR,
+                      EOPNOTSUPP, kerr)
+from ..mm.flags import VM_SHARED, VM_SYNC
+from ..uapi import MAP_SHARED, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_PATH, O_RDONLY, O_RDWR, \
+    O_TRUNC, O_WRONLY
+from .file import (FMODE_PATH, FMODE_READ, FMODE_WRITE, S_IFCHR, S_IFDIR, S_IFIFO,
+                   S_IFREG, File, FileOperations, Inode)
+
+
+class Mount:
+    """A mounted filesystem: its device number, type and the noexec option."""
+
+    __slots__ = ("path", "dev", "fstype", "noexec", "next_ino")
+
+    def __init__(self, path, dev, fstype, noexec=False, first_ino=2):
+        self.path = path
+        self.dev = dev
+        self.fstype = fstype
+        self.noexec = noexec
+        self.next_ino = first_ino
+
+    def new_ino(self) -> int:
+        self.next_ino += 1
+        return self.next_ino - 1
+
+
+# --- file types -------------------------------------------------------------------
+
+class NoMmapOps(FileOperations):
+    """Directories, pipes, procfs files, /dev/null, /dev/random: no ->mmap (ENODEV)."""
+
+
+class Ext4FileOps(FileOperations):
+    """ext4 regular files: generic_file_mmap, THP-aligned placement, no DAX.
+
+    ext4_file_mmap() refuses VM_SYNC without DAX (EOPNOTSUPP); ext4 declares
+    FOP_MMAP_SYNC, so MAP_SHARED_VALIDATE|MAP_SYNC gets as far as that refusal.
+    """
+
+    mmap_sync = True
+    #: thp_get_unmapped_area is one of the placements mremap trusts for multi-VMA moves
+    trusted_placement = True
+
+    def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
+        from ..mm.placement import thp_get_unmapped_area
+        return thp_get_unmapped_area(task, file, addr, length, pgoff, flags)
+
+    def mmap(self, file, vma):
+        if vma.flags & VM_SYNC:
+            raise kerr(EOPNOTSUPP)
+        from ..mm.fault import FILE_VM_OPS
+        vma.vm_ops = FILE_VM_OPS
+
+
+class ShmemFileOps(FileOperations):
+    """tmpfs / shmem files (shmem_mmap): page-cache backed, shmem placement.
+
+    shmem_get_unmapped_area() with the default shmem_enabled=never adds no alignment.
+    """
+
+    trusted_placement = True
+
+    def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
+        from ..mm.placement import mm_get_unmapped_area
+        return mm_get_unmapped_area(task, file, addr, length, pgoff, flags)
+
+    def mmap(self, file, vma):
+        from ..mm.fault import FILE_VM_OPS
+        vma.vm_ops = FILE_VM_OPS
+
+
+class DevZeroOps(FileOperations):
+    """/dev/zero (drivers/char/mem.c mmap_zero, get_unmapped_area_zero).
+
+    MAP_SHARED: shmem_zero_setup() swaps the VMA's file for a new shmem object, shown
+    as "/dev/zero (deleted)". MAP_PRIVATE: the VMA becomes anonymous (vm_ops NULL) but
+    keeps /dev/zero as its file, so maps shows /dev/zero and merges need that file.
+    """
+
+    def __init__(self, vfs):
+        self.vfs = vfs
+
+    def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
+        from ..mm.placement import mm_get_unmapped_area, thp_get_unmapped_area
+        if flags & MAP_SHARED:
+            return mm_get_unmapped_area(task, None, addr, length, pgoff, flags)
+        return thp_get_unmapped_area(task, file, addr, length, pgoff, flags)
+
+    def mmap(self, file, vma):
+        if vma.flags & VM_SHARED:
+            self.vfs.shmem_zero_setup(vma)
+        else:
+            vma.vm_ops = None
+
+
+SHMEM_OPS = ShmemFileOps()
+EXT4_OPS = Ext4FileOps()
+NO_MMAP_OPS = NoMmapOps()
+
+
+class Vfs:
+    """The file namespace of one Kernel.
+
+    Invariant: every path in `inodes` has its parent directory in `inodes`; `mounts`
+    maps a directory path to the Mount whose root it is ("/" is always there).
+    """
+
+    ROOT_DEV = (0xFE, 0x00)    # /dev/vda, ext4, as on the reference machine
+    DEVTMPFS_DEV = (0x00, 0x06)
+    SHM_DEV = (0x00, 0x1B)
+    SHM_MNT_DEV = (0x00, 0x01)  # the kernel-internal shm_mnt (shared anonymous memory)
+
+    def __init__(self):
+        self.inodes: dict[str, Inode] = {}
+        self.mounts: dict[str, Mount] = {}
+        self.shm_mnt = Mount(None, self.SHM_MNT_DEV, "tmpfs", first_ino=1025)
+        self._next_anon_dev = 0x30
+        root = self.mounts["/"] = Mount("/", self.ROOT_DEV, "ext4")
+        self.inodes["/"] = Inode(2, root.dev, S_IFDIR, NO_MMAP_OPS, "/", root)
+        self.mkdir("/tmp")
+        self.mkdir("/dev")
+        dev = self.mounts["/dev"] = Mount("/dev", self.DEVTMPFS_DEV, "devtmpfs", first_ino=1)
+        self.inodes["/dev"] = Inode(dev.new_ino(), dev.dev, S_IFDIR, NO_MMAP_OPS, "/dev", dev)
+        self.add_device("/dev/null", NO_MMAP_OPS, ino=3)
+        self.add_device("/dev/zero", DevZeroOps(self), ino=4)
+        self.add_device("/dev/random", NO_MMAP_OPS, ino=6)
+        dev.next_ino = 7
+        self.mkdir("/dev/shm")
+        shm = self.mounts["/dev/shm"] = Mount("/dev/shm", self.SHM_DEV, "tmpfs", first_ino=1)
+        self.inodes["/dev/shm"] = Inode(shm.new_ino(), shm.dev, S_IFDIR, NO_MMAP_OPS,
+                                        "/dev/shm", shm)
+        self.mkdir("/proc")
+        proc = self.mounts["/proc"] = Mount("/proc", (0x00, 0x17), "proc", first_ino=1)
+        self.inodes["/proc"] = Inode(1, proc.dev, S_IFDIR, NO_MMAP_OPS, "/proc", proc)
+        self.mkdir("/proc/self")
+        self._create("/proc/self/status", S_IFREG, NO_MMAP_OPS, b"")
+
+    # --- lookup ---
+    @staticmethod
+    def _norm(path: str) -> str:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise kerr(ENOENT)
+        return posixpath.normpath(path).replace("//", "/")
+
+    def mount_of(self, path: str) -> Mount:
+        while path not in self.mounts:
+            path = posixpath.dirname(path)
+        return self.mounts[path]
+
+    def lookup(self, path: str) -> Inode:
+        path = self._norm(path)
+        inode = self.inodes.get(path)
+        if inode is None:
+            parent = posixpath.dirname(path)
+            if parent in self.inodes and self.inodes[parent].kind != S_IFDIR:
+                raise kerr(ENOTDIR)
+            raise kerr(ENOENT)
+        return inode
+
+    def _create(self, path, kind, fops, data=b"", ino=None) -> Inode:
+        path = self._norm(path)
+        if path in self.inodes:
+            raise kerr(EEXIST)
+        parent = self.inodes.get(posixpath.dirname(path))
+        if parent is None:
+            raise kerr(ENOENT)
+        if parent.kind != S_IFDIR:
+            raise kerr(ENOTDIR)
+        mnt = self.mount_of(path)
+        inode = Inode(ino if ino is not None else mnt.new_ino(), mnt.dev, kind, fops, path, mnt)
+        if data:
+            inode.write(0, data)
+        self.inodes[path] = inode
+        return inode
+
+    # --- the public face (Kernel.fs) ---
+    def create(self, path: str, data: bytes = b"", mode: int = 0o644) -> Inode:
+        """A regular file with `data`. Cost: O(len(data))."""
+        mnt = self.mount_of(self._norm(path))
+        return self._create(path, S_IFREG, self._regular_ops(mnt), bytes(data))
+
+    def mkdir(self, path: str) -> Inode:
+        return self._create(path, S_IFDIR, NO_MMAP_OPS)
+
+    def mount(self, path: str, noexec: bool = False) -> Mount:
+        """Mount a fresh tmpfs on the existing directory `path`."""
+        path = self._norm(path)
+        if self.lookup(path).kind != S_IFDIR:
+            raise kerr(ENOTDIR)
+        mnt = Mount(path, (0x00, self._next_anon_dev), "tmpfs", noexec, first_ino=1)
+        self._next_anon_dev += 1
+        for p in [p for p in self.inodes if p.startswith(path + "/")]:
+            del self.inodes[p]       # covered by the new mount
+        self.mounts[path] = mnt
+        self.inodes[path] = Inode(mnt.new_ino(), mnt.dev, S_IFDIR, NO_MMAP_OPS, path, mnt)
+        return mnt
+
+    def unlink(self, path: str) -> None:
+        inode = self.lookup(path)
+        if inode.kind == S_IFDIR:
+            raise kerr(EISDIR)
+        inode.nlink = 0
+        del self.inodes[self._norm(path)]
+
+    def read(self, path: str) -> bytes:
+        inode = self.lookup(path)
+        return inode.read(0, inode.size)
+
+    def add_device(self, path, fops, ino=None) -> Inode:
+        """A character device node whose file operations are `fops` (a driver)."""
+        return self._create(path, S_IFCHR, fops, ino=ino)
+
+    @staticmethod
+    def _regular_ops(mnt: Mount) -> FileOperations:
+        return EXT4_OPS if mnt.fstype == "ext4" else SHMEM_OPS
+
+    # --- opening ---
+    def open(self, path: str, flags: int, mode: int = 0o666) -> File:
+        """do_sys_open(): the File for `path` with f_mode from the access mode."""
+        try:
+            inode = self.lookup(path)
+            if flags & O_CREAT and flags & O_EXCL:
+                raise kerr(EEXIST)
+        except FileNotFoundError:
+            if not flags & O_CREAT:
+                raise
+            inode = self.create(path, b"", mode)
+        if flags & O_PATH:
+            return File(inode, FMODE_PATH, flags)
+        acc = flags & O_ACCMODE
+        if acc == O_ACCMODE:
+            raise kerr(EINVAL)
+        if flags & O_DIRECTORY and inode.kind != S_IFDIR:
+            raise kerr(ENOTDIR)
+        if inode.kind == S_IFDIR and acc != O_RDONLY:
+            raise kerr(EISDIR)
+        f_mode = {O_RDONLY: FMODE_READ, O_WRONLY: FMODE_WRITE,
+                  O_RDWR: FMODE_READ | FMODE_WRITE}[acc]
+        if flags & O_TRUNC and f_mode & FMODE_WRITE and inode.kind == S_IFREG:
+            inode.truncate(0)
+        if inode.append_only and f_mode & FMODE_WRITE and not flags & 0o2000:
+            raise kerr(EACCES)
+        return File(inode, f_mode, flags)
+
+    def pipe(self) -> tuple[File, File]:
+        """fs/pipe.c: a pipe inode (pipefs, 00:0e) and its two ends."""
+        inode = Inode(self._pipe_ino(), (0x00, 0x0E), S_IFIFO, NO_MMAP_OPS, "pipe:")
+        inode.path = f"pipe:[{inode.ino}]"
+        return File(inode, FMODE_READ, O_RDONLY), File(inode, FMODE_WRITE, O_WRONLY)
+
+    _pipe_count = 9000
+
+    def _pipe_ino(self) -> int:
+        Vfs._pipe_count += 1
+        return Vfs._pipe_count
+
+    # --- shmem (mm/shmem.c) ---
+    def shmem_file(self, size: int, name: str = "/dev/zero") -> File:
+        """shmem_kernel_file_setup(): an unlinked shmem object on the internal mount."""
+        inode = Inode(self.shm_mnt.new_ino(), self.shm_mnt.dev, S_IFREG, SHMEM_OPS, name,
+                      self.shm_mnt, size=size)
+        inode.nlink = 0
+        return File(inode, FMODE_READ | FMODE_WRITE, O_RDWR)
+
+    def shmem_zero_setup(self, vma) -> None:
+        """shmem_zero_setup(): back a shared anonymous VMA by a new shmem object."""
+        from ..mm.fault import FILE_VM_OPS
+        file = self.shmem_file(vma.end - vma.start).get()
+        if vma.file is not None:
+            vma.file.put()
+        vma.file = file
+        vma.vm_ops = FILE_VM_OPS

@@ -1,0 +1,126 @@
+"""The Kernel: configuration (sysctls, CPU features, credentials, limits), the VFS,
+the process table and the system-wide commit counter (mm/util.c vm_committed_as).
+"""
+
+from __future__ import annotations
+
+import random
+
+from .errors import ENOMEM, kerr
+from .fs.vfs import Vfs
+from .mm.mm_struct import MmStruct
+from .mm.placement import mmap_base
+from .task import Process
+from .uapi import (ADDR_COMPAT_LAYOUT, ADDR_NO_RANDOMIZE, PAGE_SHIFT, PAGE_SIZE, RLIM_INFINITY,
+                   RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK, RLIMIT_STACK)
+
+#: rlimits of a root shell on the reference machine
+DEFAULT_RLIMITS = {
+    RLIMIT_STACK: (8 << 20, RLIM_INFINITY),
+    RLIMIT_DATA: (RLIM_INFINITY, RLIM_INFINITY),
+    RLIMIT_AS: (RLIM_INFINITY, RLIM_INFINITY),
+    RLIMIT_MEMLOCK: (8 << 20, 8 << 20),
+}
+STACK_RND_PAGES = 0x3FFFFF      # __STACK_RND_MASK(64-bit), in pages
+MMAP_RND_BITS = 28
+
+
+class Kernel:
+    """A Linux 6.18 x86_64 kernel as the mm layer sees it. See docs/api.md."""
+
+    def __init__(self, *, max_map_count=65530, mmap_min_addr=4096, lsm_mmap_min_addr=65536,
+                 task_size=0x7FFFFFFFF000, overcommit_memory=0, overcommit_ratio=50,
+                 total_ram_pages=6 << 20, legacy_va_layout=False, pkeys=True, aslr=False,
+                 seed=0, thp="madvise", stack_guard_gap=256 << PAGE_SHIFT, uid=0,
+                 capabilities=frozenset({"CAP_SYS_RAWIO", "CAP_IPC_LOCK"}), rlimits=None):
+        self.max_map_count = max_map_count
+        self.dac_mmap_min_addr = mmap_min_addr
+        #: security/min_addr.c: max(vm.mmap_min_addr, CONFIG_LSM_MMAP_MIN_ADDR)
+        self.mmap_min_addr = max(mmap_min_addr, lsm_mmap_min_addr)
+        self.task_size = task_size
+        self.overcommit_memory = overcommit_memory
+        self.overcommit_ratio = overcommit_ratio
+        self.total_ram_pages = total_ram_pages
+        self.legacy_va_layout = legacy_va_layout
+        self.pkeys = pkeys
+        self.aslr = aslr
+        self.random = random.Random(seed)
+        self.thp = thp
+        self.stack_guard_gap = stack_guard_gap
+        self.uid = uid
+        self.capabilities = frozenset(capabilities)
+        self.rlimits = dict(DEFAULT_RLIMITS)
+        self.rlimits.update(rlimits or {})
+        self.fs = Vfs()
+        self.processes: dict[int, Process] = {}
+        self.committed = 0
+        self._next_pid = 1000
+
+    # --- mm/util.c ---
+    def vm_enough_memory(self, mm, pages: int) -> None:
+        """__vm_enough_memory(): charge `pages` or raise ENOMEM by the overcommit policy."""
+        self.committed += pages
+        if self.overcommit_memory == 1:
+            return
+        if self.overcommit_memory == 0:
+            if pages <= self.total_ram_pages:
+                return
+        else:
+            allowed = self.total_ram_pages * self.overcommit_ratio // 100
+            allowed -= min(mm.total_vm // 32, (128 << 20) >> PAGE_SHIFT)
+            if self.committed - pages < allowed and self.committed <= allowed:
+                return
+        self.committed -= pages
+        raise kerr(ENOMEM)
+
+    # --- processes ---
+    def _new_process(self, parent: Process | None = None) -> Process:
+        pid = self._next_pid
+        self._next_pid += 1
+        p = Process(self, pid, MmStruct(self))
+        if parent is not None:
+            p.personality = parent.personality
+            p.pkru = parent.pkru
+            p.rlimits = dict(parent.rlimits)
+            p.caps = parent.caps
+            p.map32_begin = parent.map32_begin
+        self.processes[pid] = p
+        return p
+
+    def spawn(self, *, stack: bool = False, brk: int = 0x555555559000,
+              personality: int = 0) -> Process:
+        """A process with an empty address space, as after execve of a static binary
+        whose image is not shown: mmap_base and layout from the stack rlimit,
+        start_brk = brk, and optionally a 132 KiB [stack] at the top."""
+        p = self._new_process()
+        p.personality = personality
+        mm = p.mm
+        randomize = self.aslr and not personality & ADDR_NO_RANDOMIZE
+        rnd = 0
+        stack_rnd = 0
+        if randomize:
+            rnd = self.random.getrandbits(MMAP_RND_BITS) << PAGE_SHIFT
+            stack_rnd = STACK_RND_PAGES << PAGE_SHIFT
+            p.map32_begin = 0x40000000 + (self.random.randrange(0x2000000 >> PAGE_SHIFT)
+                                          << PAGE_SHIFT)
+        mm.mmap_base = mmap_base(self.task_size, p.rlimit(RLIMIT_STACK),
+                                 self.stack_guard_gap, stack_rnd, rnd)
+        mm.mmap_legacy_base = ((self.task_size // 3 + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)) + rnd
+        mm.topdown = not (personality & ADDR_COMPAT_LAYOUT or self.legacy_va_layout)
+        mm.start_brk = mm.brk = brk
+        if stack:
+            self._setup_stack(p)
+        return p
+
+    def _setup_stack(self, p: Process) -> None:
+        """fs/exec.c setup_arg_pages(): the initial [stack] VMA below TASK_SIZE."""
+        from .mm.flags import VM_STACK_DEFAULT_FLAGS
+        from .mm.vma import Vma
+        mm = p.mm
+        end = self.task_size
+        start = end - (33 << PAGE_SHIFT)
+        vma = Vma(mm, start, end, VM_STACK_DEFAULT_FLAGS, start >> PAGE_SHIFT)
+        mm.tree.insert(vma)
+        mm.account(vma.pages)
+        mm.vma_added(vma)
+        mm.start_stack = end - PAGE_SIZE      # where argc sits, inside the VMA

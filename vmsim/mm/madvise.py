@@ -1,0 +1,202 @@
+"""madvise(2): mm/madvise.c (6.18) do_madvise(), madvise_walk_vmas(),
+madvise_vma_behavior(), and the mseal rule for discards (can_madvise_modify).
+
+Advice that changes vm_flags goes through vma_modify_flags (split/merge). Advice
+without an effect the model can observe (WILLNEED, COLD, PAGEOUT, ...) is checked
+and accepted. Unmapped holes in the range are skipped and reported as ENOMEM at the
+end, after the mapped parts were advised.
+"""
+
+from __future__ import annotations
+
+from ..errors import EACCES, EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, kerr
+from ..uapi import (MADV_COLD, MADV_COLLAPSE, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP,
+                    MADV_DONTFORK, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
+                    MADV_HUGEPAGE, MADV_KEEPONFORK, MADV_MERGEABLE,
+                    MADV_NOHUGEPAGE, MADV_NORMAL, MADV_PAGEOUT, MADV_POPULATE_READ,
+                    MADV_POPULATE_WRITE, MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL,
+                    MADV_UNMERGEABLE, MADV_WILLNEED, MADV_WIPEONFORK,
+                    PAGE_MASK, PAGE_SHIFT, PAGE_SIZE)
+from .flags import (VM_ACCESS_FLAGS, VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_DROPPABLE,
+                    VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MERGEABLE,
+                    VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_RAND_READ, VM_SEALED,
+                    VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, vma_pkey)
+from .merge import vma_modify_flags
+from .munmap import page_align
+
+VALID = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE,
+         MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE, MADV_UNMERGEABLE,
+         MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK,
+         MADV_KEEPONFORK, MADV_COLD, MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE,
+         MADV_DONTNEED_LOCKED, MADV_COLLAPSE}
+# MADV_HWPOISON/MADV_SOFT_OFFLINE: EINVAL, the target kernel lacks CONFIG_MEMORY_FAILURE
+#: discards a sealed read-only anonymous VMA refuses (mm/madvise.c is_discard)
+DISCARDS = {MADV_FREE, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_REMOVE, MADV_DONTFORK,
+            MADV_WIPEONFORK}
+
+
+def can_madvise_modify(task, vma, behavior: int) -> bool:
+    """Sealed VMAs refuse discards unless file-backed or writable (pkey included)."""
+    if not vma.flags & VM_SEALED or behavior not in DISCARDS:
+        return True
+    if vma.file is not None:
+        return True
+    if vma.flags & VM_WRITE:
+        pkey = vma_pkey(vma.flags)
+        return not task.kernel.pkeys or not task.pkru & (3 << (2 * pkey))
+    return False
+
+
+def do_madvise(task, start: int, len_in: int, behavior: int) -> int:
+    mm = task.mm
+    if behavior not in VALID or start & ~PAGE_MASK:
+        raise kerr(EINVAL)
+    length = page_align(len_in)
+    if len_in and not length:
+        raise kerr(EINVAL)
+    end = start + length
+    if end >= 1 << 64:
+        raise kerr(EINVAL)
+    if end == start:
+        return 0
+    if behavior in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
+        return madvise_populate(task, start, end, behavior == MADV_POPULATE_WRITE)
+    return madvise_walk_vmas(task, start, end, behavior)
+
+
+def madvise_walk_vmas(task, start: int, end: int, behavior: int) -> int:
+    mm = task.mm
+    unmapped_error = 0
+    vma = mm.tree.find_vma(start)
+    prev = vma if vma is not None and start > vma.start else (
+        mm.tree.prev(vma) if vma is not None else None)
+    while True:
+        if vma is None:
+            raise kerr(ENOMEM)
+        if start < vma.start:
+            unmapped_error = ENOMEM
+            start = vma.start
+            if start >= end:
+                break
+        rend = min(vma.end, end)
+        vma = madvise_vma_behavior(task, vma, prev, start, rend, behavior)
+        prev = vma
+        if rend < vma.end:
+            rend = vma.end
+        if rend >= end:
+            break
+        vma = mm.tree.find_vma(rend)
+        start = rend
+    if unmapped_error:
+        raise kerr(unmapped_error)
+    return 0
+
+
+def madvise_vma_behavior(task, vma, prev, start, end, behavior):
+    """Advise [start, end) of one VMA. Returns the VMA covering the range after."""
+    mm = task.mm
+    if not can_madvise_modify(task, vma, behavior):
+        raise kerr(EPERM)
+    flags = vma.flags
+    if behavior in (MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE):
+        forbidden = VM_PFNMAP | (0 if behavior == MADV_DONTNEED_LOCKED else VM_LOCKED)
+        if flags & forbidden:
+            raise kerr(EINVAL)
+        if behavior == MADV_FREE:
+            if not vma.is_anonymous():
+                raise kerr(EINVAL)
+            return vma      # lazily freed: contents stay until reclaim, never here
+        mm.zap(start, end)
+        return vma
+    if behavior == MADV_REMOVE:
+        return madvise_remove(task, vma, start, end)
+    if behavior in (MADV_WILLNEED,):
+        return vma
+    if behavior in (MADV_COLD, MADV_PAGEOUT):
+        if flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
+            raise kerr(EINVAL)
+        return vma
+    if behavior == MADV_COLLAPSE:
+        raise kerr(EINVAL)          # khugepaged collapse is not modelled
+    new = flags
+    if behavior == MADV_NORMAL:
+        new &= ~(VM_RAND_READ | VM_SEQ_READ)
+    elif behavior == MADV_SEQUENTIAL:
+        new = (new & ~VM_RAND_READ) | VM_SEQ_READ
+    elif behavior == MADV_RANDOM:
+        new = (new & ~VM_SEQ_READ) | VM_RAND_READ
+    elif behavior == MADV_DONTFORK:
+        new |= VM_DONTCOPY
+    elif behavior == MADV_DOFORK:
+        if new & VM_IO:
+            raise kerr(EINVAL)
+        new &= ~VM_DONTCOPY
+    elif behavior == MADV_WIPEONFORK:
+        if vma.file is not None or new & VM_SHARED:
+            raise kerr(EINVAL)
+        new |= VM_WIPEONFORK
+    elif behavior == MADV_KEEPONFORK:
+        if new & VM_DROPPABLE:
+            raise kerr(EINVAL)
+        new &= ~VM_WIPEONFORK
+    elif behavior == MADV_DONTDUMP:
+        new |= VM_DONTDUMP
+    elif behavior == MADV_DODUMP:
+        if new & (VM_SPECIAL | VM_DROPPABLE):
+            raise kerr(EINVAL)
+        new &= ~VM_DONTDUMP
+    elif behavior == MADV_MERGEABLE:
+        if not new & (VM_MERGEABLE | VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO |
+                      VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP | VM_DROPPABLE):
+            new |= VM_MERGEABLE
+    elif behavior == MADV_UNMERGEABLE:
+        new &= ~VM_MERGEABLE
+    elif behavior == MADV_HUGEPAGE:
+        new = (new & ~VM_NOHUGEPAGE) | VM_HUGEPAGE
+    elif behavior == MADV_NOHUGEPAGE:
+        new = (new & ~VM_HUGEPAGE) | VM_NOHUGEPAGE
+    if new == flags:
+        return vma
+    try:
+        vma = vma_modify_flags(mm, prev, vma, start, end, new)
+    except OSError as exc:
+        raise kerr(EAGAIN if exc.errno == ENOMEM else exc.errno) from None
+    mm.vm_stat_account(vma.flags, -vma.pages)
+    vma.flags = new
+    mm.vm_stat_account(vma.flags, vma.pages)
+    return vma
+
+
+def madvise_remove(task, vma, start, end):
+    """Punch a hole in the file behind a shared writable mapping (vfs_fallocate)."""
+    if vma.flags & VM_LOCKED or vma.file is None:
+        raise kerr(EINVAL)
+    if vma.flags & (VM_SHARED | VM_MAYWRITE) != (VM_SHARED | VM_MAYWRITE):
+        raise kerr(EACCES)          # !vma_is_shared_maywrite()
+    inode = vma.file.inode
+    for index in range(vma.pgoff_at(start), vma.pgoff_at(end)):
+        inode.pages.pop(index, None)
+    task.mm.zap(start, end)
+    return vma
+
+
+def madvise_populate(task, start: int, end: int, write: bool) -> int:
+    """MADV_POPULATE_(READ|WRITE): fault the range in as read or write faults."""
+    from .fault import fault_page
+    from ..errors import Fault
+    mm = task.mm
+    addr = start
+    while addr < end:
+        vma = mm.tree.find(addr)
+        if vma is None:
+            raise kerr(ENOMEM)
+        if vma.flags & (VM_IO | VM_PFNMAP):
+            raise kerr(EINVAL)
+        if (write and not vma.flags & VM_WRITE) or not vma.flags & VM_ACCESS_FLAGS:
+            raise kerr(EFAULT)
+        try:
+            fault_page(task, vma, addr, write)
+        except Fault:
+            raise kerr(EFAULT) from None
+        addr += PAGE_SIZE
+    return 0

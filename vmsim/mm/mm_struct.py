@@ -1,0 +1,176 @@
+"""The address space of a process (`struct mm_struct`) and its invariants.
+
+Mirrors include/linux/mm_types.h (mm_struct), mm/util.c (vm_stat_account,
+__vm_enough_memory via the Kernel) and mm/mmap.c (may_expand_vm).
+"""
+
+from __future__ import annotations
+
+from ..uapi import PAGE_SHIFT, PAGE_SIZE, RLIMIT_AS, RLIMIT_DATA
+from .flags import (VM_ACCOUNT, VM_LOCKED, is_data_mapping, is_exec_mapping,
+                    is_stack_mapping)
+from .tree import VmaTree
+
+
+class MmStruct:
+    """One address space.
+
+    Invariants (validate()):
+      * tree: sorted, non-overlapping, page-aligned VMAs, each with vma.mm is self;
+        the kernel's map_count is len(tree).
+      * total_vm/data_vm/exec_vm/stack_vm equal the sums over the VMAs
+        (vm_stat_account classes).
+      * anon_pages: private pages (anonymous or COW copies) by virtual page number,
+        only inside VMAs; file_ptes: page numbers mapped from a page cache.
+      * pkeys: allocation bitmap (bit 0 always set); execute_only_pkey is -1 or an
+        allocated key.
+    """
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.tree = VmaTree()
+        self.total_vm = 0
+        self.data_vm = 0
+        self.exec_vm = 0
+        self.stack_vm = 0
+        self.locked_vm = 0
+        self.committed = 0          # this mm's share of vm_committed_as
+        self.def_flags = 0
+        self.topdown = True         # MMF_TOPDOWN
+        self.mmap_base = 0
+        self.mmap_legacy_base = 0
+        self.start_brk = self.brk = 0
+        self.start_stack = 0
+        self.has_mdwe = False       # MMF_HAS_MDWE
+        self.mdwe_no_inherit = False
+        self.pkey_allocation_map = 1
+        self.execute_only_pkey = -1
+        self.anon_pages: dict[int, bytearray] = {}
+        self.file_ptes: set[int] = set()
+        self.owner = None           # the Process, for drivers that need current
+
+    @property
+    def map_count(self) -> int:
+        return len(self.tree)
+
+    # --- accounting ---
+    def vm_stat_account(self, flags: int, npages: int) -> None:
+        """mm/mmap.c vm_stat_account()."""
+        self.total_vm += npages
+        if is_exec_mapping(flags):
+            self.exec_vm += npages
+        elif is_stack_mapping(flags):
+            self.stack_vm += npages
+        elif is_data_mapping(flags):
+            self.data_vm += npages
+
+    def may_expand_vm(self, task, flags: int, npages: int) -> bool:
+        """RLIMIT_AS for every mapping, RLIMIT_DATA for private writable ones."""
+        if self.total_vm + npages > task.rlimit(RLIMIT_AS) >> PAGE_SHIFT:
+            return False
+        if is_data_mapping(flags) and \
+                self.data_vm + npages > task.rlimit(RLIMIT_DATA) >> PAGE_SHIFT:
+            cur, hard = task.rlimits[RLIMIT_DATA]
+            # mm/mmap.c: the Valgrind workaround for a zero soft limit
+            return cur == 0 and self.data_vm + npages <= hard >> PAGE_SHIFT
+        return True
+
+    def account(self, npages: int) -> None:
+        """security_vm_enough_memory_mm(): charge the commit, ENOMEM if refused."""
+        self.kernel.vm_enough_memory(self, npages)
+        self.committed += npages
+
+    def unaccount(self, npages: int) -> None:
+        """vm_unacct_memory()."""
+        self.kernel.committed -= npages
+        self.committed -= npages
+
+    def vma_added(self, vma) -> None:
+        """Counters for a VMA that now exists (mmap, copy)."""
+        self.vm_stat_account(vma.flags, vma.pages)
+        if vma.flags & VM_LOCKED:
+            self.locked_vm += vma.pages
+
+    # --- pages ---
+    def zap(self, start: int, end: int) -> None:
+        """zap_page_range: drop every PTE in [start, end). O(min(pages, present))."""
+        first, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        for table in (self.anon_pages, self.file_ptes):
+            if not table:
+                continue
+            if last - first <= len(table):
+                for vpn in range(first, last):
+                    if vpn in table:
+                        if isinstance(table, dict):
+                            del table[vpn]
+                        else:
+                            table.discard(vpn)
+            else:
+                for vpn in [v for v in table if first <= v < last]:
+                    if isinstance(table, dict):
+                        del table[vpn]
+                    else:
+                        table.discard(vpn)
+
+    def present_in(self, start: int, end: int, table) -> list[int]:
+        """Page numbers of `table` (anon_pages or file_ptes) inside [start, end)."""
+        first, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        if last - first <= len(table):
+            return [v for v in range(first, last) if v in table]
+        return sorted(v for v in table if first <= v < last)
+
+    def move_pages(self, old: int, new: int, length: int) -> None:
+        """move_page_tables(): PTEs of [old, old+len) now map [new, new+len)."""
+        shift = (new - old) >> PAGE_SHIFT
+        for table in (self.anon_pages, self.file_ptes):
+            moved = self.present_in(old, old + length, table)
+            if isinstance(table, dict):
+                items = [(v, table.pop(v)) for v in moved]
+                for v, pg in items:
+                    table[v + shift] = pg
+            else:
+                for v in moved:
+                    table.discard(v)
+                table.update(v + shift for v in moved)
+
+    # --- invariants ---
+    def validate(self) -> None:
+        """Assert every invariant of the address space. O(n + pages)."""
+        tree = self.tree
+        assert list(tree.starts) == sorted(tree.by_start), "tree keys out of sync"
+        prev_end = 0
+        totals = dict(total=0, data=0, exec=0, stack=0, locked=0, acct=0)
+        task_size = self.kernel.task_size
+        for vma in tree:
+            assert vma.mm is self, f"{vma} belongs to another mm"
+            assert vma.start % PAGE_SIZE == 0 and vma.end % PAGE_SIZE == 0, f"{vma} unaligned"
+            assert vma.start < vma.end <= task_size, f"{vma} bad range"
+            assert vma.start >= prev_end, f"{vma} overlaps its predecessor"
+            assert (vma.anon_vma is None) == (vma.avc == ()), f"{vma} anon_vma/chain mismatch"
+            assert vma.anon_vma is None or vma.anon_vma in vma.avc, f"{vma} chain lacks anon_vma"
+            assert vma.file is None or vma.file.refs > 0, f"{vma} holds a released file"
+            prev_end = vma.end
+            n = vma.pages
+            totals["total"] += n
+            if is_exec_mapping(vma.flags):
+                totals["exec"] += n
+            elif is_stack_mapping(vma.flags):
+                totals["stack"] += n
+            elif is_data_mapping(vma.flags):
+                totals["data"] += n
+            if vma.flags & VM_LOCKED:
+                totals["locked"] += n
+            if vma.flags & VM_ACCOUNT:
+                totals["acct"] += n
+            if vma.vm_ops is not None and vma.vm_ops.check is not None:
+                vma.vm_ops.check(vma)
+        # locked_vm and the commit charge are not asserted: the kernel's own
+        # arithmetic lets them drift (MREMAP_DONTUNMAP keeps the old VMA's locked_vm;
+        # stack growth charges pages without VM_ACCOUNT), and the model keeps that.
+        del totals["locked"], totals["acct"]
+        got = dict(total=self.total_vm, data=self.data_vm, exec=self.exec_vm,
+                   stack=self.stack_vm)
+        assert got == totals, f"counters {got} != recomputed {totals}"
+        for vpn in list(self.anon_pages) + list(self.file_ptes):
+            assert tree.find(vpn << PAGE_SHIFT) is not None, f"page {vpn:#x} outside any VMA"
+        assert self.pkey_allocation_map & 1, "pkey 0 not allocated"

@@ -1,0 +1,54 @@
+"""mseal(2) (6.10, reworked in 6.17): mm/mseal.c do_mseal(), mseal_apply().
+
+Sealing sets VM_SEALED through vma_modify_flags, so it splits and merges like
+mprotect. The checks that sealing causes live with each operation (mprotect_fixup,
+the munmap gather, mremap, madvise).
+"""
+
+from __future__ import annotations
+
+from ..errors import EINVAL, ENOMEM, kerr
+from ..uapi import PAGE_MASK
+from .flags import VM_SEALED
+from .merge import vma_modify_flags
+from .munmap import page_align
+
+
+def range_contains_unmapped(mm, start: int, end: int) -> bool:
+    prev_end = start
+    for vma in mm.tree.intersecting(start, end):
+        if vma.start > prev_end:
+            return True
+        prev_end = vma.end
+    return prev_end < end
+
+
+def do_mseal(task, start: int, len_in: int, flags: int) -> int:
+    mm = task.mm
+    if flags:
+        raise kerr(EINVAL)
+    if start & ~PAGE_MASK:
+        raise kerr(EINVAL)
+    length = page_align(len_in)
+    if len_in and not length:
+        raise kerr(EINVAL)
+    end = start + length
+    if end >= 1 << 64:
+        raise kerr(EINVAL)
+    if end == start:
+        return 0
+    if range_contains_unmapped(mm, start, end):
+        raise kerr(ENOMEM)
+    vma = mm.tree.find(start)
+    prev = vma if start > vma.start else mm.tree.prev(vma)
+    curr_start = start
+    while vma is not None and vma.start < end:
+        curr_end = min(vma.end, end)
+        if not vma.flags & VM_SEALED:
+            vma = vma_modify_flags(mm, prev, vma, curr_start, curr_end,
+                                   vma.flags | VM_SEALED)
+            vma.flags |= VM_SEALED
+        prev = vma
+        curr_start = curr_end
+        vma = mm.tree.next(vma)
+    return 0

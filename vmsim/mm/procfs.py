@@ -1,0 +1,115 @@
+"""/proc/PID/maps and /proc/PID/smaps: fs/proc/task_mmu.c show_map_vma(),
+show_vma_header_prefix(), get_vma_name(), show_smap() and show_smap_vma_flags().
+"""
+
+from __future__ import annotations
+
+from ..uapi import PAGE_SHIFT, PAGE_SIZE
+from .flags import (VM_EXEC, VM_HUGEPAGE, VM_LOCKED, VM_MAYSHARE, VM_READ, VM_WRITE,
+                    vma_pkey, vmflags_mnemonics)
+
+#: the x86_64 gate VMA (arch/x86/entry/vsyscall), printed last
+VSYSCALL_LINE = ("ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0"
+                 + " " * 18 + "[vsyscall]\n")
+NAME_COLUMN = 73        # seq_setwidth(25 + 6 * sizeof(void *) - 1) then one space
+
+
+def perms(flags: int) -> str:
+    return (("r" if flags & VM_READ else "-") + ("w" if flags & VM_WRITE else "-")
+            + ("x" if flags & VM_EXEC else "-") + ("s" if flags & VM_MAYSHARE else "p"))
+
+
+def vma_name(vma) -> str | None:
+    """get_vma_name(): the file path, the driver's name, [heap], [stack] or None."""
+    if vma.file is not None:
+        return vma.file.display_path().replace("\n", "\\012")
+    ops = vma.vm_ops
+    if ops is not None and ops.name is not None:
+        return ops.name(vma)
+    mm = vma.mm
+    if vma.start < mm.brk and vma.end > mm.start_brk:
+        return "[heap]"
+    if vma.start <= mm.start_stack <= vma.end and mm.start_stack:
+        return "[stack]"
+    return None
+
+
+def header(vma) -> str:
+    """show_vma_header_prefix() plus the name, without the newline."""
+    if vma.file is not None:
+        inode = vma.file.inode
+        dev, ino, off = inode.dev, inode.ino, vma.pgoff << PAGE_SHIFT
+    else:
+        dev, ino, off = (0, 0), 0, 0
+    line = (f"{vma.start:08x}-{vma.end:08x} {perms(vma.flags)} {off:08x} "
+            f"{dev[0]:02x}:{dev[1]:02x} {ino} ")
+    name = vma_name(vma)
+    if name is None:
+        return line
+    return line.ljust(NAME_COLUMN - 1) + " " + name
+
+
+def show_maps(mm) -> str:
+    """The text of /proc/PID/maps. O(n)."""
+    return "".join([header(v) + "\n" for v in mm.tree]) + VSYSCALL_LINE
+
+
+def _kb(name: str, value_bytes: int) -> str:
+    return f"{name + ':':<16}{value_bytes >> 10:>8} kB\n"
+
+
+SMAPS_COUNTERS = ("Rss", "Pss", "Pss_Dirty", "Shared_Clean", "Shared_Dirty", "Private_Clean",
+                  "Private_Dirty", "Referenced", "Anonymous", "KSM", "LazyFree",
+                  "AnonHugePages", "ShmemPmdMapped", "FilePmdMapped", "Shared_Hugetlb",
+                  "Private_Hugetlb", "Swap", "SwapPss", "Locked")
+
+
+def smaps_counts(mm, vma) -> dict:
+    """The page counters of one VMA (bytes)."""
+    anon = mm.present_in(vma.start, vma.end, mm.anon_pages)
+    files = mm.present_in(vma.start, vma.end, mm.file_ptes)
+    anon_b, file_b = len(anon) * PAGE_SIZE, len(files) * PAGE_SIZE
+    rss = anon_b + file_b
+    shared_anon = vma.file is not None and not vma.is_anonymous()
+    return dict(rss=rss, private_dirty=anon_b, private_clean=file_b,
+                anonymous=0 if shared_anon and not anon else anon_b,
+                locked=rss if vma.flags & VM_LOCKED else 0)
+
+
+def show_smap(mm, vma, pkeys: bool) -> str:
+    c = smaps_counts(mm, vma)
+    out = [header(vma) + "\n",
+           _kb("Size", vma.end - vma.start), _kb("KernelPageSize", PAGE_SIZE),
+           _kb("MMUPageSize", PAGE_SIZE), _kb("Rss", c["rss"]), _kb("Pss", c["rss"]),
+           _kb("Pss_Dirty", c["private_dirty"]), _kb("Shared_Clean", 0),
+           _kb("Shared_Dirty", 0), _kb("Private_Clean", c["private_clean"]),
+           _kb("Private_Dirty", c["private_dirty"]), _kb("Referenced", c["rss"]),
+           _kb("Anonymous", c["anonymous"]), _kb("KSM", 0), _kb("LazyFree", 0),
+           _kb("AnonHugePages", 0), _kb("ShmemPmdMapped", 0), _kb("FilePmdMapped", 0),
+           _kb("Shared_Hugetlb", 0), _kb("Private_Hugetlb", 0), _kb("Swap", 0),
+           _kb("SwapPss", 0), _kb("Locked", c["locked"]),
+           f"{'THPeligible:':<16}{1 if thp_eligible(vma) else 0:>8}\n"]
+    if pkeys:
+        out.append(f"ProtectionKey:  {vma_pkey(vma.flags):>8}\n")
+    out.append("VmFlags: " + "".join(m + " " for m in vmflags_mnemonics(vma.flags)) + "\n")
+    return "".join(out)
+
+
+def thp_eligible(vma) -> bool:
+    """THP mode madvise: an anonymous VMA with VM_HUGEPAGE holding an aligned 2 MiB."""
+    if not vma.flags & VM_HUGEPAGE or not vma.is_anonymous():
+        return False
+    lo = (vma.start + (1 << 21) - 1) & ~((1 << 21) - 1)
+    return lo + (1 << 21) <= vma.end
+
+
+def show_smaps(mm, pkeys: bool) -> str:
+    """The text of /proc/PID/smaps, ending with the [vsyscall] gate VMA. O(n)."""
+    gate = [VSYSCALL_LINE, _kb("Size", PAGE_SIZE), _kb("KernelPageSize", PAGE_SIZE),
+            _kb("MMUPageSize", PAGE_SIZE)]
+    gate += [_kb(name, 0) for name in SMAPS_COUNTERS]
+    gate.append(f"{'THPeligible:':<16}{0:>8}\n")
+    if pkeys:
+        gate.append(f"ProtectionKey:  {0:>8}\n")
+    gate.append("VmFlags: ex \n")
+    return "".join(show_smap(mm, v, pkeys) for v in mm.tree) + "".join(gate)

@@ -1,0 +1,145 @@
+"""The VMA record (`struct vm_area_struct`), anon_vma identity, and the driver hooks.
+
+Mirrors include/linux/mm_types.h (vm_area_struct), include/linux/mm.h
+(vm_operations_struct) and the parts of mm/rmap.c that decide merging: which anon_vma
+a VMA uses and how many anon_vmas its chain links (a fork child links its parents').
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from ..uapi import PAGE_SHIFT
+
+_anon_ids = itertools.count(1)
+
+
+class AnonVma:
+    """`struct anon_vma`: compared only by identity.
+
+    parent: the anon_vma this one was forked from (None for a root).
+    """
+
+    __slots__ = ("id", "parent")
+
+    def __init__(self, parent: AnonVma | None = None):
+        self.id = next(_anon_ids)
+        self.parent = parent
+
+    def __repr__(self):
+        return f"anon_vma#{self.id}"
+
+
+class VmOperations:
+    """`struct vm_operations_struct`: how a driver takes part in a VMA's life.
+
+    Every member is optional (None means absent). The core calls them exactly where
+    Linux 6.18 does; what each may and may not do:
+
+    open(vma)
+        A new VMA now refers to the driver's object: the new half of a split, the
+        child's copy at fork, the destination of an mremap move. May update the
+        driver's own bookkeeping; must not change the VMA.
+    close(vma)
+        The VMA is being removed (munmap, MAP_FIXED replacement, exit, mremap
+        source). A VMA with ->close is never deleted by a merge (it may still be
+        extended or shrunk). Must not fail.
+    may_split(vma, addr)
+        Asked before the VMA is split at addr (mprotect, munmap, mremap...). Raise
+        OSError to refuse; must not change anything.
+    mremap(vma)
+        Called on the new VMA after its pages moved; raise OSError to refuse (the
+        move is undone and the new range unmapped).
+    mprotect(vma, start, end, newflags)
+        The 5.11 hook, as merged after review (Mel Gorman, LKML 2020-11-06): a pure
+        permission check. Called by mprotect() for each VMA of the range, after the
+        VM_MAY*/MDWE/arch checks and before mprotect_fixup(), with the part of the
+        request inside this VMA (start, end) and the complete new vm_flags. Raise
+        OSError to refuse. It MUST NOT modify the VMA: the core snapshots it and
+        raises HookContractError if it did. Returning normally lets the core do the
+        split/merge and the flag change.
+    fault(vma, addr, write) -> bytearray
+        Supply the page backing `addr` (a page-cache page for files). Raise
+        vmsim.Fault (SIGBUS) to refuse. Must not change the VMA.
+    access(vma, addr, length, write, data) -> bytes | int
+        ptrace/`/proc/PID/mem` access to a VMA without struct pages (VM_IO|VM_PFNMAP).
+    name(vma) -> str
+        The name /proc/PID/maps prints for the VMA when it has no file.
+    check(vma)
+        Model only (no kernel counterpart): assert the driver's private state for
+        this VMA is consistent. validate() calls it.
+    """
+
+    open = None
+    close = None
+    may_split = None
+    mremap = None
+    mprotect = None
+    fault = None
+    access = None
+    name = None
+    check = None
+
+
+class Vma:
+    """`struct vm_area_struct`.
+
+    Invariants (checked by MmStruct.validate):
+      * start < end, both page aligned; VMAs of one mm never overlap.
+      * flags holds VM_* bits including the pkey bits (32..35).
+      * pgoff: file page offset of `start` for file VMAs; for anonymous private VMAs
+        the page number of the address it was created at (addr >> PAGE_SHIFT),
+        adjusted by splits like a file offset.
+      * anon_vma is None until the first fault that needs an anonymous page;
+        avc (the anon_vma_chain) is () exactly when anon_vma is None, and contains
+        anon_vma; len(avc) > 1 means the VMA was forked ("had unCoW'd parents").
+      * file holds one reference (File.refs) per VMA that points at it.
+    """
+
+    __slots__ = ("mm", "start", "end", "flags", "pgoff", "file", "anon_vma", "avc",
+                 "vm_ops", "private_data", "__weakref__")
+
+    def __init__(self, mm, start, end, flags, pgoff, file=None, vm_ops=None):
+        self.mm = mm
+        self.start = start
+        self.end = end
+        self.flags = flags
+        self.pgoff = pgoff
+        self.file = file
+        self.anon_vma: AnonVma | None = None
+        self.avc: tuple[AnonVma, ...] = ()
+        self.vm_ops: VmOperations | None = vm_ops
+        self.private_data = None
+
+    def __repr__(self):
+        return f"<Vma {self.start:#x}-{self.end:#x} {self.flags:#x} pgoff={self.pgoff:#x}>"
+
+    @property
+    def pages(self) -> int:
+        """vma_pages()."""
+        return (self.end - self.start) >> PAGE_SHIFT
+
+    def is_anonymous(self) -> bool:
+        """vma_is_anonymous(): no vm_ops (private /dev/zero keeps its file)."""
+        return self.vm_ops is None
+
+    def pgoff_at(self, addr: int) -> int:
+        """linear_page_index(): the file page `addr` maps."""
+        return self.pgoff + ((addr - self.start) >> PAGE_SHIFT)
+
+    def dup(self) -> Vma:
+        """vm_area_dup(): a copy sharing file, anon_vma chain, ops and private data."""
+        new = Vma(self.mm, self.start, self.end, self.flags, self.pgoff, self.file, self.vm_ops)
+        new.anon_vma = self.anon_vma
+        new.avc = self.avc
+        new.private_data = self.private_data
+        return new
+
+    def snapshot(self) -> tuple:
+        """Every field a check-only hook must leave alone (for HookContractError)."""
+        return (self.start, self.end, self.flags, self.pgoff, self.file, self.anon_vma,
+                self.avc, self.vm_ops, self.private_data)
+
+    def had_uncowed_parents(self) -> bool:
+        """vma_had_uncowed_parents(): faulted and its chain is not a single entry."""
+        return self.anon_vma is not None and len(self.avc) != 1

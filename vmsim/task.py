@@ -1,0 +1,330 @@
+"""A process: the syscall surface, its file table, personality, PKRU, fork and exit.
+
+Each syscall method reinterprets its arguments as the x86_64 syscall ABI does
+(unsigned 64-bit addresses and lengths, 32-bit ints) and calls the mm function that
+mirrors the kernel's. Failures raise OSError with the kernel's errno.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+from .errors import EBADF, EINVAL, EMFILE, ENOMEM, kerr
+from .mm import fault, madvise, mlock, mmap, mprotect, mremap, mseal, pkeys, procfs
+from .mm.flags import (VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED_MASK, VM_WIPEONFORK, vma_pkey,
+                       vmflags_mnemonics)
+from .mm.mm_struct import MmStruct
+from .mm.munmap import do_vmi_munmap
+from .mm.vma import AnonVma
+from .uapi import (PR_GET_MDWE, PR_MDWE_NO_INHERIT, PR_MDWE_REFUSE_EXEC_GAIN, PR_SET_MDWE,
+                   PR_SET_VMA, RLIM_INFINITY)
+
+U64 = (1 << 64) - 1
+
+VmaView = namedtuple("VmaView", "start end flags pgoff perms name pkey file anon_vma vmflags")
+
+
+def _ulong(x) -> int:
+    if not isinstance(x, int):
+        raise TypeError(f"expected an integer, got {type(x).__name__}")
+    return x & U64
+
+
+def _int(x) -> int:
+    if not isinstance(x, int):
+        raise TypeError(f"expected an integer, got {type(x).__name__}")
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _uint(x) -> int:
+    if not isinstance(x, int):
+        raise TypeError(f"expected an integer, got {type(x).__name__}")
+    return x & 0xFFFFFFFF
+
+
+class Process:
+    """One single-threaded process of a Kernel.
+
+    Invariants: `files` maps open fds to File objects holding one reference each;
+    `mm.owner is self`; `pkru` is this thread's PKRU register.
+    """
+
+    def __init__(self, kernel, pid: int, mm: MmStruct):
+        self.kernel = kernel
+        self.pid = pid
+        self.mm = mm
+        mm.owner = self
+        self.files: dict = {}
+        self.personality = 0
+        self.pkru = pkeys.INIT_PKRU_VALUE if kernel.pkeys else 0
+        self.rlimits = dict(kernel.rlimits)
+        self.caps = frozenset(kernel.capabilities)
+        self.uid = kernel.uid
+        self.map32_begin = 0x40000000
+        self.alive = True
+
+    # --- credentials and limits ---
+    def capable(self, cap: str) -> bool:
+        return cap in self.caps
+
+    def rlimit(self, resource: int) -> int:
+        return self.rlimits[resource][0]
+
+    def setrlimit(self, resource: int, cur: int, max: int | None = None) -> None:
+        hard = self.rlimits[resource][1] if max is None else max
+        if cur > hard:
+            raise kerr(EINVAL)
+        self.rlimits[resource] = (cur, hard)
+
+    def getrlimit(self, resource: int) -> tuple[int, int]:
+        return self.rlimits[resource]
+
+    # --- helpers used by mm ---
+    def execute_only_pkey(self) -> int:
+        return pkeys.execute_only_pkey(self)
+
+    def pkey_is_allocated(self, pkey: int) -> bool:
+        return pkeys.mm_pkey_is_allocated(self, pkey)
+
+    # --- memory syscalls ---
+    def mmap(self, addr, length, prot, flags, fd=-1, offset=0) -> int:
+        """mmap(2). Cost: O(log n) plus the VMAs replaced."""
+        return mmap.sys_mmap(self, _ulong(addr), _ulong(length), _ulong(prot),
+                             _ulong(flags), _ulong(fd), _ulong(offset))
+
+    def munmap(self, addr, length) -> int:
+        """munmap(2). Cost: O(log n + k) for k VMAs unmapped."""
+        do_vmi_munmap(self.mm, _ulong(addr), _ulong(length))
+        return 0
+
+    def mprotect(self, addr, length, prot) -> int:
+        """mprotect(2). Cost: O(log n) per VMA of the range."""
+        mprotect.do_mprotect_pkey(self, _ulong(addr), _ulong(length), _ulong(prot), -1)
+        return 0
+
+    def pkey_mprotect(self, addr, length, prot, pkey) -> int:
+        mprotect.do_mprotect_pkey(self, _ulong(addr), _ulong(length), _ulong(prot), _int(pkey))
+        return 0
+
+    def pkey_alloc(self, flags=0, access_rights=0) -> int:
+        return pkeys.sys_pkey_alloc(self, _ulong(flags), _ulong(access_rights))
+
+    def pkey_free(self, pkey) -> int:
+        return pkeys.sys_pkey_free(self, _int(pkey))
+
+    def mremap(self, old_addr, old_len, new_len, flags=0, new_addr=0) -> int:
+        return mremap.sys_mremap(self, _ulong(old_addr), _ulong(old_len), _ulong(new_len),
+                                 _ulong(flags), _ulong(new_addr))
+
+    def mseal(self, addr, length, flags=0) -> int:
+        return mseal.do_mseal(self, _ulong(addr), _ulong(length), _ulong(flags))
+
+    def madvise(self, addr, length, advice) -> int:
+        return madvise.do_madvise(self, _ulong(addr), _ulong(length), _int(advice))
+
+    def mlock(self, addr, length) -> int:
+        return mlock.sys_mlock2(self, _ulong(addr), _ulong(length), 0)
+
+    def mlock2(self, addr, length, flags=0) -> int:
+        return mlock.sys_mlock2(self, _ulong(addr), _ulong(length), _int(flags) & U64)
+
+    def munlock(self, addr, length) -> int:
+        return mlock.sys_munlock(self, _ulong(addr), _ulong(length))
+
+    def brk(self, addr) -> int:
+        return mmap.sys_brk(self, _ulong(addr))
+
+    def personality(self, persona) -> int:
+        """personality(2): returns the old persona; 0xffffffff only queries."""
+        persona = _uint(persona)
+        old = self.personality
+        if persona != 0xFFFFFFFF:
+            self.personality = persona
+        return old
+
+    def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0) -> int:
+        option = _int(option)
+        arg2, arg3, arg4, arg5 = (_ulong(a) for a in (arg2, arg3, arg4, arg5))
+        mm = self.mm
+        if option == PR_SET_MDWE:
+            if arg3 or arg4 or arg5:
+                raise kerr(EINVAL)
+            if arg2 & ~(PR_MDWE_REFUSE_EXEC_GAIN | PR_MDWE_NO_INHERIT):
+                raise kerr(EINVAL)
+            if arg2 & PR_MDWE_NO_INHERIT and not arg2 & PR_MDWE_REFUSE_EXEC_GAIN:
+                raise kerr(EINVAL)
+            current = self._mdwe_bits()
+            if current and current != arg2:
+                from .errors import EPERM
+                raise kerr(EPERM)
+            mm.mdwe_no_inherit |= bool(arg2 & PR_MDWE_NO_INHERIT)
+            mm.has_mdwe |= bool(arg2 & PR_MDWE_REFUSE_EXEC_GAIN)
+            return 0
+        if option == PR_GET_MDWE:
+            if arg2 or arg3 or arg4 or arg5:
+                raise kerr(EINVAL)
+            return self._mdwe_bits()
+        if option == PR_SET_VMA:
+            raise kerr(EINVAL)          # CONFIG_ANON_VMA_NAME is off on the target
+        raise kerr(EINVAL)
+
+    def _mdwe_bits(self) -> int:
+        mm = self.mm
+        return (PR_MDWE_REFUSE_EXEC_GAIN if mm.has_mdwe else 0) | \
+            (PR_MDWE_NO_INHERIT if mm.mdwe_no_inherit else 0)
+
+    # --- files ---
+    def _install(self, file) -> int:
+        fd = 0
+        while fd in self.files:
+            fd += 1
+        if fd >= 1024:
+            raise kerr(EMFILE)
+        self.files[fd] = file.get()
+        return fd
+
+    def _file(self, fd):
+        file = self.files.get(_int(fd))
+        if file is None:
+            raise kerr(EBADF)
+        return file
+
+    def open(self, path, flags=0, mode=0o666) -> int:
+        return self._install(self.kernel.fs.open(path, _int(flags), mode))
+
+    def close(self, fd) -> int:
+        self._file(fd)
+        self.files.pop(_int(fd)).put()
+        return 0
+
+    def dup(self, fd) -> int:
+        return self._install(self._file(fd))
+
+    def pipe(self) -> tuple[int, int]:
+        r, w = self.kernel.fs.pipe()
+        return self._install(r), self._install(w)
+
+    def ftruncate(self, fd, length) -> int:
+        from .fs.file import FMODE_WRITE, S_IFREG
+        file = self._file(fd)
+        if not file.f_mode & FMODE_WRITE or file.inode.kind != S_IFREG or length < 0:
+            raise kerr(EINVAL)
+        file.inode.truncate(length)
+        return 0
+
+    def pread(self, fd, n, offset) -> bytes:
+        return self._file(fd).inode.read(offset, n)
+
+    def pwrite(self, fd, data, offset) -> int:
+        self._file(fd).inode.write(offset, bytes(data))
+        return len(data)
+
+    def unlink(self, path) -> int:
+        self.kernel.fs.unlink(path)
+        return 0
+
+    def ioctl(self, fd, cmd, arg=0) -> int:
+        from .errors import ENOTTY
+        file = self._file(fd)
+        if file.f_op.unlocked_ioctl is None:
+            raise kerr(ENOTTY)
+        return file.f_op.unlocked_ioctl(file, _uint(cmd), _ulong(arg))
+
+    # --- memory access ---
+    def read(self, addr, n) -> bytes:
+        """Read n bytes as the process would. Raises vmsim.Fault."""
+        return fault.access(self, _ulong(addr), n, "r")
+
+    def write(self, addr, data) -> None:
+        """Write bytes as the process would. Raises vmsim.Fault."""
+        fault.access(self, _ulong(addr), len(data), "w", bytes(data))
+
+    def touch(self, addr, mode="r") -> None:
+        """One access of kind "r", "w" or "x" at addr."""
+        if mode not in ("r", "w", "x"):
+            raise ValueError("mode must be 'r', 'w' or 'x'")
+        if mode == "w":
+            vma = fault.user_fault(self, _ulong(addr), "w")
+            fault.fault_page(self, vma, _ulong(addr), True)
+        else:
+            fault.access(self, _ulong(addr), 1, mode)
+
+    # --- views ---
+    def maps(self) -> str:
+        """/proc/PID/maps, byte for byte. O(n)."""
+        return procfs.show_maps(self.mm)
+
+    def smaps(self) -> str:
+        """/proc/PID/smaps. O(n + pages)."""
+        return procfs.show_smaps(self.mm, self.kernel.pkeys)
+
+    def vmas(self) -> list:
+        """Read-only views of the VMAs, in address order."""
+        return [VmaView(v.start, v.end, v.flags, v.pgoff, procfs.perms(v.flags),
+                        procfs.vma_name(v), vma_pkey(v.flags),
+                        v.file.path if v.file is not None else None,
+                        v.anon_vma.id if v.anon_vma is not None else None,
+                        vmflags_mnemonics(v.flags)) for v in self.mm.tree]
+
+    # --- lifecycle ---
+    def fork(self) -> Process:
+        """fork(2): kernel/fork.c dup_mmap(); returns the child."""
+        child = self.kernel._new_process(self)
+        for fd, file in self.files.items():
+            child.files[fd] = file.get()
+        dup_mmap(self.mm, child.mm)
+        return child
+
+    def exit(self) -> None:
+        """exit(2): unmap everything (calling ->close), close every fd."""
+        if not self.alive:
+            return
+        mm = self.mm
+        if len(mm.tree):
+            from .mm.munmap import VmaMunmap
+            vms = VmaMunmap(mm, 0, self.kernel.task_size)
+            for vma in list(mm.tree):
+                mm.tree.remove(vma)
+                vms.detached.append(vma)
+                if vma.flags & VM_ACCOUNT:
+                    vms.nr_accounted += vma.pages
+            vms.complete()
+        for fd in list(self.files):
+            self.files.pop(fd).put()
+        self.alive = False
+        self.kernel.processes.pop(self.pid, None)
+
+
+def dup_mmap(old, mm) -> None:
+    """kernel/fork.c dup_mmap(): copy every VMA but VM_DONTCOPY ones; VM_WIPEONFORK
+    VMAs start empty; VM_LOCKED is dropped; forked anon_vmas link the parent's."""
+    for attr in ("def_flags", "topdown", "mmap_base", "mmap_legacy_base", "start_brk",
+                 "brk", "start_stack", "pkey_allocation_map", "execute_only_pkey"):
+        setattr(mm, attr, getattr(old, attr))
+    if not old.mdwe_no_inherit:
+        mm.has_mdwe = old.has_mdwe
+    for vma in old.tree:
+        if vma.flags & VM_DONTCOPY:
+            continue
+        if vma.flags & VM_ACCOUNT:
+            mm.account(vma.pages)
+        new = vma.dup()
+        new.mm = mm
+        new.flags &= ~VM_LOCKED_MASK
+        if new.flags & VM_WIPEONFORK:
+            new.anon_vma, new.avc = None, ()
+        elif vma.anon_vma is not None:
+            av = AnonVma(parent=vma.anon_vma)
+            new.anon_vma, new.avc = av, vma.avc + (av,)
+        if new.file is not None:
+            new.file.get()
+        if new.vm_ops is not None and new.vm_ops.open is not None:
+            new.vm_ops.open(new)
+        mm.tree.insert(new)
+        mm.vm_stat_account(new.flags, new.pages)
+        if new.flags & VM_WIPEONFORK:
+            continue
+        for vpn in old.present_in(vma.start, vma.end, old.anon_pages):
+            mm.anon_pages[vpn] = bytearray(old.anon_pages[vpn])
+        if vma.anon_vma is not None:
+            mm.file_ptes.update(old.present_in(vma.start, vma.end, old.file_ptes))
