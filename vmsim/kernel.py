@@ -73,13 +73,26 @@ class Kernel:
         self.committed -= pages
         raise kerr(ENOMEM)
 
+    def truncate(self, inode, size: int) -> None:
+        """truncate_setsize() + unmap_mapping_range(even_cows=1): pages wholly past
+        the new end leave the cache and every mapping, private COW copies included."""
+        inode.truncate(size)
+        first = -(-size // PAGE_SIZE)
+        for proc in self.processes.values():
+            for vma in proc.mm.tree:
+                if vma.file is None or vma.file.inode is not inode:
+                    continue
+                start = vma.start + max(first - vma.pgoff, 0) * PAGE_SIZE
+                if start < vma.end:
+                    proc.mm.zap(start, vma.end, markers=False)
+
     # --- processes ---
     def _new_process(self, parent: Process | None = None) -> Process:
         pid = self._next_pid
         self._next_pid += 1
         p = Process(self, pid, MmStruct(self))
         if parent is not None:
-            p.personality = parent.personality
+            p.persona = parent.persona
             p.pkru = parent.pkru
             p.rlimits = dict(parent.rlimits)
             p.caps = parent.caps
@@ -93,7 +106,7 @@ class Kernel:
         whose image is not shown: mmap_base and layout from the stack rlimit,
         start_brk = brk, and optionally a 132 KiB [stack] at the top."""
         p = self._new_process()
-        p.personality = personality
+        p.persona = personality
         mm = p.mm
         randomize = self.aslr and not personality & ADDR_NO_RANDOMIZE
         rnd = 0

@@ -16,8 +16,10 @@ from .mm.flags import (VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED_MASK, VM_WIPEONFORK, v
 from .mm.mm_struct import MmStruct
 from .mm.munmap import do_vmi_munmap
 from .mm.vma import AnonVma
-from .uapi import (PR_GET_MDWE, PR_MDWE_NO_INHERIT, PR_MDWE_REFUSE_EXEC_GAIN, PR_SET_MDWE,
-                   PR_SET_VMA, RLIM_INFINITY)
+from .mm.flags import VM_MERGEABLE
+from .mm.madvise import ksm_compatible
+from .uapi import (PR_GET_MDWE, PR_GET_MEMORY_MERGE, PR_MDWE_NO_INHERIT,
+                   PR_MDWE_REFUSE_EXEC_GAIN, PR_SET_MDWE, PR_SET_MEMORY_MERGE, PR_SET_VMA)
 
 U64 = (1 << 64) - 1
 
@@ -55,7 +57,7 @@ class Process:
         self.mm = mm
         mm.owner = self
         self.files: dict = {}
-        self.personality = 0
+        self.persona = 0            # current->personality
         self.pkru = pkeys.INIT_PKRU_VALUE if kernel.pkeys else 0
         self.rlimits = dict(kernel.rlimits)
         self.caps = frozenset(kernel.capabilities)
@@ -137,9 +139,9 @@ class Process:
     def personality(self, persona) -> int:
         """personality(2): returns the old persona; 0xffffffff only queries."""
         persona = _uint(persona)
-        old = self.personality
+        old = self.persona
         if persona != 0xFFFFFFFF:
-            self.personality = persona
+            self.persona = persona
         return old
 
     def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0) -> int:
@@ -164,6 +166,19 @@ class Process:
             if arg2 or arg3 or arg4 or arg5:
                 raise kerr(EINVAL)
             return self._mdwe_bits()
+        if option == PR_SET_MEMORY_MERGE:
+            if arg3 or arg4 or arg5:
+                raise kerr(EINVAL)
+            mm.merge_any = bool(arg2)
+            if mm.merge_any:        # ksm_enable_merge_any(): mark every existing VMA
+                for vma in mm.tree:
+                    if ksm_compatible(vma.flags):
+                        vma.flags |= VM_MERGEABLE
+            return 0
+        if option == PR_GET_MEMORY_MERGE:
+            if arg2 or arg3 or arg4 or arg5:
+                raise kerr(EINVAL)
+            return int(mm.merge_any)
         if option == PR_SET_VMA:
             raise kerr(EINVAL)          # CONFIG_ANON_VMA_NAME is off on the target
         raise kerr(EINVAL)
@@ -209,7 +224,7 @@ class Process:
         file = self._file(fd)
         if not file.f_mode & FMODE_WRITE or file.inode.kind != S_IFREG or length < 0:
             raise kerr(EINVAL)
-        file.inode.truncate(length)
+        self.kernel.truncate(file.inode, length)
         return 0
 
     def pread(self, fd, n, offset) -> bytes:
@@ -299,7 +314,8 @@ def dup_mmap(old, mm) -> None:
     """kernel/fork.c dup_mmap(): copy every VMA but VM_DONTCOPY ones; VM_WIPEONFORK
     VMAs start empty; VM_LOCKED is dropped; forked anon_vmas link the parent's."""
     for attr in ("def_flags", "topdown", "mmap_base", "mmap_legacy_base", "start_brk",
-                 "brk", "start_stack", "pkey_allocation_map", "execute_only_pkey"):
+                 "brk", "start_stack", "pkey_allocation_map", "execute_only_pkey",
+                 "merge_any"):
         setattr(mm, attr, getattr(old, attr))
     if not old.mdwe_no_inherit:
         mm.has_mdwe = old.has_mdwe
@@ -326,5 +342,6 @@ def dup_mmap(old, mm) -> None:
             continue
         for vpn in old.present_in(vma.start, vma.end, old.anon_pages):
             mm.anon_pages[vpn] = bytearray(old.anon_pages[vpn])
+        mm.guards.update(old.present_in(vma.start, vma.end, old.guards))
         if vma.anon_vma is not None:
             mm.file_ptes.update(old.present_in(vma.start, vma.end, old.file_ptes))

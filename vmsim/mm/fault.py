@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..errors import Fault
 from ..uapi import (BUS_ADRERR, PAGE_SHIFT, PAGE_SIZE, RLIMIT_STACK, SEGV_ACCERR,
                     SEGV_MAPERR, SEGV_PKUERR, SIGBUS, SIGSEGV)
-from .flags import (VM_ACCESS_FLAGS, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED,
+from .flags import (VM_ACCESS_FLAGS, VM_IGNORE_MERGE, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED,
                     VM_WRITE, vma_pkey)
 from .vma import AnonVma, VmOperations
 
@@ -37,7 +37,7 @@ FILE_VM_OPS = FileVmOps()
 def anon_vma_compatible(a, b) -> bool:
     """a, b adjacent (a below b) and alike but for R/W/X: they may share an anon_vma."""
     return (a.end == b.start and a.file is b.file
-            and not (a.flags ^ b.flags) & ~VM_ACCESS_FLAGS
+            and not (a.flags ^ b.flags) & ~(VM_ACCESS_FLAGS | VM_IGNORE_MERGE)
             and b.pgoff == a.pgoff + a.pages)
 
 
@@ -142,6 +142,8 @@ def fault_page(task, vma, addr: int, write: bool):
     zero page. Raises Fault(SIGBUS) from the driver/file."""
     mm = task.mm
     vpn = addr >> PAGE_SHIFT
+    if vpn in mm.guards:
+        raise Fault(SIGSEGV, SEGV_MAPERR, addr)     # a guard PTE marker
     page = mm.anon_pages.get(vpn)
     if page is not None:
         return page

@@ -19,6 +19,9 @@ VM_MAYSHARE = 0x00000080
 VM_GROWSDOWN = 0x00000100
 VM_UFFD_MISSING = 0x00000200
 VM_PFNMAP = 0x00000400
+#: "gu": MADV_GUARD_INSTALL ran on this VMA. Sticky: it never blocks a merge and
+#: the merged VMA keeps it (present in 6.18.44 [obs], docs/kernel-observations.md §4).
+VM_MAYBE_GUARD = 0x00000800
 VM_UFFD_WP = 0x00001000
 VM_LOCKED = 0x00002000
 VM_IO = 0x00004000
@@ -57,23 +60,26 @@ VM_PKEY_MASK = VM_PKEY_BIT0 | VM_PKEY_BIT1 | VM_PKEY_BIT2 | VM_PKEY_BIT3
 VM_FLAGS_CLEAR = VM_PKEY_MASK
 #: VMAs the merge code never touches (include/linux/mm.h VM_SPECIAL).
 VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
+#: flags OR-ed together when VMAs merge, and ignored when deciding whether they may
+VM_STICKY = VM_SOFTDIRTY | VM_MAYBE_GUARD
+VM_IGNORE_MERGE = VM_STICKY
 VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
 #: VM_DATA_DEFAULT_FLAGS on x86_64 (VM_DATA_FLAGS_TSK_EXEC without READ_IMPLIES_EXEC).
 VM_DATA_DEFAULT_FLAGS = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
 VM_STACK_DEFAULT_FLAGS = VM_DATA_DEFAULT_FLAGS | VM_GROWSDOWN | VM_ACCOUNT
 
-#: fs/proc/task_mmu.c show_smap_vma_flags(), in its print order.
-MNEMONICS = (
+#: fs/proc/task_mmu.c show_smap_vma_flags(): one mnemonic per bit, printed in bit order.
+MNEMONICS = tuple(sorted((
     (VM_READ, "rd"), (VM_WRITE, "wr"), (VM_EXEC, "ex"), (VM_SHARED, "sh"),
     (VM_MAYREAD, "mr"), (VM_MAYWRITE, "mw"), (VM_MAYEXEC, "me"), (VM_MAYSHARE, "ms"),
-    (VM_GROWSDOWN, "gd"), (VM_PFNMAP, "pf"), (VM_LOCKED, "lo"), (VM_IO, "io"),
-    (VM_SEQ_READ, "sr"), (VM_RAND_READ, "rr"), (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"),
-    (VM_LOCKONFAULT, "lf"), (VM_ACCOUNT, "ac"), (VM_NORESERVE, "nr"), (VM_HUGETLB, "ht"),
-    (VM_SYNC, "sf"), (VM_ARCH_1, "ar"), (VM_WIPEONFORK, "wf"), (VM_DONTDUMP, "dd"),
-    (VM_MIXEDMAP, "mm"), (VM_HUGEPAGE, "hg"), (VM_NOHUGEPAGE, "nh"), (VM_MERGEABLE, "mg"),
-    (VM_UFFD_MISSING, "um"), (VM_UFFD_WP, "uw"), (VM_SHADOW_STACK, "ss"),
-    (VM_DROPPABLE, "dp"), (VM_SEALED, "sl"),
-)
+    (VM_GROWSDOWN, "gd"), (VM_UFFD_MISSING, "um"), (VM_PFNMAP, "pf"), (VM_MAYBE_GUARD, "gu"),
+    (VM_UFFD_WP, "uw"), (VM_LOCKED, "lo"), (VM_IO, "io"), (VM_SEQ_READ, "sr"),
+    (VM_RAND_READ, "rr"), (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"), (VM_LOCKONFAULT, "lf"),
+    (VM_ACCOUNT, "ac"), (VM_NORESERVE, "nr"), (VM_HUGETLB, "ht"), (VM_SYNC, "sf"),
+    (VM_ARCH_1, "ar"), (VM_WIPEONFORK, "wf"), (VM_DONTDUMP, "dd"), (VM_MIXEDMAP, "mm"),
+    (VM_HUGEPAGE, "hg"), (VM_NOHUGEPAGE, "nh"), (VM_MERGEABLE, "mg"),
+    (VM_SHADOW_STACK, "ss"), (VM_DROPPABLE, "dp"), (VM_SEALED, "sl"),
+)))
 
 
 def vmflags_mnemonics(flags: int) -> list[str]:

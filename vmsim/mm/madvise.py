@@ -10,14 +10,14 @@ end, after the mapped parts were advised.
 from __future__ import annotations
 
 from ..errors import EACCES, EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, kerr
-from ..uapi import (MADV_COLD, MADV_COLLAPSE, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP,
+from ..uapi import (MADV_COLD, MADV_GUARD_INSTALL, MADV_GUARD_REMOVE, MADV_COLLAPSE, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP,
                     MADV_DONTFORK, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
                     MADV_HUGEPAGE, MADV_KEEPONFORK, MADV_MERGEABLE,
                     MADV_NOHUGEPAGE, MADV_NORMAL, MADV_PAGEOUT, MADV_POPULATE_READ,
                     MADV_POPULATE_WRITE, MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL,
                     MADV_UNMERGEABLE, MADV_WILLNEED, MADV_WIPEONFORK,
                     PAGE_MASK, PAGE_SHIFT, PAGE_SIZE)
-from .flags import (VM_ACCESS_FLAGS, VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_DROPPABLE,
+from .flags import (VM_ACCESS_FLAGS, VM_MAYBE_GUARD, VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_DROPPABLE,
                     VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MERGEABLE,
                     VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_RAND_READ, VM_SEALED,
                     VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, vma_pkey)
@@ -28,11 +28,17 @@ VALID = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED
          MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE, MADV_UNMERGEABLE,
          MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK,
          MADV_KEEPONFORK, MADV_COLD, MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE,
-         MADV_DONTNEED_LOCKED, MADV_COLLAPSE}
+         MADV_DONTNEED_LOCKED, MADV_COLLAPSE, MADV_GUARD_INSTALL, MADV_GUARD_REMOVE}
 # MADV_HWPOISON/MADV_SOFT_OFFLINE: EINVAL, the target kernel lacks CONFIG_MEMORY_FAILURE
 #: discards a sealed read-only anonymous VMA refuses (mm/madvise.c is_discard)
 DISCARDS = {MADV_FREE, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_REMOVE, MADV_DONTFORK,
-            MADV_WIPEONFORK}
+            MADV_WIPEONFORK, MADV_GUARD_INSTALL}
+
+
+def ksm_compatible(flags: int) -> bool:
+    """mm/ksm.c vma_ksm_compatible(): KSM ignores shared and special mappings."""
+    return not flags & (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND |
+                        VM_HUGETLB | VM_MIXEDMAP | VM_DROPPABLE)
 
 
 def can_madvise_modify(task, vma, behavior: int) -> bool:
@@ -106,8 +112,10 @@ def madvise_vma_behavior(task, vma, prev, start, end, behavior):
             if not vma.is_anonymous():
                 raise kerr(EINVAL)
             return vma      # lazily freed: contents stay until reclaim, never here
-        mm.zap(start, end)
+        mm.zap(start, end, markers=False)
         return vma
+    if behavior in (MADV_GUARD_INSTALL, MADV_GUARD_REMOVE):
+        return madvise_guard(task, vma, start, end, behavior == MADV_GUARD_INSTALL)
     if behavior == MADV_REMOVE:
         return madvise_remove(task, vma, start, end)
     if behavior in (MADV_WILLNEED,):
@@ -146,8 +154,7 @@ def madvise_vma_behavior(task, vma, prev, start, end, behavior):
             raise kerr(EINVAL)
         new &= ~VM_DONTDUMP
     elif behavior == MADV_MERGEABLE:
-        if not new & (VM_MERGEABLE | VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO |
-                      VM_DONTEXPAND | VM_HUGETLB | VM_MIXEDMAP | VM_DROPPABLE):
+        if ksm_compatible(new):
             new |= VM_MERGEABLE
     elif behavior == MADV_UNMERGEABLE:
         new &= ~VM_MERGEABLE
@@ -158,12 +165,33 @@ def madvise_vma_behavior(task, vma, prev, start, end, behavior):
     if new == flags:
         return vma
     try:
-        vma = vma_modify_flags(mm, prev, vma, start, end, new)
+        vma, new = vma_modify_flags(mm, prev, vma, start, end, new)
     except OSError as exc:
         raise kerr(EAGAIN if exc.errno == ENOMEM else exc.errno) from None
     mm.vm_stat_account(vma.flags, -vma.pages)
     vma.flags = new
     mm.vm_stat_account(vma.flags, vma.pages)
+    return vma
+
+
+def madvise_guard(task, vma, start, end, install: bool):
+    """MADV_GUARD_INSTALL/REMOVE (6.13+): guard PTE markers that fault with SIGSEGV.
+    Installing sets the sticky VM_MAYBE_GUARD on the whole VMA (no split), gives an
+    anonymous VMA its anon_vma and zaps the range; removing keeps the flag."""
+    from .fault import anon_vma_prepare
+    mm = task.mm
+    disallowed = VM_SPECIAL | VM_HUGETLB | (VM_LOCKED if install else 0)
+    if vma.flags & disallowed:
+        raise kerr(EINVAL)
+    first, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+    if install:
+        vma.flags |= VM_MAYBE_GUARD
+        if vma.is_anonymous():
+            anon_vma_prepare(vma)
+        mm.zap(start, end)
+        mm.guards.update(range(first, last))
+    else:
+        mm.guards.difference_update(range(first, last))
     return vma
 
 
@@ -193,7 +221,7 @@ def madvise_populate(task, start: int, end: int, write: bool) -> int:
         if vma.flags & (VM_IO | VM_PFNMAP):
             raise kerr(EINVAL)
         if (write and not vma.flags & VM_WRITE) or not vma.flags & VM_ACCESS_FLAGS:
-            raise kerr(EFAULT)
+            raise kerr(EINVAL)      # "Incompatible mappings / permissions" [obs]
         try:
             fault_page(task, vma, addr, write)
         except Fault:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..errors import ENOMEM, kerr
 from ..uapi import PAGE_SHIFT
-from .flags import VM_SPECIAL
+from .flags import VM_IGNORE_MERGE, VM_SPECIAL, VM_STICKY
 from .vma import Vma
 
 
@@ -67,13 +67,13 @@ class VmaMergeStruct:
 # --- predicates ---------------------------------------------------------------------
 
 def is_mergeable_vma(vmg: VmaMergeStruct, merge_next: bool) -> bool:
-    """Same flags (VM_SOFTDIRTY is 0 here) and the same struct file.
+    """Same flags but the sticky ones (VM_IGNORE_MERGE) and the same struct file.
 
     mempolicy, userfaultfd context and anon_vma_name are always equal in the model
     (no NUMA policy, no uffd, CONFIG_ANON_VMA_NAME off on the target kernel).
     """
     vma = vmg.next if merge_next else vmg.prev
-    return vma.flags == vmg.flags and vma.file is vmg.file
+    return not (vma.flags ^ vmg.flags) & ~VM_IGNORE_MERGE and vma.file is vmg.file
 
 
 def is_mergeable_anon_vma(vmg: VmaMergeStruct, merge_next: bool) -> bool:
@@ -181,6 +181,11 @@ def vma_merge_existing_range(vmg: VmaMergeStruct) -> Vma | None:
     if merge_left and merge_right and not can_merge_remove_vma(nxt):
         merge_right = False     # reduce to prev + middle
 
+    sticky = vmg.flags & VM_STICKY
+    if merge_right:
+        sticky |= nxt.flags & VM_STICKY
+    if merge_left:
+        sticky |= prev.flags & VM_STICKY
     tree = mm.tree
     if merge_left and merge_right:
         #  |<-------------------->|
@@ -220,6 +225,7 @@ def vma_merge_existing_range(vmg: VmaMergeStruct) -> Vma | None:
         nxt.pgoff -= (nxt.start - start) >> PAGE_SHIFT
         tree.rekey(nxt, start)
         vmg.target = nxt
+    vmg.target.flags |= sticky
     vmg.state = MergeState.SUCCESS
     return vmg.target
 
@@ -269,9 +275,12 @@ def vma_expand(vmg: VmaMergeStruct) -> None:
         for next, which is deleted when end == next.end.
     """
     mm, middle, nxt = vmg.mm, vmg.middle, vmg.next
+    sticky = vmg.flags & VM_STICKY
     if nxt is not None and nxt is not middle and vmg.end == nxt.end:
+        sticky |= nxt.flags & VM_STICKY
         dup_anon_vma(middle, nxt)
         _remove_merged(mm, nxt)
+    middle.flags |= sticky
     vmg.target = middle
     mm.tree.rekey(middle, vmg.start)
     middle.end = vmg.end
@@ -289,8 +298,8 @@ def vma_merge_extend(mm, vma: Vma, delta: int) -> Vma | None:
 
 # --- splitting ----------------------------------------------------------------------
 
-def __split_vma(mm, vma: Vma, addr: int, new_below: bool) -> Vma:
-    """Split `vma` at addr; the new VMA is the part below (new_below) or above.
+def split_vma_unchecked(mm, vma: Vma, addr: int, new_below: bool) -> Vma:
+    """__split_vma(): split `vma` at addr; the new VMA is the part below (new_below) or above.
 
     `vma` keeps the other part. Asks ->may_split first and calls ->open on the new
     VMA. No max_map_count check (callers that need it use split_vma).
@@ -321,7 +330,7 @@ def split_vma(mm, vma: Vma, addr: int, new_below: bool) -> Vma:
     """__split_vma with the max_map_count check: ENOMEM when already at the limit."""
     if len(mm.tree) >= mm.kernel.max_map_count:
         raise kerr(ENOMEM)
-    return __split_vma(mm, vma, addr, new_below)
+    return split_vma_unchecked(mm, vma, addr, new_below)
 
 
 def vma_modify(vmg: VmaMergeStruct) -> Vma:
@@ -342,9 +351,15 @@ def vma_modify(vmg: VmaMergeStruct) -> Vma:
 
 
 def vma_modify_flags(mm, prev: Vma | None, vma: Vma, start: int, end: int,
-                     flags: int) -> Vma:
-    """Prepare [start, end) of `vma` for new flags; the caller then sets them."""
-    return vma_modify(VmaMergeStruct.for_vma(mm, prev, vma, start, end, flags))
+                     flags: int) -> tuple[Vma, int]:
+    """Prepare [start, end) of `vma` for new flags; the caller then sets them.
+
+    Returns (vma, flags): after a merge the flags to set include the sticky flags
+    the neighbours contributed (the kernel passes vm_flags by pointer for this).
+    """
+    vmg = VmaMergeStruct.for_vma(mm, prev, vma, start, end, flags)
+    vma = vma_modify(vmg)
+    return vma, vma.flags if vmg.state is MergeState.SUCCESS else flags
 
 
 # --- copying (mremap) ---------------------------------------------------------------

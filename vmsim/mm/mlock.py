@@ -24,7 +24,7 @@ def mlock_fixup(task, vma, prev, start, end, newflags):
     oldflags = vma.flags
     if newflags == oldflags or not vma_supports_mlock(vma):
         return vma
-    vma = vma_modify_flags(mm, prev, vma, start, end, newflags)
+    vma, newflags = vma_modify_flags(mm, prev, vma, start, end, newflags)
     nr = (end - start) >> PAGE_SHIFT
     if not newflags & VM_LOCKED:
         nr = -nr

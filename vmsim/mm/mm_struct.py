@@ -43,10 +43,14 @@ class MmStruct:
         self.start_stack = 0
         self.has_mdwe = False       # MMF_HAS_MDWE
         self.mdwe_no_inherit = False
-        self.pkey_allocation_map = 1
-        self.execute_only_pkey = -1
+        self.merge_any = False      # MMF_VM_MERGE_ANY (prctl PR_SET_MEMORY_MERGE)
+        # init_new_context(): only a PKU CPU gets pkey 0 allocated and "no
+        # execute-only key yet" (-1); otherwise both stay zero.
+        self.pkey_allocation_map = 1 if kernel.pkeys else 0
+        self.execute_only_pkey = -1 if kernel.pkeys else 0
         self.anon_pages: dict[int, bytearray] = {}
         self.file_ptes: set[int] = set()
+        self.guards: set[int] = set()           # guard PTE markers (MADV_GUARD_INSTALL)
         self.owner = None           # the Process, for drivers that need current
 
     @property
@@ -92,10 +96,14 @@ class MmStruct:
             self.locked_vm += vma.pages
 
     # --- pages ---
-    def zap(self, start: int, end: int) -> None:
-        """zap_page_range: drop every PTE in [start, end). O(min(pages, present))."""
+    def zap(self, start: int, end: int, markers: bool = True) -> None:
+        """Drop every PTE in [start, end), and the guard markers too unless told to
+        keep them (MADV_DONTNEED keeps them, unmapping does not).
+        O(min(pages, present))."""
         first, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
-        for table in (self.anon_pages, self.file_ptes):
+        tables = (self.anon_pages, self.file_ptes, self.guards) if markers else \
+            (self.anon_pages, self.file_ptes)
+        for table in tables:
             if not table:
                 continue
             if last - first <= len(table):
@@ -122,7 +130,7 @@ class MmStruct:
     def move_pages(self, old: int, new: int, length: int) -> None:
         """move_page_tables(): PTEs of [old, old+len) now map [new, new+len)."""
         shift = (new - old) >> PAGE_SHIFT
-        for table in (self.anon_pages, self.file_ptes):
+        for table in (self.anon_pages, self.file_ptes, self.guards):
             moved = self.present_in(old, old + length, table)
             if isinstance(table, dict):
                 items = [(v, table.pop(v)) for v in moved]
@@ -171,6 +179,6 @@ class MmStruct:
         got = dict(total=self.total_vm, data=self.data_vm, exec=self.exec_vm,
                    stack=self.stack_vm)
         assert got == totals, f"counters {got} != recomputed {totals}"
-        for vpn in list(self.anon_pages) + list(self.file_ptes):
+        for vpn in list(self.anon_pages) + list(self.file_ptes) + list(self.guards):
             assert tree.find(vpn << PAGE_SHIFT) is not None, f"page {vpn:#x} outside any VMA"
-        assert self.pkey_allocation_map & 1, "pkey 0 not allocated"
+        assert self.pkey_allocation_map & 1 or not self.kernel.pkeys, "pkey 0 not allocated"

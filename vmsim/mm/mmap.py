@@ -15,9 +15,10 @@ from ..uapi import (LEGACY_MAP_MASK, MAP_ANONYMOUS, MAP_DROPPABLE, MAP_FIXED,
                     READ_IMPLIES_EXEC, RLIM_INFINITY, RLIMIT_DATA, RLIMIT_MEMLOCK)
 from .flags import (VM_ACCESS_FLAGS, VM_ACCOUNT, VM_DATA_DEFAULT_FLAGS, VM_DONTDUMP, VM_DROPPABLE, VM_EXEC,
                     VM_GROWSDOWN, VM_IO, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT,
-                    VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE,
+                    VM_MAYEXEC, VM_MERGEABLE, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE,
                     VM_PFNMAP, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE,
                     calc_vm_flag_bits, calc_vm_prot_bits)
+from .madvise import ksm_compatible
 from .merge import VmaMergeStruct, vma_merge_existing_range, vma_merge_new_range
 from .munmap import VmaMunmap, page_align
 from .placement import get_unmapped_area
@@ -88,7 +89,7 @@ def do_mmap(task, file, addr, length, prot, flags, pgoff, vm_flags=0):
     mm, kernel = task.mm, task.kernel
     if not length:
         raise kerr(EINVAL)
-    if prot & PROT_READ and task.personality & READ_IMPLIES_EXEC and \
+    if prot & PROT_READ and task.persona & READ_IMPLIES_EXEC and \
             not (file is not None and file.inode.noexec):
         prot |= PROT_EXEC
     if flags & MAP_FIXED_NOREPLACE:
@@ -122,6 +123,8 @@ def do_mmap(task, file, addr, length, prot, flags, pgoff, vm_flags=0):
         vm_flags, pgoff = _anon_vm_flags(flags, addr, vm_flags)
     if flags & MAP_NORESERVE and kernel.overcommit_memory != 2:
         vm_flags |= VM_NORESERVE
+    if mm.merge_any and ksm_compatible(vm_flags):
+        vm_flags |= VM_MERGEABLE        # update_ksm_flags(), before the merge attempt
     addr = mmap_region(task, file, addr, length, vm_flags, pgoff)
     populate = length if (vm_flags & VM_LOCKED or
                           flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE) else 0
@@ -331,6 +334,8 @@ def do_brk_flags(task, vma, addr, length, flags) -> None:
     """Extend the brk VMA (just_expand merge with prev only) or create one."""
     mm = task.mm
     flags |= VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT | mm.def_flags
+    if mm.merge_any:
+        flags |= VM_MERGEABLE
     pglen = length >> PAGE_SHIFT
     if not mm.may_expand_vm(task, flags, pglen):
         raise kerr(ENOMEM)

@@ -21,7 +21,9 @@ U64 = (1 << 64) - 1
 
 
 def arch_override_mprotect_pkey(task, vma, prot: int, pkey: int) -> int:
-    """arch/x86/mm/pkeys.c __arch_override_mprotect_pkey()."""
+    """arch/x86/mm/pkeys.c __arch_override_mprotect_pkey() (0 without PKU)."""
+    if not task.kernel.pkeys:
+        return 0
     if pkey != -1:
         return pkey
     if prot == PROT_EXEC:
@@ -78,7 +80,7 @@ def do_mprotect_pkey(task, start: int, length: int, prot: int, pkey: int) -> Non
     while vma is not None and vma.start < end:
         if vma.start != tmp:
             raise kerr(ENOMEM)
-        if reqprot & PROT_READ and task.personality & READ_IMPLIES_EXEC and \
+        if reqprot & PROT_READ and task.persona & READ_IMPLIES_EXEC and \
                 vma.flags & VM_MAYEXEC:
             prot = reqprot | PROT_EXEC
         else:
@@ -137,7 +139,7 @@ def mprotect_fixup(task, vma, prev, start: int, end: int, newflags: int):
     elif oldflags & VM_ACCOUNT and vma.is_anonymous() and vma.anon_vma is None:
         newflags &= ~VM_ACCOUNT
     try:
-        vma = vma_modify_flags(mm, prev, vma, start, end, newflags)
+        vma, newflags = vma_modify_flags(mm, prev, vma, start, end, newflags)
     except OSError:
         if charged:
             mm.unaccount(charged)

@@ -45,9 +45,9 @@ def do_mseal(task, start: int, len_in: int, flags: int) -> int:
     while vma is not None and vma.start < end:
         curr_end = min(vma.end, end)
         if not vma.flags & VM_SEALED:
-            vma = vma_modify_flags(mm, prev, vma, curr_start, curr_end,
-                                   vma.flags | VM_SEALED)
-            vma.flags |= VM_SEALED
+            vma, flags = vma_modify_flags(mm, prev, vma, curr_start, curr_end,
+                                          vma.flags | VM_SEALED)
+            vma.flags = flags
         prev = vma
         curr_start = curr_end
         vma = mm.tree.next(vma)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..errors import EINVAL, ENOMEM, EPERM, kerr
 from ..uapi import PAGE_MASK, PAGE_SIZE
 from .flags import VM_ACCOUNT, VM_LOCKED, VM_SEALED
-from .merge import __split_vma
+from .merge import split_vma_unchecked
 
 
 def page_align(n: int) -> int:
@@ -52,14 +52,14 @@ class VmaMunmap:
                 raise kerr(ENOMEM)
             if vma.flags & VM_SEALED:
                 raise kerr(EPERM)
-            __split_vma(mm, vma, start, True)
+            split_vma_unchecked(mm, vma, start, True)
         self.prev = mm.tree.prev(vma)
         try:
             for vma in mm.tree.intersecting(start, end):
                 if vma.flags & VM_SEALED:
                     raise kerr(EPERM)
                 if vma.end > end:
-                    __split_vma(mm, vma, end, False)
+                    split_vma_unchecked(mm, vma, end, False)
                 mm.tree.remove(vma)
                 self.detached.append(vma)
                 self.nr_pages += vma.pages

@@ -25,7 +25,7 @@ def mm_pkey_is_allocated(task, pkey: int) -> bool:
     if pkey < 0 or pkey >= arch_max_pkey(task.kernel):
         return False
     if pkey == mm.execute_only_pkey:
-        return True
+        return False        # set in the map, but not for the user interfaces
     return bool(mm.pkey_allocation_map & (1 << pkey))
 
 
@@ -60,15 +60,25 @@ def sys_pkey_alloc(task, flags: int, init_val: int) -> int:
     try:
         arch_set_user_pkey_access(task, pkey, init_val)
     except OSError:
-        task.mm.pkey_allocation_map &= ~(1 << pkey)
+        # mm_pkey_free() refuses a key it does not consider allocated: without PKU
+        # key 0 is the (zeroed) execute-only key, so it stays set and the next
+        # pkey_alloc finds the map full (ENOSPC) [obs].
+        try:
+            mm_pkey_free(task, pkey)
+        except OSError:
+            pass
         raise
     return pkey
 
 
-def sys_pkey_free(task, pkey: int) -> int:
+def mm_pkey_free(task, pkey: int) -> None:
     if not mm_pkey_is_allocated(task, pkey):
         raise kerr(EINVAL)
     task.mm.pkey_allocation_map &= ~(1 << pkey)
+
+
+def sys_pkey_free(task, pkey: int) -> int:
+    mm_pkey_free(task, pkey)
     return 0
 
 
