@@ -37,21 +37,16 @@ def vm_start_gap(vma, guard_gap: int) -> int:
 def _highest_gap(mm, low: int, high: int, size: int):
     """The end of the highest free range of `size` bytes inside [low, high)."""
     tree = mm.tree
-    starts, by_start = tree.starts, tree.by_start
-    i = starts.bisect_left(high)
     upper = high
+    below = tree.prev_of(high)
     while True:
-        if i > 0:
-            below = by_start[starts[i - 1]]
-            lower = max(below.end, low)
-        else:
-            lower = low
+        lower = max(below.end, low) if below is not None else low
         if upper >= lower and upper - lower >= size:
             return upper
-        if i == 0 or lower <= low:
+        if below is None or lower <= low:
             return None
-        i -= 1
-        upper = min(by_start[starts[i]].start, high)
+        upper = below.start
+        below = tree.prev(below)
 
 
 def _lowest_gap(mm, low: int, high: int, size: int):

@@ -14,9 +14,14 @@ VSYSCALL_LINE = ("ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0"
 NAME_COLUMN = 73        # seq_setwidth(25 + 6 * sizeof(void *) - 1) then one space
 
 
+#: the four perms characters by (flags & (VM_READ|VM_WRITE|VM_EXEC)) | (VM_MAYSHARE >> 4)
+_PERMS = tuple(("r" if i & 1 else "-") + ("w" if i & 2 else "-") + ("x" if i & 4 else "-")
+               + ("s" if i & 8 else "p") for i in range(16))
+
+
 def perms(flags: int) -> str:
-    return (("r" if flags & VM_READ else "-") + ("w" if flags & VM_WRITE else "-")
-            + ("x" if flags & VM_EXEC else "-") + ("s" if flags & VM_MAYSHARE else "p"))
+    """r/w/x from VM_READ/VM_WRITE/VM_EXEC; s if VM_MAYSHARE else p."""
+    return _PERMS[(flags & 7) | ((flags & VM_MAYSHARE) >> 4)]
 
 
 def vma_name(vma) -> str | None:
@@ -29,29 +34,32 @@ def vma_name(vma) -> str | None:
     mm = vma.mm
     if vma.start < mm.brk and vma.end > mm.start_brk:
         return "[heap]"
-    if vma.start <= mm.start_stack <= vma.end and mm.start_stack:
+    if mm.start_stack and vma.start <= mm.start_stack <= vma.end:
         return "[stack]"
     return None
 
 
 def header(vma) -> str:
     """show_vma_header_prefix() plus the name, without the newline."""
-    if vma.file is not None:
-        inode = vma.file.inode
-        dev, ino, off = inode.dev, inode.ino, vma.pgoff << PAGE_SHIFT
+    flags = vma.flags
+    p = _PERMS[(flags & 7) | ((flags & VM_MAYSHARE) >> 4)]
+    file = vma.file
+    if file is None:
+        line = f"{vma.start:08x}-{vma.end:08x} {p} 00000000 00:00 0 "
     else:
-        dev, ino, off = (0, 0), 0, 0
-    line = (f"{vma.start:08x}-{vma.end:08x} {perms(vma.flags)} {off:08x} "
-            f"{dev[0]:02x}:{dev[1]:02x} {ino} ")
+        inode = file.inode
+        major, minor = inode.dev
+        line = (f"{vma.start:08x}-{vma.end:08x} {p} {vma.pgoff << PAGE_SHIFT:08x} "
+                f"{major:02x}:{minor:02x} {inode.ino} ")
     name = vma_name(vma)
     if name is None:
         return line
-    return line.ljust(NAME_COLUMN - 1) + " " + name
+    return f"{line:<{NAME_COLUMN - 1}} {name}"
 
 
 def show_maps(mm) -> str:
     """The text of /proc/PID/maps. O(n)."""
-    return "".join([header(v) + "\n" for v in mm.tree]) + VSYSCALL_LINE
+    return "\n".join([header(v) for v in mm.tree] + [VSYSCALL_LINE])
 
 
 def _kb(name: str, value_bytes: int) -> str:

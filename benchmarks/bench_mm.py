@@ -1,0 +1,563 @@
+#!/usr/bin/env python3
+"""bench_mm.py - vmsim mm layer against the native kernel, measured in the same run.
+
+This is a benchmark, not a test: pytest never runs it and it asserts nothing about
+time. It prints one table and says which performance targets are met.
+
+Workloads, with N existing VMAs (N = 100, 1000, 10000, 60000):
+
+  (a) split   mprotect(test+PG, PG, PROT_READ)             3-page VMA -> 3 VMAs
+  (b) merge   mprotect(test+PG, PG, PROT_READ|PROT_WRITE)  3 VMAs -> 1 VMA
+  (c) mmap    mmap(slot, PG, RW, MAP_PRIVATE|MAP_ANONYMOUS)  (hint; lands at slot)
+  (d) munmap  munmap(slot, PG)
+  maps        /proc/self/maps read (native) or p.maps() (model), per line
+
+The N VMAs are built identically on both sides (as spec/mm_probe_maxmap.c does): a
+PROT_NONE MAP_NORESERVE reservation at a fixed address with alternate pages
+mprotected to PROT_READ so nothing merges. There are two reservations, A below and
+B above the test area, so the measured VMAs sit in the middle of the tree.
+
+The native side is benchmarks/native_mm.c, compiled with the system cc into a cache
+directory ($XDG_CACHE_HOME/vmsim or ~/.cache/vmsim). It is limited by
+vm.max_map_count (65530 by default; 60,000 + the process's own ~25 VMAs fits). The
+model gets Kernel(max_map_count=...) high enough for the largest N.
+
+Usage:
+  python3 benchmarks/bench_mm.py            # full run (~1-3 minutes, model dependent)
+  python3 benchmarks/bench_mm.py --quick    # N = 100, 1000, 10000; fewer repetitions
+  python3 benchmarks/bench_mm.py --json     # machine-readable results on stdout
+  python3 benchmarks/bench_mm.py --profile  # also cProfile the model's worst case
+"""
+
+import argparse
+import cProfile
+import gc
+import hashlib
+import io
+import json
+import os
+import platform
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+NATIVE_SRC = os.path.join(HERE, "native_mm.c")
+
+# Layout: must match native_mm.c
+PG = 4096
+REGION_A = 0x100000000000
+TEST_BASE = 0x110000000000
+REGION_B = 0x120000000000
+TEST_VMA = TEST_BASE          # 3 pages
+SLOT = TEST_BASE + 8 * PG     # 1 page, unmapped gaps on both sides
+
+OPS = ("split", "merge", "mmap", "munmap")
+OP_LABEL = {
+    "split": "(a) mprotect split",
+    "merge": "(b) mprotect merge",
+    "mmap": "(c) mmap 1 page",
+    "munmap": "(d) munmap 1 page",
+}
+
+TARGET_CALL_RATIO = 10.0      # model per call <= 10x native
+TARGET_SCALING = 1.3          # model cost at N max <= 1.3x its cost at N min
+TARGET_BYTES_PER_VMA = 600
+TARGET_MAPS_RATIO = 3.0       # maps rendering <= 3x the kernel, per line
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def region_pages(nmax):
+    """Pages per reservation; must match native_mm.c (k = (nmax-2)/4 + 2)."""
+    kmax = (nmax - 2) // 2 // 2 + 2
+    return 2 * kmax + 4
+
+
+def split_k(n):
+    """PROT_READ pages in reservation A and B so that (2kA+1)+(2kB+1) == n."""
+    half = (n - 2) // 2
+    return (half + 1) // 2, half // 2
+
+
+# ---------------------------------------------------------------------------
+# native side
+
+def cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    d = os.path.join(base, "vmsim")
+    try:
+        os.makedirs(d, exist_ok=True)
+        return d
+    except OSError:
+        import tempfile
+        return tempfile.mkdtemp(prefix="vmsim-bench-")
+
+
+def build_native():
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise RuntimeError("no C compiler (cc) found")
+    cflags = ["-O2", "-Wall"]
+    src = open(NATIVE_SRC, "rb").read()
+    tag = hashlib.sha256(src + cc.encode() + " ".join(cflags).encode()).hexdigest()[:16]
+    exe = os.path.join(cache_dir(), "native_mm-" + tag)
+    if not os.path.exists(exe):
+        tmp = exe + ".tmp%d" % os.getpid()
+        r = subprocess.run([cc] + cflags + ["-o", tmp, NATIVE_SRC],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("compiling native_mm.c failed:\n" + r.stderr)
+        os.replace(tmp, exe)
+    return exe
+
+
+def parse_kv(line):
+    kind, _, rest = line.partition(" ")
+    rec = {}
+    for tok in rest.split():
+        k, _, v = tok.partition("=")
+        rec[k] = float(v) if any(c in v for c in ".e") else int(v)
+    return kind, rec
+
+
+def run_native(sizes, iters, runs, maps_reps):
+    exe = build_native()
+    cmd = [exe, str(iters), str(runs), str(maps_reps)] + [str(n) for n in sizes]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("native_mm failed (%d): %s" % (r.returncode, r.stderr.strip()))
+    out = {"info": {}, "calls": {}, "maps": {}, "exe": exe}
+    for line in r.stdout.splitlines():
+        kind, rec = parse_kv(line)
+        if kind == "info":
+            out["info"] = rec
+        elif kind == "calls":
+            out["calls"][rec["n"]] = {op: rec[op + "_ns"] / 1000.0 for op in OPS}
+        elif kind == "maps":
+            out["maps"][rec["n"]] = {"lines": rec["lines"], "reps": rec["reps"],
+                                     "render_us": rec["read_ns"] / 1000.0,
+                                     "per_line_us": rec["per_line_ns"] / 1000.0}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# model side
+
+def import_vmsim():
+    if REPO not in sys.path:
+        sys.path.insert(0, REPO)
+    import vmsim
+    vmsim.Kernel().spawn()      # fail early if the model is not there yet
+    return vmsim
+
+
+class ModelLayout:
+    """The native layout, on one vmsim Process."""
+
+    def __init__(self, vmsim, nmax, test_area=True):
+        self.v = vmsim
+        self.k = vmsim.Kernel(max_map_count=max(65530, 2 * nmax + 1000))
+        self.p = self.k.spawn()
+        self.pages = region_pages(nmax)
+        fl = vmsim.MAP_PRIVATE | vmsim.MAP_ANONYMOUS
+        fixed = getattr(vmsim, "MAP_FIXED_NOREPLACE", vmsim.MAP_FIXED)
+        for base in (REGION_A, REGION_B):
+            a = self.p.mmap(base, self.pages * PG, vmsim.PROT_NONE,
+                            fl | vmsim.MAP_NORESERVE | fixed)
+            assert a == base, hex(a)
+        if test_area:
+            a = self.p.mmap(TEST_VMA, 3 * PG, vmsim.PROT_READ | vmsim.PROT_WRITE, fl | fixed)
+            assert a == TEST_VMA, hex(a)
+        self.kA = self.kB = 0
+
+    def grow(self, n):
+        tA, tB = split_k(n)
+        mprotect, R = self.p.mprotect, self.v.PROT_READ
+        while self.kA < tA:
+            self.kA += 1
+            mprotect(REGION_A + 2 * self.kA * PG, PG, R)
+        while self.kB < tB:
+            self.kB += 1
+            mprotect(REGION_B + 2 * self.kB * PG, PG, R)
+
+    def count(self, lo, hi):
+        return sum(1 for v in self.p.vmas() if lo <= v.start < hi)
+
+    def sanity(self, n=None):
+        v, p = self.v, self.p
+        RW = v.PROT_READ | v.PROT_WRITE
+        lo, hi = TEST_BASE, TEST_BASE + 64 * PG
+        p.mprotect(TEST_VMA + PG, PG, v.PROT_READ)
+        c3 = self.count(lo, hi)
+        p.mprotect(TEST_VMA + PG, PG, RW)
+        c1 = self.count(lo, hi)
+        a = p.mmap(SLOT, PG, RW, v.MAP_PRIVATE | v.MAP_ANONYMOUS)
+        c2 = self.count(lo, hi)
+        p.munmap(a, PG)
+        if (c3, c1, a, c2) != (3, 1, SLOT, 2):
+            raise RuntimeError("model sanity check failed: split->%d merge->%d mmap at %#x (%d)"
+                               % (c3, c1, a, c2))
+        if n is not None:
+            span = self.pages * PG
+            built = self.count(REGION_A, REGION_A + span) + self.count(REGION_B, REGION_B + span)
+            if built != n:
+                raise RuntimeError("model built %d VMAs, wanted %d" % (built, n))
+
+
+def clock_overhead_ns():
+    clock = time.perf_counter_ns
+    samples = []
+    for _ in range(21):
+        t0 = clock()
+        for _ in range(2000):
+            clock()
+        samples.append((clock() - t0) / 2000)
+    return statistics.median(samples)
+
+
+def model_calls(lay, iters, runs, clock_ns):
+    """Per-call microseconds (median over runs of the mean of iters calls)."""
+    v, p = lay.v, lay.p
+    R, RW = v.PROT_READ, v.PROT_READ | v.PROT_WRITE
+    PA = v.MAP_PRIVATE | v.MAP_ANONYMOUS
+    mprotect, mmap, munmap = p.mprotect, p.mmap, p.munmap
+    clock = time.perf_counter_ns
+    tp, slot = TEST_VMA + PG, SLOT
+    res = {op: [] for op in OPS}
+    for _ in range(runs):
+        s_split = s_merge = s_mmap = s_munmap = 0
+        for _ in range(iters):
+            t0 = clock()
+            mprotect(tp, PG, R)
+            t1 = clock()
+            mprotect(tp, PG, RW)
+            t2 = clock()
+            a = mmap(slot, PG, RW, PA)
+            t3 = clock()
+            munmap(a, PG)
+            t4 = clock()
+            s_split += t1 - t0
+            s_merge += t2 - t1
+            s_mmap += t3 - t2
+            s_munmap += t4 - t3
+        for op, s in zip(OPS, (s_split, s_merge, s_mmap, s_munmap)):
+            res[op].append((s / iters - clock_ns) / 1000.0)
+    return {op: statistics.median(res[op]) for op in OPS}, res
+
+
+def model_maps(lay, min_reps, budget_s):
+    clock = time.perf_counter_ns
+    samples, lines = [], 0
+    start = clock()
+    while len(samples) < min_reps or (clock() - start < budget_s * 1e9 and len(samples) < 1000):
+        t0 = clock()
+        text = lay.p.maps()
+        t1 = clock()
+        samples.append(t1 - t0)
+        lines = text.count("\n")
+    med = statistics.median(samples) / 1000.0
+    return {"lines": lines, "reps": len(samples), "render_us": med, "per_line_us": med / lines}
+
+
+def model_bytes_per_vma(vmsim, n):
+    """tracemalloc delta of building n VMAs, divided by n."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    lay = ModelLayout(vmsim, n, test_area=False)
+    lay.grow(n)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    span = lay.pages * PG
+    built = lay.count(REGION_A, REGION_A + span) + lay.count(REGION_B, REGION_B + span)
+    del lay
+    gc.collect()
+    return (after - before) / n, built
+
+
+def profile_model(lay, what, iters):
+    """cProfile `what` on the model layout; returns the top of the tottime listing."""
+    v, p = lay.v, lay.p
+    R, RW = v.PROT_READ, v.PROT_READ | v.PROT_WRITE
+    PA = v.MAP_PRIVATE | v.MAP_ANONYMOUS
+    prof = cProfile.Profile()
+    if what in ("split", "merge"):
+        def work():
+            for _ in range(iters):
+                p.mprotect(TEST_VMA + PG, PG, R)
+                p.mprotect(TEST_VMA + PG, PG, RW)
+    elif what in ("mmap", "munmap"):
+        def work():
+            for _ in range(iters):
+                p.munmap(p.mmap(SLOT, PG, RW, PA), PG)
+    else:
+        def work():
+            for _ in range(max(1, iters // 500)):
+                p.maps()
+    prof.runcall(work)
+    s = io.StringIO()
+    st = pstats.Stats(prof, stream=s)
+    st.sort_stats("tottime").print_stats(18)
+    top = []
+    for (fn, line, name), (cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:18]:
+        top.append({"function": "%s:%d(%s)" % (os.path.relpath(fn, REPO) if fn.startswith(REPO) else fn,
+                                               line, name),
+                    "ncalls": nc, "tottime_s": tt, "cumtime_s": ct})
+    return s.getvalue(), top
+
+
+# ---------------------------------------------------------------------------
+
+def fmt_us(x):
+    if x is None:
+        return "-"
+    return "%.3f" % x if x < 10 else "%.1f" % x if x < 1000 else "%.0f" % x
+
+
+def fmt_ratio(x):
+    return "-" if x is None else ("%.1fx" % x if x < 100 else "%.0fx" % x)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="N = 100, 1000, 10000 and fewer repetitions")
+    ap.add_argument("--json", action="store_true", help="emit machine-readable results on stdout")
+    ap.add_argument("--profile", nargs="?", const="auto", default=None,
+                    choices=("auto", "split", "merge", "mmap", "munmap", "maps"),
+                    help="cProfile the model on the worst case (or the named workload) at the largest N")
+    ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
+                    help="comma-separated N values (even, ascending)")
+    ap.add_argument("--runs", type=int, help="runs per measurement (median is reported)")
+    ap.add_argument("--gc", action="store_true",
+                    help="leave Python's garbage collector on during timed loops (timeit turns it off)")
+    ap.add_argument("--native-only", action="store_true", help="skip the model")
+    ap.add_argument("--cpu", type=int, help="pin this process (and the native child) to one CPU")
+    args = ap.parse_args(argv)
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+
+    sizes = args.sizes or ([100, 1000, 10000] if args.quick else [100, 1000, 10000, 60000])
+    if any(n < 2 or n % 2 for n in sizes) or sizes != sorted(sizes):
+        ap.error("sizes must be even, >= 2 and ascending")
+    runs = args.runs or (5 if args.quick else 7)
+    native_iters = 5000 if args.quick else 20000
+    model_run_s = 0.04 if args.quick else 0.12     # target duration of one model run
+    maps_budget = 0.15 if args.quick else 0.4
+    t_start = time.time()
+
+    results = {
+        "host": {"kernel": platform.release(), "python": platform.python_version(),
+                 "machine": platform.machine()},
+        "sizes": sizes, "runs": runs, "native": None, "model": None, "ratios": None,
+        "targets": None, "errors": [],
+    }
+
+    log("native: building and running native_mm.c ...")
+    try:
+        native = run_native(sizes, native_iters, runs, 5)
+        results["native"] = {"info": native["info"], "exe": native["exe"], "iters": native_iters,
+                             "calls_us": native["calls"], "maps": native["maps"]}
+        mmc = native["info"].get("max_map_count", -1)
+        if mmc > 0 and max(sizes) + native["info"].get("baseline_lines", 0) + 4 > mmc:
+            results["errors"].append("vm.max_map_count=%d is too low for N=%d natively"
+                                     % (mmc, max(sizes)))
+    except Exception as e:  # noqa: BLE001 - report, keep going with the model
+        native = None
+        results["errors"].append("native: %s" % e)
+        log("native: %s" % e)
+
+    model = None
+    lay = None
+    if not args.native_only:
+        try:
+            vmsim = import_vmsim()
+        except Exception as e:  # noqa: BLE001
+            vmsim = None
+            results["errors"].append("model unavailable: %s: %s" % (type(e).__name__, e))
+            log("model unavailable: %s: %s" % (type(e).__name__, e))
+        if vmsim is not None:
+            try:
+                model = {"calls_us": {}, "maps": {}, "runs_us": {}, "build_s": {}, "iters": {}}
+                clock_ns = clock_overhead_ns()
+                model["clock_ns"] = clock_ns
+                lay = ModelLayout(vmsim, max(sizes))
+                lay.sanity()
+                gc_was = gc.isenabled()
+                for n in sizes:
+                    t0 = time.perf_counter()
+                    lay.grow(n)
+                    model["build_s"][n] = time.perf_counter() - t0
+                    lay.sanity(n)
+                    log("model: N=%d built in %.2fs" % (n, model["build_s"][n]))
+                    # calibrate iterations so one run takes about model_run_s
+                    t0 = time.perf_counter()
+                    model_calls(lay, 10, 1, clock_ns)
+                    per_iter = (time.perf_counter() - t0) / 10
+                    iters = int(min(20000, max(20, model_run_s / max(per_iter, 1e-9))))
+                    model["iters"][n] = iters
+                    if not args.gc:
+                        gc.collect()
+                        gc.disable()
+                    try:
+                        med, allruns = model_calls(lay, iters, runs, clock_ns)
+                        model["calls_us"][n] = med
+                        model["runs_us"][n] = allruns
+                        model["maps"][n] = model_maps(lay, 3 if args.quick else 5, maps_budget)
+                    finally:
+                        if gc_was:
+                            gc.enable()
+                log("model: measuring bytes per VMA at N=%d (tracemalloc) ..." % max(sizes))
+                bpv, built = model_bytes_per_vma(vmsim, max(sizes))
+                model["bytes_per_vma"] = bpv
+                model["bytes_per_vma_n"] = max(sizes)
+                if built != max(sizes):
+                    results["errors"].append("bytes-per-VMA build made %d VMAs, wanted %d"
+                                             % (built, max(sizes)))
+            except Exception as e:  # noqa: BLE001
+                import traceback
+                results["errors"].append("model failed: %s: %s" % (type(e).__name__, e))
+                log(traceback.format_exc())
+                if not model or not model["calls_us"]:
+                    model = None
+    results["model"] = model
+
+    # ratios and targets
+    ratios = None
+    targets = []
+    if native and model:
+        ratios = {"calls": {}, "maps": {}}
+        for n in sizes:
+            if n in model["calls_us"] and n in native["calls"]:
+                ratios["calls"][n] = {op: model["calls_us"][n][op] / native["calls"][n][op]
+                                      for op in OPS}
+            if n in model["maps"] and n in native["maps"]:
+                ratios["maps"][n] = model["maps"][n]["per_line_us"] / native["maps"][n]["per_line_us"]
+        worst = max(((r, n, op) for n, d in ratios["calls"].items() for op, r in d.items()),
+                    default=None)
+        if worst:
+            targets.append({"target": "model per call <= %gx native" % TARGET_CALL_RATIO,
+                            "value": worst[0], "met": worst[0] <= TARGET_CALL_RATIO,
+                            "detail": "worst %s at N=%d" % (OP_LABEL[worst[2]], worst[1])})
+    if model and len(model["calls_us"]) >= 2:
+        lo, hi = min(model["calls_us"]), max(model["calls_us"])
+        sc = {op: model["calls_us"][hi][op] / model["calls_us"][lo][op] for op in OPS}
+        op = max(sc, key=sc.get)
+        model["scaling"] = {"n_lo": lo, "n_hi": hi, "ratio": sc}
+        targets.append({"target": "model cost at N=%d <= %gx its cost at N=%d" % (hi, TARGET_SCALING, lo),
+                        "value": sc[op], "met": sc[op] <= TARGET_SCALING,
+                        "detail": "worst %s" % OP_LABEL[op]})
+    if model and "bytes_per_vma" in model:
+        targets.append({"target": "<= %d bytes per VMA" % TARGET_BYTES_PER_VMA,
+                        "value": model["bytes_per_vma"],
+                        "met": model["bytes_per_vma"] <= TARGET_BYTES_PER_VMA,
+                        "detail": "tracemalloc, N=%d" % model["bytes_per_vma_n"]})
+    if ratios and ratios["maps"]:
+        n = max(ratios["maps"], key=ratios["maps"].get)
+        targets.append({"target": "maps rendering <= %gx the kernel per line" % TARGET_MAPS_RATIO,
+                        "value": ratios["maps"][n], "met": ratios["maps"][n] <= TARGET_MAPS_RATIO,
+                        "detail": "worst at N=%d" % n})
+    results["ratios"] = ratios
+    results["targets"] = targets
+
+    # profile
+    prof_text = None
+    if args.profile and model and lay is not None:
+        what = args.profile
+        if what == "auto":
+            n = max(sizes)
+            cands = {}
+            if ratios and n in ratios["calls"]:
+                cands.update(ratios["calls"][n])
+            if ratios and n in ratios["maps"]:
+                cands["maps"] = ratios["maps"][n]
+            if not cands:
+                cands = dict(model["calls_us"][n])
+            what = max(cands, key=cands.get)
+        log("profiling model: %s at N=%d ..." % (what, max(sizes)))
+        prof_text, top = profile_model(lay, what, 500 if args.quick else 2000)
+        results["profile"] = {"workload": what, "n": max(sizes), "top_tottime": top}
+
+    results["elapsed_s"] = time.time() - t_start
+
+    if args.json:
+        json.dump(results, sys.stdout, indent=1, sort_keys=True, default=str)
+        print()
+        return 0
+
+    # ---- the table
+    h = results["host"]
+    print("vmsim mm benchmark: Linux %s %s, Python %s; medians of %d runs"
+          % (h["kernel"], h["machine"], h["python"], runs))
+    if native:
+        inf = native["info"]
+        print("native: %s (cc -O2), %d iterations/run, vm.max_map_count=%s, %d VMAs of its own "
+              "besides the N built + 1 test VMA; clock_gettime overhead %.0f ns subtracted"
+              % (os.path.basename(native["exe"]), native_iters, inf.get("max_map_count"),
+                 inf.get("baseline_lines", 0), inf.get("clock_ns", 0)))
+    if model:
+        print("model: vmsim, Kernel(max_map_count=%d), gc %s during timing, perf_counter_ns "
+              "overhead %.0f ns subtracted, iterations/run by N: %s"
+              % (max(65530, 2 * max(sizes) + 1000), "on" if args.gc else "off",
+                 model["clock_ns"], ", ".join("%d:%d" % kv for kv in model["iters"].items())))
+    print()
+    print("%7s  %-20s %12s %12s %12s" % ("N", "call", "native us", "model us", "model/native"))
+    for n in sizes:
+        for op in OPS:
+            nv = native["calls"].get(n, {}).get(op) if native else None
+            mv = model["calls_us"].get(n, {}).get(op) if model else None
+            r = ratios["calls"].get(n, {}).get(op) if ratios else None
+            print("%7d  %-20s %12s %12s %12s" % (n, OP_LABEL[op], fmt_us(nv), fmt_us(mv), fmt_ratio(r)))
+    print()
+    print("/proc/PID/maps rendering (native: read(2) of /proc/self/maps; model: p.maps())")
+    print("%7s  %12s %14s %12s %14s %8s" % ("N", "native lines", "native us/line",
+                                            "model lines", "model us/line", "ratio"))
+    for n in sizes:
+        nm = native["maps"].get(n) if native else None
+        mm = model["maps"].get(n) if model else None
+        r = ratios["maps"].get(n) if ratios else None
+        print("%7d  %12s %14s %12s %14s %8s" % (
+            n, nm["lines"] if nm else "-", fmt_us(nm["per_line_us"]) if nm else "-",
+            mm["lines"] if mm else "-", fmt_us(mm["per_line_us"]) if mm else "-", fmt_ratio(r)))
+    print()
+    if model and "bytes_per_vma" in model:
+        print("model memory: %.0f bytes per VMA (tracemalloc delta of building N=%d VMAs / N)"
+              % (model["bytes_per_vma"], model["bytes_per_vma_n"]))
+    if model and "scaling" in model:
+        sc = model["scaling"]
+        print("model scaling N=%d / N=%d: %s" % (sc["n_hi"], sc["n_lo"], ", ".join(
+            "%s %.2fx" % (op, sc["ratio"][op]) for op in OPS)))
+    if model:
+        print("model build time: %s" % ", ".join("N=%d %.2fs" % kv for kv in model["build_s"].items()))
+    print()
+    print("Targets:")
+    if not targets:
+        print("  (none evaluated: need both the native and the model results)")
+    for t in targets:
+        v = t["value"]
+        vs = "%.0f B" % v if "bytes" in t["target"] else "%.2fx" % v
+        print("  [%s] %-46s %10s  (%s)" % ("MET " if t["met"] else "MISS", t["target"], vs, t["detail"]))
+    if max(sizes) < 60000:
+        print("  note: the 60,000-VMA targets were evaluated at N=%d (--quick/--sizes)" % max(sizes))
+    for e in results["errors"]:
+        print("  error: %s" % e)
+    if prof_text:
+        print()
+        print("cProfile of the model, %s at N=%d (top by tottime):" % (results["profile"]["workload"],
+                                                                      results["profile"]["n"]))
+        print(prof_text.rstrip())
+    print()
+    print("elapsed %.1fs" % results["elapsed_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
