@@ -342,6 +342,8 @@ def dup_mmap(old, mm) -> None:
             continue
         for vpn in old.present_in(vma.start, vma.end, old.anon_pages):
             mm.anon_pages[vpn] = bytearray(old.anon_pages[vpn])
-        mm.guards.update(old.present_in(vma.start, vma.end, old.guards))
+        for vpn in old.present_in(vma.start, vma.end, old.guards):
+            mm.guards[vpn] = True
         if vma.anon_vma is not None:
-            mm.file_ptes.update(old.present_in(vma.start, vma.end, old.file_ptes))
+            for vpn in old.present_in(vma.start, vma.end, old.file_ptes):
+                mm.file_ptes[vpn] = old.file_ptes[vpn]

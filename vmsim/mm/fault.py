@@ -158,11 +158,36 @@ def fault_page(task, vma, addr: int, write: bool):
     page = vma.vm_ops.fault(vma, addr, write)   # do_read_fault/do_shared_fault
     if write and not vma.flags & VM_SHARED:     # do_cow_fault()
         anon_vma_prepare(vma)
-        mm.file_ptes.discard(vpn)
+        mm.file_ptes.pop(vpn, None)
         page = mm.anon_pages[vpn] = bytearray(page)
         return page
-    mm.file_ptes.add(vpn)
+    if write:
+        mm.file_ptes[vpn] = True                # dirty
+    elif vpn not in mm.file_ptes:
+        if isinstance(vma.vm_ops, FileVmOps):
+            fault_around(mm, vma, addr)
+        mm.file_ptes[vpn] = False
     return page
+
+
+def fault_around(mm, vma, addr: int) -> None:
+    """do_fault_around(): a read fault also maps the cached pages of the aligned
+    16-page (fault_around_bytes) window around it, clipped to the VMA and to the
+    page table; the window slides right when clipped at the VMA start."""
+    nr = 16
+    pte_off = (addr >> PAGE_SHIFT) & 511
+    vma_off = (addr - vma.start) >> PAGE_SHIFT
+    from_pte = max(pte_off & ~(nr - 1), pte_off - min(pte_off, vma_off))
+    to_pte = min(from_pte + nr, 512, pte_off + vma.pages - vma_off)
+    inode = vma.file.inode
+    eof_pages = -(-inode.size // PAGE_SIZE)
+    base_vpn = (addr >> PAGE_SHIFT) - pte_off
+    for pte in range(from_pte, to_pte):
+        vpn = base_vpn + pte
+        index = vma.pgoff + vpn - (vma.start >> PAGE_SHIFT)
+        if index < eof_pages and index in inode.pages and vpn not in mm.anon_pages \
+                and vpn not in mm.file_ptes and vpn not in mm.guards:
+            mm.file_ptes[vpn] = False
 
 
 def handle_mm_fault(task, vma, addr: int, write: bool) -> bool:

@@ -189,9 +189,10 @@ def madvise_guard(task, vma, start, end, install: bool):
         if vma.is_anonymous():
             anon_vma_prepare(vma)
         mm.zap(start, end)
-        mm.guards.update(range(first, last))
+        mm.guards.update(dict.fromkeys(range(first, last), True))
     else:
-        mm.guards.difference_update(range(first, last))
+        for vpn in mm.present_in(start, end, mm.guards):
+            del mm.guards[vpn]
     return vma
 
 

@@ -21,7 +21,8 @@ class MmStruct:
       * total_vm/data_vm/exec_vm/stack_vm equal the sums over the VMAs
         (vm_stat_account classes).
       * anon_pages: private pages (anonymous or COW copies) by virtual page number,
-        only inside VMAs; file_ptes: page numbers mapped from a page cache.
+        only inside VMAs; file_ptes: page numbers mapped from a page cache, with
+        their dirty bit; guards: guard markers. All three map vpn -> value.
       * pkeys: allocation bitmap (bit 0 always set); execute_only_pkey is -1 or an
         allocated key.
     """
@@ -49,8 +50,8 @@ class MmStruct:
         self.pkey_allocation_map = 1 if kernel.pkeys else 0
         self.execute_only_pkey = -1 if kernel.pkeys else 0
         self.anon_pages: dict[int, bytearray] = {}
-        self.file_ptes: set[int] = set()
-        self.guards: set[int] = set()           # guard PTE markers (MADV_GUARD_INSTALL)
+        self.file_ptes: dict[int, bool] = {}
+        self.guards: dict[int, bool] = {}       # guard PTE markers (MADV_GUARD_INSTALL)
         self.owner = None           # the Process, for drivers that need current
 
     @property
@@ -100,29 +101,19 @@ class MmStruct:
         """Drop every PTE in [start, end), and the guard markers too unless told to
         keep them (MADV_DONTNEED keeps them, unmapping does not).
         O(min(pages, present))."""
-        first, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
         tables = (self.anon_pages, self.file_ptes, self.guards) if markers else \
             (self.anon_pages, self.file_ptes)
         for table in tables:
-            if not table:
-                continue
-            if last - first <= len(table):
-                for vpn in range(first, last):
-                    if vpn in table:
-                        if isinstance(table, dict):
-                            del table[vpn]
-                        else:
-                            table.discard(vpn)
-            else:
-                for vpn in [v for v in table if first <= v < last]:
-                    if isinstance(table, dict):
-                        del table[vpn]
-                    else:
-                        table.discard(vpn)
+            for vpn in self.present_in(start, end, table):
+                del table[vpn]
 
-    def present_in(self, start: int, end: int, table) -> list[int]:
-        """Page numbers of `table` (anon_pages or file_ptes) inside [start, end)."""
+    @staticmethod
+    def present_in(start: int, end: int, table: dict) -> list[int]:
+        """Page numbers of `table` inside [start, end), ascending.
+        O(min(pages in range, len(table)))."""
         first, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        if not table:
+            return []
         if last - first <= len(table):
             return [v for v in range(first, last) if v in table]
         return sorted(v for v in table if first <= v < last)
@@ -131,15 +122,9 @@ class MmStruct:
         """move_page_tables(): PTEs of [old, old+len) now map [new, new+len)."""
         shift = (new - old) >> PAGE_SHIFT
         for table in (self.anon_pages, self.file_ptes, self.guards):
-            moved = self.present_in(old, old + length, table)
-            if isinstance(table, dict):
-                items = [(v, table.pop(v)) for v in moved]
-                for v, pg in items:
-                    table[v + shift] = pg
-            else:
-                for v in moved:
-                    table.discard(v)
-                table.update(v + shift for v in moved)
+            items = [(v, table.pop(v)) for v in self.present_in(old, old + length, table)]
+            for v, value in items:
+                table[v + shift] = value
 
     # --- invariants ---
     def validate(self) -> None:

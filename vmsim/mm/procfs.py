@@ -5,7 +5,7 @@ show_vma_header_prefix(), get_vma_name(), show_smap() and show_smap_vma_flags().
 from __future__ import annotations
 
 from ..uapi import PAGE_SHIFT, PAGE_SIZE
-from .flags import (VM_EXEC, VM_HUGEPAGE, VM_LOCKED, VM_MAYSHARE, VM_READ, VM_WRITE,
+from .flags import (VM_EXEC, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED, VM_MAYSHARE, VM_READ, VM_WRITE,
                     vma_pkey, vmflags_mnemonics)
 
 #: the x86_64 gate VMA (arch/x86/entry/vsyscall), printed last
@@ -76,11 +76,11 @@ def smaps_counts(mm, vma) -> dict:
     """The page counters of one VMA (bytes)."""
     anon = mm.present_in(vma.start, vma.end, mm.anon_pages)
     files = mm.present_in(vma.start, vma.end, mm.file_ptes)
-    anon_b, file_b = len(anon) * PAGE_SIZE, len(files) * PAGE_SIZE
-    rss = anon_b + file_b
-    shared_anon = vma.file is not None and not vma.is_anonymous()
-    return dict(rss=rss, private_dirty=anon_b, private_clean=file_b,
-                anonymous=0 if shared_anon and not anon else anon_b,
+    dirty_files = sum(1 for v in files if mm.file_ptes[v])
+    anon_b = len(anon) * PAGE_SIZE
+    rss = anon_b + len(files) * PAGE_SIZE
+    dirty = anon_b + dirty_files * PAGE_SIZE
+    return dict(rss=rss, dirty=dirty, clean=rss - dirty, anonymous=anon_b,
                 locked=rss if vma.flags & VM_LOCKED else 0)
 
 
@@ -89,9 +89,9 @@ def show_smap(mm, vma, pkeys: bool) -> str:
     out = [header(vma) + "\n",
            _kb("Size", vma.end - vma.start), _kb("KernelPageSize", PAGE_SIZE),
            _kb("MMUPageSize", PAGE_SIZE), _kb("Rss", c["rss"]), _kb("Pss", c["rss"]),
-           _kb("Pss_Dirty", c["private_dirty"]), _kb("Shared_Clean", 0),
-           _kb("Shared_Dirty", 0), _kb("Private_Clean", c["private_clean"]),
-           _kb("Private_Dirty", c["private_dirty"]), _kb("Referenced", c["rss"]),
+           _kb("Pss_Dirty", c["dirty"]), _kb("Shared_Clean", 0),
+           _kb("Shared_Dirty", 0), _kb("Private_Clean", c["clean"]),
+           _kb("Private_Dirty", c["dirty"]), _kb("Referenced", c["rss"]),
            _kb("Anonymous", c["anonymous"]), _kb("KSM", 0), _kb("LazyFree", 0),
            _kb("AnonHugePages", 0), _kb("ShmemPmdMapped", 0), _kb("FilePmdMapped", 0),
            _kb("Shared_Hugetlb", 0), _kb("Private_Hugetlb", 0), _kb("Swap", 0),
@@ -104,8 +104,12 @@ def show_smap(mm, vma, pkeys: bool) -> str:
 
 
 def thp_eligible(vma) -> bool:
-    """THP mode madvise: an anonymous VMA with VM_HUGEPAGE holding an aligned 2 MiB."""
-    if not vma.flags & VM_HUGEPAGE or not vma.is_anonymous():
+    """An anonymous VMA holding an aligned 2 MiB, allowed by the THP mode: "always"
+    unless VM_NOHUGEPAGE, "madvise" only with VM_HUGEPAGE, "never" not at all."""
+    mode = vma.mm.kernel.thp
+    if not vma.is_anonymous() or mode == "never" or vma.flags & VM_NOHUGEPAGE:
+        return False
+    if mode == "madvise" and not vma.flags & VM_HUGEPAGE:
         return False
     lo = (vma.start + (1 << 21) - 1) & ~((1 << 21) - 1)
     return lo + (1 << 21) <= vma.end
