@@ -120,17 +120,21 @@ class Kernel:
                                  self.stack_guard_gap, stack_rnd, rnd)
         mm.mmap_legacy_base = ((self.task_size // 3 + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)) + rnd
         mm.topdown = not (personality & ADDR_COMPAT_LAYOUT or self.legacy_va_layout)
+        if randomize:       # arch_randomize_brk(): a page within 32 MiB
+            brk += self.random.randrange(0x2000000 >> PAGE_SHIFT) << PAGE_SHIFT
         mm.start_brk = mm.brk = brk
         if stack:
-            self._setup_stack(p)
+            top = self.task_size
+            if randomize:   # randomize_stack_top()
+                top -= self.random.getrandbits(22) << PAGE_SHIFT
+            self._setup_stack(p, top)
         return p
 
-    def _setup_stack(self, p: Process) -> None:
-        """fs/exec.c setup_arg_pages(): the initial [stack] VMA below TASK_SIZE."""
+    def _setup_stack(self, p: Process, end: int) -> None:
+        """fs/exec.c setup_arg_pages(): the initial 132 KiB [stack] VMA ending at end."""
         from .mm.flags import VM_STACK_DEFAULT_FLAGS
         from .mm.vma import Vma
         mm = p.mm
-        end = self.task_size
         start = end - (33 << PAGE_SHIFT)
         vma = Vma(mm, start, end, VM_STACK_DEFAULT_FLAGS, start >> PAGE_SHIFT)
         mm.tree.insert(vma)

@@ -1,0 +1,84 @@
+"""One test per row of docs/deviations.md: each pins what the model does where it
+knowingly differs from Linux 6.18, so a change there is a deliberate one. The
+docstring of each test says what the kernel does instead."""
+
+import errno
+
+import pytest
+
+import vmsim
+from vmsim import (MADV_COLLAPSE, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_NORESERVE,
+                   MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE)
+
+P = PAGE_SIZE
+W = 0x7E0000000000
+RW = PROT_READ | PROT_WRITE
+ANON = MAP_PRIVATE | MAP_ANONYMOUS
+
+
+def test_fork_child_always_gets_new_anon_vma():
+    """Row 1. Linux may hand a grandchild an ancestor's idle anon_vma."""
+    k = vmsim.Kernel()
+    parent = k.spawn()
+    parent.mmap(W, P, RW, ANON | MAP_FIXED)
+    parent.write(W, b"x")
+    child = parent.fork()
+    grandchild = child.fork()
+    child.exit()
+    great = grandchild.fork()
+    ids = [proc.vmas()[0].anon_vma for proc in (parent, grandchild, great)]
+    assert len(set(ids)) == 3
+    # each forked VMA's chain links its three ancestors' anon_vmas and its own
+    assert len(great.mm.tree.find(W).avc) == 4
+
+
+def test_smaps_counts_forked_pages_as_private():
+    """Row 2. Linux shows the child's unwritten private pages as Shared_Dirty."""
+    k = vmsim.Kernel(pkeys=False)
+    p = k.spawn()
+    p.mmap(W, P, RW, ANON | MAP_FIXED)
+    p.write(W, b"x")
+    child = p.fork()
+    block = child.smaps().split("\n")
+    assert "Private_Dirty:         4 kB" in block
+    assert "Shared_Dirty:          0 kB" in block
+
+
+@pytest.mark.parametrize("extra, code", [(0, errno.ENOMEM), (MAP_NORESERVE, errno.ENOMEM),
+                                         (7 << 26, errno.EINVAL)])
+def test_map_hugetlb_is_refused(extra, code):
+    """Row 3. Linux accepts MAP_HUGETLB|MAP_NORESERVE without huge pages (SIGBUS on
+    access); the model refuses every anonymous MAP_HUGETLB."""
+    p = vmsim.Kernel().spawn()
+    with pytest.raises(OSError) as err:
+        p.mmap(0, 2 << 20, RW, ANON | MAP_HUGETLB | extra)
+    assert err.value.errno == code
+
+
+def test_madv_collapse_is_einval():
+    """Row 4. Linux collapses an eligible PMD-sized range and returns 0."""
+    p = vmsim.Kernel().spawn()
+    a = p.mmap(0, 4 << 20, RW, ANON)
+    with pytest.raises(OSError) as err:
+        p.madvise(a, 4 << 20, MADV_COLLAPSE)
+    assert err.value.errno == errno.EINVAL
+
+
+def test_pkru_is_per_process():
+    """Row 5. Linux keeps PKRU per thread; the model has one thread per process,
+    and fork copies it."""
+    p = vmsim.Kernel(pkeys=True).spawn()
+    assert p.pkru == 0x55555554
+    key = p.pkey_alloc(0, 0)
+    assert p.pkru == 0x55555554 & ~(3 << (2 * key))
+    assert p.fork().pkru == p.pkru
+
+
+def test_spawn_is_empty_but_for_vsyscall():
+    """Row 6. A real process also has [vvar], [vvar_vclock], [vdso] and its images."""
+    k = vmsim.Kernel()
+    assert k.spawn().maps() == ("ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0"
+                                "                  [vsyscall]\n")
+    lines = k.spawn(stack=True).maps().splitlines()
+    assert lines[0] == ("7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0"
+                        + " " * 26 + "[stack]")
