@@ -16,9 +16,9 @@ import pytest
 
 import vmsim
 from vmsim import (MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED,
-                   MREMAP_MAYMOVE, O_RDWR, PAGE_SIZE, PROT_EXEC, PROT_NONE, PROT_READ,
-                   PROT_WRITE, VM_DONTEXPAND, VM_IO, VM_MAYREAD, VM_MAYWRITE, VM_PFNMAP,
-                   VM_READ, VM_SHARED, VM_MAYSHARE, VM_MAYEXEC, VM_DONTDUMP, VM_WRITE)
+                   MREMAP_MAYMOVE, O_RDWR, PAGE_SIZE, PROT_EXEC, PROT_READ,
+                   PROT_WRITE, VM_DONTEXPAND, VM_IO, VM_MAYREAD, VM_MAYWRITE,
+                   VM_READ, VM_SHARED, VM_MAYSHARE, VM_MAYEXEC, VM_DONTDUMP)
 
 P = PAGE_SIZE
 W = 0x7E0000000000          # the window the tests map into
@@ -66,7 +66,8 @@ class ToyOps(vmsim.VmOperations):
 
 class ToyDevice(vmsim.FileOperations):
     """A device whose ->mmap installs ToyOps; special=True adds VM_IO|VM_DONTEXPAND
-    like drivers that map device memory (so its VMAs never merge)."""
+    like drivers of device memory (so its VMAs never merge). No VM_PFNMAP: its
+    ->fault hands out pages rather than inserting PFNs."""
 
     def __init__(self, log, special=True, refuse=None):
         self.log = log
@@ -80,7 +81,7 @@ class ToyDevice(vmsim.FileOperations):
             raise OSError(self.refuse["mmap"], "refused")
         vma.vm_ops = self.ops
         if self.special:
-            vma.flags |= VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_DONTDUMP
+            vma.flags |= VM_IO | VM_DONTEXPAND | VM_DONTDUMP
 
     def unlocked_ioctl(self, file, cmd, arg):
         self.log.append(("ioctl", cmd, arg))
@@ -123,7 +124,7 @@ def test_mprotect_hook_called_per_vma_in_order_with_clipped_range_and_full_flags
     log.clear()
     p.mprotect(W + P, 2 * P, PROT_READ)
     base = VM_READ | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_SHARED | VM_MAYSHARE | \
-        VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_DONTDUMP
+        VM_IO | VM_DONTEXPAND | VM_DONTDUMP
     assert calls(log, "mprotect") == [(W + P, W + 2 * P, base), (W + 2 * P, W + 3 * P, base)]
     # the hook ran before the fixup, which then split each VMA (->may_split, ->open)
     assert layout(p) == [(0, 1, "rw-s"), (1, 2, "r--s"), (2, 3, "r--s"), (3, 4, "rw-s")]

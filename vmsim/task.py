@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from .errors import EBADF, EINVAL, EMFILE, ENOMEM, kerr
+from .errors import EBADF, EINVAL, EMFILE, kerr
 from .mm import fault, madvise, mlock, mmap, mprotect, mremap, mseal, pkeys, procfs
-from .mm.flags import (VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED_MASK, VM_WIPEONFORK, vma_pkey,
+from .mm.flags import (VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED_MASK, VM_PFNMAP, VM_WIPEONFORK,
+                       vma_pkey,
                        vmflags_mnemonics)
 from .mm.mm_struct import MmStruct
 from .mm.munmap import do_vmi_munmap
@@ -344,6 +345,9 @@ def dup_mmap(old, mm) -> None:
             mm.anon_pages[vpn] = bytearray(old.anon_pages[vpn])
         for vpn in old.present_in(vma.start, vma.end, old.guards):
             mm.guards[vpn] = True
+        if vma.flags & VM_PFNMAP:      # copy_page_range() copies raw PFN mappings
+            for vpn in old.present_in(vma.start, vma.end, old.pfn_ptes):
+                mm.pfn_ptes[vpn] = old.pfn_ptes[vpn]
         if vma.anon_vma is not None:
             for vpn in old.present_in(vma.start, vma.end, old.file_ptes):
                 mm.file_ptes[vpn] = old.file_ptes[vpn]

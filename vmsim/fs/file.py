@@ -25,6 +25,9 @@ class FileOperations:
 
     Drivers subclass this. Members left as None are absent, as in the kernel.
 
+    open(file) -> None
+        A new open file (struct file) of this inode; may set file.private_data or
+        refuse (raise OSError).
     mmap(file, vma) -> None
         Called by mmap_region() for a new VMA that could not be merged, after the
         VMA's range, flags and pgoff are set. May set vma.vm_ops, vma.private_data
@@ -38,6 +41,7 @@ class FileOperations:
         The last reference to the open file went away.
     """
 
+    open = None
     mmap = None
     get_unmapped_area = None
     unlocked_ioctl = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 
-from ..errors import (EACCES, EEXIST, EINVAL, EISDIR, ENODEV, ENOENT, ENOTDIR,
+from ..errors import (EACCES, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR,
                       EOPNOTSUPP, kerr)
 from ..mm.flags import VM_SHARED, VM_SYNC
 from ..uapi import MAP_SHARED, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_PATH, O_RDONLY, O_RDWR, \
@@ -207,6 +207,15 @@ class Vfs:
         self.inodes[path] = Inode(mnt.new_ino(), mnt.dev, S_IFDIR, NO_MMAP_OPS, path, mnt)
         return mnt
 
+    def remount(self, path: str, noexec: bool) -> Mount:
+        """mount -o remount,[no]exec of the filesystem mounted at `path` (e.g. /dev)."""
+        path = self._norm(path)
+        mnt = self.mounts.get(path)
+        if mnt is None:
+            raise kerr(EINVAL)
+        mnt.noexec = noexec
+        return mnt
+
     def unlink(self, path: str) -> None:
         inode = self.lookup(path)
         if inode.kind == S_IFDIR:
@@ -252,7 +261,10 @@ class Vfs:
             inode.truncate(0)
         if inode.append_only and f_mode & FMODE_WRITE and not flags & 0o2000:
             raise kerr(EACCES)
-        return File(inode, f_mode, flags)
+        file = File(inode, f_mode, flags)
+        if inode.fops.open is not None:
+            inode.fops.open(file)
+        return file
 
     def pipe(self) -> tuple[File, File]:
         """fs/pipe.c: a pipe inode (pipefs, 00:0e) and its two ends."""

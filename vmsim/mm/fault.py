@@ -9,10 +9,10 @@ page number. A read fault on anonymous memory maps the zero page: no page, no an
 
 from __future__ import annotations
 
-from ..errors import Fault
+from ..errors import EFAULT, Fault, HookContractError, kerr
 from ..uapi import (BUS_ADRERR, PAGE_SHIFT, PAGE_SIZE, RLIMIT_STACK, SEGV_ACCERR,
                     SEGV_MAPERR, SEGV_PKUERR, SIGBUS, SIGSEGV)
-from .flags import (VM_ACCESS_FLAGS, VM_IGNORE_MERGE, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED,
+from .flags import (VM_ACCESS_FLAGS, VM_IGNORE_MERGE, VM_IO, VM_PFNMAP, VM_READ, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED,
                     VM_WRITE, vma_pkey)
 from .vma import AnonVma, VmOperations
 
@@ -155,6 +155,15 @@ def fault_page(task, vma, addr: int, write: bool):
         return page
     if vma.vm_ops.fault is None:
         raise Fault(SIGBUS, BUS_ADRERR, addr)
+    if vma.flags & VM_PFNMAP:                   # the driver inserts the PFN itself
+        pfn = mm.pfn_ptes.get(vpn)
+        if pfn is None:
+            vma.vm_ops.fault(vma, addr, write)
+            pfn = mm.pfn_ptes.get(vpn)
+            if pfn is None:
+                raise HookContractError(
+                    "->fault of a VM_PFNMAP VMA must map a PFN (vmf_insert_pfn) or fail")
+        return pfn.cpu_page()
     page = vma.vm_ops.fault(vma, addr, write)   # do_read_fault/do_shared_fault
     if write and not vma.flags & VM_SHARED:     # do_cow_fault()
         anon_vma_prepare(vma)
@@ -190,6 +199,18 @@ def fault_around(mm, vma, addr: int) -> None:
             mm.file_ptes[vpn] = False
 
 
+def vmf_insert_pfn(vma, addr: int, pfn) -> None:
+    """mm/memory.c vmf_insert_pfn(): a driver's fault handler maps `pfn` at addr.
+    `pfn` stands for the physical page: pfn.cpu_page() is what an ordinary (non
+    enclave-mode) access to it reads and writes."""
+    vma.mm.pfn_ptes[addr >> PAGE_SHIFT] = pfn
+
+
+def zap_vma_ptes(vma, addr: int, length: int) -> None:
+    """mm/memory.c zap_vma_ptes(): drop a driver's PFN mappings in a VMA."""
+    vma.mm.zap(addr, addr + length, markers=False)
+
+
 def handle_mm_fault(task, vma, addr: int, write: bool) -> bool:
     """Fault one page in for populate/mlock: False if the fault failed (SIGBUS)."""
     try:
@@ -218,3 +239,32 @@ def access(task, addr: int, length: int, kind: str, data: bytes = b"") -> bytes:
             out += page[off:off + chunk]
         pos += chunk
     return bytes(out)
+
+
+# --- kernel access to user memory (arch/x86/lib/usercopy, mm/gup.c) -----------------
+
+def copy_from_user(task, addr: int, n: int) -> bytes:
+    """The bytes at [addr, addr+n) as the kernel reads them for a syscall: the same
+    faults as a user access, reported as EFAULT."""
+    try:
+        return access(task, addr, n, "r")
+    except Fault:
+        raise kerr(EFAULT) from None
+
+
+def copy_to_user(task, addr: int, data: bytes) -> None:
+    """Write data at addr on behalf of a syscall; EFAULT where the user could not."""
+    try:
+        access(task, addr, len(data), "w", data)
+    except Fault:
+        raise kerr(EFAULT) from None
+
+
+def get_user_page(task, addr: int) -> bytes:
+    """get_user_pages(addr, 1) for reading: the page's contents, or EFAULT (no VMA,
+    VM_IO/VM_PFNMAP, no VM_READ, PKRU, or the fault fails)."""
+    vma = task.mm.tree.find(addr)
+    if vma is None or vma.flags & (VM_IO | VM_PFNMAP) or not vma.flags & VM_READ:
+        raise kerr(EFAULT)
+    page_addr = addr & ~(PAGE_SIZE - 1)
+    return copy_from_user(task, page_addr, PAGE_SIZE)

@@ -54,7 +54,6 @@ def can_madvise_modify(task, vma, behavior: int) -> bool:
 
 
 def do_madvise(task, start: int, len_in: int, behavior: int) -> int:
-    mm = task.mm
     if behavior not in VALID or start & ~PAGE_MASK:
         raise kerr(EINVAL)
     length = page_align(len_in)

@@ -22,7 +22,8 @@ class MmStruct:
         (vm_stat_account classes).
       * anon_pages: private pages (anonymous or COW copies) by virtual page number,
         only inside VMAs; file_ptes: page numbers mapped from a page cache, with
-        their dirty bit; guards: guard markers. All three map vpn -> value.
+        their dirty bit; pfn_ptes: raw PFN mappings a driver installed with
+        vmf_insert_pfn (VM_PFNMAP VMAs); guards: guard markers. All map vpn -> value.
       * pkeys: allocation bitmap (bit 0 always set); execute_only_pkey is -1 or an
         allocated key.
     """
@@ -52,6 +53,7 @@ class MmStruct:
         self.anon_pages: dict[int, bytearray] = {}
         self.file_ptes: dict[int, bool] = {}
         self.guards: dict[int, bool] = {}       # guard PTE markers (MADV_GUARD_INSTALL)
+        self.pfn_ptes: dict[int, object] = {}   # VM_PFNMAP PTEs: vpn -> the driver's pfn
         self.owner = None           # the Process, for drivers that need current
 
     @property
@@ -101,8 +103,8 @@ class MmStruct:
         """Drop every PTE in [start, end), and the guard markers too unless told to
         keep them (MADV_DONTNEED keeps them, unmapping does not).
         O(min(pages, present))."""
-        tables = (self.anon_pages, self.file_ptes, self.guards) if markers else \
-            (self.anon_pages, self.file_ptes)
+        tables = (self.anon_pages, self.file_ptes, self.pfn_ptes, self.guards) if markers \
+            else (self.anon_pages, self.file_ptes, self.pfn_ptes)
         for table in tables:
             for vpn in self.present_in(start, end, table):
                 del table[vpn]
@@ -121,7 +123,7 @@ class MmStruct:
     def move_pages(self, old: int, new: int, length: int) -> None:
         """move_page_tables(): PTEs of [old, old+len) now map [new, new+len)."""
         shift = (new - old) >> PAGE_SHIFT
-        for table in (self.anon_pages, self.file_ptes, self.guards):
+        for table in (self.anon_pages, self.file_ptes, self.pfn_ptes, self.guards):
             items = [(v, table.pop(v)) for v in self.present_in(old, old + length, table)]
             for v, value in items:
                 table[v + shift] = value
@@ -164,6 +166,6 @@ class MmStruct:
         got = dict(total=self.total_vm, data=self.data_vm, exec=self.exec_vm,
                    stack=self.stack_vm)
         assert got == totals, f"counters {got} != recomputed {totals}"
-        for vpn in list(self.anon_pages) + list(self.file_ptes) + list(self.guards):
+        for vpn in [*self.anon_pages, *self.file_ptes, *self.pfn_ptes, *self.guards]:
             assert tree.find(vpn << PAGE_SHIFT) is not None, f"page {vpn:#x} outside any VMA"
         assert self.pkey_allocation_map & 1 or not self.kernel.pkeys, "pkey 0 not allocated"

@@ -1,0 +1,1 @@
+"""Drivers that plug into the mm layer through FileOperations and VmOperations."""
