@@ -280,6 +280,11 @@ def vma_expand(vmg: VmaMergeStruct) -> None:
         sticky |= nxt.flags & VM_STICKY
         dup_anon_vma(middle, nxt)
         _remove_merged(mm, nxt)
+    if vmg.copied_from is not None:
+        # mremap: a faulted source merging into an unfaulted neighbour brings its
+        # anon_vma along ("mm/vma: fix anon_vma UAF on mremap() faulted, unfaulted
+        # merge"; the 6.18.44 host agrees).
+        dup_anon_vma(middle, vmg.copied_from)
     middle.flags |= sticky
     vmg.target = middle
     mm.tree.rekey(middle, vmg.start)

@@ -168,4 +168,7 @@ class MmStruct:
         assert got == totals, f"counters {got} != recomputed {totals}"
         for vpn in [*self.anon_pages, *self.file_ptes, *self.pfn_ptes, *self.guards]:
             assert tree.find(vpn << PAGE_SHIFT) is not None, f"page {vpn:#x} outside any VMA"
+        for vpn in self.anon_pages:
+            assert tree.find(vpn << PAGE_SHIFT).anon_vma is not None, \
+                f"anonymous page {vpn:#x} in a VMA without an anon_vma"
         assert self.pkey_allocation_map & 1 or not self.kernel.pkeys, "pkey 0 not allocated"
