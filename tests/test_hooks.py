@@ -83,7 +83,7 @@ class ToyDevice(vmsim.FileOperations):
         if self.special:
             vma.flags |= VM_IO | VM_DONTEXPAND | VM_DONTDUMP
 
-    def unlocked_ioctl(self, file, cmd, arg):
+    def unlocked_ioctl(self, task, file, cmd, arg):
         self.log.append(("ioctl", cmd, arg))
         return 7
 

@@ -32,7 +32,8 @@ class Kernel:
                  task_size=0x7FFFFFFFF000, overcommit_memory=0, overcommit_ratio=50,
                  total_ram_pages=6 << 20, legacy_va_layout=False, pkeys=True, aslr=False,
                  seed=0, thp="madvise", stack_guard_gap=256 << PAGE_SHIFT, uid=0,
-                 capabilities=frozenset({"CAP_SYS_RAWIO", "CAP_IPC_LOCK"}), rlimits=None):
+                 capabilities=frozenset({"CAP_SYS_RAWIO", "CAP_IPC_LOCK"}), rlimits=None,
+                 sgx=True, mprotect_hook="merged"):
         self.max_map_count = max_map_count
         self.dac_mmap_min_addr = mmap_min_addr
         #: security/min_addr.c: max(vm.mmap_min_addr, CONFIG_LSM_MMAP_MIN_ADDR)
@@ -55,6 +56,14 @@ class Kernel:
         self.processes: dict[int, Process] = {}
         self.committed = 0
         self._next_pid = 1000
+        #: "merged" (5.11: ->mprotect is a pure check) or "v40" (the hook got pprev
+        #: and had to call mprotect_fixup itself, as in the SGX v40 patch)
+        self.mprotect_hook = mprotect_hook
+        self.sgx_cpu = None
+        if sgx:
+            from .drivers.sgx.arch import SgxCpu
+            from .drivers.sgx.driver import install
+            install(self, SgxCpu() if sgx is True else sgx)
 
     # --- mm/util.c ---
     def vm_enough_memory(self, mm, pages: int) -> None:

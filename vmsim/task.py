@@ -244,7 +244,7 @@ class Process:
         file = self._file(fd)
         if file.f_op.unlocked_ioctl is None:
             raise kerr(ENOTTY)
-        return file.f_op.unlocked_ioctl(file, _uint(cmd), _ulong(arg))
+        return file.f_op.unlocked_ioctl(self, file, _uint(cmd), _ulong(arg))
 
     # --- memory access ---
     def read(self, addr, n) -> bytes:
@@ -305,6 +305,9 @@ class Process:
                 if vma.flags & VM_ACCOUNT:
                     vms.nr_accounted += vma.pages
             vms.complete()
+        for notify in mm.exit_notifiers:
+            notify(mm)
+        mm.exit_notifiers.clear()
         for fd in list(self.files):
             self.files.pop(fd).put()
         self.alive = False

@@ -35,8 +35,8 @@ class FileOperations:
         MAP_FIXED range then stays unmapped). Must not change the range.
     get_unmapped_area(file, addr, length, pgoff, flags) -> addr
         Chooses the address of a new mapping, or refuses (raise OSError).
-    unlocked_ioctl(file, cmd, arg) -> int
-        ioctl(2). Raise OSError to fail.
+    unlocked_ioctl(task, file, cmd, arg) -> int
+        ioctl(2) by `task` (the kernel's current). Raise OSError to fail.
     release(file) -> None
         The last reference to the open file went away.
     """

@@ -55,6 +55,7 @@ class MmStruct:
         self.guards: dict[int, bool] = {}       # guard PTE markers (MADV_GUARD_INSTALL)
         self.pfn_ptes: dict[int, object] = {}   # VM_PFNMAP PTEs: vpn -> the driver's pfn
         self.owner = None           # the Process, for drivers that need current
+        self.exit_notifiers: list = []  # mmu notifiers' ->release, called at exit
 
     @property
     def map_count(self) -> int:

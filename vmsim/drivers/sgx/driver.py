@@ -1,0 +1,81 @@
+"""The SGX device files: arch/x86/kernel/cpu/sgx/driver.c (/dev/sgx_enclave,
+/dev/sgx_provision): open, release, mmap, get_unmapped_area and the ioctl entry.
+
+`install(kernel, cpu)` registers both nodes in the kernel's /dev, as the driver does at
+boot when the CPU has SGX1 and flexible launch control.
+"""
+
+from __future__ import annotations
+
+from ...errors import EBUSY, EINVAL, ENOTTY, kerr
+from ...fs.file import FileOperations
+from ...mm.flags import VM_DONTDUMP, VM_DONTEXPAND, VM_IO, VM_PFNMAP
+from ...mm.placement import mm_get_unmapped_area
+from ...uapi import MAP_FIXED, MAP_PRIVATE
+from . import arch
+from .encl import SGX_VM_OPS, Encl
+
+SGX_MISC_MAJOR = 10
+
+
+class SgxEnclaveFops(FileOperations):
+    """sgx_encl_fops."""
+
+    def __init__(self, cpu: arch.SgxCpu):
+        self.cpu = cpu
+
+    def open(self, file):
+        """sgx_open(): one enclave per open file."""
+        file.private_data = Encl(self.cpu)
+
+    def release(self, file):
+        """sgx_release(): drop every mm's reference, then the file's own."""
+        encl = file.private_data
+        for mm in list(encl.mm_list):
+            encl.mm_release(mm)
+        encl.put()
+
+    def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
+        """sgx_get_unmapped_area(): enclaves are MAP_SHARED; MAP_FIXED is taken as is."""
+        if flags & MAP_PRIVATE:
+            raise kerr(EINVAL)
+        if flags & MAP_FIXED:
+            return addr
+        return mm_get_unmapped_area(task, file, addr, length, pgoff, flags)
+
+    def mmap(self, file, vma):
+        """sgx_mmap(): the intent check, then a VM_PFNMAP|VM_IO mapping with sgx_vm_ops."""
+        encl = file.private_data
+        encl.may_map(vma.mm.owner, vma.start, vma.end, vma.flags)
+        encl.mm_add(vma.mm)
+        vma.vm_ops = SGX_VM_OPS
+        vma.flags |= VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP | VM_IO
+        vma.private_data = encl
+
+    def unlocked_ioctl(self, task, file, cmd, arg):
+        """sgx_ioctl(): one ioctl at a time per enclave (EBUSY), unknown -> ENOTTY."""
+        from .ioctl import IOCTLS
+        encl = file.private_data
+        handler = IOCTLS.get(cmd)
+        if handler is None:
+            raise kerr(ENOTTY)
+        if encl.busy:
+            raise kerr(EBUSY)
+        encl.busy = True
+        try:
+            return handler(task, encl, arg)
+        finally:
+            encl.busy = False
+
+
+class SgxProvisionFops(FileOperations):
+    """sgx_provision_fops: only its identity matters (SGX_IOC_ENCLAVE_PROVISION)."""
+
+
+def install(kernel, cpu: arch.SgxCpu) -> None:
+    """Register /dev/sgx_enclave and /dev/sgx_provision (needs SGX1 with FLC)."""
+    if not cpu.flc:
+        return
+    kernel.sgx_cpu = cpu
+    kernel.fs.add_device("/dev/sgx_enclave", SgxEnclaveFops(cpu))
+    kernel.fs.add_device("/dev/sgx_provision", SgxProvisionFops())

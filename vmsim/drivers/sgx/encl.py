@@ -1,0 +1,320 @@
+"""The enclave and its VMA hooks: arch/x86/kernel/cpu/sgx/encl.c.
+
+Every enclave page carries the permissions its creator declared when adding it
+(`vm_max_prot_bits`, the *intent*). The driver holds every mapping to it: on mmap
+(`sgx_mmap` -> `may_map`), on mprotect (the `->mprotect` hook -> `may_map`) and on fault
+(`->fault`: the whole VMA's R/W/X must be within the page's intent, else SIGBUS).
+The intents are kept as runs of equal permissions, so a check costs O(log n + runs).
+"""
+
+from __future__ import annotations
+
+from sortedcontainers import SortedDict
+
+from ...errors import EACCES, EFAULT, Fault
+from ...mm.fault import vmf_insert_pfn, zap_vma_ptes
+from ...mm.flags import VM_ACCESS_FLAGS, VM_EXEC, VM_READ, VM_WRITE
+from ...mm.vma import VmOperations
+from ...errors import kerr
+from ...uapi import BUS_ADRERR, PAGE_SHIFT, PAGE_SIZE, READ_IMPLIES_EXEC, SIGBUS
+from . import arch
+from .uapi import SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS, SGX_SECINFO_R, SGX_SECINFO_W, \
+    SGX_SECINFO_X
+
+
+class IntentRuns:
+    """vm_max_prot_bits of the present pages, as maximal runs of equal permissions.
+
+    runs: start page number -> (end page number, prot); runs never overlap, and two
+    adjacent runs never have the same prot. Holes (no page) carry no run.
+    """
+
+    def __init__(self):
+        self.runs = SortedDict()
+
+    def _run_at(self, pfn: int):
+        i = self.runs.bisect_right(pfn) - 1
+        if i < 0:
+            return None
+        start = self.runs.keys()[i]
+        end, prot = self.runs[start]
+        return (start, end, prot) if pfn < end else None
+
+    def get(self, pfn: int):
+        run = self._run_at(pfn)
+        return None if run is None else run[2]
+
+    def set(self, pfn: int, prot: int | None) -> None:
+        """Give page pfn the intent prot (None: the page is gone). O(log n)."""
+        run = self._run_at(pfn)
+        if run is not None:
+            start, end, old = run
+            if old == prot:
+                return
+            del self.runs[start]
+            if start < pfn:
+                self.runs[start] = (pfn, old)
+            if pfn + 1 < end:
+                self.runs[pfn + 1] = (end, old)
+        if prot is None:
+            return
+        start, end = pfn, pfn + 1
+        left = self._run_at(pfn - 1)
+        if left is not None and left[2] == prot:
+            start = left[0]
+            del self.runs[left[0]]
+        right = self.runs.get(pfn + 1)
+        if right is not None and right[1] == prot:
+            end = right[0]
+            del self.runs[pfn + 1]
+        self.runs[start] = (end, prot)
+
+    def exceeds(self, first: int, last: int, prot: int) -> bool:
+        """Does any present page in [first, last] allow less than prot? O(log n + k)."""
+        i = max(self.runs.bisect_right(first) - 1, 0)
+        keys = self.runs.keys()
+        while i < len(keys):
+            start = keys[i]
+            if start > last:
+                break
+            end, allowed = self.runs[start]
+            if end > first and prot & ~allowed:
+                return True
+            i += 1
+        return False
+
+
+def secinfo_to_vm_prot(secinfo_flags: int) -> int:
+    """sgx_encl_page_alloc(): SECINFO R/W/X -> VM_READ/VM_WRITE/VM_EXEC; TCS: RW."""
+    if (secinfo_flags >> 8) & 0xFF == SGX_PAGE_TYPE_TCS:
+        return VM_READ | VM_WRITE
+    return (VM_READ if secinfo_flags & SGX_SECINFO_R else 0) | \
+        (VM_WRITE if secinfo_flags & SGX_SECINFO_W else 0) | \
+        (VM_EXEC if secinfo_flags & SGX_SECINFO_X else 0)
+
+
+class EnclPage:
+    """struct sgx_encl_page: one page of the enclave (present in page_array)."""
+
+    __slots__ = ("addr", "vm_max_prot_bits", "type", "epc")
+
+    def __init__(self, addr: int, vm_max_prot_bits: int, page_type: int, epc):
+        self.addr = addr
+        self.vm_max_prot_bits = vm_max_prot_bits
+        self.type = page_type
+        self.epc = epc
+
+
+class Encl:
+    """struct sgx_encl: one per open of /dev/sgx_enclave.
+
+    Invariants: `pages` (the page_array, by page number) and `intent` agree;
+    every page's EPC page is valid, owned by `secs` and at the page's address;
+    `refs` counts the open file plus each mm in `mm_list`.
+    """
+
+    def __init__(self, cpu: arch.SgxCpu):
+        self.cpu = cpu
+        self.created = False
+        self.initialized = False
+        self.debug = False
+        self.busy = False           # SGX_ENCL_IOCTL
+        self.base = 0
+        self.size = 0
+        self.attributes = 0
+        self.attributes_mask = 0
+        self.secs = None            # the SECS EpcPage
+        self.pages: dict[int, EnclPage] = {}
+        self.intent = IntentRuns()
+        self.mm_list: set = set()
+        self.refs = 1
+
+    # --- page_array ---
+    def insert_page(self, page: EnclPage) -> None:
+        self.pages[page.addr >> PAGE_SHIFT] = page
+        self.intent.set(page.addr >> PAGE_SHIFT, page.vm_max_prot_bits)
+
+    def set_max_prot(self, page: EnclPage, prot: int) -> None:
+        page.vm_max_prot_bits = prot
+        self.intent.set(page.addr >> PAGE_SHIFT, prot)
+
+    def erase_page(self, page: EnclPage) -> None:
+        del self.pages[page.addr >> PAGE_SHIFT]
+        self.intent.set(page.addr >> PAGE_SHIFT, None)
+
+    def free_epc_page(self, epc) -> None:
+        """sgx_encl_free_epc_page(): EREMOVE, then back to the EPC."""
+        arch.eremove(epc)
+
+    # --- mm_list, lifetime ---
+    def mm_add(self, mm) -> None:
+        """sgx_encl_mm_add(): the first mapping by an mm takes a reference, and the
+        mm's exit (the mmu notifier's release) drops it."""
+        if mm in self.mm_list:
+            return
+        self.mm_list.add(mm)
+        self.refs += 1
+        mm.exit_notifiers.append(self.mm_release)
+
+    def mm_release(self, mm) -> None:
+        if mm in self.mm_list:
+            self.mm_list.discard(mm)
+            self.put()
+
+    def put(self) -> None:
+        """kref_put(): the last reference EREMOVEs every page, then the SECS."""
+        self.refs -= 1
+        if self.refs:
+            return
+        for page in list(self.pages.values()):
+            self.free_epc_page(page.epc)
+            self.erase_page(page)
+        if self.secs is not None:
+            arch.eremove(self.secs)
+            self.secs = None
+
+    def zap_ptes(self, addr: int) -> None:
+        """sgx_zap_enclave_ptes(): drop the PTE of addr in every mm mapping us."""
+        for mm in list(self.mm_list):
+            vma = mm.tree.find(addr)
+            if vma is not None and vma.private_data is self:
+                zap_vma_ptes(vma, addr, PAGE_SIZE)
+
+    # --- the intent check ---
+    def may_map(self, task, start: int, end: int, vm_flags: int) -> None:
+        """sgx_encl_may_map(): EACCES unless [start, end) may be mapped with the R/W/X
+        of vm_flags: inside ELRANGE once initialized, never for a READ_IMPLIES_EXEC
+        task, and within the intent of every page present (holes are unrestricted)."""
+        vm_prot_bits = vm_flags & VM_ACCESS_FLAGS
+        if self.initialized and (start < self.base or end > self.base + self.size):
+            raise kerr(EACCES)
+        if task.persona & READ_IMPLIES_EXEC:
+            raise kerr(EACCES)
+        if self.intent.exceeds(start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT, vm_prot_bits):
+            raise kerr(EACCES)
+
+    def explain(self, start: int, end: int, vm_flags: int) -> str:
+        """Why may_map refuses: the first page whose intent is exceeded (for users)."""
+        want = vm_flags & VM_ACCESS_FLAGS
+        if self.initialized and (start < self.base or end > self.base + self.size):
+            return (f"[{start:#x}, {end:#x}) is outside ELRANGE "
+                    f"[{self.base:#x}, {self.base + self.size:#x}) of an initialized enclave")
+        for pfn in range(start >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1):
+            prot = self.intent.get(pfn)
+            if prot is not None and want & ~prot:
+                return (f"page {pfn << PAGE_SHIFT:#x} was added with {prot_name(prot)}, "
+                        f"{prot_name(want)} was asked")
+        return "allowed"
+
+    # --- invariants ---
+    def check(self) -> None:
+        for pfn, page in self.pages.items():
+            assert page.addr >> PAGE_SHIFT == pfn, "page_array index mismatch"
+            assert self.intent.get(pfn) == page.vm_max_prot_bits, "intent runs out of sync"
+            epc = page.epc
+            assert epc.valid and epc.secs is self.secs and epc.addr == page.addr, \
+                f"EPCM entry of {page.addr:#x} inconsistent with the driver"
+            assert epc.pt == page.type or (epc.modified and page.type in (
+                SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS)), f"EPCM type of {page.addr:#x}"
+        nruns = sum(end - start for start, (end, _) in self.intent.runs.items())
+        assert nruns == len(self.pages), "intent runs cover pages that are not present"
+
+
+def prot_name(vm_prot: int) -> str:
+    return "".join(c if vm_prot & bit else "-" for c, bit in
+                   (("r", VM_READ), ("w", VM_WRITE), ("x", VM_EXEC)))
+
+
+class SgxVmOps(VmOperations):
+    """sgx_vm_ops: .open, .fault, .mprotect, .access (no .close, .may_split, .mremap)."""
+
+    def open(self, vma):
+        """sgx_vma_open(): a split half, a fork copy or an mremap destination."""
+        encl = vma.private_data
+        if encl is not None:
+            encl.mm_add(vma.mm)
+
+    def mprotect(self, vma, start, end, newflags):
+        """sgx_vma_mprotect(): the same check as mmap, against the new flags."""
+        encl = vma.private_data
+        if encl is None:
+            raise kerr(EACCES)
+        encl.may_map(vma.mm.owner, start, end, newflags)
+
+    def fault(self, vma, addr, write):
+        """sgx_vma_fault(): map the enclave page, EAUG a hole on SGX2, or SIGBUS."""
+        encl = vma.private_data
+        addr &= ~(PAGE_SIZE - 1)
+        if encl is None:
+            raise Fault(SIGBUS, BUS_ADRERR, addr)
+        page = encl.pages.get(addr >> PAGE_SHIFT)
+        if page is None and encl.cpu.sgx2:
+            page = eaug_page(encl, addr)
+        elif page is None or \
+                (page.vm_max_prot_bits & vma.flags & VM_ACCESS_FLAGS) != \
+                vma.flags & VM_ACCESS_FLAGS:
+            raise Fault(SIGBUS, BUS_ADRERR, addr)
+        vmf_insert_pfn(vma, addr, page.epc)
+
+    def access(self, vma, addr, length, write, data=b""):
+        """sgx_vma_access(): ptrace / /proc/PID/mem on a debug enclave only."""
+        encl = vma.private_data
+        if encl is None or not encl.debug:
+            raise kerr(EFAULT)
+        out = bytearray()
+        pos = 0
+        while pos < length:
+            a = addr + pos
+            page = encl.pages.get(a >> PAGE_SHIFT)
+            if page is None or (page.vm_max_prot_bits & vma.flags & VM_ACCESS_FLAGS) != \
+                    vma.flags & VM_ACCESS_FLAGS:
+                raise kerr(EFAULT)
+            off = a & (PAGE_SIZE - 1)
+            chunk = min(PAGE_SIZE - off, length - pos)
+            try:
+                if write:
+                    arch.edbgwr(page.epc, off, data[pos:pos + chunk])
+                else:
+                    out += arch.edbgrd(page.epc, off, chunk)
+            except arch.EnclsFault:
+                from ...errors import EIO
+                raise kerr(EIO) from None
+            pos += chunk
+        return length if write else bytes(out)
+
+    def check(self, vma):
+        """The intent invariant: no PTE of this VMA maps an enclave page with more
+        permissions than the page's vm_max_prot_bits, and each maps its own page."""
+        encl = vma.private_data
+        mm = vma.mm
+        prot = vma.flags & VM_ACCESS_FLAGS
+        for vpn in mm.present_in(vma.start, vma.end, mm.pfn_ptes):
+            epc = mm.pfn_ptes[vpn]
+            page = encl.pages.get(epc.addr >> PAGE_SHIFT) if encl is not None else None
+            assert page is not None and page.epc is epc, \
+                f"PTE at {vpn << PAGE_SHIFT:#x} maps an EPC page the enclave no longer has"
+            assert not prot & ~page.vm_max_prot_bits, (
+                f"PTE at {vpn << PAGE_SHIFT:#x} is {prot_name(prot)} but the page's "
+                f"declared permissions are {prot_name(page.vm_max_prot_bits)}")
+        if encl is not None:
+            encl.check()
+
+
+SGX_VM_OPS = SgxVmOps()
+
+
+def eaug_page(encl: Encl, addr: int) -> EnclPage:
+    """sgx_encl_eaug_page(): add a page on fault (SGX2): RWX intent, EPCM PENDING."""
+    if not encl.initialized:
+        raise Fault(SIGBUS, BUS_ADRERR, addr)
+    epc = encl.cpu.alloc_epc_page()
+    if epc is None:
+        raise Fault(SIGBUS, BUS_ADRERR, addr)
+    try:
+        arch.eaug(encl.secs, epc, addr)
+    except arch.EnclsFault:
+        encl.cpu.free_epc_page(epc)
+        raise Fault(SIGBUS, BUS_ADRERR, addr) from None
+    page = EnclPage(addr, VM_READ | VM_WRITE | VM_EXEC, SGX_PAGE_TYPE_REG, epc)
+    encl.insert_page(page)
+    return page

@@ -1,0 +1,315 @@
+"""Running enclave code: the vDSO's __vdso_sgx_enter_enclave() and the ENCLU leaves,
+with the access checks a CPU makes in enclave mode (spec/sgx-driver.md §3.3-3.4).
+
+The enclave's code is a Python callable `program(ctx, *args)` standing for the code at
+the TCS's entry point. It touches memory and calls ENCLU leaves through `ctx`
+(an `EnclaveContext`). An exception inside the enclave (#PF, #GP) is an AEX: the vDSO
+returns with `run.function == ERESUME` and the exception reported, and the program is
+suspended *at the faulting access*; ERESUME on that TCS retries the access and carries
+on. Each entered TCS runs its program on a thread of its own, and control passes
+between that thread and the caller strictly one at a time, so runs are deterministic.
+
+Access checks, in order (§3.4): the page tables first (the VMA, the PTE, faults the
+kernel can fix are fixed transparently: PTE installation, EAUG), then inside ELRANGE
+the EPCM (valid, this enclave, this address, REG, not BLOCKED/PENDING/MODIFIED, R/W/X);
+EPCM failures are #PF with the SGX bit (0x8000). Outside ELRANGE an access is an
+ordinary one, and an instruction fetch there is #GP.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from dataclasses import dataclass
+
+from ...errors import EINVAL, Fault, kerr
+from ...mm import fault as mmfault
+from ...uapi import PAGE_SHIFT, PAGE_SIZE
+from . import arch
+from .uapi import (EENTER, EEXIT, ERESUME, SGX_PAGE_ATTRIBUTES_MISMATCH, SGX_PAGE_TYPE_REG,
+                   SGX_PAGE_TYPE_TCS, SGX_SECINFO_MODIFIED, SGX_SECINFO_PENDING,
+                   SGX_SECINFO_PERMISSION_MASK, SGX_SECINFO_PR, SGX_SECINFO_R,
+                   SGX_SECINFO_W)
+
+PF_P, PF_W, PF_U, PF_I, PF_SGX = 0x1, 0x2, 0x4, 0x10, 0x8000
+RUN = struct.Struct("<QIHHQQQ216x")         # struct sgx_enclave_run (256 bytes)
+
+
+@dataclass
+class SgxEnclaveRun:
+    """struct sgx_enclave_run: tcs in; function and exception_* out."""
+
+    tcs: int = 0
+    function: int = 0
+    exception_vector: int = 0
+    exception_error_code: int = 0
+    exception_addr: int = 0
+    user_handler: object = None
+    user_data: int = 0
+
+    def pack(self) -> bytes:
+        return RUN.pack(self.tcs, self.function, self.exception_vector,
+                        self.exception_error_code, self.exception_addr, 0, self.user_data)
+
+
+class _Exception(Exception):
+    """An exception inside enclave mode: becomes an AEX."""
+
+    def __init__(self, vector: int, error_code: int, addr: int):
+        self.vector, self.error_code, self.addr = vector, error_code, addr
+
+
+class EnclaveThread:
+    """The suspended or running program of one TCS (the SSA frame it would resume)."""
+
+    def __init__(self, ctx, program, args):
+        self.ctx = ctx
+        self.program = program
+        self.args = args
+        self.to_enclave = threading.Semaphore(0)
+        self.to_host = threading.Semaphore(0)
+        self.event = None           # ("exit", None) or ("aex", _Exception)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        self.to_enclave.acquire()
+        try:
+            self.program(self.ctx, *self.args)
+            self.event = ("exit", None)
+        except BaseException as exc:   # a bug in the program: hand it to the caller
+            self.event = ("error", exc)
+        self.to_host.release()
+
+    def switch_in(self):
+        """Run the enclave side until it exits or takes an exception."""
+        if not self.thread.is_alive() and self.event is None:
+            self.thread.start()
+        self.event = None
+        self.to_enclave.release()
+        self.to_host.acquire()
+        return self.event
+
+    def aex(self, exc: _Exception):
+        """Called on the enclave side: report the exception and wait for ERESUME."""
+        self.event = ("aex", exc)
+        self.to_host.release()
+        self.to_enclave.acquire()
+
+
+class EnclaveContext:
+    """What enclave code can do: memory accesses and the ENCLU leaves."""
+
+    def __init__(self, task, encl, tcs_page):
+        self.task = task
+        self.encl = encl
+        self.tcs_page = tcs_page
+        self.thread = None
+
+    # --- memory ---
+    def read(self, addr: int, n: int) -> bytes:
+        out = bytearray()
+        for a, off, chunk in _pages(addr, n):
+            page = self._access(a, "r")
+            out += page[off:off + chunk]
+        return bytes(out)
+
+    def write(self, addr: int, data: bytes) -> None:
+        pos = 0
+        for a, off, chunk in _pages(addr, len(data)):
+            page = self._access(a, "w")
+            page[off:off + chunk] = data[pos:pos + chunk]
+            pos += chunk
+
+    def read64(self, addr: int) -> int:
+        return struct.unpack("<Q", self.read(addr, 8))[0]
+
+    def write64(self, addr: int, value: int) -> None:
+        self.write(addr, struct.pack("<Q", value))
+
+    def fetch(self, addr: int) -> None:
+        """An instruction fetch at addr (checks X)."""
+        self._access(addr, "x")
+
+    # --- ENCLU ---
+    def eaccept(self, addr: int, secinfo_flags: int) -> int:
+        """EACCEPT: acknowledge a pending EAUG, EMODPR or EMODT of the page at addr."""
+        epc = self._epc_for_leaf(addr)
+        pt = (secinfo_flags >> 8) & 0xFF
+        perms = secinfo_flags & SGX_SECINFO_PERMISSION_MASK
+        if epc.pending:
+            ok = (pt == SGX_PAGE_TYPE_REG and secinfo_flags & SGX_SECINFO_PENDING
+                  and perms == epc.perms())
+            if ok:
+                epc.pending = False
+        elif epc.modified:
+            ok = pt == epc.pt and bool(secinfo_flags & SGX_SECINFO_MODIFIED)
+            if ok:
+                epc.modified = False
+        elif epc.pr:
+            ok = pt == SGX_PAGE_TYPE_REG and bool(secinfo_flags & SGX_SECINFO_PR) and \
+                perms == epc.perms()
+            if ok:
+                epc.pr = False
+        else:
+            ok = False
+        return 0 if ok else SGX_PAGE_ATTRIBUTES_MISMATCH
+
+    def eacceptcopy(self, dst: int, src: int, secinfo_flags: int) -> int:
+        """EACCEPTCOPY: fill a pending EAUG page from src and give it SECINFO's perms."""
+        data = self.read(src & ~(PAGE_SIZE - 1), PAGE_SIZE)
+        epc = self._epc_for_leaf(dst)
+        perms = secinfo_flags & SGX_SECINFO_PERMISSION_MASK
+        if not epc.pending or (secinfo_flags >> 8) & 0xFF != SGX_PAGE_TYPE_REG:
+            return SGX_PAGE_ATTRIBUTES_MISMATCH
+        if perms & SGX_SECINFO_W and not perms & SGX_SECINFO_R:
+            raise _Exception(13, 0, dst)
+        epc.data[:] = data
+        epc.set_perms(perms)
+        epc.pending = False
+        return 0
+
+    def emodpe(self, addr: int, secinfo_flags: int) -> None:
+        """EMODPE: extend the EPCM permissions of a REG page."""
+        perms = secinfo_flags & SGX_SECINFO_PERMISSION_MASK
+        if perms & SGX_SECINFO_W and not perms & SGX_SECINFO_R:
+            raise _Exception(13, 0, addr)
+        epc = self._epc_for_leaf(addr)
+        if epc.pt != SGX_PAGE_TYPE_REG or epc.pending or epc.modified:
+            raise _Exception(14, PF_SGX | PF_P | PF_U, addr)
+        epc.set_perms(epc.perms() | perms)
+
+    # --- the checks ---
+    def _retry(self, check):
+        """Run a check; an exception is an AEX, after which ERESUME retries it."""
+        while True:
+            try:
+                return check()
+            except _Exception as exc:
+                self.thread.aex(exc)
+
+    def _access(self, addr: int, kind: str):
+        return self._retry(lambda: self._check(addr, kind))
+
+    def _check(self, addr: int, kind: str):
+        encl = self.encl
+        inside = encl.base <= addr < encl.base + encl.size
+        if kind == "x" and not inside:
+            raise _Exception(13, 0, 0)
+        code = PF_U | (PF_W if kind == "w" else 0) | (PF_I if kind == "x" else 0)
+        mm = self.task.mm
+        vpn = addr >> PAGE_SHIFT
+        present = vpn in mm.pfn_ptes or vpn in mm.anon_pages or vpn in mm.file_ptes
+        try:
+            vma = mmfault.user_fault(self.task, addr, kind)
+            page = mmfault.fault_page(self.task, vma, addr, kind == "w")
+        except Fault:
+            raise _Exception(14, code | (PF_P if present else 0), addr) from None
+        if not inside:
+            return page if page is not None else bytearray(PAGE_SIZE)
+        epc = mm.pfn_ptes.get(vpn)
+        ok = (isinstance(epc, arch.EpcPage) and epc.valid and epc.secs is encl.secs
+              and epc.addr == addr & ~(PAGE_SIZE - 1) and epc.pt == SGX_PAGE_TYPE_REG
+              and not (epc.blocked or epc.pending or epc.modified)
+              and {"r": epc.r, "w": epc.w, "x": epc.x}[kind])
+        if not ok:
+            raise _Exception(14, code | PF_P | PF_SGX, addr)
+        return epc.data
+
+    def _epc_for_leaf(self, addr: int):
+        """The EPC page an ENCLU leaf names (read access through the page tables)."""
+        def check():
+            encl, mm = self.encl, self.task.mm
+            try:
+                vma = mmfault.user_fault(self.task, addr, "r")
+                mmfault.fault_page(self.task, vma, addr, False)
+            except Fault:
+                present = (addr >> PAGE_SHIFT) in mm.pfn_ptes
+                raise _Exception(14, PF_U | (PF_P if present else 0), addr) from None
+            epc = mm.pfn_ptes.get(addr >> PAGE_SHIFT)
+            if not (isinstance(epc, arch.EpcPage) and epc.valid and epc.secs is encl.secs
+                    and epc.addr == addr & ~(PAGE_SIZE - 1)):
+                raise _Exception(14, PF_U | PF_P | PF_SGX, addr)
+            return epc
+        return self._retry(check)
+
+
+def _pages(addr: int, n: int):
+    pos = 0
+    while pos < n:
+        a = addr + pos
+        off = a & (PAGE_SIZE - 1)
+        chunk = min(PAGE_SIZE - off, n - pos)
+        yield a, off, chunk
+        pos += chunk
+
+
+def _tcs_at(task, addr: int):
+    """The TCS EPC page and its enclave at addr, as EENTER resolves RBX."""
+    if addr % PAGE_SIZE:
+        raise _Exception(13, 0, 0)
+    vma = task.mm.tree.find(addr)
+    encl = vma.private_data if vma is not None else None
+    from .encl import Encl
+    if not isinstance(encl, Encl):
+        raise _Exception(14, PF_U, addr)
+    try:
+        mmfault.fault_page(task, mmfault.user_fault(task, addr, "r"), addr, False)
+    except Fault:
+        raise _Exception(14, PF_U, addr) from None
+    epc = task.mm.pfn_ptes.get(addr >> PAGE_SHIFT)
+    if not (isinstance(epc, arch.EpcPage) and epc.valid and epc.pt == SGX_PAGE_TYPE_TCS
+            and epc.secs is encl.secs and not epc.modified):
+        raise _Exception(14, PF_U | PF_P | PF_SGX, addr)
+    return encl, epc
+
+
+def enter_enclave(task, run: SgxEnclaveRun, function: int = EENTER, program=None,
+                  args=()) -> int:
+    """__vdso_sgx_enter_enclave(): EENTER or ERESUME through run.tcs.
+
+    Returns 0 with run.function EEXIT after the program returned, or ERESUME after an
+    exception (reported in run.exception_*); -EINVAL for another leaf.
+    """
+    if function not in (EENTER, ERESUME):
+        return -EINVAL
+    run.exception_vector = run.exception_error_code = run.exception_addr = 0
+    threads = task.__dict__.setdefault("_sgx_threads", {})
+    try:
+        encl, tcs = _tcs_at(task, run.tcs)
+        if not encl.initialized:
+            raise _Exception(13, 0, 0)
+        nssa = struct.unpack_from("<I", tcs.data, 28)[0]
+        parked = threads.get(tcs)
+        if function == EENTER:
+            if parked is not None and len(parked) >= max(nssa, 1):
+                raise _Exception(13, 0, 0)      # CSSA == NSSA: no free SSA frame
+            if program is None:
+                raise kerr(EINVAL)
+            ctx = EnclaveContext(task, encl, tcs)
+            thread = EnclaveThread(ctx, program, args)
+            ctx.thread = thread
+            threads.setdefault(tcs, []).append(thread)
+        else:
+            if not parked:
+                raise _Exception(13, 0, 0)      # nothing to resume (CSSA == 0)
+            thread = parked[-1]
+    except _Exception as exc:
+        run.function = function
+        run.exception_vector, run.exception_error_code = exc.vector, exc.error_code
+        run.exception_addr = exc.addr
+        return 0
+    encl.secs.enclave.active_threads += 1
+    kind, detail = thread.switch_in()
+    encl.secs.enclave.active_threads -= 1
+    if kind == "error":
+        threads[tcs].remove(thread)
+        raise detail
+    if kind == "exit":
+        threads[tcs].remove(thread)
+        run.function = EEXIT
+        return 0
+    run.function = ERESUME
+    run.exception_vector = detail.vector
+    run.exception_error_code = detail.error_code
+    run.exception_addr = detail.addr
+    return 0
