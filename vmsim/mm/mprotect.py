@@ -95,6 +95,12 @@ def do_mprotect_pkey(task, start: int, length: int, prot: int, pkey: int) -> Non
         tmp = min(vma.end, end)
         ops = vma.vm_ops
         if ops is not None and ops.mprotect is not None:
+            if task.kernel.mprotect_hook == "v40":
+                vma, prev, nstart = v40_hook_step(task, vma, prev, nstart, tmp, end, newflags)
+                if vma is None:
+                    return
+                tmp = nstart
+                continue
             call_mprotect_hook(vma, nstart, tmp, newflags)
         vma = mprotect_fixup(task, vma, prev, nstart, tmp, newflags)
         prev = vma
@@ -114,6 +120,27 @@ def call_mprotect_hook(vma, start, end, newflags) -> None:
         raise HookContractError(
             f"vm_ops->mprotect modified the VMA {vma.start:#x}-{vma.end:#x}: the hook "
             "must only check permissions; the core does the fixup")
+
+
+def v40_hook_step(task, vma, prev, nstart, tmp, end, newflags):
+    """The design of the SGX v40 series (LKML, 2020), kept to show why review rejected
+    it: the hook received `pprev` *instead of* the core calling mprotect_fixup(), so the
+    driver had to call mprotect_fixup() itself and report the new prev. A hook that only
+    checks leaves the VMA unchanged and mprotect still succeeds. The loop continues as
+    the 5.10 do_mprotect_pkey() did, from prev. Returns (next vma or None when done,
+    prev, nstart)."""
+    pprev = [prev]
+    vma.vm_ops.mprotect(vma, pprev, nstart, tmp, newflags)
+    prev = pprev[0]
+    nstart = tmp
+    if prev is not None and nstart < prev.end:
+        nstart = prev.end
+    if nstart >= end:
+        return None, prev, nstart
+    nxt = task.mm.tree.next(prev) if prev is not None else task.mm.tree.find_vma(0)
+    if nxt is None or nxt.start != nstart:
+        raise kerr(ENOMEM)
+    return nxt, prev, nstart
 
 
 def mprotect_fixup(task, vma, prev, start: int, end: int, newflags: int):

@@ -58,6 +58,10 @@ class VmOperations:
         OSError to refuse. It MUST NOT modify the VMA: the core snapshots it and
         raises HookContractError if it did. Returning normally lets the core do the
         split/merge and the flag change.
+        Under Kernel(mprotect_hook="v40") the hook is the one of the original SGX
+        patch instead: mprotect(vma, pprev, start, end, newflags), called in place
+        of mprotect_fixup(); it must call mm.mprotect.mprotect_fixup() itself and
+        store the resulting VMA in pprev[0].
     fault(vma, addr, write) -> bytearray
         Supply the page backing `addr` (a page-cache page for files). Raise
         vmsim.Fault (SIGBUS) to refuse. Must not change the VMA.

@@ -13,7 +13,7 @@ from ...mm.flags import VM_DONTDUMP, VM_DONTEXPAND, VM_IO, VM_PFNMAP
 from ...mm.placement import mm_get_unmapped_area
 from ...uapi import MAP_FIXED, MAP_PRIVATE
 from . import arch
-from .encl import SGX_VM_OPS, Encl
+from .encl import SGX_VM_OPS, SGX_VM_OPS_V40, Encl
 
 SGX_MISC_MAJOR = 10
 
@@ -48,7 +48,7 @@ class SgxEnclaveFops(FileOperations):
         encl = file.private_data
         encl.may_map(vma.mm.owner, vma.start, vma.end, vma.flags)
         encl.mm_add(vma.mm)
-        vma.vm_ops = SGX_VM_OPS
+        vma.vm_ops = SGX_VM_OPS_V40 if vma.mm.kernel.mprotect_hook == "v40" else SGX_VM_OPS
         vma.flags |= VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP | VM_IO
         vma.private_data = encl
 

@@ -300,7 +300,21 @@ class SgxVmOps(VmOperations):
             encl.check()
 
 
+class SgxVmOpsV40(SgxVmOps):
+    """sgx_vm_ops of the v40 patch series: ->mprotect got `pprev` and did the fixup
+    itself after the intent check (Kernel(mprotect_hook="v40"))."""
+
+    def mprotect(self, vma, pprev, start, end, newflags):
+        from ...mm.mprotect import mprotect_fixup
+        encl = vma.private_data
+        if encl is None:
+            raise kerr(EACCES)
+        encl.may_map(vma.mm.owner, start, end, newflags)
+        pprev[0] = mprotect_fixup(vma.mm.owner, vma, pprev[0], start, end, newflags)
+
+
 SGX_VM_OPS = SgxVmOps()
+SGX_VM_OPS_V40 = SgxVmOpsV40()
 
 
 def eaug_page(encl: Encl, addr: int) -> EnclPage:

@@ -1,0 +1,518 @@
+"""Random scenarios for differential testing, and a shrinker.
+
+`Generator(seed).scenario()` draws a scenario from a weighted generator over every
+call of the mm core: anonymous and file memory (ext4 and tmpfs files, /dev/zero, a
+noexec tmpfs), memory accesses (touch/peek/poke: faults), pkeys, mremap, mseal,
+madvise, mlock/mlock2/munlock, brk, MDWE, READ_IMPLIES_EXEC, fork.  Addresses are
+mostly page-aligned inside the first 64 pages of the window W (so calls interact),
+with occasional unaligned, huge, negative or heap-window values; lengths are mostly
+1-16 pages with occasional edge values; flags and prot mostly valid with occasional
+junk bits.  Values that could reach the executor's own mappings (lengths between
+1 GiB and TASK_SIZE, addresses outside the windows but for harmless junk) are never
+drawn, and an address a call returned outside the window is never reused.
+
+`shrink(scenario, still_diverges)` reduces a diverging scenario: cut after the
+divergence, delta-debugging on lines (chunks, then single lines), then simpler
+arguments; a candidate is kept only if it still diverges with the same signature.
+"""
+
+from __future__ import annotations
+
+import random
+
+from . import scenario as S
+from . import uapi as U
+
+PAGE = 4096
+NPAGES = 64                     # the busy part of the window, in pages
+
+#: lengths that always fail (never map anything): PAGE_ALIGN overflow or > TASK_SIZE
+HUGE_LENGTHS = [1 << 47, 1 << 48, -PAGE, -1, 1 << 63, (1 << 64) - 2 * PAGE]
+#: for madvise, which applies the advice to every VMA of [start, start+len) whatever
+#: the holes, only lengths whose end wraps: a longer range would reach the
+#: executor's own mappings above the window
+WRAPPING_LENGTHS = [-PAGE, -1, (1 << 64) - 2 * PAGE]
+
+MADVICES = [  # (advice, weight)
+    (U.MADV_DONTNEED, 6), (U.MADV_FREE, 3), (U.MADV_DONTFORK, 4), (U.MADV_DOFORK, 3),
+    (U.MADV_WIPEONFORK, 4), (U.MADV_KEEPONFORK, 2), (U.MADV_HUGEPAGE, 3),
+    (U.MADV_NOHUGEPAGE, 2), (U.MADV_DONTDUMP, 2), (U.MADV_DODUMP, 2),
+    (U.MADV_GUARD_INSTALL, 4), (U.MADV_GUARD_REMOVE, 3), (U.MADV_POPULATE_READ, 2),
+    (U.MADV_POPULATE_WRITE, 2), (U.MADV_NORMAL, 1), (U.MADV_RANDOM, 1),
+    (U.MADV_SEQUENTIAL, 1), (U.MADV_WILLNEED, 2), (U.MADV_COLD, 1), (U.MADV_PAGEOUT, 1),
+    (U.MADV_REMOVE, 1), (U.MADV_DONTNEED_LOCKED, 2), (U.MADV_MERGEABLE, 1),
+    (U.MADV_UNMERGEABLE, 1), (U.MADV_COLLAPSE, 1), (99, 1), (-1, 1),
+]
+
+POKE_BYTES = [0x00, 0x41, 0x90, 0xC3]   # harmless as the first instruction of an exec touch
+
+
+def _call(name, *args, comment=None) -> S.Call:
+    return S.Call(name=name, args=list(args), comment=comment)
+
+
+class Generator:
+    """A weighted random scenario generator (deterministic for a given seed)."""
+
+    def __init__(self, seed=0, env: dict | None = None, min_len: int = 4, max_len: int = 24):
+        self.rng = random.Random(seed)
+        self.env = dict(env or {"W": S.WINDOW_BASE, "B": S.DEFAULT_BRK})
+        self.min_len, self.max_len = min_len, max_len
+
+    # -- value draws --
+    def page(self) -> int:
+        r = self.rng
+        return r.choice([r.randrange(NPAGES), r.randrange(8), r.randrange(16) + 8])
+
+    def addr(self) -> int:
+        r = self.rng.random()
+        W = self.env["W"]
+        if r < 0.9:
+            return W + self.page() * PAGE
+        if r < 0.94:
+            return W + self.page() * PAGE + self.rng.choice([1, 7, 0x800, PAGE - 1])
+        if r < 0.97:
+            return self.env["B"] + self.rng.randrange(8) * PAGE
+        return self.rng.choice([0, -PAGE, 1 << 47, 0x7FFFFFFFF000, W + (1 << 40) - PAGE])
+
+    def length(self) -> int:
+        r = self.rng.random()
+        if r < 0.85:
+            return self.rng.choice([1, 1, 1, 2, 2, 3, 4, 4, 6, 8, 12, 16]) * PAGE
+        if r < 0.93:
+            return self.rng.choice([0, 1, PAGE - 1, PAGE + 1, 3 * PAGE - 5])
+        if r < 0.97:
+            return self.rng.choice([2 << 20, 4 << 20, (2 << 20) + PAGE])
+        return self.rng.choice(HUGE_LENGTHS)
+
+    def prot(self) -> int:
+        r = self.rng.random()
+        base = self.rng.choice([0, 1, 3, 3, 3, 5, 7, 4, 2, 1])
+        if r < 0.9:
+            return base
+        return base | self.rng.choice([U.PROT_SEM, 0x10, U.PROT_GROWSDOWN, U.PROT_GROWSUP,
+                                       0x100])
+
+    # -- the scenario --
+    def scenario(self) -> S.Scenario:
+        r = self.rng
+        self.calls: list = []
+        self.fds: dict = {}            # fd -> kind ("ext4", "ro", "shm", "zero", "noexec")
+        self.forks = 0
+        self.pkeys: list = []
+        if r.random() < 0.45:
+            self._files()
+        n = r.randint(self.min_len, self.max_len)
+        # a few mappings first so most calls meet something
+        for _ in range(r.randint(1, 4)):
+            self._mmap(fixed=True)
+        ops = [(self._mmap, 20), (self._munmap, 7), (self._mprotect, 10),
+               (self._pkey_mprotect, 3), (self._pkey_alloc_free, 2), (self._mremap, 9),
+               (self._mseal, 3), (self._madvise, 10), (self._mlock, 5), (self._brk, 3),
+               (self._touch, 10), (self._peek, 2), (self._poke, 3), (self._fork, 1.5),
+               (self._mdwe, 1), (self._personality, 1), (self._fileop, 3),
+               (self._pkru, 0.3), (self._ksm, 0.3)]
+        funcs, weights = zip(*ops)
+        while len(self.calls) < n:
+            r.choices(funcs, weights)[0]()
+        return S.Scenario(self.calls)
+
+    def _next_fd(self) -> int:
+        fd = 3
+        while fd in self.fds:
+            fd += 1
+        return fd
+
+    def _open(self, path, flags, kind, mode=0o600):
+        fd = self._next_fd()
+        self.calls.append(_call("open", path, flags, mode))
+        self.fds[fd] = kind
+        return fd
+
+    def _files(self):
+        r = self.rng
+        fd = self._open("/tmp/f1", U.O_RDWR | U.O_CREAT, "ext4")
+        self.calls.append(_call("ftruncate", fd, r.choice([1, 2, 4, 8, 16]) * PAGE))
+        if r.random() < 0.5:
+            self._open("/tmp/f1", U.O_RDONLY, "ro", 0)
+        if r.random() < 0.3:
+            fd2 = self._open("/dev/shm/f2", U.O_RDWR | U.O_CREAT, "shm")
+            self.calls.append(_call("ftruncate", fd2, r.choice([2, 8]) * PAGE))
+        if r.random() < 0.3:
+            self._open("/dev/zero", U.O_RDWR, "zero", 0)
+        if r.random() < 0.25:
+            self.calls.append(_call("mkdir", "/tmp/nx", 0o755))
+            self.calls.append(_call("mount", "tmpfs", "/tmp/nx", "tmpfs", S.MS_NOEXEC, None))
+            fd3 = self._open("/tmp/nx/f3", U.O_RDWR | U.O_CREAT, "noexec")
+            self.calls.append(_call("ftruncate", fd3, 4 * PAGE))
+        if r.random() < 0.2:
+            fd = r.choice(list(self.fds))
+            self.calls.append(_call("dup", fd))
+            self.fds[self._next_fd()] = self.fds[fd]
+
+    def _mmap(self, fixed=None):
+        r = self.rng
+        use_file = self.fds and r.random() < 0.45
+        typ = r.choices([U.MAP_PRIVATE, U.MAP_SHARED, U.MAP_SHARED_VALIDATE, U.MAP_DROPPABLE,
+                         0], [60, 25, 5, 4, 1])[0]
+        flags = typ
+        if fixed is None:
+            fixed = r.random() < 0.7
+        if fixed:
+            flags |= U.MAP_FIXED if r.random() < 0.85 else U.MAP_FIXED_NOREPLACE
+        for bit, p in ((U.MAP_NORESERVE, 0.08), (U.MAP_POPULATE, 0.06), (U.MAP_LOCKED, 0.04),
+                       (U.MAP_GROWSDOWN, 0.04), (U.MAP_STACK, 0.05), (U.MAP_SYNC, 0.02),
+                       (U.MAP_HUGETLB, 0.01), (0x200, 0.01), (U.MAP_32BIT, 0.01),
+                       (U.MAP_UNINITIALIZED, 0.01)):
+            if r.random() < p:
+                flags |= bit
+        if use_file:
+            fd = r.choice(list(self.fds))
+            off = r.choice([0, 0, 0, 1, 2, 3]) * PAGE
+            if r.random() < 0.03:
+                off = r.choice([5, 1 << 62, -PAGE])
+        else:
+            flags |= U.MAP_ANONYMOUS
+            fd = -1 if r.random() < 0.97 else r.choice([987, 0])
+            off = 0 if r.random() < 0.95 else r.choice([PAGE, 5])
+        addr = self.addr() if r.random() < 0.97 else 0
+        length = self.length()
+        if flags & U.MAP_HUGETLB:
+            length = 2 << 20
+        self.calls.append(_call("mmap", addr, length, self.prot(), flags, fd, off))
+
+    def _munmap(self):
+        self.calls.append(_call("munmap", self.addr(), self.length()))
+
+    def _mprotect(self):
+        self.calls.append(_call("mprotect", self.addr(), self.length(), self.prot()))
+
+    def _pkey_mprotect(self):
+        key = self.rng.choice(self.pkeys + [-1, 0, 1, 2, 15, 16])
+        self.calls.append(_call("pkey_mprotect", self.addr(), self.length(), self.prot(), key))
+
+    def _pkey_alloc_free(self):
+        r = self.rng
+        if r.random() < 0.6:
+            self.calls.append(_call("pkey_alloc", r.choice([0, 0, 0, 1]),
+                                    r.choice([0, 0, U.PKEY_DISABLE_WRITE,
+                                              U.PKEY_DISABLE_ACCESS, 4])))
+            self.pkeys.append(1 + len(self.pkeys))
+        else:
+            self.calls.append(_call("pkey_free", r.choice(self.pkeys + [0, 1, 3, 16, -1])))
+
+    def _mremap(self):
+        r = self.rng
+        flags = r.choices([0, U.MREMAP_MAYMOVE, U.MREMAP_MAYMOVE | U.MREMAP_FIXED,
+                           U.MREMAP_MAYMOVE | U.MREMAP_DONTUNMAP,
+                           U.MREMAP_MAYMOVE | U.MREMAP_FIXED | U.MREMAP_DONTUNMAP,
+                           U.MREMAP_FIXED, 8], [25, 25, 30, 8, 8, 2, 2])[0]
+        old_len = self.length() if r.random() < 0.9 else 0
+        new_len = old_len if r.random() < 0.3 else self.length()
+        new_addr = self.addr() if flags & U.MREMAP_FIXED else 0
+        if flags & U.MREMAP_FIXED and r.random() < 0.05:
+            new_addr += 1
+        self.calls.append(_call("mremap", self.addr(), old_len, new_len, flags, new_addr))
+
+    def _mseal(self):
+        self.calls.append(_call("mseal", self.addr(), self.length(),
+                                0 if self.rng.random() < 0.95 else 1))
+
+    def _madvise(self):
+        advs, ws = zip(*MADVICES)
+        addr, length = self.addr(), self.length()
+        if length & S.U64 > 1 << 32 and (addr + length) & S.U64 >= addr & S.U64:
+            length = self.rng.choice(WRAPPING_LENGTHS)
+        self.calls.append(_call("madvise", addr, length,
+                                self.rng.choices(advs, ws)[0]))
+
+    def _mlock(self):
+        r = self.rng.random()
+        if r < 0.4:
+            self.calls.append(_call("mlock", self.addr(), self.length()))
+        elif r < 0.7:
+            self.calls.append(_call("mlock2", self.addr(), self.length(),
+                                    self.rng.choice([0, U.MLOCK_ONFAULT, U.MLOCK_ONFAULT, 2])))
+        else:
+            self.calls.append(_call("munlock", self.addr(), self.length()))
+
+    def _brk(self):
+        r = self.rng
+        B = self.env["B"]
+        v = r.choices([B + r.randrange(16) * PAGE, B + r.randrange(16) * PAGE + 123, 0,
+                       B - PAGE, B + (2 << 20), self.env["W"] + self.page() * PAGE],
+                      [60, 8, 10, 5, 5, 3])[0]
+        self.calls.append(_call("brk", v))
+
+    def _access_addr(self, exec_=False):
+        r = self.rng
+        if r.random() < 0.93:
+            # an exec touch runs one instruction: keep it inside the page
+            offs = [0, 0, 0, 8] if exec_ else [0, 0, 0, 8, 0xFFF]
+            return self.env["W"] + self.page() * PAGE + r.choice(offs)
+        return self.env["B"] + r.randrange(8) * PAGE
+
+    def _touch(self):
+        mode = self.rng.choices("rwx", [4, 5, 2])[0]
+        self.calls.append(_call("touch", self._access_addr(mode == "x"), mode))
+
+    def _peek(self):
+        self.calls.append(_call("peek", self._access_addr()))
+
+    def _poke(self):
+        self.calls.append(_call("poke", self._access_addr(), self.rng.choice(POKE_BYTES)))
+
+    def _fork(self):
+        if self.forks < 2:
+            self.forks += 1
+            self.calls.append(_call("fork"))
+
+    def _mdwe(self):
+        r = self.rng
+        a2 = r.choices([U.PR_MDWE_REFUSE_EXEC_GAIN,
+                        U.PR_MDWE_REFUSE_EXEC_GAIN | U.PR_MDWE_NO_INHERIT,
+                        U.PR_MDWE_NO_INHERIT, 4], [10, 3, 1, 1])[0]
+        if r.random() < 0.8:
+            self.calls.append(_call("prctl", U.PR_SET_MDWE, a2, 0, 0, 0))
+        else:
+            self.calls.append(_call("prctl", U.PR_GET_MDWE, 0, 0, 0, 0))
+
+    def _pkru(self):
+        self.calls.append(_call("set_pkru", self.rng.choice(
+            [0, 0x55555554, 0x4, 0x8, 0xC, 0xFFFFFFFC])))
+
+    def _ksm(self):
+        self.calls.append(_call("prctl", U.PR_SET_MEMORY_MERGE, self.rng.choice([1, 0]),
+                                0, 0, 0))
+
+    def _personality(self):
+        v = self.rng.choices([U.READ_IMPLIES_EXEC | U.ADDR_NO_RANDOMIZE, U.READ_IMPLIES_EXEC,
+                              U.ADDR_NO_RANDOMIZE, 0xFFFFFFFF], [5, 2, 1, 1])[0]
+        self.calls.append(_call("personality", v))
+
+    def _fileop(self):
+        r = self.rng
+        if not self.fds:
+            return self._mmap()
+        fd = r.choice(list(self.fds))
+        x = r.random()
+        if x < 0.3:
+            self.calls.append(_call("ftruncate", fd, r.choice([0, 1, 2, 3, 8]) * PAGE))
+        elif x < 0.5:
+            # nops: an exec touch of the written bytes runs one harmless instruction
+            self.calls.append(_call("pwrite64", fd, b"\x90" * 16, 16, r.randrange(4) * PAGE))
+        elif x < 0.7:
+            self.calls.append(_call("close", fd))
+            del self.fds[fd]
+        elif x < 0.85:
+            self.calls.append(_call("unlink", r.choice(["/tmp/f1", "/dev/shm/f2"])))
+        else:
+            self.calls.append(_call("dup", fd))
+            self.fds[self._next_fd()] = self.fds[fd]
+
+
+# --------------------------------------------------------------------------- shrinking
+
+def _simplifications(call: S.Call, env: dict):
+    """Simpler variants of one call (one argument changed each)."""
+    kinds = S.CALLS[call.name]
+    W = env["W"]
+    for i, (kind, v) in enumerate(zip(kinds, call.args)):
+        kind = kind.rstrip("?")
+        if not isinstance(v, int):
+            continue
+        cands = []
+        if kind == "len":
+            cands = [PAGE, 2 * PAGE] if v not in (PAGE, 2 * PAGE) else []
+        elif kind in ("prot", "mapflags", "mremapflags", "oflags", "msflags", "mlockflags",
+                      "pkeyrights", "persona"):
+            bit = 1
+            vv = v & S.U64
+            while bit <= vv:
+                if vv & bit:
+                    cands.append(v & ~bit)
+                bit <<= 1
+        elif kind == "addr" and W <= v < W + S.WINDOW_SIZE:
+            page = (v - W) // PAGE
+            if v % PAGE:
+                cands.append(v - v % PAGE)
+            if page > 0:
+                cands += [W + p * PAGE for p in sorted({0, 1, page // 2, page - 1}) if p < page]
+        elif kind in ("off", "int") and v not in (0,) and call.name != "pwrite64":
+            cands = [0]
+        for c in cands:
+            args = list(call.args)
+            args[i] = c
+            yield S.Call(name=call.name, args=args, comment=call.comment)
+
+
+def shrink(calls: list, still_diverges, max_tries: int = 2000) -> list:
+    """Delta-debug `calls` (a list of Calls ending at the divergent call) to a
+    smaller list for which still_diverges(list) is true."""
+    tries = 0
+
+    def test(cand):
+        nonlocal tries
+        tries += 1
+        return still_diverges(cand)
+
+    calls = list(calls)
+    n = 2
+    while len(calls) >= 2 and tries < max_tries:
+        chunk = -(-len(calls) // n)
+        reduced = False
+        for i in range(0, len(calls), chunk):
+            cand = calls[:i] + calls[i + chunk:]
+            if cand and test(cand):
+                calls = cand
+                n = max(n - 1, 2)
+                reduced = True
+                break
+        if not reduced:
+            if chunk == 1:
+                break
+            n = min(len(calls), n * 2)
+    # single lines, last to first
+    i = len(calls) - 1
+    while i >= 0 and tries < max_tries and len(calls) > 1:
+        cand = calls[:i] + calls[i + 1:]
+        if test(cand):
+            calls = cand
+        i -= 1
+    return calls
+
+
+def shrink_args(calls: list, still_diverges, env: dict, max_tries: int = 500) -> list:
+    """Simplify arguments one at a time, keeping changes that still diverge."""
+    calls = list(calls)
+    tries = 0
+    changed = True
+    while changed and tries < max_tries:
+        changed = False
+        for i in range(len(calls)):
+            for cand_call in _simplifications(calls[i], env):
+                if tries >= max_tries:
+                    break
+                cand = calls[:i] + [cand_call] + calls[i + 1:]
+                tries += 1
+                if still_diverges(cand):
+                    calls = cand
+                    changed = True
+                    break
+    return calls
+
+
+# --------------------------------------------------------------------------- campaigns
+
+class FuzzReport:
+    """The outcome of a fuzz campaign."""
+
+    def __init__(self):
+        self.scenarios = 0
+        self.calls = 0
+        self.divergences: list = []     # (seed_index, Divergence, shrunk calls, path)
+        self.signatures: dict = {}      # signature -> count
+        self.skipped: dict = {}         # reason -> scenarios cut short by the host
+        self.seconds = 0.0
+        self.compare_seconds = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.compare_seconds if self.compare_seconds else 0.0
+
+
+def scenario_for(seed: int, index: int, env: dict) -> S.Scenario:
+    return Generator(f"{seed}:{index}", env).scenario()
+
+
+def make_checker(oracle, kernel_kwargs, signature, model_runner=None):
+    """still_diverges(calls) for the shrinker: same divergence signature."""
+    from .oracle.compare import first_divergence
+
+    def still(calls):
+        sc = S.Scenario(list(calls))
+        ks = oracle.run(sc)
+        ms = (model_runner or S.run_model)(sc, kernel_kwargs, oracle.env)
+        d = first_divergence(sc, ks, ms, oracle.env, check_expected=False)
+        return d is not None and d.signature() == signature and d.index == len(calls) - 1
+    return still
+
+
+def shrink_divergence(oracle, kernel_kwargs, scenario, div, max_tries=2000):
+    """The minimal list of calls reproducing `div` (same signature)."""
+    still = make_checker(oracle, kernel_kwargs, div.signature())
+    calls = scenario.calls[:div.index + 1]
+    if not still(calls):            # flaky or state-dependent beyond the prefix
+        return calls
+    calls = shrink(calls, still, max_tries)
+    calls = shrink_args(calls, still, oracle.env, max_tries // 4)
+    return calls
+
+
+def write_divergence(path, calls, div_after, env, comment: str):
+    """Write a shrunk scenario with the kernel's results as expectations."""
+    import os
+    sc = S.Scenario(list(calls), header=[l for l in comment.splitlines()])
+    results = [S.token_to_result(c.name, st.result, env) if st.result[0] != "crash" else None
+               for c, st in zip(calls, div_after)]
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(S.dump(sc, env, results))
+
+
+def campaign(oracle, n: int, seed: int, kernel_kwargs: dict, out_dir: str | None = None,
+             progress=None, shrink_each: bool = True, max_shrink_tries: int = 2000,
+             seconds: float | None = None) -> FuzzReport:
+    """Generate n scenarios (or as many as fit in `seconds`), compare each; shrink
+    the first divergence of every distinct signature and write it to out_dir."""
+    import time
+
+    from .oracle import OracleError
+    from .oracle.compare import first_divergence, skipped
+    rep = FuzzReport()
+    t0 = time.perf_counter()
+    for i in range(n):
+        if seconds is not None and time.perf_counter() - t0 > seconds:
+            break
+        sc = scenario_for(seed, i, oracle.env)
+        tc = time.perf_counter()
+        try:
+            ks = oracle.run(sc)
+        except OracleError as exc:          # a hung or dead executor: restarted, noted
+            why = f"oracle error: {exc}"
+            rep.skipped[why] = rep.skipped.get(why, 0) + 1
+            continue
+        ms = S.run_model(sc, kernel_kwargs, oracle.env)
+        rep.compare_seconds += time.perf_counter() - tc
+        d = first_divergence(sc, ks, ms, oracle.env, check_expected=False)
+        rep.scenarios += 1
+        sk = skipped(ks)
+        if sk is not None:
+            rep.skipped[sk[1]] = rep.skipped.get(sk[1], 0) + 1
+        rep.calls += (d.index + 1 if d is not None else sk[0] if sk is not None
+                      else len(sc.calls))
+        if d is not None:
+            sig = d.signature()
+            first = sig not in rep.signatures
+            rep.signatures[sig] = rep.signatures.get(sig, 0) + 1
+            if first:
+                shrunk, path = sc.calls[:d.index + 1], None
+                if shrink_each:
+                    shrunk = shrink_divergence(oracle, kernel_kwargs, sc, d, max_shrink_tries)
+                if out_dir:
+                    import os
+                    path = os.path.join(out_dir, f"fuzz-{seed}-{i}.scn")
+                    small = S.Scenario(list(shrunk))
+                    ks2 = oracle.run(small)
+                    ms2 = S.run_model(small, kernel_kwargs, oracle.env)
+                    d2 = first_divergence(small, ks2, ms2, oracle.env, check_expected=False)
+                    text = (f"vmsim diff --fuzz: seed {seed}, scenario {i}, shrunk from "
+                            f"{len(sc.calls)} to {len(shrunk)} calls\n")
+                    text += (d2 or d).describe(oracle.env)
+                    text += "\nexpected results below are the kernel's"
+                    write_divergence(path, shrunk, ks2, oracle.env, text)
+                rep.divergences.append((i, d, shrunk, path))
+        if progress:
+            progress(i + 1, n, rep)
+    rep.seconds = time.perf_counter() - t0
+    return rep
