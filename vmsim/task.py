@@ -229,10 +229,18 @@ class Process:
         return 0
 
     def pread(self, fd, n, offset) -> bytes:
-        return self._file(fd).inode.read(offset, n)
+        from .fs.file import FMODE_READ
+        file = self._file(fd)
+        if not file.f_mode & FMODE_READ:
+            raise kerr(EBADF)
+        return file.inode.read(offset, n)
 
     def pwrite(self, fd, data, offset) -> int:
-        self._file(fd).inode.write(offset, bytes(data))
+        from .fs.file import FMODE_WRITE
+        file = self._file(fd)
+        if not file.f_mode & FMODE_WRITE:
+            raise kerr(EBADF)
+        file.inode.write(offset, bytes(data))
         return len(data)
 
     def unlink(self, path) -> int:

@@ -131,6 +131,11 @@ def user_fault(task, addr: int, kind: str):
         raise Fault(SIGSEGV, SEGV_MAPERR, addr)
     code = access_error(task, vma, kind)
     if code is not None:
+        if kind == "x" and code == SEGV_ACCERR and vma.flags & VM_ACCESS_FLAGS:
+            # An instruction fetch from a non-executable but accessible VMA: the
+            # not-present fault is handled like a read (it may SIGBUS, or hit a
+            # guard marker); the retry on the now-present NX PTE is ACCERR.
+            fault_page(task, vma, addr, False)
         raise Fault(SIGSEGV, code, addr)
     return vma
 
@@ -164,9 +169,10 @@ def fault_page(task, vma, addr: int, write: bool):
                 raise HookContractError(
                     "->fault of a VM_PFNMAP VMA must map a PFN (vmf_insert_pfn) or fail")
         return pfn.cpu_page()
-    page = vma.vm_ops.fault(vma, addr, write)   # do_read_fault/do_shared_fault
-    if write and not vma.flags & VM_SHARED:     # do_cow_fault()
+    if write and not vma.flags & VM_SHARED:     # do_cow_fault(): anon_vma first
         anon_vma_prepare(vma)
+    page = vma.vm_ops.fault(vma, addr, write)   # do_read_fault/do_shared_fault
+    if write and not vma.flags & VM_SHARED:
         mm.file_ptes.pop(vpn, None)
         page = mm.anon_pages[vpn] = bytearray(page)
         return page

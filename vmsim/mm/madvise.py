@@ -17,7 +17,7 @@ from ..uapi import (MADV_COLD, MADV_GUARD_INSTALL, MADV_GUARD_REMOVE, MADV_COLLA
                     MADV_POPULATE_WRITE, MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL,
                     MADV_UNMERGEABLE, MADV_WILLNEED, MADV_WIPEONFORK,
                     PAGE_MASK, PAGE_SHIFT, PAGE_SIZE)
-from .flags import (VM_ACCESS_FLAGS, VM_MAYBE_GUARD, VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_DROPPABLE,
+from .flags import (VM_ACCESS_FLAGS, VM_MAYBE_GUARD, VM_READ, VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_DROPPABLE,
                     VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MERGEABLE,
                     VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_RAND_READ, VM_SEALED,
                     VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, vma_pkey)
@@ -45,8 +45,8 @@ def can_madvise_modify(task, vma, behavior: int) -> bool:
     """Sealed VMAs refuse discards unless file-backed or writable (pkey included)."""
     if not vma.flags & VM_SEALED or behavior not in DISCARDS:
         return True
-    if vma.file is not None:
-        return True
+    if not vma.is_anonymous():
+        return True         # file-backed mappings, shared or private
     if vma.flags & VM_WRITE:
         pkey = vma_pkey(vma.flags)
         return not task.kernel.pkeys or not task.pkru & (3 << (2 * pkey))
@@ -220,7 +220,7 @@ def madvise_populate(task, start: int, end: int, write: bool) -> int:
             raise kerr(ENOMEM)
         if vma.flags & (VM_IO | VM_PFNMAP):
             raise kerr(EINVAL)
-        if (write and not vma.flags & VM_WRITE) or not vma.flags & VM_ACCESS_FLAGS:
+        if not vma.flags & (VM_WRITE if write else VM_READ):
             raise kerr(EINVAL)      # "Incompatible mappings / permissions" [obs]
         try:
             fault_page(task, vma, addr, write)

@@ -264,7 +264,8 @@ def mm_populate(task, start, length, ignore_errors=True) -> int:
     else returns EFAULT (mlock). Returns 0 or the errno."""
     from .fault import handle_mm_fault
     end = start + length
-    for vma in task.mm.tree.intersecting(start, end):
+    mm = task.mm
+    for vma in mm.tree.intersecting(start, end):
         if vma.flags & (VM_IO | VM_PFNMAP | VM_LOCKONFAULT):
             continue
         if not vma.flags & VM_ACCESS_FLAGS:     # "we've never faulted in PROT_NONE pages"
@@ -272,9 +273,14 @@ def mm_populate(task, start, length, ignore_errors=True) -> int:
                 continue
             return EFAULT
         write = vma.flags & (VM_WRITE | VM_SHARED) == VM_WRITE
+        lo, hi = max(start, vma.start), min(end, vma.end)
         if not write and vma.is_anonymous():
-            continue        # read faults map the zero page: nothing to record
-        for addr in range(max(start, vma.start), min(end, vma.end), PAGE_SIZE):
+            # read faults map the zero page: nothing to record but guard markers
+            if mm.present_in(lo, hi, mm.guards):
+                if not ignore_errors:
+                    return EFAULT
+            continue
+        for addr in range(lo, hi, PAGE_SIZE):
             if not handle_mm_fault(task, vma, addr, write):
                 if not ignore_errors:
                     return EFAULT
@@ -334,6 +340,8 @@ def do_brk_flags(task, vma, addr, length, flags) -> None:
     """Extend the brk VMA (just_expand merge with prev only) or create one."""
     mm = task.mm
     flags |= VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT | mm.def_flags
+    if task.persona & READ_IMPLIES_EXEC:
+        flags |= VM_EXEC            # VM_DATA_FLAGS_TSK_EXEC: TASK_EXEC
     if mm.merge_any:
         flags |= VM_MERGEABLE
     pglen = length >> PAGE_SHIFT

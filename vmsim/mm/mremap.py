@@ -87,8 +87,10 @@ def check_mremap_params(vrm: VmaRemap) -> None:
         raise kerr(EINVAL)
     if flags & MREMAP_DONTUNMAP and vrm.old_len != vrm.new_len:
         raise kerr(EINVAL)
-    if vrm.addr < vrm.new_addr + vrm.new_len and vrm.new_addr < vrm.addr + vrm.old_len:
-        raise kerr(EINVAL)      # source and destination overlap
+    end_old = (vrm.addr + vrm.old_len) & U64     # unsigned long arithmetic wraps
+    end_new = (vrm.new_addr + vrm.new_len) & U64
+    if end_old > vrm.new_addr and end_new > vrm.addr:
+        raise kerr(EINVAL)      # vrm_overlaps(): source and destination overlap
     if len(vrm.mm.tree) + 2 >= vrm.mm.kernel.max_map_count - 3:
         raise kerr(ENOMEM)
 
@@ -324,7 +326,7 @@ def remap_move(vrm: VmaRemap) -> int:
             res = got
         seen = True
         target = got + length
-        vma = mm.tree.find_intersecting(last_end, end)
+        vma = mm.tree.find_intersecting(last_end, end)      # the iterator resumes after
     if res is None:
         raise kerr(EFAULT)
     return res

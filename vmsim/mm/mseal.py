@@ -50,5 +50,7 @@ def do_mseal(task, start: int, len_in: int, flags: int) -> int:
             vma.flags = flags
         prev = vma
         curr_start = curr_end
-        vma = mm.tree.next(vma)
+        # for_each_vma_range() resumes at curr_start: a VMA that a merge grew past
+        # it is visited again (and skipped, being sealed).
+        vma = mm.tree.find_vma(curr_start)
     return 0

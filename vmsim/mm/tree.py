@@ -108,6 +108,8 @@ class VmaTree:
 
     def find_intersecting(self, start: int, end: int):
         """The first VMA intersecting [start, end), or None (vma_find). O(log n)."""
+        if start >= end:
+            return None
         vma = self.find_vma(start)
         return vma if vma is not None and vma.start < end else None
 
