@@ -42,7 +42,7 @@ def do_mseal(task, start: int, len_in: int, flags: int) -> int:
     vma = mm.tree.find(start)
     prev = vma if start > vma.start else mm.tree.prev(vma)
     curr_start = start
-    while vma is not None and vma.start < end:
+    while vma is not None and curr_start < end:
         curr_end = min(vma.end, end)
         if not vma.flags & VM_SEALED:
             vma, flags = vma_modify_flags(mm, prev, vma, curr_start, curr_end,
