@@ -44,15 +44,18 @@ def test_smaps_counts_forked_pages_as_private():
     assert "Shared_Dirty:          0 kB" in block
 
 
-@pytest.mark.parametrize("extra, code", [(0, errno.ENOMEM), (MAP_NORESERVE, errno.ENOMEM),
-                                         (7 << 26, errno.EINVAL)])
-def test_map_hugetlb_is_refused(extra, code):
-    """Row 3. Linux accepts MAP_HUGETLB|MAP_NORESERVE without huge pages (SIGBUS on
-    access); the model refuses every anonymous MAP_HUGETLB."""
+def test_hugetlb_pool_is_empty():
+    """Row 3. With huge pages in the pool Linux would reserve and fault them in."""
     p = vmsim.Kernel().spawn()
     with pytest.raises(OSError) as err:
-        p.mmap(0, 2 << 20, RW, ANON | MAP_HUGETLB | extra)
-    assert err.value.errno == code
+        p.mmap(0, 2 << 20, RW, ANON | MAP_HUGETLB)
+    assert err.value.errno == errno.ENOMEM
+    a = p.mmap(0, P, RW, ANON | MAP_HUGETLB | MAP_NORESERVE)
+    assert a % (2 << 20) == 0
+    assert p.maps().splitlines()[0].endswith("/anon_hugepage (deleted)")
+    with pytest.raises(vmsim.Fault) as fault:
+        p.write(a, b"x")
+    assert fault.value.signal == "SIGBUS"
 
 
 def test_madv_collapse_is_einval():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
@@ -197,7 +196,8 @@ def _fuzz(args, oracle, kw, out) -> int:
             print(f"note: {n} scenario(s) cut short: {reason}")
         for i, d, sh, p in rep.divergences:
             n = rep.signatures[d.signature()]
-            print(f"divergence in scenario {i} ({n} scenario(s) alike), shrunk to "
+            how = "cut after the divergent call:" if args.no_shrink else "shrunk to"
+            print(f"divergence in scenario {i} ({n} scenario(s) alike), {how} "
                   f"{len(sh)} call(s){': ' + p if p else ''}")
             print("\n".join("  " + l for l in d.describe(oracle.env).splitlines()))
         print(summary)

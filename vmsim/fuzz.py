@@ -103,6 +103,8 @@ class Generator:
         if r.random() < 0.45:
             self._files()
         n = r.randint(self.min_len, self.max_len)
+        if r.random() < 0.15:
+            n *= 2                          # now and then a long one: deeper states
         # a few mappings first so most calls meet something
         for _ in range(r.randint(1, 4)):
             self._mmap(fixed=True)
@@ -246,6 +248,9 @@ class Generator:
 
     def _access_addr(self, exec_=False):
         r = self.rng
+        if r.random() < 0.05:
+            # just below a page start: the stack-growth path of a MAP_GROWSDOWN VMA
+            return self.env["W"] + max(self.page(), 1) * PAGE - r.choice([8, PAGE])
         if r.random() < 0.93:
             # an exec touch runs one instruction: keep it inside the page
             offs = [0, 0, 0, 8] if exec_ else [0, 0, 0, 8, 0xFFF]

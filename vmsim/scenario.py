@@ -1,9 +1,9 @@
 """Scenarios: sequences of memory-map calls in strace syntax, shared by the model
 and the host-kernel oracle (docs/scenario-format.md).
 
-    mmap(W+0x1000, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = W+0x1000
-    mprotect(W+0x1000, 4096, PROT_READ) = 0
-    touch(W+0x1000, "w") = SIGSEGV {si_code=SEGV_ACCERR, si_addr=W+0x1000}
+    mmap(W, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = W
+    mprotect(W, 4096, PROT_READ) = 0
+    touch(W, "w") = SIGSEGV {si_code=SEGV_ACCERR, si_addr=W}
 
 Layers:
 

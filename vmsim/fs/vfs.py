@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 
-from ..errors import (EACCES, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR,
+from ..errors import (EACCES, EEXIST, EINVAL, EISDIR, ENOENT, ENOMEM, ENOTDIR,
                       EOPNOTSUPP, kerr)
 from ..mm.flags import VM_SHARED, VM_SYNC
 from ..uapi import MAP_SHARED, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_PATH, O_RDONLY, O_RDWR, \
@@ -105,6 +105,35 @@ class DevZeroOps(FileOperations):
             vma.vm_ops = None
 
 
+class HugetlbFileOps(FileOperations):
+    """hugetlbfs files (fs/hugetlbfs/inode.c): huge-page placement and alignment,
+    VM_HUGETLB|VM_DONTEXPAND, and a page reservation that fails with ENOMEM unless
+    VM_NORESERVE: the model has no huge pages (vm.nr_hugepages = 0, as on the
+    reference machine), so every access to a hugetlb mapping is SIGBUS."""
+
+    trusted_placement = True
+
+    def __init__(self, shift: int):
+        self.shift = shift
+        self.size = 1 << shift
+
+    def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
+        """hugetlb_get_unmapped_area(): huge-aligned MAP_FIXED, hints and searches."""
+        from ..mm.placement import hugetlb_unmapped_area
+        return hugetlb_unmapped_area(task, self.size, addr, length, flags)
+
+    def mmap(self, file, vma):
+        """hugetlbfs_file_mmap()."""
+        from ..mm.fault import hugetlb_vm_ops
+        from ..mm.flags import VM_DONTEXPAND, VM_HUGETLB, VM_NORESERVE
+        vma.flags |= VM_HUGETLB | VM_DONTEXPAND
+        if vma.pgoff & ((self.size >> 12) - 1):
+            raise kerr(EINVAL)
+        if not vma.flags & VM_NORESERVE:
+            raise kerr(ENOMEM)      # hugetlb_reserve_pages(): no free huge pages
+        vma.vm_ops = hugetlb_vm_ops(self.size)
+
+
 SHMEM_OPS = ShmemFileOps()
 EXT4_OPS = Ext4FileOps()
 NO_MMAP_OPS = NoMmapOps()
@@ -126,6 +155,11 @@ class Vfs:
         self.inodes: dict[str, Inode] = {}
         self.mounts: dict[str, Mount] = {}
         self.shm_mnt = Mount(None, self.SHM_MNT_DEV, "tmpfs", first_ino=1025)
+        #: the internal hugetlbfs mounts, one per huge page size (2 MiB, 1 GiB)
+        self.hugetlb_mnts = {21: (Mount(None, (0x00, 0x11), "hugetlbfs", first_ino=424536),
+                                  HugetlbFileOps(21)),
+                             30: (Mount(None, (0x00, 0x12), "hugetlbfs", first_ino=424536),
+                                  HugetlbFileOps(30))}
         self._next_anon_dev = 0x30
         root = self.mounts["/"] = Mount("/", self.ROOT_DEV, "ext4")
         self.inodes["/"] = Inode(2, root.dev, S_IFDIR, NO_MMAP_OPS, "/", root)
@@ -283,6 +317,14 @@ class Vfs:
         """shmem_kernel_file_setup(): an unlinked shmem object on the internal mount."""
         inode = Inode(self.shm_mnt.new_ino(), self.shm_mnt.dev, S_IFREG, SHMEM_OPS, name,
                       self.shm_mnt, size=size)
+        inode.nlink = 0
+        return File(inode, FMODE_READ | FMODE_WRITE, O_RDWR)
+
+    def hugetlb_file(self, shift: int, size: int) -> File:
+        """hugetlb_file_setup(HUGETLB_ANON_FILE): the object behind anonymous
+        MAP_HUGETLB, shown as "/anon_hugepage (deleted)"."""
+        mnt, fops = self.hugetlb_mnts[shift]
+        inode = Inode(mnt.new_ino(), mnt.dev, S_IFREG, fops, "/anon_hugepage", mnt, size=size)
         inode.nlink = 0
         return File(inode, FMODE_READ | FMODE_WRITE, O_RDWR)
 

@@ -9,7 +9,7 @@ page number. A read fault on anonymous memory maps the zero page: no page, no an
 
 from __future__ import annotations
 
-from ..errors import EFAULT, Fault, HookContractError, kerr
+from ..errors import EFAULT, EINVAL, Fault, HookContractError, kerr
 from ..uapi import (BUS_ADRERR, PAGE_SHIFT, PAGE_SIZE, RLIMIT_STACK, SEGV_ACCERR,
                     SEGV_MAPERR, SEGV_PKUERR, SIGBUS, SIGSEGV)
 from .flags import (VM_ACCESS_FLAGS, VM_IGNORE_MERGE, VM_IO, VM_PFNMAP, VM_READ, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED,
@@ -30,6 +30,31 @@ class FileVmOps(VmOperations):
 
 
 FILE_VM_OPS = FileVmOps()
+
+
+class HugetlbVmOps(VmOperations):
+    """hugetlb_vm_ops: splits only at huge-page boundaries; with no huge pages in the
+    pool every fault is SIGBUS."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def may_split(self, vma, addr):
+        if addr & (self.size - 1):
+            raise kerr(EINVAL)
+
+    def fault(self, vma, addr, write):
+        raise Fault(SIGBUS, BUS_ADRERR, addr)
+
+    def pagesize(self, vma) -> int:
+        return self.size
+
+
+_HUGETLB_VM_OPS = {}
+
+
+def hugetlb_vm_ops(size: int) -> HugetlbVmOps:
+    return _HUGETLB_VM_OPS.setdefault(size, HugetlbVmOps(size))
 
 
 # --- anon_vma -----------------------------------------------------------------------

@@ -56,8 +56,16 @@ def file_mmap_ok(file, pgoff: int, length: int) -> bool:
     return pgoff <= (maxsize - length) >> PAGE_SHIFT
 
 
+def is_hugetlb_file(file) -> bool:
+    from ..fs.vfs import HugetlbFileOps
+    return file is not None and isinstance(file.f_op, HugetlbFileOps)
+
+
 def accountable_mapping(file, flags: int) -> bool:
-    """Private writable mappings are charged against the commit limit."""
+    """Private writable mappings are charged against the commit limit (not hugetlb,
+    which reserves huge pages instead)."""
+    if is_hugetlb_file(file):
+        return False
     return flags & (VM_NORESERVE | VM_SHARED | VM_WRITE) == VM_WRITE
 
 
@@ -74,10 +82,12 @@ def sys_mmap(task, addr, length, prot, flags, fd, off) -> int:
         if flags & MAP_HUGETLB:
             raise kerr(EINVAL)      # not a hugetlbfs file
     elif flags & MAP_HUGETLB:
-        shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK
-        if shift and shift not in HUGE_PAGE_SHIFTS:
+        shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK or HUGE_PAGE_SHIFTS[0]
+        if shift not in HUGE_PAGE_SHIFTS:
             raise kerr(EINVAL)
-        raise kerr(ENOMEM)          # no huge pages are reserved (vm.nr_hugepages = 0)
+        size = 1 << shift
+        length = (length + size - 1) & ~(size - 1) & U64
+        file = task.kernel.fs.hugetlb_file(shift, length)
     addr, populate = do_mmap(task, file, addr, length, prot, flags, pgoff)
     if populate:
         mm_populate(task, addr, populate)
@@ -121,7 +131,7 @@ def do_mmap(task, file, addr, length, prot, flags, pgoff, vm_flags=0):
         vm_flags = _file_vm_flags(file, flags, prot, pgoff, length, vm_flags)
     else:
         vm_flags, pgoff = _anon_vm_flags(flags, addr, vm_flags)
-    if flags & MAP_NORESERVE and kernel.overcommit_memory != 2:
+    if flags & MAP_NORESERVE and (kernel.overcommit_memory != 2 or is_hugetlb_file(file)):
         vm_flags |= VM_NORESERVE
     if mm.merge_any and ksm_compatible(vm_flags):
         vm_flags |= VM_MERGEABLE        # update_ksm_flags(), before the merge attempt

@@ -16,7 +16,8 @@ from __future__ import annotations
 from ..errors import EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, kerr
 from ..uapi import (MAP_FIXED, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE,
                     PAGE_MASK, PAGE_SHIFT)
-from .flags import (VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_LOCKED_MASK, VM_MAYSHARE,
+from .flags import (VM_ACCOUNT, VM_DONTEXPAND, VM_HUGETLB, VM_LOCKED, VM_LOCKED_MASK,
+                    VM_MAYSHARE,
                     VM_PFNMAP, VM_SEALED, VM_SHARED)
 from .merge import copy_vma, vma_merge_extend
 from .munmap import do_vmi_munmap, page_align
@@ -102,6 +103,8 @@ def check_prep_vma(vrm: VmaRemap) -> None:
         raise kerr(EFAULT)
     if vma.flags & VM_SEALED:
         raise kerr(EPERM)
+    if vma.flags & VM_HUGETLB and not align_hugetlb(vrm):
+        raise kerr(EINVAL)
     vrm.delta = abs(vrm.old_len - vrm.new_len)
     vrm.remap_type = NO_RESIZE if not vrm.delta else \
         SHRINK if vrm.old_len > vrm.new_len else EXPAND
@@ -132,6 +135,16 @@ def check_prep_vma(vrm: VmaRemap) -> None:
         raise kerr(EAGAIN)
     if not vrm.mm.may_expand_vm(vrm.task, vma.flags, vrm.delta >> PAGE_SHIFT):
         raise kerr(ENOMEM)
+
+
+def align_hugetlb(vrm: VmaRemap) -> bool:
+    """Huge-page aligned addresses, lengths rounded up, and no expansion."""
+    size = vrm.vma.vm_ops.size
+    vrm.old_len = (vrm.old_len + size - 1) & ~(size - 1)
+    vrm.new_len = (vrm.new_len + size - 1) & ~(size - 1)
+    if vrm.addr & (size - 1) or vrm.new_addr & (size - 1):
+        return False
+    return vrm.new_len <= vrm.old_len
 
 
 def mremap_at(vrm: VmaRemap) -> int:

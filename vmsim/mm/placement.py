@@ -176,6 +176,33 @@ def thp_get_unmapped_area(task, file, addr, length, pgoff, flags) -> int:
     return mm_get_unmapped_area(task, file, addr, length, pgoff, flags)
 
 
+def hugetlb_unmapped_area(task, size, addr, length, flags) -> int:
+    """hugetlb_get_unmapped_area(): lengths and MAP_FIXED addresses must be huge
+    aligned; a hint is rounded up; searches are aligned to the huge page size."""
+    mm = task.mm
+    task_size = mm.kernel.task_size
+    if length & (size - 1):
+        raise kerr(EINVAL)
+    if length > task_size:
+        raise kerr(ENOMEM)
+    if flags & MAP_FIXED:
+        if addr & (size - 1):
+            raise kerr(EINVAL)
+        return addr
+    if addr:
+        addr = (addr + size - 1) & ~(size - 1)
+        if task_size - length >= addr and _hint_free(mm, addr, length):
+            return addr
+    found = None
+    if mm.topdown:
+        found = unmapped_area_topdown(mm, length, PAGE_SIZE, mm.mmap_base, size - 1)
+    if found is None:
+        found = unmapped_area(mm, length, mm.mmap_legacy_base, task_size, size - 1)
+    if found is None:
+        raise kerr(ENOMEM)
+    return found
+
+
 def get_unmapped_area(task, file, addr, length, pgoff, flags) -> int:
     """__get_unmapped_area(): dispatch, then the common range and address checks."""
     kernel = task.kernel

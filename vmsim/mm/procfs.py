@@ -85,9 +85,11 @@ def smaps_counts(mm, vma) -> dict:
 
 def show_smap(mm, vma, pkeys: bool) -> str:
     c = smaps_counts(mm, vma)
+    ops = vma.vm_ops
+    pagesize = ops.pagesize(vma) if getattr(ops, "pagesize", None) else PAGE_SIZE
     out = [header(vma) + "\n",
-           _kb("Size", vma.end - vma.start), _kb("KernelPageSize", PAGE_SIZE),
-           _kb("MMUPageSize", PAGE_SIZE), _kb("Rss", c["rss"]), _kb("Pss", c["rss"]),
+           _kb("Size", vma.end - vma.start), _kb("KernelPageSize", pagesize),
+           _kb("MMUPageSize", pagesize), _kb("Rss", c["rss"]), _kb("Pss", c["rss"]),
            _kb("Pss_Dirty", c["dirty"]), _kb("Shared_Clean", 0),
            _kb("Shared_Dirty", 0), _kb("Private_Clean", c["clean"]),
            _kb("Private_Dirty", c["dirty"]), _kb("Referenced", c["rss"]),

@@ -38,8 +38,7 @@ import threading
 import queue
 from pathlib import Path
 
-from .. import scenario as _sc
-from ..scenario import (ADDR_RESULT, HEAP_WINDOW_SIZE, SI_CODES, SIGNAMES, SYSCALL_NR, U64,
+from ..scenario import (HEAP_WINDOW_SIZE, SI_CODES, SIGNAMES, SYSCALL_NR, U64,
                         WINDOW_BASE, WINDOW_SIZE, Normaliser, Step, result_token,
                         state_from_smaps)
 
@@ -256,8 +255,6 @@ def encode_op(name: str, a: list, paths: _Paths) -> str:
     """One op of the executor's protocol (no ';' or newline in it)."""
     if name in SYSCALL_NR:
         vals = [x & U64 for x in a] + [0] * (6 - len(a))
-        if name == "mremap" and not (a[3] & 2):     # new_addr unused without MREMAP_FIXED
-            pass
         return "S %d %s" % (SYSCALL_NR[name], " ".join("%#x" % v for v in vals[:6]))
     if name == "open":
         return "open %s %#x %#o" % (_hex(paths.host(a[0])), a[1] & 0xFFFFFFFF, a[2] & 0o7777)
