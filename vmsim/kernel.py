@@ -110,10 +110,15 @@ class Kernel:
         return p
 
     def spawn(self, *, stack: bool = False, brk: int = 0x555555559000,
-              personality: int = 0) -> Process:
+              personality: int = 0, maps: str | None = None, smaps: str | None = None,
+              maps_path: str | None = None) -> Process:
         """A process with an empty address space, as after execve of a static binary
         whose image is not shown: mmap_base and layout from the stack rlimit,
-        start_brk = brk, and optionally a 132 KiB [stack] at the top."""
+        start_brk = brk, and optionally a 132 KiB [stack] at the top.
+
+        maps (and smaps): start instead from the address space of a real process's
+        /proc/PID/maps (smaps) dump (vmsim.procmaps); a malformed dump raises
+        procmaps.MapsError naming maps_path and the line."""
         p = self._new_process()
         p.persona = personality
         mm = p.mm
@@ -132,6 +137,13 @@ class Kernel:
         if randomize:       # arch_randomize_brk(): a page within 32 MiB
             brk += self.random.randrange(0x2000000 >> PAGE_SHIFT) << PAGE_SHIFT
         mm.start_brk = mm.brk = brk
+        if maps is not None:
+            from . import procmaps
+            lines = procmaps.parse_maps(maps, maps_path)
+            if smaps is not None:
+                procmaps.parse_smaps_into(lines, smaps, maps_path)
+            procmaps.populate(p, lines)
+            return p
         if stack:
             top = self.task_size
             if randomize:   # randomize_stack_top()
