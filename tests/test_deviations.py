@@ -85,3 +85,41 @@ def test_spawn_is_empty_but_for_vsyscall():
     lines = k.spawn(stack=True).maps().splitlines()
     assert lines[0] == ("7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0"
                         + " " * 26 + "[stack]")
+
+
+def _tiny_image():
+    from vmsim.drivers.sgx.image import EnclaveImage
+    return EnclaveImage.from_text(
+        "size = 0x4000\n"
+        "segment tcs  offset=0x0000 pages=1 type=TCS ossa=0x3000 oentry=0x1000\n"
+        "segment text offset=0x1000 pages=1 perms=RX\n"
+        "segment data offset=0x2000 pages=2 perms=RW\n")
+
+
+def test_epc_exhaustion_is_enomem():
+    """Row 8. Linux would reclaim EPC pages (EWB) and carry on."""
+    from vmsim.drivers.sgx import loader
+    from vmsim.drivers.sgx.arch import SgxCpu
+    cpu = SgxCpu(epc_pages=3)           # the SECS and two pages
+    p = vmsim.Kernel(sgx=cpu).spawn()
+    dev = loader.SgxDevice(p)
+    img = _tiny_image()
+    base = loader.reserve_aligned(p, img.size)
+    dev.create(img.secs(base))
+    src = p.mmap(0, 4 * P, RW, ANON)
+    with pytest.raises(OSError) as err:
+        dev.add_pages(src, 0x1000, 3 * P, 0x205)
+    assert err.value.errno == errno.ENOMEM
+    assert dev.last[5] == 2 * P             # count written back: two pages added
+
+
+def test_add_pages_is_never_interrupted():
+    """Row 9. Linux returns a partial count when a signal arrives between pages."""
+    from vmsim.drivers.sgx import loader
+    p = vmsim.Kernel().spawn()
+    dev = loader.SgxDevice(p)
+    img = _tiny_image()
+    base = loader.reserve_aligned(p, img.size)
+    dev.create(img.secs(base))
+    src = p.mmap(0, 3 * P, RW, ANON)
+    assert dev.add_pages(src, 0x1000, 3 * P, 0x203) == 3 * P
