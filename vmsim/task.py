@@ -170,11 +170,12 @@ class Process:
         if option == PR_SET_MEMORY_MERGE:
             if arg3 or arg4 or arg5:
                 raise kerr(EINVAL)
-            mm.merge_any = bool(arg2)
-            if mm.merge_any:        # ksm_enable_merge_any(): mark every existing VMA
-                for vma in mm.tree:
-                    if ksm_compatible(vma.flags):
-                        vma.flags |= VM_MERGEABLE
+            was, mm.merge_any = mm.merge_any, bool(arg2)
+            for vma in mm.tree:
+                if mm.merge_any and ksm_compatible(vma.flags):
+                    vma.flags |= VM_MERGEABLE       # ksm_enable_merge_any()
+                elif was and not mm.merge_any:
+                    vma.flags &= ~VM_MERGEABLE      # ksm_disable_merge_any(): ksm_del_vmas()
             return 0
         if option == PR_GET_MEMORY_MERGE:
             if arg2 or arg3 or arg4 or arg5:

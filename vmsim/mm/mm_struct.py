@@ -24,8 +24,8 @@ class MmStruct:
         only inside VMAs; file_ptes: page numbers mapped from a page cache, with
         their dirty bit; pfn_ptes: raw PFN mappings a driver installed with
         vmf_insert_pfn (VM_PFNMAP VMAs); guards: guard markers. All map vpn -> value.
-      * pkeys: allocation bitmap (bit 0 always set); execute_only_pkey is -1 or an
-        allocated key.
+      * pkeys: allocation bitmap of keys 0..15 (pkey_free(0) is allowed, so bit 0
+        may be clear); execute_only_pkey is -1 or a key.
     """
 
     def __init__(self, kernel):
@@ -172,4 +172,5 @@ class MmStruct:
         for vpn in self.anon_pages:
             assert tree.find(vpn << PAGE_SHIFT).anon_vma is not None, \
                 f"anonymous page {vpn:#x} in a VMA without an anon_vma"
-        assert self.pkey_allocation_map & 1 or not self.kernel.pkeys, "pkey 0 not allocated"
+        assert 0 <= self.pkey_allocation_map < 1 << 16, "pkey map beyond 16 keys"
+        assert -1 <= self.execute_only_pkey < 16, "bad execute-only pkey"
