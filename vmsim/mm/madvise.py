@@ -16,13 +16,13 @@ from ..uapi import (MADV_COLD, MADV_GUARD_INSTALL, MADV_GUARD_REMOVE, MADV_COLLA
                     MADV_NOHUGEPAGE, MADV_NORMAL, MADV_PAGEOUT, MADV_POPULATE_READ,
                     MADV_POPULATE_WRITE, MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL,
                     MADV_UNMERGEABLE, MADV_WILLNEED, MADV_WIPEONFORK,
-                    PAGE_MASK, PAGE_SHIFT, PAGE_SIZE)
-from .flags import (VM_ACCESS_FLAGS, VM_MAYBE_GUARD, VM_READ, VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_DROPPABLE,
+                    PAGE_SHIFT, PAGE_SIZE)
+from .flags import (VM_MAYBE_GUARD, VM_READ, VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_DROPPABLE,
                     VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MERGEABLE,
                     VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_RAND_READ, VM_SEALED,
                     VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, vma_pkey)
 from .merge import vma_modify_flags
-from .munmap import page_align
+from .munmap import checked_range
 
 VALID = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE,
          MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE, MADV_UNMERGEABLE,
@@ -54,14 +54,9 @@ def can_madvise_modify(task, vma, behavior: int) -> bool:
 
 
 def do_madvise(task, start: int, len_in: int, behavior: int) -> int:
-    if behavior not in VALID or start & ~PAGE_MASK:
+    if behavior not in VALID:
         raise kerr(EINVAL)
-    length = page_align(len_in)
-    if len_in and not length:
-        raise kerr(EINVAL)
-    end = start + length
-    if end >= 1 << 64:
-        raise kerr(EINVAL)
+    end = checked_range(start, len_in)
     if end == start:
         return 0
     if behavior in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):

@@ -8,10 +8,9 @@ the munmap gather, mremap, madvise).
 from __future__ import annotations
 
 from ..errors import EINVAL, ENOMEM, kerr
-from ..uapi import PAGE_MASK
 from .flags import VM_SEALED
 from .merge import vma_modify_flags
-from .munmap import page_align
+from .munmap import checked_range
 
 
 def range_contains_unmapped(mm, start: int, end: int) -> bool:
@@ -27,14 +26,7 @@ def do_mseal(task, start: int, len_in: int, flags: int) -> int:
     mm = task.mm
     if flags:
         raise kerr(EINVAL)
-    if start & ~PAGE_MASK:
-        raise kerr(EINVAL)
-    length = page_align(len_in)
-    if len_in and not length:
-        raise kerr(EINVAL)
-    end = start + length
-    if end >= 1 << 64:
-        raise kerr(EINVAL)
+    end = checked_range(start, len_in)
     if end == start:
         return 0
     if range_contains_unmapped(mm, start, end):

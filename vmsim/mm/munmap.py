@@ -19,6 +19,21 @@ def page_align(n: int) -> int:
     return (n + PAGE_SIZE - 1) & PAGE_MASK & 0xFFFFFFFFFFFFFFFF
 
 
+def checked_range(start: int, len_in: int) -> int:
+    """The end of [start, start + PAGE_ALIGN(len_in)) for madvise/mseal: EINVAL for an
+    unaligned start, a length that rounds up from a small negative value to 0, or an
+    end that wraps."""
+    if start & ~PAGE_MASK:
+        raise kerr(EINVAL)
+    length = page_align(len_in)
+    if len_in and not length:
+        raise kerr(EINVAL)
+    end = start + length
+    if end >= 1 << 64:
+        raise kerr(EINVAL)
+    return end
+
+
 class VmaMunmap:
     """One unmap in progress (struct vma_munmap_struct).
 
