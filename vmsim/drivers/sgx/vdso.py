@@ -104,6 +104,9 @@ class EnclaveContext:
         self.encl = encl
         self.tcs_page = tcs_page
         self.thread = None
+        #: RBX at EENTER (the TCS) and the entry point the CPU jumped to
+        self.tcs_addr = tcs_page.addr
+        self.oentry = encl.base + struct.unpack_from("<Q", tcs_page.data, 32)[0]
 
     # --- memory ---
     def read(self, addr: int, n: int) -> bytes:
@@ -263,16 +266,28 @@ def _tcs_at(task, addr: int):
     return encl, epc
 
 
-def enter_enclave(task, run: SgxEnclaveRun, function: int = EENTER, program=None,
-                  args=()) -> int:
-    """__vdso_sgx_enter_enclave(): EENTER or ERESUME through run.tcs.
+def _check_ssa_frame(task, encl, tcs) -> None:
+    """EENTER: the current SSA frame must be valid, writable REG pages of the enclave
+    (#PF otherwise)."""
+    ossa, cssa = struct.unpack_from("<QI", tcs.data, 16)
+    frame_pages = encl.secs.enclave.ssa_frame_size
+    first = encl.base + ossa + cssa * frame_pages * PAGE_SIZE
+    for addr in range(first, first + frame_pages * PAGE_SIZE, PAGE_SIZE):
+        try:
+            vma = mmfault.user_fault(task, addr, "w")
+            mmfault.fault_page(task, vma, addr, True)
+        except Fault:
+            raise _Exception(14, PF_U | PF_W, addr) from None
+        epc = task.mm.pfn_ptes.get(addr >> PAGE_SHIFT)
+        if not (isinstance(epc, arch.EpcPage) and epc.valid and epc.secs is encl.secs
+                and epc.addr == addr and epc.pt == SGX_PAGE_TYPE_REG and epc.r and epc.w
+                and not (epc.pending or epc.modified or epc.blocked)):
+            raise _Exception(14, PF_SGX | PF_P | PF_W | PF_U, addr)
 
-    Returns 0 with run.function EEXIT after the program returned, or ERESUME after an
-    exception (reported in run.exception_*); -EINVAL for another leaf.
-    """
-    if function not in (EENTER, ERESUME):
-        return -EINVAL
-    run.exception_vector = run.exception_error_code = run.exception_addr = 0
+
+def _enter_once(task, run: SgxEnclaveRun, function: int, program, args) -> None:
+    """One ENCLU[EENTER/ERESUME] and what follows until EEXIT or an exception; the
+    outcome is reported in run (exception_* only on an exception, as vsgx.S does)."""
     threads = task.__dict__.setdefault("_sgx_threads", {})
     try:
         encl, tcs = _tcs_at(task, run.tcs)
@@ -285,6 +300,7 @@ def enter_enclave(task, run: SgxEnclaveRun, function: int = EENTER, program=None
                 raise _Exception(13, 0, 0)      # CSSA == NSSA: no free SSA frame
             if program is None:
                 raise kerr(EINVAL)
+            _check_ssa_frame(task, encl, tcs)
             ctx = EnclaveContext(task, encl, tcs)
             thread = EnclaveThread(ctx, program, args)
             ctx.thread = thread
@@ -297,7 +313,7 @@ def enter_enclave(task, run: SgxEnclaveRun, function: int = EENTER, program=None
         run.function = function
         run.exception_vector, run.exception_error_code = exc.vector, exc.error_code
         run.exception_addr = exc.addr
-        return 0
+        return
     encl.secs.enclave.active_threads += 1
     kind, detail = thread.switch_in()
     encl.secs.enclave.active_threads -= 1
@@ -307,9 +323,31 @@ def enter_enclave(task, run: SgxEnclaveRun, function: int = EENTER, program=None
     if kind == "exit":
         threads[tcs].remove(thread)
         run.function = EEXIT
-        return 0
+        return
     run.function = ERESUME
     run.exception_vector = detail.vector
     run.exception_error_code = detail.error_code
     run.exception_addr = detail.addr
-    return 0
+
+
+def enter_enclave(task, run: SgxEnclaveRun, function: int = EENTER, program=None,
+                  args=()) -> int:
+    """__vdso_sgx_enter_enclave(): EENTER or ERESUME through run.tcs.
+
+    Returns 0 with run.function EEXIT after the program returned, or ERESUME after an
+    exception (reported in run.exception_*); -EINVAL for another leaf. With
+    run.user_handler set, the vDSO calls it after each exit as
+    handler(rdi, rsi, rdx, rsp, r8, r9, run) (the program's first five args stand for
+    the registers): a result <= 0 is returned, a positive one is the next leaf.
+    """
+    while True:
+        if function not in (EENTER, ERESUME):
+            return -EINVAL
+        _enter_once(task, run, function, program, args)
+        if run.user_handler is None:
+            return 0
+        regs = (list(args) + [0] * 5)[:5]
+        ret = run.user_handler(regs[0], regs[1], regs[2], 0, regs[3], regs[4], run)
+        if ret <= 0:
+            return ret
+        function = ret
