@@ -58,13 +58,18 @@ def test_hugetlb_pool_is_empty():
     assert fault.value.signal == "SIGBUS"
 
 
-def test_madv_collapse_is_einval():
-    """Row 4. Linux collapses an eligible PMD-sized range and returns 0."""
+def test_madv_collapse_without_huge_pages():
+    """Row 4. Linux allocates a THP per block (and may fail to); the model only
+    applies the eligibility rules: an untouched block is SCAN_PMD_NULL (EINVAL)."""
     p = vmsim.Kernel().spawn()
     a = p.mmap(0, 4 << 20, RW, ANON)
     with pytest.raises(OSError) as err:
         p.madvise(a, 4 << 20, MADV_COLLAPSE)
     assert err.value.errno == errno.EINVAL
+    p.write(a, b"x")
+    p.write(a + (2 << 20), b"x")
+    assert p.madvise(a, 4 << 20, MADV_COLLAPSE) == 0
+    assert "AnonHugePages:         0 kB" in p.smaps()
 
 
 def test_pkru_is_per_process():

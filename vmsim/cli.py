@@ -1,7 +1,13 @@
 """The `vmsim` command.
 
+    vmsim                                     the demo: a recorded SGX enclave load, replayed
+    vmsim demo                                the same
+    vmsim replay TRACE [--maps FILE]          replay an strace log or a JSONL trace
+    vmsim maps TRACE [--form maps|smaps|pmap] the address space a trace leaves behind
     vmsim diff SCENARIO...                    run scenarios on the model and the host kernel
     vmsim diff --fuzz N --seed S [--out DIR]  random differential testing with shrinking
+    vmsim sgx measure IMAGE                   MRENCLAVE of an enclave image
+    vmsim sgx sign IMAGE --key K -o OUT       a signed SIGSTRUCT for it
 
 Exit status: 0 no divergence, 1 divergence, 2 bad input or usage, 3 the oracle
 cannot run on this host.  Subcommands are argparse subparsers; add new ones in
@@ -39,10 +45,49 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="machine-readable output")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_diff)
+    for name, text in PASSTHROUGH.items():       # parsed by their own modules
+        sub.add_parser(name, help=text, add_help=False)
     return ap
 
 
+#: subcommands whose arguments their own modules parse (listed in --help)
+PASSTHROUGH = {
+    "demo": "replay the bundled SGX enclave-loading trace (what bare `vmsim` does)",
+    "replay": "replay a trace (strace -f output or JSONL) on the model, with verdicts",
+    "maps": "show the address space a trace leaves, as maps, smaps or pmap",
+    "sgx": "enclave tools: `vmsim sgx measure IMAGE`, `vmsim sgx sign IMAGE ...`",
+}
+
+
+def _passthrough(argv: list) -> int | None:
+    """Run `vmsim demo|replay|maps|sgx ...`, or None for the argparse commands."""
+    if not argv:
+        from .trace.cli import demo_main
+        return demo_main([])
+    cmd, rest = argv[0], argv[1:]
+    if cmd in ("demo", "replay", "maps"):
+        from .trace import cli as trace_cli
+        return {"demo": trace_cli.demo_main, "replay": trace_cli.replay_main,
+                "maps": trace_cli.maps_main}[cmd](rest)
+    if cmd == "sgx":
+        from .drivers.sgx import tools
+        tool = {"measure": tools.measure_main, "sign": tools.sign_main}
+        if not rest or rest[0] not in tool:
+            print("usage: vmsim sgx {measure,sign} ...", file=sys.stderr)
+            return 2
+        return tool[rest[0]](rest[1:])
+    return None
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        status = _passthrough(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if status is not None:
+        return status
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
@@ -50,6 +95,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:             # `vmsim diff ... | head`: stop quietly
+        import os
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 # --------------------------------------------------------------------------- diff

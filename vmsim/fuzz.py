@@ -29,8 +29,9 @@ NPAGES = 64                     # the busy part of the window, in pages
 #: lengths that always fail (never map anything): PAGE_ALIGN overflow or > TASK_SIZE
 HUGE_LENGTHS = [1 << 47, 1 << 48, -PAGE, -1, 1 << 63, (1 << 64) - 2 * PAGE]
 #: for madvise, which applies the advice to every VMA of [start, start+len) whatever
-#: the holes, only lengths whose end wraps: a longer range would reach the
-#: executor's own mappings above the window
+#: the holes, only lengths whose end wraps (from an address inside a window; from a
+#: junk address only small lengths): a longer range would reach the executor's own
+#: mappings
 WRAPPING_LENGTHS = [-PAGE, -1, (1 << 64) - 2 * PAGE]
 
 MADVICES = [  # (advice, weight)
@@ -67,6 +68,9 @@ class Generator:
     def addr(self) -> int:
         r = self.rng.random()
         W = self.env["W"]
+        if self.marks and r < 0.3:
+            # an edge an earlier call used: hits exact VMA boundaries (splits, merges)
+            return self.rng.choice(self.marks)
         if r < 0.9:
             return W + self.page() * PAGE
         if r < 0.94:
@@ -96,10 +100,23 @@ class Generator:
     # -- the scenario --
     def scenario(self) -> S.Scenario:
         r = self.rng
+        # A sixth of the scenarios skew every draw: towards the rare end of each
+        # choice (junk values, edge lengths, rare flags) or towards the common end
+        # with every optional feature on (files, flags).  The rest draw plainly.
+        bias = r.random()
+        if "random" in vars(r):
+            del r.random
+        if bias < 1 / 12:
+            plain = r.random
+            r.random = lambda: 0.6 + 0.4 * plain()
+        elif bias < 1 / 6:
+            plain = r.random
+            r.random = lambda: 0.4 * plain()
         self.calls: list = []
         self.fds: dict = {}            # fd -> kind ("ext4", "ro", "shm", "zero", "noexec")
         self.forks = 0
         self.pkeys: list = []
+        self.marks: list = []          # page-aligned addresses earlier calls started/ended at
         if r.random() < 0.45:
             self._files()
         n = r.randint(self.min_len, self.max_len)
@@ -108,6 +125,7 @@ class Generator:
         # a few mappings first so most calls meet something
         for _ in range(r.randint(1, 4)):
             self._mmap(fixed=True)
+            self._mark(self.calls[-1])
         ops = [(self._mmap, 20), (self._munmap, 7), (self._mprotect, 10),
                (self._pkey_mprotect, 3), (self._pkey_alloc_free, 2), (self._mremap, 9),
                (self._mseal, 3), (self._madvise, 10), (self._mlock, 5), (self._brk, 3),
@@ -117,7 +135,27 @@ class Generator:
         funcs, weights = zip(*ops)
         while len(self.calls) < n:
             r.choices(funcs, weights)[0]()
+            self._mark(self.calls[-1])
         return S.Scenario(self.calls)
+
+    def _mark(self, call):
+        """Remember the page-aligned window edges of a call's range."""
+        kinds = S.CALLS[call.name]
+        W = self.env["W"]
+        for i, kind in enumerate(kinds):
+            if kind.rstrip("?") != "addr" or i >= len(call.args):
+                continue
+            a = call.args[i]
+            if not isinstance(a, int) or a % PAGE or not W <= a < W + NPAGES * 4 * PAGE:
+                continue
+            edges = [a]
+            if i + 1 < len(kinds) and kinds[i + 1] == "len":
+                ln = call.args[i + 1]
+                if isinstance(ln, int) and 0 < ln <= 64 * PAGE:
+                    edges.append(a + (-(-ln // PAGE)) * PAGE)
+            for e in edges:
+                if e not in self.marks:
+                    self.marks.append(e)
 
     def _next_fd(self) -> int:
         fd = 3
@@ -186,12 +224,24 @@ class Generator:
     def _munmap(self):
         self.calls.append(_call("munmap", self.addr(), self.length()))
 
+    def _mprotect_range(self):
+        """addr, len, prot for mprotect.  With PROT_GROWSDOWN the kernel starts at the
+        first VMA of [addr, addr+len) wherever it is, so a range reaching past the
+        window would meet the executor's own mappings: keep such ranges short."""
+        addr, length, prot = self.addr(), self.length(), self.prot()
+        if prot & (U.PROT_GROWSDOWN | U.PROT_GROWSUP):
+            a, end = addr & S.U64, (addr & S.U64) + (length & S.U64)
+            W = self.env["W"]
+            if end < 1 << 64 and (end > W + S.WINDOW_SIZE or not W <= a < W + S.WINDOW_SIZE):
+                length = self.rng.choice([1, 2, 16]) * PAGE
+        return addr, length, prot
+
     def _mprotect(self):
-        self.calls.append(_call("mprotect", self.addr(), self.length(), self.prot()))
+        self.calls.append(_call("mprotect", *self._mprotect_range()))
 
     def _pkey_mprotect(self):
         key = self.rng.choice(self.pkeys + [-1, 0, 1, 2, 15, 16])
-        self.calls.append(_call("pkey_mprotect", self.addr(), self.length(), self.prot(), key))
+        self.calls.append(_call("pkey_mprotect", *self._mprotect_range(), key))
 
     def _pkey_alloc_free(self):
         r = self.rng
@@ -223,8 +273,13 @@ class Generator:
     def _madvise(self):
         advs, ws = zip(*MADVICES)
         addr, length = self.addr(), self.length()
-        if length & S.U64 > 1 << 32 and (addr + length) & S.U64 >= addr & S.U64:
-            length = self.rng.choice(WRAPPING_LENGTHS)
+        W, B = self.env["W"], self.env["B"]
+        inside = W <= addr & S.U64 < W + S.WINDOW_SIZE or B <= addr & S.U64 < B + (1 << 30)
+        if length & S.U64 > 1 << 32:
+            if not inside:
+                length = self.rng.choice([1, 4, 16]) * PAGE
+            elif addr + length < 1 << 64:
+                length = self.rng.choice(WRAPPING_LENGTHS)
         self.calls.append(_call("madvise", addr, length,
                                 self.rng.choices(advs, ws)[0]))
 

@@ -95,6 +95,25 @@ class Kernel:
                 if start < vma.end:
                     proc.mm.zap(start, vma.end, markers=False)
 
+    def punch_hole(self, inode, first: int, last: int) -> None:
+        """vfs_fallocate(PUNCH_HOLE) of file pages [first, last): they leave the cache
+        and every shared mapping (unmap_mapping_range without even_cows: private COW
+        copies and guard markers stay)."""
+        for index in range(first, last):
+            inode.pages.pop(index, None)
+        for proc in self.processes.values():
+            mm = proc.mm
+            for vma in mm.tree:
+                if vma.file is None or vma.file.inode is not inode:
+                    continue
+                lo = max(first, vma.pgoff)
+                hi = min(last, vma.pgoff + vma.pages)
+                if lo < hi:
+                    start = vma.start + (lo - vma.pgoff) * PAGE_SIZE
+                    end = vma.start + (hi - vma.pgoff) * PAGE_SIZE
+                    for vpn in mm.present_in(start, end, mm.file_ptes):
+                        del mm.file_ptes[vpn]
+
     # --- processes ---
     def _new_process(self, parent: Process | None = None) -> Process:
         pid = self._next_pid

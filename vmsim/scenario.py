@@ -857,6 +857,42 @@ def model_kernel(**kernel_kwargs):
     return vmsim.Kernel(**kernel_kwargs)
 
 
+#: a model call running longer than this (seconds) is reported as a crash (a hang
+#: in the model is a finding, not a reason to stop a fuzz run); 0 disables
+MODEL_CALL_TIMEOUT = float(__import__("os").environ.get("VMSIM_MODEL_TIMEOUT", "10"))
+
+
+class ModelTimeout(BaseException):
+    """Raised inside a model call that exceeded MODEL_CALL_TIMEOUT."""
+
+
+class _time_limit:
+    """SIGALRM-based limit, active only in the main thread of the main interpreter."""
+
+    def __init__(self, seconds: float):
+        import signal
+        import threading
+        self.signal = signal
+        self.on = bool(seconds) and hasattr(signal, "setitimer") and \
+            threading.current_thread() is threading.main_thread()
+        self.seconds = seconds
+
+    def _fire(self, signum, frame):
+        raise ModelTimeout()
+
+    def __enter__(self):
+        if self.on:
+            self.old = self.signal.signal(self.signal.SIGALRM, self._fire)
+            self.signal.setitimer(self.signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        if self.on:
+            self.signal.setitimer(self.signal.ITIMER_REAL, 0)
+            self.signal.signal(self.signal.SIGALRM, self.old)
+        return False
+
+
 class ModelRunner:
     """Runs scenario calls on a fresh model process laid out like the oracle's
     child: personality ADDR_NO_RANDOMIZE, start_brk = B, fds 0-2 open."""
@@ -902,7 +938,11 @@ class ModelRunner:
     def call(self, call: Call) -> Step:
         vals = call.values(self.env)
         try:
-            res = self._dispatch(call.name, vals)
+            with _time_limit(MODEL_CALL_TIMEOUT):
+                res = self._dispatch(call.name, vals)
+        except ModelTimeout:
+            res = ("crash", f"timeout: the model call did not return within "
+                   f"{MODEL_CALL_TIMEOUT:g} s")
         except OSError as exc:
             res = ("err", _errno.errorcode.get(exc.errno, str(exc.errno)))
         except self.vmsim.Fault as f:

@@ -119,7 +119,7 @@ def madvise_vma_behavior(task, vma, prev, start, end, behavior):
             raise kerr(EINVAL)
         return vma
     if behavior == MADV_COLLAPSE:
-        raise kerr(EINVAL)          # khugepaged collapse is not modelled
+        return madvise_collapse(task, vma, start, end)
     new = flags
     if behavior == MADV_NORMAL:
         new &= ~(VM_RAND_READ | VM_SEQ_READ)
@@ -190,16 +190,48 @@ def madvise_guard(task, vma, start, end, install: bool):
     return vma
 
 
+PMD = 1 << 21
+U64 = (1 << 64) - 1
+
+
+def thp_collapse_allowed(vma) -> bool:
+    """thp_vma_allowable_order(..., TVA_FORCED_COLLAPSE, PMD_ORDER): anonymous or shmem
+    memory, not VM_NOHUGEPAGE, and a PMD-sized block fits below vm_end — computed as
+    the kernel does, in unsigned arithmetic (a one-page VMA at address 0 passes)."""
+    from ..fs.vfs import ShmemFileOps
+    if vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB | VM_SPECIAL):
+        return False
+    addr = (vma.end - PMD) & U64
+    haddr = addr & ~(PMD - 1)
+    if haddr < vma.start or (haddr + PMD) & U64 > vma.end:
+        return False
+    return vma.is_anonymous() or (vma.file is not None and
+                                  isinstance(vma.file.f_op, ShmemFileOps))
+
+
+def madvise_collapse(task, vma, start, end):
+    """MADV_COLLAPSE: EINVAL unless THP collapse is allowed here; then each aligned
+    PMD block inside the range collapses if it has pages mapped (a block with none is
+    SCAN_PMD_NULL, so EINVAL); huge pages themselves are not modelled."""
+    if not thp_collapse_allowed(vma):
+        raise kerr(EINVAL)
+    mm = task.mm
+    hstart = (start + PMD - 1) & ~(PMD - 1)
+    hend = end & ~(PMD - 1)
+    for block in range(hstart, hend, PMD):
+        if not (mm.present_in(block, block + PMD, mm.anon_pages) or
+                mm.present_in(block, block + PMD, mm.file_ptes)):
+            raise kerr(EINVAL)
+    return vma
+
+
 def madvise_remove(task, vma, start, end):
     """Punch a hole in the file behind a shared writable mapping (vfs_fallocate)."""
     if vma.flags & VM_LOCKED or vma.file is None:
         raise kerr(EINVAL)
     if vma.flags & (VM_SHARED | VM_MAYWRITE) != (VM_SHARED | VM_MAYWRITE):
         raise kerr(EACCES)          # !vma_is_shared_maywrite()
-    inode = vma.file.inode
-    for index in range(vma.pgoff_at(start), vma.pgoff_at(end)):
-        inode.pages.pop(index, None)
-    task.mm.zap(start, end)
+    task.kernel.punch_hole(vma.file.inode, vma.pgoff_at(start), vma.pgoff_at(end))
     return vma
 
 

@@ -216,6 +216,22 @@ class _Paths:
             self.created = False
 
 
+def _remove_stale():
+    """Remove the per-run directories of oracles whose process is gone (killed)."""
+    import glob
+    for d in glob.glob("/tmp/vmsim-oracle-*-*") + glob.glob("/dev/shm/vmsim-oracle-*-*"):
+        try:
+            pid = int(os.path.basename(d).split("-")[2])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 class _Reaper:
     """Removes used per-run directories in a background thread (unlinking on ext4
     costs about a millisecond per inode; the next scenario need not wait)."""
@@ -288,7 +304,8 @@ class Oracle:
                  heap_window_size: int = HEAP_WINDOW_SIZE):
         self.exe = executor_path()
         self.window_base, self.window_size = window_base, window_size
-        self.tmp = tempfile.mkdtemp(prefix="vmsim-oracle-", dir="/tmp")
+        _remove_stale()
+        self.tmp = tempfile.mkdtemp(prefix=f"vmsim-oracle-{os.getpid()}-", dir="/tmp")
         self._runs = 0
         self.proc = None
         self.heap_window_size = heap_window_size
