@@ -50,36 +50,112 @@ Keep the default run short for CI; for long local runs:
 from __future__ import annotations
 
 import bisect
-import itertools
 import errno
+import itertools
 import os
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, Phase, note, settings
-from hypothesis.stateful import (Bundle, RuleBasedStateMachine, initialize, invariant, multiple,
-                                 rule)
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+)
 
 import vmsim
-from vmsim import (MADV_COLD, MADV_COLLAPSE, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP,
-                   MADV_DONTFORK, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
-                   MADV_GUARD_INSTALL, MADV_GUARD_REMOVE, MADV_HUGEPAGE, MADV_HWPOISON,
-                   MADV_KEEPONFORK, MADV_MERGEABLE, MADV_NOHUGEPAGE, MADV_NORMAL,
-                   MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_RANDOM,
-                   MADV_REMOVE, MADV_SEQUENTIAL, MADV_SOFT_OFFLINE, MADV_UNMERGEABLE,
-                   MADV_WILLNEED, MADV_WIPEONFORK, MAP_32BIT, MAP_ANONYMOUS, MAP_DROPPABLE,
-                   MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_LOCKED, MAP_NONBLOCK,
-                   MAP_NORESERVE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE,
-                   MAP_STACK, MAP_SYNC, MLOCK_ONFAULT, MREMAP_DONTUNMAP, MREMAP_FIXED,
-                   MREMAP_MAYMOVE, O_CREAT, O_PATH, O_RDONLY, O_RDWR, O_WRONLY,
-                   PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE, PR_GET_MDWE, PR_GET_MEMORY_MERGE,
-                   PR_MDWE_NO_INHERIT, PR_MDWE_REFUSE_EXEC_GAIN, PR_SET_MDWE,
-                   PR_SET_MEMORY_MERGE, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ,
-                   PROT_SEM, PROT_WRITE, READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE,
-                   ADDR_COMPAT_LAYOUT, VM_ACCOUNT, VM_DONTCOPY, VM_DONTDUMP, VM_DROPPABLE,
-                   VM_EXEC, VM_GROWSDOWN, VM_HUGEPAGE, VM_LOCKED, VM_LOCKONFAULT,
-                   VM_MAYBE_GUARD, VM_MAYEXEC, VM_MAYSHARE, VM_MERGEABLE, VM_NOHUGEPAGE,
-                   VM_RAND_READ, VM_READ, VM_SEALED, VM_SEQ_READ, VM_SHARED, VM_WIPEONFORK,
-                   VM_WRITE)
+from vmsim import (
+    ADDR_COMPAT_LAYOUT,
+    ADDR_NO_RANDOMIZE,
+    MADV_COLD,
+    MADV_COLLAPSE,
+    MADV_DODUMP,
+    MADV_DOFORK,
+    MADV_DONTDUMP,
+    MADV_DONTFORK,
+    MADV_DONTNEED,
+    MADV_DONTNEED_LOCKED,
+    MADV_FREE,
+    MADV_GUARD_INSTALL,
+    MADV_GUARD_REMOVE,
+    MADV_HUGEPAGE,
+    MADV_HWPOISON,
+    MADV_KEEPONFORK,
+    MADV_MERGEABLE,
+    MADV_NOHUGEPAGE,
+    MADV_NORMAL,
+    MADV_PAGEOUT,
+    MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
+    MADV_RANDOM,
+    MADV_REMOVE,
+    MADV_SEQUENTIAL,
+    MADV_SOFT_OFFLINE,
+    MADV_UNMERGEABLE,
+    MADV_WILLNEED,
+    MADV_WIPEONFORK,
+    MAP_32BIT,
+    MAP_ANONYMOUS,
+    MAP_DROPPABLE,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_GROWSDOWN,
+    MAP_LOCKED,
+    MAP_NONBLOCK,
+    MAP_NORESERVE,
+    MAP_POPULATE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MAP_SHARED_VALIDATE,
+    MAP_STACK,
+    MAP_SYNC,
+    MLOCK_ONFAULT,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    O_CREAT,
+    O_PATH,
+    O_RDONLY,
+    O_RDWR,
+    O_WRONLY,
+    PKEY_DISABLE_ACCESS,
+    PKEY_DISABLE_WRITE,
+    PR_GET_MDWE,
+    PR_GET_MEMORY_MERGE,
+    PR_MDWE_NO_INHERIT,
+    PR_SET_MDWE,
+    PR_SET_MEMORY_MERGE,
+    PROT_EXEC,
+    PROT_GROWSDOWN,
+    PROT_GROWSUP,
+    PROT_READ,
+    PROT_SEM,
+    PROT_WRITE,
+    READ_IMPLIES_EXEC,
+    VM_ACCOUNT,
+    VM_DONTCOPY,
+    VM_DONTDUMP,
+    VM_DROPPABLE,
+    VM_EXEC,
+    VM_GROWSDOWN,
+    VM_HUGEPAGE,
+    VM_LOCKED,
+    VM_LOCKONFAULT,
+    VM_MAYBE_GUARD,
+    VM_MAYEXEC,
+    VM_MAYSHARE,
+    VM_MERGEABLE,
+    VM_NOHUGEPAGE,
+    VM_RAND_READ,
+    VM_READ,
+    VM_SEALED,
+    VM_SEQ_READ,
+    VM_SHARED,
+    VM_WIPEONFORK,
+    VM_WRITE,
+)
 
 PAGE = vmsim.PAGE_SIZE
 U64 = (1 << 64) - 1
@@ -747,7 +823,7 @@ class VmsimMachine(RuleBasedStateMachine):
             a = vpn << 12
             if addr <= a < addr + olen:
                 data = ps.shadow.pop(vpn)
-                if a - addr < nlen and not (olen == 0):
+                if a - addr < nlen and olen:
                     moved_shadow[(r + a - addr) >> 12] = data
         ps.drop(r, r + nlen)
         if keep_old and moved:

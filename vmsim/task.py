@@ -11,7 +11,8 @@ from collections import namedtuple
 
 from .errors import EBADF, EINVAL, EMFILE, kerr
 from .mm import fault, madvise, mlock, mmap, mprotect, mremap, mseal, pkeys, procfs
-from .mm.flags import (VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED_MASK, VM_PFNMAP, VM_WIPEONFORK,
+from .mm.flags import (VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED_MASK, VM_MAYBE_GUARD, VM_PFNMAP,
+                       VM_WIPEONFORK,
                        vma_pkey,
                        vmflags_mnemonics)
 from .mm.mm_struct import MmStruct
@@ -357,6 +358,10 @@ def dup_mmap(old, mm) -> None:
             mm.anon_pages[vpn] = bytearray(old.anon_pages[vpn])
         for vpn in old.present_in(vma.start, vma.end, old.guards):
             mm.guards[vpn] = True
+        if vma.anon_vma is not None or vma.flags & (VM_PFNMAP | VM_MAYBE_GUARD):
+            # copy_page_range() runs only where a fault could not refill the PTEs
+            blocks = range(vma.start >> 21, ((vma.end - 1) >> 21) + 1)
+            mm.pmd_tables.update(b for b in blocks if b in old.pmd_tables)
         if vma.flags & VM_PFNMAP:      # copy_page_range() copies raw PFN mappings
             for vpn in old.present_in(vma.start, vma.end, old.pfn_ptes):
                 mm.pfn_ptes[vpn] = old.pfn_ptes[vpn]

@@ -172,6 +172,7 @@ def fault_page(task, vma, addr: int, write: bool):
     zero page. Raises Fault(SIGBUS) from the driver/file."""
     mm = task.mm
     vpn = addr >> PAGE_SHIFT
+    mm.pmd_tables.add(addr >> 21)               # __handle_mm_fault(): pmd/pte_alloc
     if vpn in mm.guards:
         raise Fault(SIGSEGV, SEGV_MAPERR, addr)     # a guard PTE marker
     page = mm.anon_pages.get(vpn)

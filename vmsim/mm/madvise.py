@@ -184,6 +184,7 @@ def madvise_guard(task, vma, start, end, install: bool):
             anon_vma_prepare(vma)
         mm.zap(start, end)
         mm.guards.update(dict.fromkeys(range(first, last), True))
+        mm.pmd_tables.update(range(start >> 21, ((end - 1) >> 21) + 1))
     else:
         for vpn in mm.present_in(start, end, mm.guards):
             del mm.guards[vpn]
@@ -211,17 +212,22 @@ def thp_collapse_allowed(vma) -> bool:
 
 def madvise_collapse(task, vma, start, end):
     """MADV_COLLAPSE: EINVAL unless THP collapse is allowed here; then each aligned
-    PMD block inside the range collapses if it has pages mapped (a block with none is
-    SCAN_PMD_NULL, so EINVAL); huge pages themselves are not modelled."""
+    PMD block inside the range collapses: shmem always (holes are filled), anonymous
+    memory if the block has a page table (none: SCAN_PMD_NULL, EINVAL). Huge pages
+    themselves are not modelled."""
     if not thp_collapse_allowed(vma):
         raise kerr(EINVAL)
     mm = task.mm
     hstart = (start + PMD - 1) & ~(PMD - 1)
     hend = end & ~(PMD - 1)
-    for block in range(hstart, hend, PMD):
-        if not (mm.present_in(block, block + PMD, mm.anon_pages) or
-                mm.present_in(block, block + PMD, mm.file_ptes)):
-            raise kerr(EINVAL)
+    if hend < hstart:
+        # "thps == (hend - hstart) >> HPAGE_PMD_SHIFT" in unsigned arithmetic: a range
+        # inside one block compares 0 with a huge number, so it fails (EINVAL).
+        raise kerr(EINVAL)
+    if vma.is_anonymous():
+        for block in range(hstart, hend, PMD):
+            if block >> 21 not in mm.pmd_tables:
+                raise kerr(EINVAL)
     return vma
 
 

@@ -54,6 +54,9 @@ class MmStruct:
         self.file_ptes: dict[int, bool] = {}
         self.guards: dict[int, bool] = {}       # guard PTE markers (MADV_GUARD_INSTALL)
         self.pfn_ptes: dict[int, object] = {}   # VM_PFNMAP PTEs: vpn -> the driver's pfn
+        #: 2 MiB blocks (addr >> 21) that have a page table: allocated by the first fault
+        #: in the block, freed by an unmap that leaves no VMA in it (free_pgtables)
+        self.pmd_tables: set[int] = set()
         self.owner = None           # the Process, for drivers that need current
         self.exit_notifiers: list = []  # mmu notifiers' ->release, called at exit
 
@@ -121,8 +124,23 @@ class MmStruct:
             return [v for v in range(first, last) if v in table]
         return sorted(v for v in table if first <= v < last)
 
+    def free_pgtables(self, start: int, end: int) -> None:
+        """free_pgtables() after an unmap: drop the page tables of the 2 MiB blocks of
+        [start, end) that no VMA touches any more. O(min(blocks, tables))."""
+        for block in self._blocks_with_tables(start, end):
+            if self.tree.find_intersecting(block << 21, (block + 1) << 21) is None:
+                self.pmd_tables.discard(block)
+
+    def _blocks_with_tables(self, start: int, end: int) -> list[int]:
+        first, last = start >> 21, ((end - 1) >> 21) + 1
+        if last - first <= len(self.pmd_tables):
+            return [b for b in range(first, last) if b in self.pmd_tables]
+        return [b for b in self.pmd_tables if first <= b < last]
+
     def move_pages(self, old: int, new: int, length: int) -> None:
         """move_page_tables(): PTEs of [old, old+len) now map [new, new+len)."""
+        if self._blocks_with_tables(old, old + length):
+            self.pmd_tables.update(range(new >> 21, ((new + length - 1) >> 21) + 1))
         shift = (new - old) >> PAGE_SHIFT
         for table in (self.anon_pages, self.file_ptes, self.pfn_ptes, self.guards):
             items = [(v, table.pop(v)) for v in self.present_in(old, old + length, table)]

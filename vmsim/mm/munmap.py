@@ -116,6 +116,8 @@ class VmaMunmap:
                 vma.file.put()
         if self.nr_accounted:
             mm.unaccount(self.nr_accounted)
+        if self.detached:
+            mm.free_pgtables(self.detached[0].start, self.detached[-1].end)
         self.detached = []
 
     def abort(self) -> None:
