@@ -196,9 +196,10 @@ U64 = (1 << 64) - 1
 
 
 def thp_collapse_allowed(vma) -> bool:
-    """thp_vma_allowable_order(..., TVA_FORCED_COLLAPSE, PMD_ORDER): anonymous or shmem
-    memory, not VM_NOHUGEPAGE, and a PMD-sized block fits below vm_end — computed as
-    the kernel does, in unsigned arithmetic (a one-page VMA at address 0 passes)."""
+    """thp_vma_allowable_order(..., TVA_FORCED_COLLAPSE, PMD_ORDER): anonymous memory
+    that has an anon_vma, or shmem; not VM_NOHUGEPAGE; and a PMD-sized block fits below
+    vm_end — computed as the kernel does, in unsigned arithmetic (a one-page shmem VMA
+    at address 0 passes)."""
     from ..fs.vfs import ShmemFileOps
     if vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB | VM_SPECIAL):
         return False
@@ -206,15 +207,16 @@ def thp_collapse_allowed(vma) -> bool:
     haddr = addr & ~(PMD - 1)
     if haddr < vma.start or (haddr + PMD) & U64 > vma.end:
         return False
-    return vma.is_anonymous() or (vma.file is not None and
-                                  isinstance(vma.file.f_op, ShmemFileOps))
+    if vma.is_anonymous():
+        return vma.anon_vma is not None     # "!vma->anon_vma": only smaps/faults pass
+    return vma.file is not None and isinstance(vma.file.f_op, ShmemFileOps)
 
 
 def madvise_collapse(task, vma, start, end):
     """MADV_COLLAPSE: EINVAL unless THP collapse is allowed here; then each aligned
-    PMD block inside the range collapses: shmem always (holes are filled), anonymous
-    memory if the block has a page table (none: SCAN_PMD_NULL, EINVAL). Huge pages
-    themselves are not modelled."""
+    PMD block inside the range collapses: shmem always (holes are filled); anonymous
+    memory if the block has a page table, whatever its PTEs (none: SCAN_PMD_NULL,
+    EINVAL) [obs]. Huge pages themselves are not modelled."""
     if not thp_collapse_allowed(vma):
         raise kerr(EINVAL)
     mm = task.mm
