@@ -11,7 +11,7 @@ from ...errors import EBUSY, EINVAL, ENOTTY, kerr
 from ...fs.file import FileOperations
 from ...mm.flags import VM_DONTDUMP, VM_DONTEXPAND, VM_IO, VM_PFNMAP
 from ...mm.placement import mm_get_unmapped_area
-from ...uapi import MAP_FIXED, MAP_PRIVATE
+from ...uapi import MAP_FIXED, MAP_PRIVATE, MAP_TYPE
 from . import arch
 from .encl import SGX_VM_OPS, SGX_VM_OPS_V40, Encl
 
@@ -37,7 +37,7 @@ class SgxEnclaveFops(FileOperations):
 
     def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
         """sgx_get_unmapped_area(): enclaves are MAP_SHARED; MAP_FIXED is taken as is."""
-        if flags & MAP_PRIVATE:
+        if flags & MAP_TYPE == MAP_PRIVATE:
             raise kerr(EINVAL)
         if flags & MAP_FIXED:
             return addr

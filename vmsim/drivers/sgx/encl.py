@@ -244,7 +244,6 @@ class SgxVmOps(VmOperations):
     def fault(self, vma, addr, write):
         """sgx_vma_fault(): map the enclave page, EAUG a hole on SGX2, or SIGBUS."""
         encl = vma.private_data
-        addr &= ~(PAGE_SIZE - 1)
         if encl is None:
             raise Fault(SIGBUS, BUS_ADRERR, addr)
         page = encl.pages.get(addr >> PAGE_SHIFT)
@@ -254,10 +253,13 @@ class SgxVmOps(VmOperations):
                 (page.vm_max_prot_bits & vma.flags & VM_ACCESS_FLAGS) != \
                 vma.flags & VM_ACCESS_FLAGS:
             raise Fault(SIGBUS, BUS_ADRERR, addr)
-        vmf_insert_pfn(vma, addr, page.epc)
+        vmf_insert_pfn(vma, addr & ~(PAGE_SIZE - 1), page.epc)
 
     def access(self, vma, addr, length, write, data=b""):
-        """sgx_vma_access(): ptrace / /proc/PID/mem on a debug enclave only."""
+        """sgx_vma_access(): ptrace / /proc/PID/mem on a debug enclave only, one
+        aligned 8-byte word at a time (EDBGRD, and for writes EDBGWR of the whole
+        modified word). Returns the bytes read, or the count written."""
+        from ...errors import EIO
         encl = vma.private_data
         if encl is None or not encl.debug:
             raise kerr(EFAULT)
@@ -269,28 +271,38 @@ class SgxVmOps(VmOperations):
             if page is None or (page.vm_max_prot_bits & vma.flags & VM_ACCESS_FLAGS) != \
                     vma.flags & VM_ACCESS_FLAGS:
                 raise kerr(EFAULT)
-            off = a & (PAGE_SIZE - 1)
-            chunk = min(PAGE_SIZE - off, length - pos)
+            word = a & (PAGE_SIZE - 1) & ~7
+            off = a & 7
+            chunk = min(8 - off, length - pos)
             try:
+                value = bytearray(arch.edbgrd(page.epc, word, 8))
                 if write:
-                    arch.edbgwr(page.epc, off, data[pos:pos + chunk])
+                    value[off:off + chunk] = data[pos:pos + chunk]
+                    arch.edbgwr(page.epc, word, bytes(value))
                 else:
-                    out += arch.edbgrd(page.epc, off, chunk)
+                    out += value[off:off + chunk]
             except arch.EnclsFault:
-                from ...errors import EIO
                 raise kerr(EIO) from None
             pos += chunk
         return length if write else bytes(out)
 
     def check(self, vma):
-        """The intent invariant: no PTE of this VMA maps an enclave page with more
-        permissions than the page's vm_max_prot_bits, and each maps its own page."""
+        """The intent invariant: no PTE that maps an enclave page at the page's own
+        address has more permissions than the page's vm_max_prot_bits.
+
+        A PTE that mremap moved elsewhere is not checked: Linux moves it too
+        (sgx_vm_ops has no ->mremap), ->mprotect then consults the intents at the new
+        addresses, and the driver's zaps only look at a page's own address. Such a PTE
+        is useless (the EPCM's address check stops enclave use, abort-page semantics
+        outside) — see docs/sgx.md."""
         encl = vma.private_data
         mm = vma.mm
         prot = vma.flags & VM_ACCESS_FLAGS
         for vpn in mm.present_in(vma.start, vma.end, mm.pfn_ptes):
             epc = mm.pfn_ptes[vpn]
-            page = encl.pages.get(epc.addr >> PAGE_SHIFT) if encl is not None else None
+            if epc.addr != vpn << PAGE_SHIFT:
+                continue
+            page = encl.pages.get(vpn) if encl is not None else None
             assert page is not None and page.epc is epc, \
                 f"PTE at {vpn << PAGE_SHIFT:#x} maps an EPC page the enclave no longer has"
             assert not prot & ~page.vm_max_prot_bits, (
@@ -318,17 +330,19 @@ SGX_VM_OPS_V40 = SgxVmOpsV40()
 
 
 def eaug_page(encl: Encl, addr: int) -> EnclPage:
-    """sgx_encl_eaug_page(): add a page on fault (SGX2): RWX intent, EPCM PENDING."""
+    """sgx_encl_eaug_page(): add a page on fault (SGX2): RWX intent, EPCM PENDING.
+    A refusal is SIGBUS at the faulting address."""
+    fault_addr, addr = addr, addr & ~(PAGE_SIZE - 1)
     if not encl.initialized:
-        raise Fault(SIGBUS, BUS_ADRERR, addr)
+        raise Fault(SIGBUS, BUS_ADRERR, fault_addr)
     epc = encl.cpu.alloc_epc_page()
     if epc is None:
-        raise Fault(SIGBUS, BUS_ADRERR, addr)
+        raise Fault(SIGBUS, BUS_ADRERR, fault_addr)
     try:
         arch.eaug(encl.secs, epc, addr)
     except arch.EnclsFault:
         encl.cpu.free_epc_page(epc)
-        raise Fault(SIGBUS, BUS_ADRERR, addr) from None
+        raise Fault(SIGBUS, BUS_ADRERR, fault_addr) from None
     page = EnclPage(addr, VM_READ | VM_WRITE | VM_EXEC, SGX_PAGE_TYPE_REG, epc)
     encl.insert_page(page)
     return page

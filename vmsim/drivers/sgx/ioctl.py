@@ -64,7 +64,7 @@ def ioc_create(task, encl, arg: int) -> int:
         raise kerr(EIO) from None
     encl.secs = epc
     encl.base, encl.size, encl.attributes = base, size, attributes
-    encl.attributes_mask |= SGX_ATTR_UNPRIV_MASK
+    encl.attributes_mask = SGX_ATTR_UNPRIV_MASK    # a PROVISION before CREATE is lost
     encl.debug = bool(attributes & SGX_ATTR_DEBUG)
     encl.created = True
     return 0

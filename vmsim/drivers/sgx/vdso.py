@@ -160,25 +160,32 @@ class EnclaveContext:
     def eacceptcopy(self, dst: int, src: int, secinfo_flags: int) -> int:
         """EACCEPTCOPY: fill a pending EAUG page from src and give it SECINFO's perms."""
         data = self.read(src & ~(PAGE_SIZE - 1), PAGE_SIZE)
-        epc = self._epc_for_leaf(dst)
         perms = secinfo_flags & SGX_SECINFO_PERMISSION_MASK
+
+        def leaf():
+            if perms & SGX_SECINFO_W and not perms & SGX_SECINFO_R:
+                raise _Exception(13, 0, 0)
+            return self._epc_for_leaf(dst)
+        epc = self._retry(leaf)
         if not epc.pending or (secinfo_flags >> 8) & 0xFF != SGX_PAGE_TYPE_REG:
             return SGX_PAGE_ATTRIBUTES_MISMATCH
-        if perms & SGX_SECINFO_W and not perms & SGX_SECINFO_R:
-            raise _Exception(13, 0, dst)
         epc.data[:] = data
         epc.set_perms(perms)
         epc.pending = False
         return 0
 
     def emodpe(self, addr: int, secinfo_flags: int) -> None:
-        """EMODPE: extend the EPCM permissions of a REG page."""
+        """EMODPE: extend the EPCM permissions of a REG page (faults are AEXs)."""
         perms = secinfo_flags & SGX_SECINFO_PERMISSION_MASK
-        if perms & SGX_SECINFO_W and not perms & SGX_SECINFO_R:
-            raise _Exception(13, 0, addr)
-        epc = self._epc_for_leaf(addr)
-        if epc.pt != SGX_PAGE_TYPE_REG or epc.pending or epc.modified:
-            raise _Exception(14, PF_SGX | PF_P | PF_U, addr)
+
+        def leaf():
+            if perms & SGX_SECINFO_W and not perms & SGX_SECINFO_R:
+                raise _Exception(13, 0, 0)
+            epc = self._epc_for_leaf(addr)
+            if epc.pt != SGX_PAGE_TYPE_REG or epc.pending or epc.modified:
+                raise _Exception(14, PF_SGX | PF_P | PF_U, addr)
+            return epc
+        epc = self._retry(leaf)
         epc.set_perms(epc.perms() | perms)
 
     # --- the checks ---
