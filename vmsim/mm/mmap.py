@@ -197,24 +197,27 @@ def mmap_region(task, file, addr, length, vm_flags, pgoff) -> int:
         raise kerr(EACCES)
     end = addr + length
     pglen = length >> PAGE_SHIFT
-    vms = VmaMunmap(mm, addr, end)
     first = mm.tree.find_intersecting(addr, end)
     if first is not None:
+        vms = VmaMunmap(mm, addr, end)
         vms.gather(first)
         prev, nxt = vms.prev, vms.next
     else:
+        vms = None          # nothing to replace
         prev, nxt = mm.tree.prev_of(addr), mm.tree.find_vma(addr)
     charged = 0
     try:
-        if not mm.may_expand_vm(task, vm_flags, pglen - vms.nr_pages):
+        if not mm.may_expand_vm(task, vm_flags, pglen - (vms.nr_pages if vms else 0)):
             raise kerr(ENOMEM)
         if accountable_mapping(file, vm_flags):
-            charged = pglen - vms.nr_accounted
+            charged = pglen - (vms.nr_accounted if vms else 0)
             if charged:
                 mm.account(charged)
-            vms.nr_accounted = 0
+            if vms:
+                vms.nr_accounted = 0
             vm_flags |= VM_ACCOUNT
-        vms.clean_up_area()
+        if vms:
+            vms.clean_up_area()
         vma = None
         if prev is not None or nxt is not None:
             vmg = VmaMergeStruct(mm, prev=prev, next=nxt, start=addr, end=end, pgoff=pgoff,
@@ -225,9 +228,11 @@ def mmap_region(task, file, addr, length, vm_flags, pgoff) -> int:
     except OSError:
         if charged:
             mm.unaccount(charged)
-        vms.abort()
+        if vms:
+            vms.abort()
         raise
-    vms.complete()
+    if vms:
+        vms.complete()
     _mmap_complete(mm, vma, pglen)
     return addr
 
