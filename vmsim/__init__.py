@@ -10,12 +10,12 @@
 See docs/api.md for the whole public surface.
 """
 
-from .errors import Fault, HookContractError
-from .fs.file import File, FileOperations, Inode
-from .kernel import Kernel
+from .errors import Fault, HookContractError  # noqa: F401  (public API)
+from .fs.file import File, FileOperations, Inode  # noqa: F401
+from .kernel import Kernel  # noqa: F401
 from .mm.flags import *  # noqa: F401,F403  (the VM_* flags)
-from .mm.vma import Vma, VmOperations
-from .task import Process, VmaView
+from .mm.vma import Vma, VmOperations  # noqa: F401
+from .task import Process, VmaView  # noqa: F401
 from .uapi import *  # noqa: F401,F403  (PROT_*, MAP_*, ...)
 
 __version__ = "0.1.0"

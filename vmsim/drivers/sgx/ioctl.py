@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from ...errors import EACCES, EAGAIN, EFAULT, EINVAL, EIO, ENODEV, ENOMEM, EPERM, EBUSY, \
+from ...errors import EACCES, EFAULT, EINVAL, EIO, ENODEV, ENOMEM, EPERM, EBUSY, \
     kerr
 from ...mm.fault import copy_from_user, copy_to_user, get_user_page
 from ...mm.flags import VM_MAYEXEC, VM_READ, VM_WRITE
