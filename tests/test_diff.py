@@ -29,21 +29,7 @@ DIVERGENCES = sorted((ROOT / "tests" / "divergences").glob("*.scn"))
 DOCUMENTED_DEVIATIONS: dict = {}
 
 
-@pytest.fixture(scope="module")
-def oracle():
-    from vmsim import oracle as O
-    try:
-        o = O.Oracle()
-    except O.OracleUnavailable as exc:
-        pytest.skip(f"oracle unavailable: {exc}")
-    yield o
-    o.close()
-
-
-@pytest.fixture(scope="module")
-def kw():
-    from vmsim import oracle as O
-    return O.kernel_kwargs()
+# the `oracle` and `kw` fixtures live in conftest.py
 
 
 # --------------------------------------------------------------------------- format

@@ -82,24 +82,7 @@ RET = b"\xb8\x2a\x00\x00\x00\xc3"   # mmap.cc machine_code: movl $42, %eax; retq
 
 # ----------------------------------------------------------------------------- helpers
 
-def spawn(stack=False, **config):
-    """A fresh kernel (configured by `config`) and one process; `stack` adds [stack]."""
-    kernel = vmsim.Kernel(**config)
-    return kernel, kernel.spawn(stack=stack)
-
-
-def errno_of(call, *args):
-    """Run a syscall that must fail; return its errno."""
-    with pytest.raises(OSError) as info:
-        call(*args)
-    return info.value.errno
-
-
-def fault_of(access, *args):
-    """Run a memory access that must fault; return the vmsim.Fault."""
-    with pytest.raises(vmsim.Fault) as info:
-        access(*args)
-    return info.value
+from syscall_helpers import errno_of, fault_of, spawn  # noqa: E402
 
 
 def maps_lines(p):

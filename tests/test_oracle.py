@@ -293,21 +293,7 @@ SKIPPED = {
 }
 
 
-@pytest.fixture(scope="module")
-def oracle():
-    from vmsim import oracle as O
-    try:
-        o = O.Oracle()
-    except O.OracleUnavailable as exc:
-        pytest.skip(f"oracle unavailable: {exc}")
-    yield o
-    o.close()
-
-
-@pytest.fixture(scope="module")
-def kw():
-    from vmsim import oracle as O
-    return O.kernel_kwargs()
+# the `oracle` and `kw` fixtures live in conftest.py
 
 
 def _diff(oracle, kw, text, name="<test>"):
