@@ -54,3 +54,13 @@ def test_bad_dumps_name_file_and_line(text, line, reason):
         vmsim.Kernel().spawn(maps=text, maps_path="dump.maps")
     assert str(err.value).startswith(f"dump.maps:{line}: ")
     assert reason in str(err.value)
+
+
+def test_vma_views_carry_the_maps_fields():
+    maps, smaps = real_dump()
+    p = vmsim.Kernel(pkeys=False).spawn(maps=maps, smaps=smaps)
+    for view, line in zip(p.vmas(), maps.splitlines()):
+        fields = line.split()
+        major, minor = (int(x, 16) for x in fields[3].split(":"))
+        assert (view.offset, view.dev, view.inode) == (int(fields[2], 16), (major, minor),
+                                                        int(fields[4])), line

@@ -25,7 +25,8 @@ from .uapi import (PR_GET_MDWE, PR_GET_MEMORY_MERGE, PR_MDWE_NO_INHERIT,
 
 U64 = (1 << 64) - 1
 
-VmaView = namedtuple("VmaView", "start end flags pgoff perms name pkey file anon_vma vmflags")
+VmaView = namedtuple("VmaView", "start end flags pgoff perms name pkey file anon_vma vmflags "
+                                "offset dev inode")
 
 
 def _ulong(x) -> int:
@@ -290,7 +291,11 @@ class Process:
                         procfs.vma_name(v), vma_pkey(v.flags),
                         v.file.path if v.file is not None else None,
                         v.anon_vma.id if v.anon_vma is not None else None,
-                        vmflags_mnemonics(v.flags)) for v in self.mm.tree]
+                        vmflags_mnemonics(v.flags),
+                        v.pgoff << 12 if v.file is not None else 0,
+                        v.file.inode.dev if v.file is not None else (0, 0),
+                        v.file.inode.ino if v.file is not None else 0)
+                for v in self.mm.tree]
 
     # --- lifecycle ---
     def fork(self) -> Process:
