@@ -23,3 +23,15 @@ def fault_of(access, *args):
     with pytest.raises(vmsim.Fault) as info:
         access(*args)
     return info.value
+
+
+def smaps_field(p, start, field):
+    """The value (as text) of one smaps field of the VMA starting at `start`."""
+    current = None
+    for line in p.smaps().splitlines():
+        head = line.split(" ", 1)[0]
+        if "-" in head and not head.endswith(":"):
+            current = int(head.split("-")[0], 16)
+        elif current == start and line.startswith(field + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {field} for VMA at {start:#x}")

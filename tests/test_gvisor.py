@@ -112,18 +112,6 @@ def anonymous_maps_entry(start, length, prot):
     return f"{start:08x}-{start + length:08x} {perms_text(prot)} 00000000 00:00 0 "
 
 
-def smaps_field(p, start, field):
-    """The value (as text) of one smaps field of the VMA starting at `start`."""
-    current = None
-    for line in p.smaps().splitlines():
-        head = line.split(" ", 1)[0]
-        if "-" in head and not head.endswith(":"):
-            current = int(head.split("-")[0], 16)
-        elif current == start and line.startswith(field + ":"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"no {field} for VMA at {start:#x}")
-
-
 def total_vm(p):
     """statm's first field (total_vm) in bytes: every VMA but the gate VMA."""
     return sum(v.end - v.start for v in p.vmas() if v.name != "[vsyscall]")

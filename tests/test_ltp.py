@@ -67,7 +67,7 @@ MAP_DROPPABLE = 0x08      # include/uapi/linux/mman.h, 6.11+
 
 # ----------------------------------------------------------------------------- helpers
 
-from syscall_helpers import errno_of, fault_of, spawn  # noqa: E402
+from syscall_helpers import errno_of, fault_of, smaps_field, spawn  # noqa: E402
 
 
 def maps_entries(p):
@@ -106,18 +106,6 @@ def file_page_at(p, addr):
     """The file page index that addr maps (vm_pgoff plus the page's offset in its VMA)."""
     vma = vma_at(p, addr)
     return vma.pgoff + (addr - vma.start) // PAGE
-
-
-def smaps_field(p, start, field):
-    """The value (as text) of one smaps field of the VMA starting at `start`."""
-    current = None
-    for line in p.smaps().splitlines():
-        head = line.split(" ", 1)[0]
-        if "-" in head and not head.endswith(":"):
-            current = int(head.split("-")[0], 16)
-        elif current == start and line.startswith(field + ":"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"no {field} for VMA at {start:#x}")
 
 
 def make_file(kernel, path, data=b""):
