@@ -320,11 +320,11 @@ def profile_model(lay, what, iters):
 def fmt_us(x):
     if x is None:
         return "-"
-    return "%.3f" % x if x < 10 else "%.1f" % x if x < 1000 else "%.0f" % x
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}" if x < 1000 else f"{x:.0f}"
 
 
 def fmt_ratio(x):
-    return "-" if x is None else ("%.1fx" % x if x < 100 else "%.0fx" % x)
+    return "-" if x is None else (f"{x:.1f}x" if x < 100 else f"{x:.0f}x")
 
 
 def main(argv=None):
@@ -372,8 +372,8 @@ def main(argv=None):
                                      % (mmc, max(sizes)))
     except Exception as e:  # noqa: BLE001 - report, keep going with the model
         native = None
-        results["errors"].append("native: %s" % e)
-        log("native: %s" % e)
+        results["errors"].append(f"native: {e}")
+        log(f"native: {e}")
 
     model = None
     lay = None
@@ -382,8 +382,8 @@ def main(argv=None):
             vmsim = import_vmsim()
         except Exception as e:  # noqa: BLE001
             vmsim = None
-            results["errors"].append("model unavailable: %s: %s" % (type(e).__name__, e))
-            log("model unavailable: %s: %s" % (type(e).__name__, e))
+            results["errors"].append(f"model unavailable: {type(e).__name__}: {e}")
+            log(f"model unavailable: {type(e).__name__}: {e}")
         if vmsim is not None:
             try:
                 model = {"calls_us": {}, "maps": {}, "runs_us": {}, "build_s": {}, "iters": {}}
@@ -424,7 +424,7 @@ def main(argv=None):
                                              % (built, max(sizes)))
             except Exception as e:  # noqa: BLE001
                 import traceback
-                results["errors"].append("model failed: %s: %s" % (type(e).__name__, e))
+                results["errors"].append(f"model failed: {type(e).__name__}: {e}")
                 log(traceback.format_exc())
                 if not model or not model["calls_us"]:
                     model = None
@@ -444,7 +444,7 @@ def main(argv=None):
         worst = max(((r, n, op) for n, d in ratios["calls"].items() for op, r in d.items()),
                     default=None)
         if worst:
-            targets.append({"target": "model per call <= %gx native" % TARGET_CALL_RATIO,
+            targets.append({"target": f"model per call <= {TARGET_CALL_RATIO:g}x native",
                             "value": worst[0], "met": worst[0] <= TARGET_CALL_RATIO,
                             "detail": "worst %s at N=%d" % (OP_LABEL[worst[2]], worst[1])})
     if model and len(model["calls_us"]) >= 2:
@@ -454,7 +454,7 @@ def main(argv=None):
         model["scaling"] = {"n_lo": lo, "n_hi": hi, "ratio": sc}
         targets.append({"target": "model cost at N=%d <= %gx its cost at N=%d" % (hi, TARGET_SCALING, lo),
                         "value": sc[op], "met": sc[op] <= TARGET_SCALING,
-                        "detail": "worst %s" % OP_LABEL[op]})
+                        "detail": f"worst {OP_LABEL[op]}"})
     if model and "bytes_per_vma" in model:
         targets.append({"target": "<= %d bytes per VMA" % TARGET_BYTES_PER_VMA,
                         "value": model["bytes_per_vma"],
@@ -462,7 +462,7 @@ def main(argv=None):
                         "detail": "tracemalloc, N=%d" % model["bytes_per_vma_n"]})
     if ratios and ratios["maps"]:
         n = max(ratios["maps"], key=ratios["maps"].get)
-        targets.append({"target": "maps rendering <= %gx the kernel per line" % TARGET_MAPS_RATIO,
+        targets.append({"target": f"maps rendering <= {TARGET_MAPS_RATIO:g}x the kernel per line",
                         "value": ratios["maps"][n], "met": ratios["maps"][n] <= TARGET_MAPS_RATIO,
                         "detail": "worst at N=%d" % n})
     results["ratios"] = ratios
@@ -534,28 +534,28 @@ def main(argv=None):
     if model and "scaling" in model:
         sc = model["scaling"]
         print("model scaling N=%d / N=%d: %s" % (sc["n_hi"], sc["n_lo"], ", ".join(
-            "%s %.2fx" % (op, sc["ratio"][op]) for op in OPS)))
+            "{} {:.2f}x".format(op, sc["ratio"][op]) for op in OPS)))
     if model:
-        print("model build time: %s" % ", ".join("N=%d %.2fs" % kv for kv in model["build_s"].items()))
+        print("model build time: {}".format(", ".join("N=%d %.2fs" % kv for kv in model["build_s"].items())))
     print()
     print("Targets:")
     if not targets:
         print("  (none evaluated: need both the native and the model results)")
     for t in targets:
         v = t["value"]
-        vs = "%.0f B" % v if "bytes" in t["target"] else "%.2fx" % v
+        vs = f"{v:.0f} B" if "bytes" in t["target"] else f"{v:.2f}x"
         print("  [%s] %-46s %10s  (%s)" % ("MET " if t["met"] else "MISS", t["target"], vs, t["detail"]))
     if max(sizes) < 60000:
         print("  note: the 60,000-VMA targets were evaluated at N=%d (--quick/--sizes)" % max(sizes))
     for e in results["errors"]:
-        print("  error: %s" % e)
+        print(f"  error: {e}")
     if prof_text:
         print()
         print("cProfile of the model, %s at N=%d (top by tottime):" % (results["profile"]["workload"],
                                                                       results["profile"]["n"]))
         print(prof_text.rstrip())
     print()
-    print("elapsed %.1fs" % results["elapsed_s"])
+    print("elapsed {:.1f}s".format(results["elapsed_s"]))
     return 0
 
 

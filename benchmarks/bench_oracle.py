@@ -28,7 +28,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from vmsim import fuzz, oracle as O, scenario as S  # noqa: E402
+from vmsim import oracle as O
+from vmsim.diff import fuzz  # noqa: E402
+from vmsim.diff import scenario as S
 
 FIVE = """\
 mmap(W+0x1000, 0x4000, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0)

@@ -81,7 +81,7 @@ def errname(exc):
     """Probe-style name of a model exception: the errno's name for OSError."""
     if isinstance(exc, OSError) and exc.errno:
         return errno.errorcode.get(exc.errno, str(exc.errno))
-    return "raised %s: %s" % (type(exc).__name__, exc)
+    return f"raised {type(exc).__name__}: {exc}"
 
 
 def ename(fn, *args):
@@ -93,8 +93,8 @@ def ename(fn, *args):
     if isinstance(r, int) and r == 0:
         return "ok"
     if isinstance(r, int):
-        return "ok:%#x" % r
-    return "ok:%r" % (r,)
+        return f"ok:{r:#x}"
+    return f"ok:{r!r}"
 
 
 def status(fn, *args):
@@ -160,7 +160,7 @@ def smaps_flags(p):
 
 def _smaps_entry(p, addr):
     entry = smaps_flags(p).get(addr)
-    return entry if entry is not None else "no smaps entry starts at %#x" % addr
+    return entry if entry is not None else f"no smaps entry starts at {addr:#x}"
 
 
 def has_flag(p, addr, mnemonic):
@@ -185,7 +185,7 @@ class Carve:
         if _reserve:
             got = p.mmap(base, npages * PAGE, PROT_NONE,
                          MAP_PRIVATE | MAP_ANON | MAP_NORESERVE | MAP_FIXED)
-            assert got == base, "carve-out placed at %#x, not %#x" % (got, base)
+            assert got == base, f"carve-out placed at {got:#x}, not {base:#x}"
 
     def on(self, other):
         """The same carve-out seen from another process (e.g. a fork child)."""
@@ -243,8 +243,8 @@ class ProbeChecks:
                 p.mm.validate()
             except Exception as exc:
                 self._broken.add(id(p))
-                self.results.append(("mm.validate() after %r" % name.strip(),
-                                     "raised %s: %s" % (type(exc).__name__, exc), "ok", False))
+                self.results.append((f"mm.validate() after {name.strip()!r}",
+                                     f"raised {type(exc).__name__}: {exc}", "ok", False))
 
     def failures(self):
         return [r for r in self.results if not r[3]]
@@ -262,9 +262,7 @@ class ProbeChecks:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None and not issubclass(exc_type, AssertionError):
             last = self.results[-1][0].strip() if self.results else "(none)"
-            raise AssertionError("%s stopped by %s: %s (last case: %r)\n%s"
-                                 % (self.group, exc_type.__name__, exc, last,
-                                    self.report())) from exc
+            raise AssertionError(f"{self.group} stopped by {exc_type.__name__}: {exc} (last case: {last!r})\n{self.report()}") from exc
         if exc_type is None:
             assert not self.failures(), self.report()
         return False

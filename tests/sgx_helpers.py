@@ -23,11 +23,18 @@ from __future__ import annotations
 import struct
 
 from vmsim import MAP_ANONYMOUS, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE
-from vmsim.drivers.sgx import vdso
-from vmsim.drivers.sgx.image import EnclaveImage, Segment, covering_size, encode_tcs
-from vmsim.drivers.sgx.uapi import (EENTER, ERESUME, SGX_ATTR_MODE64BIT, SGX_SECINFO_R,
-                                    SGX_SECINFO_REG, SGX_SECINFO_TCS, SGX_SECINFO_W,
-                                    SGX_SECINFO_X)
+from vmsim.arch.x86 import vdso
+from vmsim.drivers.sgx.uapi import (
+    EENTER,
+    ERESUME,
+    SGX_ATTR_MODE64BIT,
+    SGX_SECINFO_R,
+    SGX_SECINFO_REG,
+    SGX_SECINFO_TCS,
+    SGX_SECINFO_W,
+    SGX_SECINFO_X,
+)
+from vmsim.enclave.image import EnclaveImage, Segment, covering_size, encode_tcs
 
 PAGE_SIZE = 4096
 MAGIC = 0x1122334455667788

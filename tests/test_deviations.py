@@ -7,8 +7,17 @@ import errno
 import pytest
 
 import vmsim
-from vmsim import (MADV_COLLAPSE, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_NORESERVE,
-                   MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE)
+from vmsim import (
+    MADV_COLLAPSE,
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_HUGETLB,
+    MAP_NORESERVE,
+    MAP_PRIVATE,
+    PAGE_SIZE,
+    PROT_READ,
+    PROT_WRITE,
+)
 
 P = PAGE_SIZE
 W = 0x7E0000000000
@@ -93,7 +102,7 @@ def test_spawn_is_empty_but_for_vsyscall():
 
 
 def _tiny_image():
-    from vmsim.drivers.sgx.image import EnclaveImage
+    from vmsim.enclave.image import EnclaveImage
     return EnclaveImage.from_text(
         "size = 0x4000\n"
         "segment tcs  offset=0x0000 pages=1 type=TCS ossa=0x3000 oentry=0x1000\n"
@@ -103,8 +112,8 @@ def _tiny_image():
 
 def test_epc_exhaustion_is_enomem():
     """Row 8. Linux would reclaim EPC pages (EWB) and carry on."""
-    from vmsim.drivers.sgx import loader
-    from vmsim.drivers.sgx.arch import SgxCpu
+    from vmsim.arch.x86.sgx.cpu import SgxCpu
+    from vmsim.enclave import loader
     cpu = SgxCpu(epc_pages=3)           # the SECS and two pages
     p = vmsim.Kernel(sgx=cpu).spawn()
     dev = loader.SgxDevice(p)
@@ -120,7 +129,7 @@ def test_epc_exhaustion_is_enomem():
 
 def test_add_pages_is_never_interrupted():
     """Row 9. Linux returns a partial count when a signal arrives between pages."""
-    from vmsim.drivers.sgx import loader
+    from vmsim.enclave import loader
     p = vmsim.Kernel().spawn()
     dev = loader.SgxDevice(p)
     img = _tiny_image()

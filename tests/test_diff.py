@@ -18,8 +18,8 @@ import sys
 import pytest
 
 import vmsim
-from vmsim import fuzz
-from vmsim import scenario as S
+from vmsim.diff import fuzz
+from vmsim.diff import scenario as S
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DIVERGENCES = sorted((ROOT / "tests" / "divergences").glob("*.scn"))
@@ -143,7 +143,7 @@ def test_cli_scenario_and_json(oracle, tmp_path):
 def test_recorded_divergence_fixed(oracle, kw, path):
     """Each file is a minimal scenario on which the model diverged from this kernel
     (its first line says how).  They pass once the model is fixed."""
-    from vmsim.oracle.compare import diff
+    from vmsim.diff.compare import diff
     sc = S.load(str(path))
     d, _, _ = diff(oracle, sc, kw)
     assert d is None, d.describe(oracle.env)
@@ -176,7 +176,7 @@ def test_shrinker_reduces_injected_fault(oracle, kw, monkeypatch, tmp_path):
         return real(self, addr, length, prot)
 
     monkeypatch.setattr(vmsim.Process, "mprotect", wrong)
-    from vmsim.oracle.compare import first_divergence
+    from vmsim.diff.compare import first_divergence
     for i in range(500):
         gen = fuzz.Generator(f"shrink:{i}", oracle.env, min_len=20, max_len=30)
         sc = gen.scenario()

@@ -12,8 +12,7 @@ import errno
 import pytest
 
 import vmsim
-from vmsim import MAP_FIXED, MAP_SHARED, O_RDWR, PAGE_SIZE, PROT_READ, PROT_WRITE, \
-    PROT_EXEC
+from vmsim import MAP_FIXED, MAP_SHARED, O_RDWR, PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE
 
 P = PAGE_SIZE
 W = 0x7E0000000000
@@ -86,8 +85,9 @@ def test_merged_design_refuses_a_hook_that_touches_the_vma():
 
 
 def sgx_process(design):
-    from vmsim.drivers.sgx import loader, sigstruct
-    from vmsim.drivers.sgx.image import EnclaveImage
+    from vmsim.arch.x86.sgx import sigstruct
+    from vmsim.enclave import loader
+    from vmsim.enclave.image import EnclaveImage
     img = EnclaveImage.from_text(
         "size = 0x4000\n"
         "segment tcs  offset=0x0000 pages=1 type=TCS ossa=0x3000 oentry=0x1000\n"

@@ -15,10 +15,28 @@ import errno
 import pytest
 
 import vmsim
-from vmsim import (MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, MREMAP_FIXED,
-                   MREMAP_MAYMOVE, O_RDWR, PAGE_SIZE, PROT_EXEC, PROT_READ,
-                   PROT_WRITE, VM_DONTEXPAND, VM_IO, VM_MAYREAD, VM_MAYWRITE,
-                   VM_READ, VM_SHARED, VM_MAYSHARE, VM_MAYEXEC, VM_DONTDUMP)
+from vmsim import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    O_RDWR,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    VM_DONTDUMP,
+    VM_DONTEXPAND,
+    VM_IO,
+    VM_MAYEXEC,
+    VM_MAYREAD,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_READ,
+    VM_SHARED,
+)
 
 P = PAGE_SIZE
 W = 0x7E0000000000          # the window the tests map into

@@ -1,8 +1,16 @@
 """Merge cases found while building the model, each checked on the 6.18.44 host."""
 
 import vmsim
-from vmsim import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE, \
-    PAGE_SIZE, PROT_READ, PROT_WRITE
+from vmsim import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PAGE_SIZE,
+    PROT_READ,
+    PROT_WRITE,
+)
 
 P = PAGE_SIZE
 W = 0x7E0000000000

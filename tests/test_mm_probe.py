@@ -33,16 +33,54 @@ import collections
 import pathlib
 
 import pytest
-
 from probe_helpers import (
-    ANON, MADV_DONTFORK, MADV_DONTNEED, MAP_ANON, MAP_FIXED, MAP_FIXED_NOREPLACE,
-    MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE,
-    MAP_STACK, MAP_SYNC, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, O_RDONLY,
-    O_RDWR, O_WRONLY, PAGE, PR_MDWE_REFUSE_EXEC_GAIN, PR_SET_MDWE, PROBE_OUTPUT,
-    PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_NONE, PROT_READ, PROT_SEM,
-    PROT_WRITE, READ_IMPLIES_EXEC, Carve, ProbeChecks, ename, has_flag,
-    make_file, map_count, mapped_ok, maps_lines, new_kernel, new_process,
-    parse_probe_output, pkey_at, poke, smaps_flags, status, value,
+    ANON,
+    MADV_DONTFORK,
+    MADV_DONTNEED,
+    MAP_ANON,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_GROWSDOWN,
+    MAP_NORESERVE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MAP_SHARED_VALIDATE,
+    MAP_STACK,
+    MAP_SYNC,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    O_RDONLY,
+    O_RDWR,
+    O_WRONLY,
+    PAGE,
+    PR_MDWE_REFUSE_EXEC_GAIN,
+    PR_SET_MDWE,
+    PROBE_OUTPUT,
+    PROT_EXEC,
+    PROT_GROWSDOWN,
+    PROT_GROWSUP,
+    PROT_NONE,
+    PROT_READ,
+    PROT_SEM,
+    PROT_WRITE,
+    READ_IMPLIES_EXEC,
+    Carve,
+    ProbeChecks,
+    ename,
+    has_flag,
+    make_file,
+    map_count,
+    mapped_ok,
+    maps_lines,
+    new_kernel,
+    new_process,
+    parse_probe_output,
+    pkey_at,
+    poke,
+    smaps_flags,
+    status,
+    value,
 )
 
 MOVE_FIXED = MREMAP_MAYMOVE | MREMAP_FIXED
@@ -408,7 +446,7 @@ def test_merge_file():
 
 def _maps_line_at(p, addr):
     """The maps line of the VMA starting at addr ('' if none, so checks fail cleanly)."""
-    hits = [ln for ln in maps_lines(p) if ln.startswith("%x-" % addr)]
+    hits = [ln for ln in maps_lines(p) if ln.startswith(f"{addr:x}-")]
     return hits[0] if hits else ""
 
 
@@ -584,7 +622,7 @@ def test_mmap_args():
         ck.check("  -> applied from vma start", c.lay(first=40, n=2), [(0, 2, 'r--p')])
         z = value(p.mmap, 0, PAGE, 3, ANON | MAP_FIXED, -1, 0)
         ck.check("MAP_FIXED at address 0 (root w/ CAP_SYS_RAWIO)",
-                 z if not isinstance(z, int) else ("ok:0" if 0 <= z <= 0xfff else "ok:%#x" % z), "ok:0")
+                 z if not isinstance(z, int) else ("ok:0" if 0 <= z <= 0xfff else f"ok:{z:#x}"), "ok:0")
         status(p.munmap, 0, PAGE)
         ck.check("MAP_FIXED at 0x1000", value(p.mmap, 0x1000, PAGE, 3, ANON | MAP_FIXED, -1, 0), 0x1000)
         status(p.munmap, 0x1000, PAGE)
@@ -859,7 +897,7 @@ def _refill_to_limit(p, base, npages, limit, ck, label):
             break
         outcomes.append(status(p.mprotect, base + (npages - 1 - (limit - count)) * PAGE,
                                PAGE, PROT_READ | PROT_WRITE))
-    ck.check("%s: map_count after refill" % label, map_count(p), limit)
+    ck.check(f"{label}: map_count after refill", map_count(p), limit)
     return outcomes
 
 
@@ -966,7 +1004,7 @@ def _literal(node):
 
 
 @pytest.mark.skipif(not PROBE_OUTPUT.exists(),
-                    reason="probe output not found at %s (shared/ is not beside the clone)" % PROBE_OUTPUT)
+                    reason=f"probe output not found at {PROBE_OUTPUT} (shared/ is not beside the clone)")
 def test_probe_case_coverage():
     """Every probe case is replayed here exactly once, or listed as not reproducible,
     and every literal expected value is the probe's observed text."""
@@ -975,9 +1013,9 @@ def test_probe_case_coverage():
     checked = _checked_cases()
     counts = collections.Counter(name for name, _ in checked)
     missing = [n for n in observed if counts[n] == 0 and n not in NOT_REPRODUCIBLE]
-    assert not missing, "probe cases not covered: %r" % missing
+    assert not missing, f"probe cases not covered: {missing!r}"
     doubled = [n for n in observed if counts[n] > 1]
-    assert not doubled, "probe cases checked more than once: %r" % doubled
+    assert not doubled, f"probe cases checked more than once: {doubled!r}"
     assert not [n for n in NOT_REPRODUCIBLE if counts[n]], "a case is both covered and excluded"
     assert set(NOT_REPRODUCIBLE) <= set(observed)
     covered = sum(1 for n in observed if counts[n] == 1)
@@ -990,7 +1028,7 @@ def test_probe_case_coverage():
         ok, val = _literal(want)
         if ok and name in truth and str(val) != truth[name]:
             wrong.append((name, str(val), truth[name]))
-    assert not wrong, "expected values differ from the probe output: %r" % wrong
+    assert not wrong, f"expected values differ from the probe output: {wrong!r}"
     # The printed layout lines are asserted too.
     for label in ("layout after failed munmap", "layout 40..70", "layout 80..110"):
         assert label in printed and counts[label] == 1, label

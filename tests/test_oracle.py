@@ -19,7 +19,7 @@ import pathlib
 
 import pytest
 
-from vmsim import scenario as S
+from vmsim.diff import scenario as S
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROBE = ROOT.parent / "shared" / "spec" / "mm_probe.py"
@@ -297,7 +297,7 @@ SKIPPED = {
 
 
 def _diff(oracle, kw, text, name="<test>"):
-    from vmsim.oracle.compare import diff, skipped
+    from vmsim.diff.compare import diff, skipped
     sc = S.parse(text, name)
     d, ks, ms = diff(oracle, sc, kw)
     sk = skipped(ks)

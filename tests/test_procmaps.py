@@ -6,7 +6,7 @@ text is the kernel's own."""
 import pytest
 
 import vmsim
-from vmsim.procmaps import MapsError
+from vmsim.fs.procmaps import MapsError
 
 
 def real_dump():

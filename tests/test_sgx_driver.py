@@ -32,19 +32,43 @@ import struct
 import pytest
 
 import vmsim
-from vmsim import (MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, MREMAP_DONTUNMAP,
-                   MREMAP_FIXED, MREMAP_MAYMOVE, O_RDONLY, O_RDWR, PROT_EXEC, PROT_NONE,
-                   PROT_READ, PROT_WRITE, READ_IMPLIES_EXEC)
-from vmsim.drivers.sgx import loader, vdso
-from vmsim.drivers.sgx import sigstruct as S
-from vmsim.drivers.sgx.arch import SgxCpu
-from vmsim.drivers.sgx.image import EnclaveImage
-from vmsim.drivers.sgx.uapi import (ADD_PAGES, CREATE, EEXIT, INIT, MODIFY_TYPES,
-                                    REMOVE_PAGES, RESTRICT_PERMISSIONS,
-                                    SGX_IOC_ENCLAVE_ADD_PAGES, SGX_IOC_ENCLAVE_CREATE,
-                                    SGX_IOC_ENCLAVE_INIT, SGX_IOC_ENCLAVE_MODIFY_TYPES,
-                                    SGX_IOC_ENCLAVE_PROVISION, SGX_IOC_ENCLAVE_REMOVE_PAGES,
-                                    SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS)
+from vmsim import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    O_RDONLY,
+    O_RDWR,
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    READ_IMPLIES_EXEC,
+)
+from vmsim.arch.x86 import vdso
+from vmsim.arch.x86.sgx import sigstruct as S
+from vmsim.arch.x86.sgx.cpu import SgxCpu
+from vmsim.drivers.sgx.uapi import (
+    ADD_PAGES,
+    CREATE,
+    EEXIT,
+    INIT,
+    MODIFY_TYPES,
+    REMOVE_PAGES,
+    RESTRICT_PERMISSIONS,
+    SGX_IOC_ENCLAVE_ADD_PAGES,
+    SGX_IOC_ENCLAVE_CREATE,
+    SGX_IOC_ENCLAVE_INIT,
+    SGX_IOC_ENCLAVE_MODIFY_TYPES,
+    SGX_IOC_ENCLAVE_PROVISION,
+    SGX_IOC_ENCLAVE_REMOVE_PAGES,
+    SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS,
+)
+from vmsim.enclave import loader
+from vmsim.enclave.image import EnclaveImage
 
 PAGE = 4096
 R, W, X = PROT_READ, PROT_WRITE, PROT_EXEC
@@ -448,7 +472,7 @@ def test_add_allowed_reg_perms(perms):
 def test_add_tcs_with_zero_perms_ok():
     e = Env()
     dev, _ = e.created()
-    from vmsim.drivers.sgx.image import encode_tcs
+    from vmsim.enclave.image import encode_tcs
     assert e.add(dev, 0, SI_TCS, data=encode_tcs(ossa=0x1000)) == PAGE
 
 

@@ -26,19 +26,27 @@ Differences forced by the model, each stated where it applies:
 import errno
 
 import pytest
+from sgx_helpers import ENCL_DYN_ENTRY, MAGIC, MAGIC2, PAGE_SIZE, TestEnclave, build_test_encl
 
 import vmsim
 from vmsim import MAP_FIXED, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE
-from vmsim.drivers.sgx import loader
-from vmsim.drivers.sgx import sigstruct as S
-from vmsim.drivers.sgx.arch import SgxCpu
-from vmsim.drivers.sgx.uapi import (EEXIT, ERESUME, SGX_PAGE_TYPE_TCS, SGX_PAGE_TYPE_TRIM,
-                                    SGX_SECINFO_MODIFIED, SGX_SECINFO_PENDING,
-                                    SGX_SECINFO_PR, SGX_SECINFO_R, SGX_SECINFO_REG,
-                                    SGX_SECINFO_TCS, SGX_SECINFO_TRIM, SGX_SECINFO_W)
-
-from sgx_helpers import (ENCL_DYN_ENTRY, MAGIC, MAGIC2, PAGE_SIZE, TestEnclave,
-                         build_test_encl)
+from vmsim.arch.x86.sgx import sigstruct as S
+from vmsim.arch.x86.sgx.cpu import SgxCpu
+from vmsim.drivers.sgx.uapi import (
+    EEXIT,
+    ERESUME,
+    SGX_PAGE_TYPE_TCS,
+    SGX_PAGE_TYPE_TRIM,
+    SGX_SECINFO_MODIFIED,
+    SGX_SECINFO_PENDING,
+    SGX_SECINFO_PR,
+    SGX_SECINFO_R,
+    SGX_SECINFO_REG,
+    SGX_SECINFO_TCS,
+    SGX_SECINFO_TRIM,
+    SGX_SECINFO_W,
+)
+from vmsim.enclave import loader
 
 ENCL_HEAP_SIZE_DEFAULT = PAGE_SIZE          # main.h
 #: the model's EPC for the oversubscribed tests (see the module docstring)
@@ -556,7 +564,7 @@ def test_data_pages_mprotect_up_to_rw_but_not_rwx(key):
 # The vDSO itself (arch/x86/entry/vdso/vsgx.S), as the selftests rely on it
 
 def test_vdso_rejects_leaves_other_than_eenter_eresume(key):
-    from vmsim.drivers.sgx import vdso
+    from vmsim.arch.x86 import vdso
     t = setup_test_encl(key)
     assert vdso.enter_enclave(t.p, t.run, function=EEXIT) == -errno.EINVAL
 
@@ -577,6 +585,7 @@ def test_vdso_eexit_leaves_exception_fields_alone(key):
 @pytest.mark.parametrize("how", ["trim", "restrict"])
 def test_eenter_faults_when_the_ssa_frame_is_not_a_rw_reg_page(key, how):
     from sgx_helpers import ENCL_SSA_TCS1
+
     from vmsim.drivers.sgx.uapi import EENTER
     t = setup_test_encl(key)
     dev = t.loaded.dev
@@ -585,7 +594,7 @@ def test_eenter_faults_when_the_ssa_frame_is_not_a_rw_reg_page(key, how):
     else:
         dev.restrict_permissions(ENCL_SSA_TCS1, PAGE_SIZE, SGX_SECINFO_R)
     ran = []
-    from vmsim.drivers.sgx import vdso
+    from vmsim.arch.x86 import vdso
     assert vdso.enter_enclave(t.p, t.run, program=lambda ctx: ran.append(1)) == 0
     assert ran == []
     assert t.run.function == EENTER

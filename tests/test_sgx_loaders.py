@@ -19,22 +19,48 @@ loader's own stack/heap for ioctl structs) is its first anonymous mapping.
 import errno
 
 import pytest
+from sgx_helpers import (
+    DATA_OFFSET,
+    ENCL_DYN_ENTRY,
+    HEAP_OFFSET,
+    MAGIC,
+    MAGIC2,
+    PAGE_SIZE,
+    TEXT_OFFSET,
+    TestEnclave,
+    build_test_encl,
+)
 
 import vmsim
-from vmsim import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED,
-                   PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, READ_IMPLIES_EXEC)
-from vmsim.drivers.sgx import loader
-from vmsim.drivers.sgx import sigstruct as S
-from vmsim.drivers.sgx.arch import SgxCpu
-from vmsim.drivers.sgx.image import encode_tcs
-from vmsim.drivers.sgx.uapi import (EEXIT, ERESUME, SGX_ATTR_MODE64BIT,
-                                    SGX_ATTR_PROVISIONKEY, SGX_PAGE_TYPE_TCS,
-                                    SGX_SECINFO_MODIFIED, SGX_SECINFO_PENDING,
-                                    SGX_SECINFO_R, SGX_SECINFO_REG, SGX_SECINFO_TCS,
-                                    SGX_SECINFO_W)
-
-from sgx_helpers import (DATA_OFFSET, ENCL_DYN_ENTRY, HEAP_OFFSET, MAGIC, MAGIC2, PAGE_SIZE,
-                         TEXT_OFFSET, TestEnclave, build_test_encl)
+from vmsim import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    READ_IMPLIES_EXEC,
+)
+from vmsim.arch.x86.sgx import sigstruct as S
+from vmsim.arch.x86.sgx.cpu import SgxCpu
+from vmsim.drivers.sgx.uapi import (
+    EEXIT,
+    ERESUME,
+    SGX_ATTR_MODE64BIT,
+    SGX_ATTR_PROVISIONKEY,
+    SGX_PAGE_TYPE_TCS,
+    SGX_SECINFO_MODIFIED,
+    SGX_SECINFO_PENDING,
+    SGX_SECINFO_R,
+    SGX_SECINFO_REG,
+    SGX_SECINFO_TCS,
+    SGX_SECINFO_W,
+)
+from vmsim.enclave import loader
+from vmsim.enclave.image import encode_tcs
 
 RW, RX, RWX = PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE | PROT_EXEC
 DEV = "/dev/sgx_enclave"
@@ -457,7 +483,7 @@ def test_mapping_before_add_pages_faults_sigbus(key, image):
         assert (fault.value.signal, fault.value.code, fault.value.addr) == \
             ("SIGBUS", "BUS_ADRERR", b + off)
     # EENTER: the TCS cannot be faulted in either (reported through the vDSO).
-    from vmsim.drivers.sgx import vdso
+    from vmsim.arch.x86 import vdso
     run = vdso.SgxEnclaveRun(tcs=b)
     assert vdso.enter_enclave(p, run, program=lambda ctx: None) == 0
     assert run.exception_vector == 14 and run.exception_addr == b

@@ -16,14 +16,18 @@ import subprocess
 
 import pytest
 
-from vmsim.drivers.sgx import measure as M
-from vmsim.drivers.sgx import sigstruct as S
-from vmsim.drivers.sgx.image import (EnclaveImage, ImageError, Segment, decode_tcs,
-                                     encode_tcs, tcs_after_eadd)
-from vmsim.drivers.sgx.tools import measure_main, sign_main
-from vmsim.drivers.sgx.uapi import (SGX_ATTR_DEBUG, SGX_ATTR_MODE64BIT,
-                                    SGX_INVALID_SIG_STRUCT, SGX_INVALID_SIGNATURE,
-                                    SGX_SECINFO_REG, SGX_SECINFO_TCS)
+from vmsim.arch.x86.sgx import measure as M
+from vmsim.arch.x86.sgx import sigstruct as S
+from vmsim.cli.sgx import measure_main, sign_main
+from vmsim.drivers.sgx.uapi import (
+    SGX_ATTR_DEBUG,
+    SGX_ATTR_MODE64BIT,
+    SGX_INVALID_SIG_STRUCT,
+    SGX_INVALID_SIGNATURE,
+    SGX_SECINFO_REG,
+    SGX_SECINFO_TCS,
+)
+from vmsim.enclave.image import EnclaveImage, ImageError, Segment, decode_tcs, encode_tcs, tcs_after_eadd
 
 P = 4096
 ZERO = bytes(P)

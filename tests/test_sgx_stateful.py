@@ -55,24 +55,46 @@ import struct
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, event, note, settings
-from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
-                                 rule)
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import vmsim
-from vmsim import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED,
-                   MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, O_RDWR, PROT_EXEC,
-                   PROT_NONE, PROT_READ, PROT_WRITE, READ_IMPLIES_EXEC)
-from vmsim.drivers.sgx import sigstruct as S
-from vmsim.drivers.sgx import vdso
-from vmsim.drivers.sgx.arch import SgxCpu
-from vmsim.drivers.sgx.image import encode_tcs, tcs_after_eadd
-from vmsim.drivers.sgx.measure import Measurement
-from vmsim.drivers.sgx.uapi import (ADD_PAGES, CREATE, EENTER, ERESUME, INIT, MODIFY_TYPES,
-                                    REMOVE_PAGES, RESTRICT_PERMISSIONS,
-                                    SGX_IOC_ENCLAVE_ADD_PAGES, SGX_IOC_ENCLAVE_CREATE,
-                                    SGX_IOC_ENCLAVE_INIT, SGX_IOC_ENCLAVE_MODIFY_TYPES,
-                                    SGX_IOC_ENCLAVE_REMOVE_PAGES,
-                                    SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS)
+from vmsim import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    O_RDWR,
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    READ_IMPLIES_EXEC,
+)
+from vmsim.arch.x86 import vdso
+from vmsim.arch.x86.sgx import sigstruct as S
+from vmsim.arch.x86.sgx.cpu import SgxCpu
+from vmsim.arch.x86.sgx.measure import Measurement
+from vmsim.drivers.sgx.uapi import (
+    ADD_PAGES,
+    CREATE,
+    EENTER,
+    ERESUME,
+    INIT,
+    MODIFY_TYPES,
+    REMOVE_PAGES,
+    RESTRICT_PERMISSIONS,
+    SGX_IOC_ENCLAVE_ADD_PAGES,
+    SGX_IOC_ENCLAVE_CREATE,
+    SGX_IOC_ENCLAVE_INIT,
+    SGX_IOC_ENCLAVE_MODIFY_TYPES,
+    SGX_IOC_ENCLAVE_REMOVE_PAGES,
+    SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS,
+)
+from vmsim.enclave.image import encode_tcs, tcs_after_eadd
 
 EXAMPLES = int(os.environ.get("VMSIM_SGX_STATEFUL_EXAMPLES", "100"))
 STEPS = int(os.environ.get("VMSIM_SGX_STATEFUL_STEPS", "30"))

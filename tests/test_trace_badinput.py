@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from vmsim.trace.cli import maps_main, replay_main
+from vmsim.cli.trace import maps_main, replay_main
 
 HERE = os.path.dirname(__file__)
 CORPUS = os.path.join(HERE, "data", "bad_inputs")
@@ -82,7 +82,7 @@ def test_bad_input_json_mode(capsys):
                                   "latin1.maps"])
 def test_no_traceback_from_the_command_line(name):
     argv, _ = _argv(name)
-    r = subprocess.run([sys.executable, "-m", "vmsim.trace.cli", "replay", *argv],
+    r = subprocess.run([sys.executable, "-m", "vmsim", "replay", *argv],
                        capture_output=True, text=True, cwd=os.path.join(HERE, ".."))
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

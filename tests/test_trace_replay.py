@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from vmsim.trace.cli import demo_main, maps_main, replay_main
+from vmsim.cli.trace import demo_main, maps_main, replay_main
 from vmsim.trace.demo import START_MAPS, build_demo_records, demo_trace_path
 from vmsim.trace.format import dumps_trace, load_trace, parse_jsonl
 from vmsim.trace.replay import Replayer, summarize
@@ -87,7 +87,7 @@ def test_demo_json(capsys):
 
 
 def test_bare_entry_runs_the_demo():
-    r = subprocess.run([sys.executable, "-m", "vmsim.trace.cli"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "vmsim"], capture_output=True,
                        text=True, cwd=os.path.join(HERE, ".."))
     assert r.returncode == 0 and "verdict: the model agrees" in r.stdout
     assert "\x1b[" not in r.stdout         # piped: plain
@@ -193,7 +193,7 @@ def test_colour_only_when_asked_or_a_terminal(capsys):
 
 
 def test_core_and_trace_import_without_rich():
-    code = ("import sys, vmsim, vmsim.trace.cli, vmsim.trace.replay, vmsim.trace.views, "
+    code = ("import sys, vmsim, vmsim.cli.trace, vmsim.trace.replay, vmsim.trace.views, "
             "vmsim.trace.strace, vmsim.trace.demo; assert 'rich' not in sys.modules")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=os.path.join(HERE, ".."))

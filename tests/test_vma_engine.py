@@ -37,11 +37,27 @@ import pytest
 
 from vmsim.kernel import Kernel
 from vmsim.mm import merge
-from vmsim.mm.flags import (VM_DONTEXPAND, VM_IO, VM_MAYREAD, VM_MAYWRITE, VM_MIXEDMAP,
-                            VM_PFNMAP, VM_READ, VM_SPECIAL, VM_WRITE)
-from vmsim.mm.merge import (MergeState, VmaMergeStruct, copy_vma, vma_expand,
-                            vma_merge_existing_range, vma_merge_extend, vma_merge_new_range,
-                            vma_modify_flags)
+from vmsim.mm.flags import (
+    VM_DONTEXPAND,
+    VM_IO,
+    VM_MAYREAD,
+    VM_MAYWRITE,
+    VM_MIXEDMAP,
+    VM_PFNMAP,
+    VM_READ,
+    VM_SPECIAL,
+    VM_WRITE,
+)
+from vmsim.mm.merge import (
+    MergeState,
+    VmaMergeStruct,
+    copy_vma,
+    vma_expand,
+    vma_merge_existing_range,
+    vma_merge_extend,
+    vma_merge_new_range,
+    vma_modify_flags,
+)
 from vmsim.mm.mm_struct import MmStruct
 from vmsim.mm.vma import AnonVma, Vma, VmOperations
 from vmsim.uapi import PAGE_SHIFT

@@ -15,7 +15,7 @@ from .fs.file import File, FileOperations, Inode  # noqa: F401
 from .kernel import Kernel  # noqa: F401
 from .mm.flags import *  # noqa: F401,F403  (the VM_* flags)
 from .mm.vma import Vma, VmOperations  # noqa: F401
-from .task import Process, VmaView  # noqa: F401
+from .process import Process, VmaView  # noqa: F401
 from .uapi import *  # noqa: F401,F403  (PROT_*, MAP_*, ...)
 
 __version__ = "0.1.0"

@@ -10,9 +10,18 @@ from .errors import ENOMEM, kerr
 from .fs.vfs import Vfs
 from .mm.mm_struct import MmStruct
 from .mm.placement import mmap_base
-from .task import Process
-from .uapi import (ADDR_COMPAT_LAYOUT, ADDR_NO_RANDOMIZE, PAGE_SHIFT, PAGE_SIZE, RLIM_INFINITY,
-                   RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK, RLIMIT_STACK)
+from .process import Process
+from .uapi import (
+    ADDR_COMPAT_LAYOUT,
+    ADDR_NO_RANDOMIZE,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    RLIM_INFINITY,
+    RLIMIT_AS,
+    RLIMIT_DATA,
+    RLIMIT_MEMLOCK,
+    RLIMIT_STACK,
+)
 
 #: rlimits of a root shell on the reference machine
 DEFAULT_RLIMITS = {
@@ -61,7 +70,7 @@ class Kernel:
         self.mprotect_hook = mprotect_hook
         self.sgx_cpu = None
         if sgx:
-            from .drivers.sgx.arch import SgxCpu
+            from .arch.x86.sgx.cpu import SgxCpu
             from .drivers.sgx.driver import install
             install(self, SgxCpu() if sgx is True else sgx)
 
@@ -157,7 +166,7 @@ class Kernel:
             brk += self.random.randrange(0x2000000 >> PAGE_SHIFT) << PAGE_SHIFT
         mm.start_brk = mm.brk = brk
         if maps is not None:
-            from . import procmaps
+            from .fs import procmaps
             lines = procmaps.parse_maps(maps, maps_path)
             if smaps is not None:
                 procmaps.parse_smaps_into(lines, smaps, maps_path)

@@ -10,13 +10,32 @@ from __future__ import annotations
 
 import posixpath
 
-from ..errors import (EACCES, EEXIST, EINVAL, EISDIR, ENOENT, ENOMEM, ENOTDIR,
-                      EOPNOTSUPP, kerr)
+from ..errors import EACCES, EEXIST, EINVAL, EISDIR, ENOENT, ENOMEM, ENOTDIR, EOPNOTSUPP, kerr
 from ..mm.flags import VM_SHARED, VM_SYNC
-from ..uapi import MAP_SHARED, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_PATH, O_RDONLY, O_RDWR, \
-    O_TRUNC, O_WRONLY
-from .file import (FMODE_PATH, FMODE_READ, FMODE_WRITE, S_IFCHR, S_IFDIR, S_IFIFO,
-                   S_IFREG, File, FileOperations, Inode)
+from ..uapi import (
+    MAP_SHARED,
+    O_ACCMODE,
+    O_CREAT,
+    O_DIRECTORY,
+    O_EXCL,
+    O_PATH,
+    O_RDONLY,
+    O_RDWR,
+    O_TRUNC,
+    O_WRONLY,
+)
+from .file import (
+    FMODE_PATH,
+    FMODE_READ,
+    FMODE_WRITE,
+    S_IFCHR,
+    S_IFDIR,
+    S_IFIFO,
+    S_IFREG,
+    File,
+    FileOperations,
+    Inode,
+)
 
 
 class Mount:

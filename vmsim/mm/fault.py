@@ -10,10 +10,30 @@ page number. A read fault on anonymous memory maps the zero page: no page, no an
 from __future__ import annotations
 
 from ..errors import EFAULT, EINVAL, Fault, HookContractError, kerr
-from ..uapi import (BUS_ADRERR, PAGE_SHIFT, PAGE_SIZE, RLIMIT_STACK, SEGV_ACCERR,
-                    SEGV_MAPERR, SEGV_PKUERR, SIGBUS, SIGSEGV)
-from .flags import (VM_ACCESS_FLAGS, VM_IGNORE_MERGE, VM_IO, VM_PFNMAP, VM_READ, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_SHARED,
-                    VM_WRITE, vma_pkey)
+from ..uapi import (
+    BUS_ADRERR,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    RLIMIT_STACK,
+    SEGV_ACCERR,
+    SEGV_MAPERR,
+    SEGV_PKUERR,
+    SIGBUS,
+    SIGSEGV,
+)
+from .flags import (
+    VM_ACCESS_FLAGS,
+    VM_EXEC,
+    VM_GROWSDOWN,
+    VM_IGNORE_MERGE,
+    VM_IO,
+    VM_LOCKED,
+    VM_PFNMAP,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+    vma_pkey,
+)
 from .vma import AnonVma, VmOperations
 
 

@@ -4,8 +4,7 @@ Mirrors include/linux/mm.h (VM_*), include/linux/mman.h (calc_vm_prot_bits,
 calc_vm_flag_bits) and fs/proc/task_mmu.c (show_smap_vma_flags mnemonics).
 """
 
-from ..uapi import (MAP_GROWSDOWN, MAP_LOCKED, MAP_STACK, MAP_SYNC, PROT_EXEC, PROT_READ,
-                    PROT_WRITE)
+from ..uapi import MAP_GROWSDOWN, MAP_LOCKED, MAP_STACK, MAP_SYNC, PROT_EXEC, PROT_READ, PROT_WRITE
 
 VM_NONE = 0
 VM_READ = 0x00000001

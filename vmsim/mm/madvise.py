@@ -10,17 +10,61 @@ end, after the mapped parts were advised.
 from __future__ import annotations
 
 from ..errors import EACCES, EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, kerr
-from ..uapi import (MADV_COLD, MADV_GUARD_INSTALL, MADV_GUARD_REMOVE, MADV_COLLAPSE, MADV_DODUMP, MADV_DOFORK, MADV_DONTDUMP,
-                    MADV_DONTFORK, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
-                    MADV_HUGEPAGE, MADV_KEEPONFORK, MADV_MERGEABLE,
-                    MADV_NOHUGEPAGE, MADV_NORMAL, MADV_PAGEOUT, MADV_POPULATE_READ,
-                    MADV_POPULATE_WRITE, MADV_RANDOM, MADV_REMOVE, MADV_SEQUENTIAL,
-                    MADV_UNMERGEABLE, MADV_WILLNEED, MADV_WIPEONFORK,
-                    PAGE_SHIFT, PAGE_SIZE)
-from .flags import (VM_MAYBE_GUARD, VM_READ, VM_DONTCOPY, VM_DONTDUMP, VM_DONTEXPAND, VM_DROPPABLE,
-                    VM_HUGEPAGE, VM_HUGETLB, VM_IO, VM_LOCKED, VM_MAYSHARE, VM_MAYWRITE, VM_MERGEABLE,
-                    VM_MIXEDMAP, VM_NOHUGEPAGE, VM_PFNMAP, VM_RAND_READ, VM_SEALED,
-                    VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WIPEONFORK, VM_WRITE, vma_pkey)
+from ..uapi import (
+    MADV_COLD,
+    MADV_COLLAPSE,
+    MADV_DODUMP,
+    MADV_DOFORK,
+    MADV_DONTDUMP,
+    MADV_DONTFORK,
+    MADV_DONTNEED,
+    MADV_DONTNEED_LOCKED,
+    MADV_FREE,
+    MADV_GUARD_INSTALL,
+    MADV_GUARD_REMOVE,
+    MADV_HUGEPAGE,
+    MADV_KEEPONFORK,
+    MADV_MERGEABLE,
+    MADV_NOHUGEPAGE,
+    MADV_NORMAL,
+    MADV_PAGEOUT,
+    MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
+    MADV_RANDOM,
+    MADV_REMOVE,
+    MADV_SEQUENTIAL,
+    MADV_UNMERGEABLE,
+    MADV_WILLNEED,
+    MADV_WIPEONFORK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+)
+from .flags import (
+    VM_DONTCOPY,
+    VM_DONTDUMP,
+    VM_DONTEXPAND,
+    VM_DROPPABLE,
+    VM_HUGEPAGE,
+    VM_HUGETLB,
+    VM_IO,
+    VM_LOCKED,
+    VM_MAYBE_GUARD,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_MERGEABLE,
+    VM_MIXEDMAP,
+    VM_NOHUGEPAGE,
+    VM_PFNMAP,
+    VM_RAND_READ,
+    VM_READ,
+    VM_SEALED,
+    VM_SEQ_READ,
+    VM_SHARED,
+    VM_SPECIAL,
+    VM_WIPEONFORK,
+    VM_WRITE,
+    vma_pkey,
+)
 from .merge import vma_modify_flags
 from .munmap import checked_range
 
@@ -245,8 +289,8 @@ def madvise_remove(task, vma, start, end):
 
 def madvise_populate(task, start: int, end: int, write: bool) -> int:
     """MADV_POPULATE_(READ|WRITE): fault the range in as read or write faults."""
-    from .fault import fault_page
     from ..errors import Fault
+    from .fault import fault_page
     mm = task.mm
     addr = start
     while addr < end:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from ..errors import EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, kerr
 from ..uapi import MLOCK_ONFAULT, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, RLIMIT_MEMLOCK
-from .flags import VM_DROPPABLE, VM_HUGETLB, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, \
-    VM_SPECIAL
+from .flags import VM_DROPPABLE, VM_HUGETLB, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_SPECIAL
 from .merge import vma_modify_flags
 from .mmap import can_do_mlock, mm_populate
 from .munmap import page_align

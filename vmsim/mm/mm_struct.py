@@ -7,8 +7,7 @@ __vm_enough_memory via the Kernel) and mm/mmap.c (may_expand_vm).
 from __future__ import annotations
 
 from ..uapi import PAGE_SHIFT, PAGE_SIZE, RLIMIT_AS, RLIMIT_DATA
-from .flags import (VM_ACCOUNT, VM_LOCKED, is_data_mapping, is_exec_mapping,
-                    is_stack_mapping)
+from .flags import VM_ACCOUNT, VM_LOCKED, is_data_mapping, is_exec_mapping, is_stack_mapping
 from .tree import VmaTree
 
 

@@ -8,11 +8,32 @@ VMAs 0..k-1 changed (and the k-th possibly split at its start).
 from __future__ import annotations
 
 from ..errors import EACCES, EINVAL, ENOMEM, EPERM, HookContractError, kerr
-from ..uapi import (PAGE_MASK, PAGE_SHIFT, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP,
-                    PROT_READ, PROT_SEM, PROT_WRITE, READ_IMPLIES_EXEC)
-from .flags import (VM_ACCESS_FLAGS, VM_ACCOUNT, VM_FLAGS_CLEAR, VM_GROWSDOWN, VM_HUGETLB,
-                    VM_LOCKED, VM_MAYEXEC, VM_NORESERVE, VM_SEALED, VM_SHARED, VM_WRITE,
-                    calc_vm_prot_bits, vma_pkey)
+from ..uapi import (
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PROT_EXEC,
+    PROT_GROWSDOWN,
+    PROT_GROWSUP,
+    PROT_READ,
+    PROT_SEM,
+    PROT_WRITE,
+    READ_IMPLIES_EXEC,
+)
+from .flags import (
+    VM_ACCESS_FLAGS,
+    VM_ACCOUNT,
+    VM_FLAGS_CLEAR,
+    VM_GROWSDOWN,
+    VM_HUGETLB,
+    VM_LOCKED,
+    VM_MAYEXEC,
+    VM_NORESERVE,
+    VM_SEALED,
+    VM_SHARED,
+    VM_WRITE,
+    calc_vm_prot_bits,
+    vma_pkey,
+)
 from .merge import vma_modify_flags
 from .mmap import map_deny_write_exec
 from .munmap import page_align

@@ -14,11 +14,26 @@ All checks that can fail (EFAULT, EPERM, EINVAL) run before anything is unmapped
 from __future__ import annotations
 
 from ..errors import EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, kerr
-from ..uapi import (MAP_FIXED, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE,
-                    PAGE_MASK, PAGE_SHIFT)
-from .flags import (VM_ACCOUNT, VM_DONTEXPAND, VM_HUGETLB, VM_LOCKED, VM_LOCKED_MASK,
-                    VM_MAYSHARE,
-                    VM_PFNMAP, VM_SEALED, VM_SHARED)
+from ..uapi import (
+    MAP_FIXED,
+    MAP_SHARED,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PAGE_MASK,
+    PAGE_SHIFT,
+)
+from .flags import (
+    VM_ACCOUNT,
+    VM_DONTEXPAND,
+    VM_HUGETLB,
+    VM_LOCKED,
+    VM_LOCKED_MASK,
+    VM_MAYSHARE,
+    VM_PFNMAP,
+    VM_SEALED,
+    VM_SHARED,
+)
 from .merge import copy_vma, vma_merge_extend
 from .munmap import do_vmi_munmap, page_align
 from .placement import get_unmapped_area

@@ -10,8 +10,7 @@ with the default shmem_enabled=never, where it adds nothing).
 from __future__ import annotations
 
 from ..errors import EINVAL, ENOMEM, EPERM, kerr
-from ..uapi import (MAP_32BIT, MAP_ABOVE4G, MAP_FIXED, MAP_SHARED, PAGE_MASK, PAGE_SHIFT,
-                    PAGE_SIZE, PMD_SIZE)
+from ..uapi import MAP_32BIT, MAP_ABOVE4G, MAP_FIXED, MAP_SHARED, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
 from .flags import VM_GROWSDOWN, VM_SHADOW_STACK
 
 SIZE_128M = 128 << 20

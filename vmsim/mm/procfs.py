@@ -5,7 +5,7 @@ show_vma_header_prefix(), get_vma_name(), show_smap() and show_smap_vma_flags().
 from __future__ import annotations
 
 from ..uapi import PAGE_SHIFT, PAGE_SIZE
-from .flags import (VM_HUGEPAGE, VM_NOHUGEPAGE, VM_LOCKED, VM_MAYSHARE, vma_pkey, vmflags_mnemonics)
+from .flags import VM_HUGEPAGE, VM_LOCKED, VM_MAYSHARE, VM_NOHUGEPAGE, vma_pkey, vmflags_mnemonics
 
 #: the x86_64 gate VMA (arch/x86/entry/vsyscall), printed last
 VSYSCALL_LINE = ("ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0"

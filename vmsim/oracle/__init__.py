@@ -29,18 +29,28 @@ import errno as _errno
 import hashlib
 import os
 import platform
+import queue
 import resource
 import select
 import shutil
 import subprocess
 import tempfile
 import threading
-import queue
 from pathlib import Path
 
-from ..scenario import (HEAP_WINDOW_SIZE, SI_CODES, SIGNAMES, SYSCALL_NR, U64,
-                        WINDOW_BASE, WINDOW_SIZE, Normaliser, Step, result_token,
-                        state_from_smaps)
+from ..diff.scenario import (
+    HEAP_WINDOW_SIZE,
+    SI_CODES,
+    SIGNAMES,
+    SYSCALL_NR,
+    U64,
+    WINDOW_BASE,
+    WINDOW_SIZE,
+    Normaliser,
+    Step,
+    result_token,
+    state_from_smaps,
+)
 
 __all__ = ["Oracle", "OracleUnavailable", "OracleError", "kernel_kwargs", "host_info",
            "executor_path", "WINDOW_BASE", "WINDOW_SIZE"]
@@ -271,21 +281,21 @@ def encode_op(name: str, a: list, paths: _Paths) -> str:
     """One op of the executor's protocol (no ';' or newline in it)."""
     if name in SYSCALL_NR:
         vals = [x & U64 for x in a] + [0] * (6 - len(a))
-        return "S %d %s" % (SYSCALL_NR[name], " ".join("%#x" % v for v in vals[:6]))
+        return "S %d %s" % (SYSCALL_NR[name], " ".join(f"{v:#x}" for v in vals[:6]))
     if name == "open":
-        return "open %s %#x %#o" % (_hex(paths.host(a[0])), a[1] & 0xFFFFFFFF, a[2] & 0o7777)
+        return f"open {_hex(paths.host(a[0]))} {a[1] & 0xFFFFFFFF:#x} {a[2] & 0o7777:#o}"
     if name == "mkdir":
-        return "mkdir %s %#o" % (_hex(paths.host(a[0])), (a[1] or 0o755) & 0o7777)
+        return f"mkdir {_hex(paths.host(a[0]))} {(a[1] or 0o755) & 0o7777:#o}"
     if name == "unlink":
-        return "unlink %s" % _hex(paths.host(a[0]))
+        return f"unlink {_hex(paths.host(a[0]))}"
     if name == "pwrite64":
         return "pwrite %d %s %#x" % (a[0] & 0xFFFFFFFF, _hex(bytes(a[1][:a[2]])), a[3] & U64)
     if name == "mount":
-        return "mount %s %#x" % (_hex(paths.host(a[1])), a[3] & U64)
+        return f"mount {_hex(paths.host(a[1]))} {a[3] & U64:#x}"
     if name == "fork":
         return "fork"
     if name == "touch":
-        return "touch %#x %s" % (a[0] & U64, a[1])
+        return f"touch {a[0] & U64:#x} {a[1]}"
     if name == "peek":
         return "peek %#x" % (a[0] & U64)
     if name == "poke":
@@ -314,8 +324,8 @@ class Oracle:
 
     def _start(self):
         self.proc = subprocess.Popen(
-            [str(self.exe), "%#x" % self.window_base, "%#x" % self.window_size, "0",
-             "%#x" % self.heap_window_size],
+            [str(self.exe), f"{self.window_base:#x}", f"{self.window_size:#x}", "0",
+             f"{self.heap_window_size:#x}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, cwd=self.tmp)
         self._out = self.proc.stdout
         self._rbuf = b""
@@ -468,7 +478,7 @@ class Oracle:
         code = SI_CODES.get((sig, int(parts[2])), parts[2])
         return ("sig", sig, code, norm.addr(int(parts[3], 16)))
 
-    def session(self, state: str = "each") -> "Session":
+    def session(self, state: str = "each") -> Session:
         return Session(self, state)
 
 

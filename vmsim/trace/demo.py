@@ -136,7 +136,6 @@ class Recorder:
 
 def demo_image():
     """The kselftest's test enclave (two TCS, text R-X, data RW, one heap page)."""
-    from ..drivers.sgx.image import EnclaveImage, Segment, covering_size, encode_tcs
     from ..drivers.sgx.uapi import (
         SGX_ATTR_MODE64BIT,
         SGX_SECINFO_R,
@@ -145,6 +144,7 @@ def demo_image():
         SGX_SECINFO_W,
         SGX_SECINFO_X,
     )
+    from ..enclave.image import EnclaveImage, Segment, covering_size, encode_tcs
     from ..uapi import PROT_EXEC, PROT_READ, PROT_WRITE
     page = 4096
     tcs = b"".join(encode_tcs(ossa=ssa, nssa=1, oentry=0x2000) for ssa in (0x5000, 0x6000))
@@ -168,16 +168,9 @@ def build_demo_records(key=None) -> list[Record]:
     """Run the loader and the refused calls on a model process; return the records."""
     import vmsim
 
-    from ..drivers.sgx import sigstruct
-    from ..drivers.sgx.loader import kselftest_load
-    from ..uapi import (
-        MAP_FIXED,
-        MAP_PRIVATE,
-        MAP_SHARED,
-        PROT_EXEC,
-        PROT_READ,
-        PROT_WRITE,
-    )
+    from ..arch.x86.sgx import sigstruct
+    from ..enclave.loader import kselftest_load
+    from ..uapi import MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE
     k = vmsim.Kernel()
     p = k.spawn(maps=START_MAPS)
     for _ in range(3):
@@ -269,5 +262,5 @@ if __name__ == "__main__":
     if "--rebuild" in sys.argv[1:]:
         print(rebuild())
     else:
-        from .cli import demo_main
+        from ..cli.trace import demo_main
         sys.exit(demo_main(sys.argv[1:]))

@@ -24,7 +24,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from .. import scenario as S
+from ..diff import scenario as S
 from ..drivers.sgx import uapi as sgx
 
 U64 = (1 << 64) - 1

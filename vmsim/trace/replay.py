@@ -26,18 +26,10 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from .. import scenario as S
 from .. import uapi as U
+from ..diff import scenario as S
 from ..drivers.sgx import uapi as sgx
-from .format import (
-    CLONE_VM,
-    KINDS,
-    MAX_BLOB,
-    SGX_IOCTL_NAMES,
-    Record,
-    Trace,
-    TraceError,
-)
+from .format import CLONE_VM, KINDS, MAX_BLOB, SGX_IOCTL_NAMES, Record, Trace, TraceError
 
 U64 = (1 << 64) - 1
 PAGE = 4096
@@ -252,7 +244,7 @@ class Replayer:
             if exc.errno != _errno.ENOENT or not path.startswith("/") or \
                     path.startswith(("/dev/", "/proc/", "/sys/")):
                 return None
-        from ..procmaps import _mkdirs
+        from ..fs.procmaps import _mkdirs
         if self.host_files and os.path.isdir(path):
             try:
                 _mkdirs(self.k.fs, path + "/x")

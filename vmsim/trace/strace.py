@@ -20,16 +20,8 @@ from __future__ import annotations
 
 import re
 
-from .. import scenario as S
-from .format import (
-    EXTRA_NAMES,
-    SGX_IOCTL_NAMES,
-    SGX_IOCTLS,
-    Record,
-    Trace,
-    TraceError,
-    parse_int,
-)
+from ..diff import scenario as S
+from .format import EXTRA_NAMES, SGX_IOCTL_NAMES, SGX_IOCTLS, Record, Trace, TraceError, parse_int
 
 #: the syscalls imported (strace name -> ours); everything else is skipped and counted
 HANDLED = {"mmap": "mmap", "mmap2": "mmap", "munmap": "munmap", "mprotect": "mprotect",

@@ -7,12 +7,12 @@ boot when the CPU has SGX1 and flexible launch control.
 
 from __future__ import annotations
 
+from ...arch.x86.sgx import cpu as arch
 from ...errors import EBUSY, EINVAL, ENOTTY, kerr
 from ...fs.file import FileOperations
 from ...mm.flags import VM_DONTDUMP, VM_DONTEXPAND, VM_IO, VM_PFNMAP
 from ...mm.placement import mm_get_unmapped_area
 from ...uapi import MAP_FIXED, MAP_PRIVATE, MAP_TYPE
-from . import arch
 from .encl import SGX_VM_OPS, SGX_VM_OPS_V40, Encl
 
 SGX_MISC_MAJOR = 10

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from sortedcontainers import SortedDict
 
-from ...errors import EACCES, EFAULT, Fault
+from ...arch.x86.sgx import cpu as arch
+from ...errors import EACCES, EFAULT, Fault, kerr
 from ...mm.fault import vmf_insert_pfn, zap_vma_ptes
 from ...mm.flags import VM_ACCESS_FLAGS, VM_EXEC, VM_READ, VM_WRITE
 from ...mm.vma import VmOperations
-from ...errors import kerr
 from ...uapi import BUS_ADRERR, PAGE_SHIFT, PAGE_SIZE, READ_IMPLIES_EXEC, SIGBUS
-from . import arch
-from .uapi import SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS, SGX_SECINFO_R, SGX_SECINFO_W, \
-    SGX_SECINFO_X
+from .uapi import SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS, SGX_SECINFO_R, SGX_SECINFO_W, SGX_SECINFO_X
 
 
 class IntentRuns:

@@ -11,17 +11,30 @@ from collections import namedtuple
 
 from .errors import EBADF, EINVAL, EMFILE, kerr
 from .mm import fault, madvise, mlock, mmap, mprotect, mremap, mseal, pkeys, procfs
-from .mm.flags import (VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED_MASK, VM_MAYBE_GUARD, VM_PFNMAP,
-                       VM_WIPEONFORK,
-                       vma_pkey,
-                       vmflags_mnemonics)
+from .mm.flags import (
+    VM_ACCOUNT,
+    VM_DONTCOPY,
+    VM_LOCKED_MASK,
+    VM_MAYBE_GUARD,
+    VM_MERGEABLE,
+    VM_PFNMAP,
+    VM_WIPEONFORK,
+    vma_pkey,
+    vmflags_mnemonics,
+)
+from .mm.madvise import ksm_compatible
 from .mm.mm_struct import MmStruct
 from .mm.munmap import do_vmi_munmap
 from .mm.vma import AnonVma
-from .mm.flags import VM_MERGEABLE
-from .mm.madvise import ksm_compatible
-from .uapi import (PR_GET_MDWE, PR_GET_MEMORY_MERGE, PR_MDWE_NO_INHERIT,
-                   PR_MDWE_REFUSE_EXEC_GAIN, PR_SET_MDWE, PR_SET_MEMORY_MERGE, PR_SET_VMA)
+from .uapi import (
+    PR_GET_MDWE,
+    PR_GET_MEMORY_MERGE,
+    PR_MDWE_NO_INHERIT,
+    PR_MDWE_REFUSE_EXEC_GAIN,
+    PR_SET_MDWE,
+    PR_SET_MEMORY_MERGE,
+    PR_SET_VMA,
+)
 
 U64 = (1 << 64) - 1
 

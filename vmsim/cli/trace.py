@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from .format import TraceError
+from ..trace.format import TraceError
 
 LEGEND = ("ok = the model agrees with the recorded result; refused = both refuse it the "
           "same way; DIFFERS = the model disagrees; skipped = cannot be replayed; "
@@ -37,8 +37,8 @@ class _Exit(Exception):
 
 def _load_inputs(prog, args):
     """(trace, maps text, smaps text, maps path) or raise the one-line error."""
-    from ..procmaps import MapsError
-    from .format import load_trace
+    from ..fs.procmaps import MapsError
+    from ..trace.format import load_trace
     trace = load_trace(args.trace) if getattr(args, "trace", None) else None
     maps = smaps = None
     if args.maps:
@@ -69,8 +69,8 @@ def _bad(prog, msg, as_json, out=None) -> int:
 
 
 def _replayer(prog, args):
-    from ..procmaps import MapsError
-    from .replay import Replayer
+    from ..fs.procmaps import MapsError
+    from ..trace.replay import Replayer
     trace, maps, smaps, _ = _load_inputs(prog, args)
     try:
         return Replayer(trace, maps=maps, smaps=smaps, maps_path=args.maps,
@@ -121,7 +121,7 @@ def replay_main(argv=None, prog="vmsim replay", banner=None, display_name=None) 
         outcomes = r.run_all()
     except TraceError as exc:
         return _bad(prog, str(exc), as_json)
-    from .replay import summarize
+    from ..trace.replay import summarize
     summary = summarize(outcomes, args.placement)
     summary["skipped_syscalls"] = dict(r.trace.skipped)
     status = 1 if summary["divergent"] else 0
@@ -148,7 +148,7 @@ def replay_main(argv=None, prog="vmsim replay", banner=None, display_name=None) 
         _print_outcome(console, out, o, args.quiet, multi)
     _print_summary(console, out, summary, r.trace.skipped)
     if args.form != "none":
-        from .views import print_view
+        from ..trace.views import print_view
         pid = r.main_pid
         _emit(console, out, f"\nfinal address space{f' of pid {pid}' if pid else ''} "
               f"({args.form}):", "bold")
@@ -158,7 +158,7 @@ def replay_main(argv=None, prog="vmsim replay", banner=None, display_name=None) 
 
 
 def _console(color, out):
-    from .views import _console as c
+    from ..trace.views import _console as c
     return c(color, out)
 
 
@@ -175,7 +175,7 @@ _TAG_STYLE = {"ok": "green", "refused": "yellow", "DIFFERS": "bold red", "moved"
 
 
 def _print_outcome(console, out, o, quiet, multi=False):
-    from .replay import format_args, format_result
+    from ..trace.replay import format_args, format_result
     rec = o.rec
     if o.verdict == "agree":
         tag = "refused" if rec.err is not None else "ok"
@@ -276,7 +276,7 @@ def maps_main(argv=None, prog="vmsim maps") -> int:
         else:
             import vmsim
 
-            from ..procmaps import MapsError
+            from ..fs.procmaps import MapsError
             _, maps, smaps, _ = _load_inputs(prog, args)
             try:
                 p = vmsim.Kernel().spawn(maps=maps, smaps=smaps, maps_path=args.maps)
@@ -284,7 +284,7 @@ def maps_main(argv=None, prog="vmsim maps") -> int:
                 raise TraceError(exc.reason, exc.path, exc.line) from None
     except TraceError as exc:
         return _bad(prog, str(exc), False)
-    from .views import print_view
+    from ..trace.views import print_view
     print_view(p, args.form, annotate=not args.no_annotate, color=args.color)
     return 0
 
@@ -304,7 +304,7 @@ with its pages' declared permissions.
 
 
 def demo_main(argv=None, prog="vmsim demo") -> int:
-    from .demo import demo_trace_path
+    from ..trace.demo import demo_trace_path
     argv = list(argv or [])
     ap = _Parser(prog=prog, description="Replay the bundled SGX enclave-loading trace.")
     ap.add_argument("--json", "-j", action="store_true")

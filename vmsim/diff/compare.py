@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import scenario as S
+from . import scenario as S
 
 
 @dataclass

@@ -26,7 +26,7 @@ import errno as _errno
 import re
 from dataclasses import dataclass, field
 
-from . import uapi
+from .. import uapi
 
 U64 = (1 << 64) - 1
 PAGE = 4096
@@ -331,7 +331,7 @@ def format_cstring(data: bytes) -> str:
         elif b == 0:
             out.append("\\0")
         else:
-            out.append("\\x%02x" % b)
+            out.append(f"\\x{b:02x}")
     out.append('"')
     return "".join(out)
 
@@ -650,7 +650,7 @@ def format_value(kind: str, v, env: dict) -> str:
             return f"{v64:#x}" if v64 % 0x1000 == 0 and v64 >= 1 << 20 else str(v64)
         return str(v64)
     if kind == "mode":
-        return "0%o" % v if v else "0"
+        return f"0{v:o}" if v else "0"
     if kind == "mapflags":
         v &= U64
         typ = _MAP_TYPES.get(v & 0xF)

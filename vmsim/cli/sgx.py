@@ -14,9 +14,9 @@ import argparse
 import os
 import sys
 
-from . import sigstruct as _sig
-from .image import EnclaveImage, ImageError, perms_str
-from .measure import PAGE_SIZE
+from ..arch.x86.sgx import sigstruct as _sig
+from ..arch.x86.sgx.measure import PAGE_SIZE
+from ..enclave.image import EnclaveImage, ImageError, perms_str
 
 
 class _Usage(Exception):

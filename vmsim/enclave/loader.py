@@ -18,13 +18,25 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ...errors import EAGAIN, EBUSY, EINTR
-from ...uapi import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED,
-                     O_RDONLY, O_RDWR, PAGE_SIZE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE)
-from . import sigstruct as _sigstruct
-from . import uapi
+from ..arch.x86.sgx import sigstruct as _sigstruct
+from ..arch.x86.sgx.measure import Measurement
+from ..drivers.sgx import uapi
+from ..errors import EAGAIN, EBUSY, EINTR
+from ..uapi import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    O_RDONLY,
+    O_RDWR,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+)
 from .image import EnclaveImage, Segment, tcs_after_eadd
-from .measure import Measurement
 
 O_CLOEXEC = 0o2000000
 

@@ -22,14 +22,24 @@ import struct
 import threading
 from dataclasses import dataclass
 
+from ...drivers.sgx.uapi import (
+    EENTER,
+    EEXIT,
+    ERESUME,
+    SGX_PAGE_ATTRIBUTES_MISMATCH,
+    SGX_PAGE_TYPE_REG,
+    SGX_PAGE_TYPE_TCS,
+    SGX_SECINFO_MODIFIED,
+    SGX_SECINFO_PENDING,
+    SGX_SECINFO_PERMISSION_MASK,
+    SGX_SECINFO_PR,
+    SGX_SECINFO_R,
+    SGX_SECINFO_W,
+)
 from ...errors import EINVAL, Fault, kerr
 from ...mm import fault as mmfault
 from ...uapi import PAGE_SHIFT, PAGE_SIZE
-from . import arch
-from .uapi import (EENTER, EEXIT, ERESUME, SGX_PAGE_ATTRIBUTES_MISMATCH, SGX_PAGE_TYPE_REG,
-                   SGX_PAGE_TYPE_TCS, SGX_SECINFO_MODIFIED, SGX_SECINFO_PENDING,
-                   SGX_SECINFO_PERMISSION_MASK, SGX_SECINFO_PR, SGX_SECINFO_R,
-                   SGX_SECINFO_W)
+from .sgx import cpu as arch
 
 PF_P, PF_W, PF_U, PF_I, PF_SGX = 0x1, 0x2, 0x4, 0x10, 0x8000
 RUN = struct.Struct("<QIHHQQQ216x")         # struct sgx_enclave_run (256 bytes)
@@ -259,7 +269,7 @@ def _tcs_at(task, addr: int):
         raise _Exception(13, 0, 0)
     vma = task.mm.tree.find(addr)
     encl = vma.private_data if vma is not None else None
-    from .encl import Encl
+    from ...drivers.sgx.encl import Encl
     if not isinstance(encl, Encl):
         raise _Exception(14, PF_U, addr)
     try:

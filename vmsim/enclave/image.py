@@ -26,18 +26,32 @@ import os
 import re
 import shlex
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
-from ...uapi import PROT_EXEC, PROT_READ, PROT_WRITE
-from . import sigstruct as _sigstruct
-from .measure import PAGE_SIZE, Measurement
-from .uapi import (SECS_SIZE, SGX_ATTR_ASYNC_EXIT_NOTIFY, SGX_ATTR_DEBUG,
-                   SGX_ATTR_EINITTOKENKEY, SGX_ATTR_INIT, SGX_ATTR_KSS,
-                   SGX_ATTR_MODE64BIT, SGX_ATTR_PROVISIONKEY, SGX_MISC_EXINFO,
-                   SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS, SGX_SECINFO_PAGE_TYPE_MASK,
-                   SGX_SECINFO_PERMISSION_MASK, SGX_SECINFO_R, SGX_SECINFO_REG,
-                   SGX_SECINFO_TCS, SGX_SECINFO_W, SGX_SECINFO_X)
+from ..arch.x86.sgx import sigstruct as _sigstruct
+from ..arch.x86.sgx.measure import PAGE_SIZE, Measurement
+from ..drivers.sgx.uapi import (
+    SECS_SIZE,
+    SGX_ATTR_ASYNC_EXIT_NOTIFY,
+    SGX_ATTR_DEBUG,
+    SGX_ATTR_EINITTOKENKEY,
+    SGX_ATTR_INIT,
+    SGX_ATTR_KSS,
+    SGX_ATTR_MODE64BIT,
+    SGX_ATTR_PROVISIONKEY,
+    SGX_MISC_EXINFO,
+    SGX_PAGE_TYPE_REG,
+    SGX_PAGE_TYPE_TCS,
+    SGX_SECINFO_PAGE_TYPE_MASK,
+    SGX_SECINFO_PERMISSION_MASK,
+    SGX_SECINFO_R,
+    SGX_SECINFO_REG,
+    SGX_SECINFO_TCS,
+    SGX_SECINFO_W,
+    SGX_SECINFO_X,
+)
+from ..uapi import PROT_EXEC, PROT_READ, PROT_WRITE
 
 _U16, _U32, _U64 = (1 << 16) - 1, (1 << 32) - 1, (1 << 64) - 1
 
@@ -301,7 +315,7 @@ class EnclaveImage:
     # -- loaders --
 
     @classmethod
-    def load(cls, path: str, heap_size: int = PAGE_SIZE) -> "EnclaveImage":
+    def load(cls, path: str, heap_size: int = PAGE_SIZE) -> EnclaveImage:
         """An ELF (by its magic) or a declarative image file."""
         try:
             with open(path, "rb") as f:
@@ -320,7 +334,7 @@ class EnclaveImage:
     @classmethod
     def from_elf(cls, source: str | bytes | os.PathLike, heap_size: int = PAGE_SIZE, *,
                  path: str | None = None, ssa_frame_size: int = 1,
-                 attributes: int = SGX_ATTR_MODE64BIT, xfrm: int = 3) -> "EnclaveImage":
+                 attributes: int = SGX_ATTR_MODE64BIT, xfrm: int = 3) -> EnclaveImage:
         """The kselftest loader's image (load.c encl_load, spec §5.a step 3).
 
         PT_LOAD segments in program-header order. #0 must be exactly PF_R|PF_W and
@@ -406,7 +420,7 @@ class EnclaveImage:
 
     @classmethod
     def from_text(cls, text: str, path: str | None = None,
-                  base_dir: str | None = None) -> "EnclaveImage":
+                  base_dir: str | None = None) -> EnclaveImage:
         """Parse the declarative format (docs/enclave-image-format.md). ``path``
         names the source in errors; ``hex=``/``bin=`` files are relative to
         ``base_dir`` (default: the directory of ``path``, else the cwd)."""

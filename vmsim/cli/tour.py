@@ -5,7 +5,7 @@ and shows what the kernel would print and refuse at each step.
 """
 
 import vmsim
-from vmsim import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, PAGE_SIZE
+from vmsim import MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE
 
 
 def step(title: str, p) -> None:

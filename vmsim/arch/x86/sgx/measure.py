@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 PAGE_SIZE = 4096
 EEXTEND_CHUNK = 256
@@ -148,7 +148,7 @@ class Measurement:
     def hexdigest(self) -> str:
         return self._h.copy().hexdigest()
 
-    def copy(self) -> "Measurement":
+    def copy(self) -> Measurement:
         """An independent copy of the running state (and of the log, if kept)."""
         other = object.__new__(Measurement)
         other.size = self.size

@@ -21,8 +21,12 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from .uapi import (SGX_ATTR_MODE64BIT, SGX_INVALID_SIG_STRUCT, SGX_INVALID_SIGNATURE,
-                   SIGSTRUCT_SIZE)
+from ....drivers.sgx.uapi import (
+    SGX_ATTR_MODE64BIT,
+    SGX_INVALID_SIG_STRUCT,
+    SGX_INVALID_SIGNATURE,
+    SIGSTRUCT_SIZE,
+)
 
 SGX_MODULUS_SIZE = 384
 SIGSTRUCT_EXPONENT = 3
@@ -122,7 +126,7 @@ class Sigstruct:
         return _STRUCT.pack(*values)
 
     @classmethod
-    def unpack(cls, data: bytes) -> "Sigstruct":
+    def unpack(cls, data: bytes) -> Sigstruct:
         if len(data) != SIGSTRUCT_SIZE:
             raise ValueError(f"a SIGSTRUCT is {SIGSTRUCT_SIZE} bytes, got {len(data)}")
         return cls(*_STRUCT.unpack(bytes(data)))

@@ -62,15 +62,15 @@ PASSTHROUGH = {
 def _passthrough(argv: list) -> int | None:
     """Run `vmsim demo|replay|maps|sgx ...`, or None for the argparse commands."""
     if not argv:
-        from .trace.cli import demo_main
+        from .trace import demo_main
         return demo_main([])
     cmd, rest = argv[0], argv[1:]
     if cmd in ("demo", "replay", "maps"):
-        from .trace import cli as trace_cli
+        from . import trace as trace_cli
         return {"demo": trace_cli.demo_main, "replay": trace_cli.replay_main,
                 "maps": trace_cli.maps_main}[cmd](rest)
     if cmd == "sgx":
-        from .drivers.sgx import tools
+        from . import sgx as tools
         tool = {"measure": tools.measure_main, "sign": tools.sign_main}
         if not rest or rest[0] not in tool:
             print("usage: vmsim sgx {measure,sign} ...", file=sys.stderr)
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
 # --------------------------------------------------------------------------- diff
 
 def _oracle_or_exit(args):
-    from . import oracle
+    from .. import oracle
     try:
         return oracle.Oracle(), oracle.kernel_kwargs()
     except oracle.OracleUnavailable as exc:
@@ -118,7 +118,7 @@ def _oracle_or_exit(args):
 
 
 def cmd_diff(args) -> int:
-    from . import scenario as S
+    from ..diff import scenario as S
     if args.fuzz is None and not args.scenarios:
         print("vmsim diff: give SCENARIO files or --fuzz N", file=sys.stderr)
         return 2
@@ -154,8 +154,8 @@ def cmd_diff(args) -> int:
 
 
 def _diff_files(args, oracle, kw, scenarios, out) -> int:
-    from . import scenario as S
-    from .oracle.compare import first_divergence, skipped
+    from ..diff import scenario as S
+    from ..diff.compare import first_divergence, skipped
     status = 0
     for sc in scenarios:
         ks = oracle.run(sc, args.state)
@@ -190,8 +190,13 @@ class _Progress:
         self.t0 = time.perf_counter()
         if self.enabled:
             try:
-                from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
-                                           TextColumn, TimeRemainingColumn)
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeRemainingColumn,
+                )
                 self.rich = Progress(TextColumn("fuzz"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
                                      transient=True)
@@ -221,7 +226,7 @@ class _Progress:
 
 
 def _fuzz(args, oracle, kw, out) -> int:
-    from . import fuzz
+    from ..diff import fuzz
     prog = _Progress(args.fuzz, not args.quiet and not args.json)
     try:
         rep = fuzz.campaign(oracle, args.fuzz, args.seed, kw, out_dir=args.out,

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import random
 
+from .. import uapi as U
 from . import scenario as S
-from . import uapi as U
 
 PAGE = 4096
 NPAGES = 64                     # the busy part of the window, in pages
@@ -487,7 +487,7 @@ def scenario_for(seed: int, index: int, env: dict) -> S.Scenario:
 
 def make_checker(oracle, kernel_kwargs, signature, model_runner=None):
     """still_diverges(calls) for the shrinker: same divergence signature."""
-    from .oracle.compare import first_divergence
+    from .compare import first_divergence
 
     def still(calls):
         sc = S.Scenario(list(calls))
@@ -527,8 +527,8 @@ def campaign(oracle, n: int, seed: int, kernel_kwargs: dict, out_dir: str | None
     the first divergence of every distinct signature and write it to out_dir."""
     import time
 
-    from .oracle import OracleError
-    from .oracle.compare import first_divergence, skipped
+    from ..oracle import OracleError
+    from .compare import first_divergence, skipped
     rep = FuzzReport()
     t0 = time.perf_counter()
     for i in range(n):

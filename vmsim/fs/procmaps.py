@@ -14,11 +14,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .mm.flags import (MNEMONICS, VM_ACCOUNT, VM_DONTDUMP, VM_DONTEXPAND, VM_EXEC,
-                       VM_GROWSDOWN, VM_IO, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE,
-                       VM_PFNMAP, VM_READ, VM_SHARED, VM_WRITE)
-from .mm.vma import AnonVma, Vma, VmOperations
-from .uapi import PAGE_SHIFT, PAGE_SIZE
+from ..mm.flags import (
+    MNEMONICS,
+    VM_ACCOUNT,
+    VM_DONTDUMP,
+    VM_DONTEXPAND,
+    VM_EXEC,
+    VM_GROWSDOWN,
+    VM_IO,
+    VM_MAYEXEC,
+    VM_MAYREAD,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_PFNMAP,
+    VM_READ,
+    VM_SHARED,
+    VM_WRITE,
+)
+from ..mm.vma import AnonVma, Vma, VmOperations
+from ..uapi import PAGE_SHIFT, PAGE_SIZE
 
 LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])([x-])([sp]) ([0-9a-f]+) "
                   r"([0-9a-f]+):([0-9a-f]+) (\d+) ?(.*)$")
@@ -105,7 +119,7 @@ class SpecialMappingOps(VmOperations):
         return self._name
 
     def may_split(self, vma, addr):
-        from .errors import EINVAL, kerr
+        from ..errors import EINVAL, kerr
         raise kerr(EINVAL)
 
 
@@ -155,7 +169,7 @@ def populate(process, lines: list[MapsLine]) -> None:
         elif name.startswith("/"):
             vma.file = _file_for(kernel, files, ln).get()
             vma.pgoff = ln.offset >> PAGE_SHIFT
-            from .mm.fault import FILE_VM_OPS
+            from ..mm.fault import FILE_VM_OPS
             vma.vm_ops = None if _anonymous_dev_zero(ln) else FILE_VM_OPS
         if ln.anonymous_kb:
             vma.anon_vma = AnonVma()
@@ -188,13 +202,13 @@ def _file_for(kernel, files: dict, ln: MapsLine):
                 _mkdirs(fs, path)
                 inode = fs.create(path)
                 inode.dev, inode.ino = ln.dev, ln.inode     # as the dump printed them
-            from .fs.file import FMODE_READ, FMODE_WRITE, File
+            from .file import FMODE_READ, FMODE_WRITE, File
             file = File(inode, FMODE_READ | FMODE_WRITE, 0o2)
             if deleted:
                 fs.unlink(path)
         files[key] = file
     need = ln.offset + (ln.end - ln.start)
-    from .fs.file import S_IFREG
+    from .file import S_IFREG
     if file.inode.kind == S_IFREG and file.inode.size < need:
         file.inode.size = need
     return file
