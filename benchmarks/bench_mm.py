@@ -110,7 +110,7 @@ def build_native():
     tag = hashlib.sha256(src + cc.encode() + " ".join(cflags).encode()).hexdigest()[:16]
     exe = os.path.join(cache_dir(), "native_mm-" + tag)
     if not os.path.exists(exe):
-        tmp = exe + ".tmp%d" % os.getpid()
+        tmp = f"{exe}.tmp{os.getpid()}"
         r = subprocess.run([cc] + cflags + ["-o", tmp, NATIVE_SRC],
                            capture_output=True, text=True)
         if r.returncode != 0:
@@ -133,7 +133,7 @@ def run_native(sizes, iters, runs, maps_reps):
     cmd = [exe, str(iters), str(runs), str(maps_reps)] + [str(n) for n in sizes]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        raise RuntimeError("native_mm failed (%d): %s" % (r.returncode, r.stderr.strip()))
+        raise RuntimeError(f"native_mm failed ({r.returncode}): {r.stderr.strip()}")
     out = {"info": {}, "calls": {}, "maps": {}, "exe": exe}
     for line in r.stdout.splitlines():
         kind, rec = parse_kv(line)
@@ -203,13 +203,13 @@ class ModelLayout:
         c2 = self.count(lo, hi)
         p.munmap(a, PG)
         if (c3, c1, a, c2) != (3, 1, SLOT, 2):
-            raise RuntimeError("model sanity check failed: split->%d merge->%d mmap at %#x (%d)"
-                               % (c3, c1, a, c2))
+            raise RuntimeError(f"model sanity check failed: split->{c3} merge->{c1} mmap at {a:#x} "
+                               f"({c2})")
         if n is not None:
             span = self.pages * PG
             built = self.count(REGION_A, REGION_A + span) + self.count(REGION_B, REGION_B + span)
             if built != n:
-                raise RuntimeError("model built %d VMAs, wanted %d" % (built, n))
+                raise RuntimeError(f"model built {built} VMAs, wanted {n}")
 
 
 def clock_overhead_ns():
@@ -248,7 +248,7 @@ def model_calls(lay, iters, runs, clock_ns):
             s_merge += t2 - t1
             s_mmap += t3 - t2
             s_munmap += t4 - t3
-        for op, s in zip(OPS, (s_split, s_merge, s_mmap, s_munmap)):
+        for op, s in zip(OPS, (s_split, s_merge, s_mmap, s_munmap), strict=True):
             res[op].append((s / iters - clock_ns) / 1000.0)
     return {op: statistics.median(res[op]) for op in OPS}, res
 
@@ -308,9 +308,9 @@ def profile_model(lay, what, iters):
     st = pstats.Stats(prof, stream=s)
     st.sort_stats("tottime").print_stats(18)
     top = []
-    for (fn, line, name), (cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:18]:
-        top.append({"function": "%s:%d(%s)" % (os.path.relpath(fn, REPO) if fn.startswith(REPO) else fn,
-                                               line, name),
+    for (fn, line, name), (_cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:18]:
+        where = os.path.relpath(fn, REPO) if fn.startswith(REPO) else fn
+        top.append({"function": f"{where}:{line}({name})",
                     "ncalls": nc, "tottime_s": tt, "cumtime_s": ct})
     return s.getvalue(), top
 
@@ -368,8 +368,7 @@ def main(argv=None):
                              "calls_us": native["calls"], "maps": native["maps"]}
         mmc = native["info"].get("max_map_count", -1)
         if mmc > 0 and max(sizes) + native["info"].get("baseline_lines", 0) + 4 > mmc:
-            results["errors"].append("vm.max_map_count=%d is too low for N=%d natively"
-                                     % (mmc, max(sizes)))
+            results["errors"].append(f"vm.max_map_count={mmc} is too low for N={max(sizes)} natively")
     except Exception as e:  # noqa: BLE001 - report, keep going with the model
         native = None
         results["errors"].append(f"native: {e}")
@@ -397,7 +396,7 @@ def main(argv=None):
                     lay.grow(n)
                     model["build_s"][n] = time.perf_counter() - t0
                     lay.sanity(n)
-                    log("model: N=%d built in %.2fs" % (n, model["build_s"][n]))
+                    log(f"model: N={n} built in {model['build_s'][n]:.2f}s")
                     # calibrate iterations so one run takes about model_run_s
                     t0 = time.perf_counter()
                     model_calls(lay, 10, 1, clock_ns)
@@ -415,13 +414,13 @@ def main(argv=None):
                     finally:
                         if gc_was:
                             gc.enable()
-                log("model: measuring bytes per VMA at N=%d (tracemalloc) ..." % max(sizes))
+                log(f"model: measuring bytes per VMA at N={max(sizes)} (tracemalloc) ...")
                 bpv, built = model_bytes_per_vma(vmsim, max(sizes))
                 model["bytes_per_vma"] = bpv
                 model["bytes_per_vma_n"] = max(sizes)
                 if built != max(sizes):
-                    results["errors"].append("bytes-per-VMA build made %d VMAs, wanted %d"
-                                             % (built, max(sizes)))
+                    results["errors"].append(f"bytes-per-VMA build made {built} VMAs, "
+                                             f"wanted {max(sizes)}")
             except Exception as e:  # noqa: BLE001
                 import traceback
                 results["errors"].append(f"model failed: {type(e).__name__}: {e}")
@@ -446,25 +445,25 @@ def main(argv=None):
         if worst:
             targets.append({"target": f"model per call <= {TARGET_CALL_RATIO:g}x native",
                             "value": worst[0], "met": worst[0] <= TARGET_CALL_RATIO,
-                            "detail": "worst %s at N=%d" % (OP_LABEL[worst[2]], worst[1])})
+                            "detail": f"worst {OP_LABEL[worst[2]]} at N={worst[1]}"})
     if model and len(model["calls_us"]) >= 2:
         lo, hi = min(model["calls_us"]), max(model["calls_us"])
         sc = {op: model["calls_us"][hi][op] / model["calls_us"][lo][op] for op in OPS}
         op = max(sc, key=sc.get)
         model["scaling"] = {"n_lo": lo, "n_hi": hi, "ratio": sc}
-        targets.append({"target": "model cost at N=%d <= %gx its cost at N=%d" % (hi, TARGET_SCALING, lo),
+        targets.append({"target": f"model cost at N={hi} <= {TARGET_SCALING:g}x its cost at N={lo}",
                         "value": sc[op], "met": sc[op] <= TARGET_SCALING,
                         "detail": f"worst {OP_LABEL[op]}"})
     if model and "bytes_per_vma" in model:
-        targets.append({"target": "<= %d bytes per VMA" % TARGET_BYTES_PER_VMA,
+        targets.append({"target": f"<= {TARGET_BYTES_PER_VMA} bytes per VMA",
                         "value": model["bytes_per_vma"],
                         "met": model["bytes_per_vma"] <= TARGET_BYTES_PER_VMA,
-                        "detail": "tracemalloc, N=%d" % model["bytes_per_vma_n"]})
+                        "detail": f"tracemalloc, N={model['bytes_per_vma_n']}"})
     if ratios and ratios["maps"]:
         n = max(ratios["maps"], key=ratios["maps"].get)
         targets.append({"target": f"maps rendering <= {TARGET_MAPS_RATIO:g}x the kernel per line",
                         "value": ratios["maps"][n], "met": ratios["maps"][n] <= TARGET_MAPS_RATIO,
-                        "detail": "worst at N=%d" % n})
+                        "detail": f"worst at N={n}"})
     results["ratios"] = ratios
     results["targets"] = targets
 
@@ -482,7 +481,7 @@ def main(argv=None):
             if not cands:
                 cands = dict(model["calls_us"][n])
             what = max(cands, key=cands.get)
-        log("profiling model: %s at N=%d ..." % (what, max(sizes)))
+        log(f"profiling model: {what} at N={max(sizes)} ...")
         prof_text, top = profile_model(lay, what, 500 if args.quick else 2000)
         results["profile"] = {"workload": what, "n": max(sizes), "top_tottime": top}
 
@@ -495,48 +494,49 @@ def main(argv=None):
 
     # ---- the table
     h = results["host"]
-    print("vmsim mm benchmark: Linux %s %s, Python %s; medians of %d runs"
-          % (h["kernel"], h["machine"], h["python"], runs))
+    print(f"vmsim mm benchmark: Linux {h['kernel']} {h['machine']}, Python {h['python']}; "
+          f"medians of {runs} runs")
     if native:
         inf = native["info"]
-        print("native: %s (cc -O2), %d iterations/run, vm.max_map_count=%s, %d VMAs of its own "
-              "besides the N built + 1 test VMA; clock_gettime overhead %.0f ns subtracted"
-              % (os.path.basename(native["exe"]), native_iters, inf.get("max_map_count"),
-                 inf.get("baseline_lines", 0), inf.get("clock_ns", 0)))
+        print(f"native: {os.path.basename(native['exe'])} (cc -O2), {native_iters} iterations/run, "
+              f"vm.max_map_count={inf.get('max_map_count')}, {inf.get('baseline_lines', 0)} VMAs of "
+              "its own besides the N built + 1 test VMA; clock_gettime overhead "
+              f"{inf.get('clock_ns', 0):.0f} ns subtracted")
     if model:
-        print("model: vmsim, Kernel(max_map_count=%d), gc %s during timing, perf_counter_ns "
-              "overhead %.0f ns subtracted, iterations/run by N: %s"
-              % (max(65530, 2 * max(sizes) + 1000), "on" if args.gc else "off",
-                 model["clock_ns"], ", ".join("%d:%d" % kv for kv in model["iters"].items())))
+        iters_by_n = ", ".join(f"{n}:{iters}" for n, iters in model["iters"].items())
+        print(f"model: vmsim, Kernel(max_map_count={max(65530, 2 * max(sizes) + 1000)}), "
+              f"gc {'on' if args.gc else 'off'} during timing, perf_counter_ns overhead "
+              f"{model['clock_ns']:.0f} ns subtracted, iterations/run by N: {iters_by_n}")
     print()
-    print("%7s  %-20s %12s %12s %12s" % ("N", "call", "native us", "model us", "model/native"))
+    print(f"{'N':>7}  {'call':<20} {'native us':>12} {'model us':>12} {'model/native':>12}")
     for n in sizes:
         for op in OPS:
             nv = native["calls"].get(n, {}).get(op) if native else None
             mv = model["calls_us"].get(n, {}).get(op) if model else None
             r = ratios["calls"].get(n, {}).get(op) if ratios else None
-            print("%7d  %-20s %12s %12s %12s" % (n, OP_LABEL[op], fmt_us(nv), fmt_us(mv), fmt_ratio(r)))
+            print(f"{n:7d}  {OP_LABEL[op]:<20} {fmt_us(nv):>12} {fmt_us(mv):>12} {fmt_ratio(r):>12}")
     print()
     print("/proc/PID/maps rendering (native: read(2) of /proc/self/maps; model: p.maps())")
-    print("%7s  %12s %14s %12s %14s %8s" % ("N", "native lines", "native us/line",
-                                            "model lines", "model us/line", "ratio"))
+    print(f"{'N':>7}  {'native lines':>12} {'native us/line':>14} {'model lines':>12} "
+          f"{'model us/line':>14} {'ratio':>8}")
     for n in sizes:
         nm = native["maps"].get(n) if native else None
         mm = model["maps"].get(n) if model else None
         r = ratios["maps"].get(n) if ratios else None
-        print("%7d  %12s %14s %12s %14s %8s" % (
-            n, nm["lines"] if nm else "-", fmt_us(nm["per_line_us"]) if nm else "-",
-            mm["lines"] if mm else "-", fmt_us(mm["per_line_us"]) if mm else "-", fmt_ratio(r)))
+        native_lines, native_us = (nm["lines"], fmt_us(nm["per_line_us"])) if nm else ("-", "-")
+        model_lines, model_us = (mm["lines"], fmt_us(mm["per_line_us"])) if mm else ("-", "-")
+        print(f"{n:7d}  {native_lines!s:>12} {native_us:>14} {model_lines!s:>12} {model_us:>14} "
+              f"{fmt_ratio(r):>8}")
     print()
     if model and "bytes_per_vma" in model:
-        print("model memory: %.0f bytes per VMA (tracemalloc delta of building N=%d VMAs / N)"
-              % (model["bytes_per_vma"], model["bytes_per_vma_n"]))
+        print(f"model memory: {model['bytes_per_vma']:.0f} bytes per VMA (tracemalloc delta of "
+              f"building N={model['bytes_per_vma_n']} VMAs / N)")
     if model and "scaling" in model:
         sc = model["scaling"]
-        print("model scaling N=%d / N=%d: %s" % (sc["n_hi"], sc["n_lo"], ", ".join(
-            "{} {:.2f}x".format(op, sc["ratio"][op]) for op in OPS)))
+        ratios_text = ", ".join(f"{op} {sc['ratio'][op]:.2f}x" for op in OPS)
+        print(f"model scaling N={sc['n_hi']} / N={sc['n_lo']}: {ratios_text}")
     if model:
-        print("model build time: {}".format(", ".join("N=%d %.2fs" % kv for kv in model["build_s"].items())))
+        print("model build time: " + ", ".join(f"N={n} {s:.2f}s" for n, s in model["build_s"].items()))
     print()
     print("Targets:")
     if not targets:
@@ -544,18 +544,18 @@ def main(argv=None):
     for t in targets:
         v = t["value"]
         vs = f"{v:.0f} B" if "bytes" in t["target"] else f"{v:.2f}x"
-        print("  [%s] %-46s %10s  (%s)" % ("MET " if t["met"] else "MISS", t["target"], vs, t["detail"]))
+        print(f"  [{'MET ' if t['met'] else 'MISS'}] {t['target']:<46} {vs:>10}  ({t['detail']})")
     if max(sizes) < 60000:
-        print("  note: the 60,000-VMA targets were evaluated at N=%d (--quick/--sizes)" % max(sizes))
+        print(f"  note: the 60,000-VMA targets were evaluated at N={max(sizes)} (--quick/--sizes)")
     for e in results["errors"]:
         print(f"  error: {e}")
     if prof_text:
         print()
-        print("cProfile of the model, %s at N=%d (top by tottime):" % (results["profile"]["workload"],
-                                                                      results["profile"]["n"]))
+        print(f"cProfile of the model, {results['profile']['workload']} at N={results['profile']['n']} "
+              "(top by tottime):")
         print(prof_text.rstrip())
     print()
-    print("elapsed {:.1f}s".format(results["elapsed_s"]))
+    print(f"elapsed {results['elapsed_s']:.1f}s")
     return 0
 
 

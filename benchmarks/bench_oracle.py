@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from vmsim import oracle as O
 from vmsim.diff import fuzz  # noqa: E402
 from vmsim.diff import scenario as S
+from vmsim.diff.model import run_model
 
 FIVE = """\
 mmap(W+0x1000, 0x4000, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0)
@@ -72,7 +73,7 @@ def main():
         s.call(sc.calls[0])
         r, _ = rate(lambda: s.call(call), n)
     rows["session_calls_per_s"] = r
-    r, _ = rate(lambda: S.run_model(sc, kw, o.env), n // 3)
+    r, _ = rate(lambda: run_model(sc, kw, o.env), n // 3)
     rows["model_scenarios_per_s"] = r
     rep = fuzz.campaign(o, nf, 12345, kw, out_dir=None, shrink_each=False)
     rows["fuzz_scenarios"] = rep.scenarios

@@ -250,10 +250,10 @@ class ProbeChecks:
         return [r for r in self.results if not r[3]]
 
     def report(self):
-        lines = ["%s: %d of %d cases differ from Linux 6.18.44:"
-                 % (self.group, len(self.failures()), len(self.results))]
+        lines = [f"{self.group}: {len(self.failures())} of {len(self.results)} cases differ "
+                 "from Linux 6.18.44:"]
         for name, got, want, _ in self.failures():
-            lines.append("  %-58s model=%r  kernel=%r" % (name.strip(), got, want))
+            lines.append(f"  {name.strip():<58} model={got!r}  kernel={want!r}")
         return "\n".join(lines)
 
     def __enter__(self):
@@ -262,7 +262,8 @@ class ProbeChecks:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None and not issubclass(exc_type, AssertionError):
             last = self.results[-1][0].strip() if self.results else "(none)"
-            raise AssertionError(f"{self.group} stopped by {exc_type.__name__}: {exc} (last case: {last!r})\n{self.report()}") from exc
+            raise AssertionError(f"{self.group} stopped by {exc_type.__name__}: {exc} "
+                                 f"(last case: {last!r})\n{self.report()}") from exc
         if exc_type is None:
             assert not self.failures(), self.report()
         return False

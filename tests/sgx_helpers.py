@@ -24,7 +24,7 @@ import struct
 
 from vmsim import MAP_ANONYMOUS, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE
 from vmsim.arch.x86 import vdso
-from vmsim.drivers.sgx.uapi import (
+from vmsim.arch.x86.sgx.defs import (
     EENTER,
     ERESUME,
     SGX_ATTR_MODE64BIT,
@@ -34,7 +34,8 @@ from vmsim.drivers.sgx.uapi import (
     SGX_SECINFO_W,
     SGX_SECINFO_X,
 )
-from vmsim.enclave.image import EnclaveImage, Segment, covering_size, encode_tcs
+from vmsim.enclave.image import EnclaveImage
+from vmsim.enclave.segment import Segment, covering_size, encode_tcs
 
 PAGE_SIZE = 4096
 MAGIC = 0x1122334455667788

@@ -18,8 +18,11 @@ import sys
 import pytest
 
 import vmsim
-from vmsim.diff import fuzz
+from vmsim.diff import fuzz, shrink
 from vmsim.diff import scenario as S
+from vmsim.diff.model import run_model
+from vmsim.diff.normalise import Normaliser, normalise_expect
+from vmsim.uapi import U64
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DIVERGENCES = sorted((ROOT / "tests" / "divergences").glob("*.scn"))
@@ -71,7 +74,7 @@ def test_outside_token_round_trip():
     env = {"W": S.WINDOW_BASE, "B": S.DEFAULT_BRK}
     text = "mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = outside\n"
     sc = S.parse(text)
-    assert S.normalise_expect(sc.calls[0], env, S.Normaliser(env)) == ("ok", "outside")
+    assert normalise_expect(sc.calls[0], env, Normaliser(env)) == ("ok", "outside")
     assert S.dump(sc, env) == text
 
 
@@ -98,7 +101,7 @@ def test_writer_round_trip():
         text = S.dump(sc, env)
         again = S.parse(text)
         def norm(calls):       # integers as the syscall ABI sees them (64-bit)
-            return [[v & S.U64 if isinstance(v, int) else v for v in c.values(env)]
+            return [[v & U64 if isinstance(v, int) else v for v in c.values(env)]
                     for c in calls]
         assert norm(again.calls) == norm(sc.calls)
         assert S.dump(again, env) == text
@@ -181,13 +184,13 @@ def test_shrinker_reduces_injected_fault(oracle, kw, monkeypatch, tmp_path):
         gen = fuzz.Generator(f"shrink:{i}", oracle.env, min_len=20, max_len=30)
         sc = gen.scenario()
         ks = oracle.run(sc)
-        ms = S.run_model(sc, kw, oracle.env)
+        ms = run_model(sc, kw, oracle.env)
         d = first_divergence(sc, ks, ms, oracle.env, check_expected=False)
         if d is not None and d.call.name == "mprotect" and d.index >= 10:
             break
     else:
         pytest.fail("no scenario hit the injected fault")
-    shrunk = fuzz.shrink_divergence(oracle, kw, sc, d)
+    shrunk = shrink.shrink_divergence(oracle, kw, sc, d)
     assert len(shrunk) <= 3, S.dump(S.Scenario(shrunk), oracle.env)
     assert shrunk[-1].name == "mprotect"
     assert shrunk[-1].args[2] == vmsim.PROT_READ

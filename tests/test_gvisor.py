@@ -138,7 +138,7 @@ def test_mmap_map_dev_zero(flags, perms, name):
     _, p = spawn()
     fd = p.open("/dev/zero", O_RDWR)
     a = p.mmap(0, PAGE, RW, flags, fd, 0)
-    line = next(l for l in maps_lines(p) if l.startswith(f"{a:08x}-"))
+    line = next(entry for entry in maps_lines(p) if entry.startswith(f"{a:08x}-"))
     assert line.split()[1] == perms
     assert line.endswith(" " + name)
     p.mm.validate()
@@ -987,7 +987,7 @@ def test_mremap_copy_of_shared_mapping(fixed):
         new = p.mremap(src, 0, PAGE, MREMAP_MAYMOVE, 0)
         assert new != src
     assert is_mapped(p, src) and is_mapped(p, new)
-    lines = {l.split()[0].split("-")[0]: l for l in maps_lines(p)}
+    lines = {entry.split()[0].split("-")[0]: entry for entry in maps_lines(p)}
     src_line, new_line = lines[f"{src:08x}"], lines[f"{new:08x}"]
     assert src_line.split()[1:] == new_line.split()[1:]
     assert new_line.endswith("/dev/zero (deleted)")
@@ -1059,7 +1059,7 @@ def test_munmap_length_rounding_to_zero_is_einval(length):
 # column 73, spec §5).
 def test_proc_self_maps_basic():
     _, p = spawn(stack=True)
-    stacks = [l for l in maps_lines(p) if "[stack]" in l]
+    stacks = [entry for entry in maps_lines(p) if "[stack]" in entry]
     assert len(stacks) == 1
     assert len(stacks[0]) == 80
 
@@ -1104,7 +1104,7 @@ def test_proc_self_maps_mprotect():
     assert maps_lines(p) == [anonymous_maps_entry(m, PAGE, PROT_NONE),
                              anonymous_maps_entry(m + PAGE, 3 * PAGE, PROT_READ),
                              anonymous_maps_entry(m + 4 * PAGE, PAGE, PROT_NONE),
-                             ] + [l for l in maps_lines(p) if "[vsyscall]" in l]
+                             ] + [entry for entry in maps_lines(p) if "[vsyscall]" in entry]
     p.mm.validate()
 
 
@@ -1112,7 +1112,7 @@ def test_proc_self_maps_mprotect():
 def test_proc_self_maps_shared_anon():
     _, p = spawn()
     m = p.mmap(0, PAGE, PROT_READ, MAP_SHARED | MAP_ANONYMOUS)
-    line = next(l for l in maps_lines(p) if l.startswith(f"{m:08x}-"))
+    line = next(entry for entry in maps_lines(p) if entry.startswith(f"{m:08x}-"))
     assert line.endswith(" /dev/zero (deleted)")
     fields = line.split()
     assert fields[1] == "r--s" and fields[3] == "00:01"

@@ -85,8 +85,7 @@ def test_merged_design_refuses_a_hook_that_touches_the_vma():
 
 
 def sgx_process(design):
-    from vmsim.arch.x86.sgx import sigstruct
-    from vmsim.enclave import loader
+    from vmsim.enclave import loader, signing
     from vmsim.enclave.image import EnclaveImage
     img = EnclaveImage.from_text(
         "size = 0x4000\n"
@@ -95,7 +94,7 @@ def sgx_process(design):
         "segment data offset=0x2000 pages=1 perms=RW\n"
         "segment ssa  offset=0x3000 pages=1 perms=RW\n")
     p = vmsim.Kernel(mprotect_hook=design).spawn()
-    return p, loader.kselftest_load(p, img, sigstruct.generate_key())
+    return p, loader.kselftest_load(p, img, signing.generate_key())
 
 
 @pytest.mark.parametrize("design", ["merged", "v40"])

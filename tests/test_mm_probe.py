@@ -923,7 +923,7 @@ def test_max_map_count(limit):
     """
     k = new_kernel(max_map_count=limit)
     p = k.spawn()
-    with ProbeChecks("t_max_map_count[%d]" % limit) as ck:
+    with ProbeChecks(f"t_max_map_count[{limit}]") as ck:
         ck.watch(p)
         npages = limit + 200
         base = p.mmap(0, npages * PAGE, PROT_NONE, ANON | MAP_NORESERVE, -1, 0)
@@ -1009,7 +1009,7 @@ def test_probe_case_coverage():
     """Every probe case is replayed here exactly once, or listed as not reproducible,
     and every literal expected value is the probe's observed text."""
     observed, printed = parse_probe_output()
-    assert len(observed) == 203, "probe output should hold 203 cases, found %d" % len(observed)
+    assert len(observed) == 203, f"probe output should hold 203 cases, found {len(observed)}"
     checked = _checked_cases()
     counts = collections.Counter(name for name, _ in checked)
     missing = [n for n in observed if counts[n] == 0 and n not in NOT_REPRODUCIBLE]

@@ -20,6 +20,7 @@ import pathlib
 import pytest
 
 from vmsim.diff import scenario as S
+from vmsim.diff.normalise import token_to_result
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROBE = ROOT.parent / "shared" / "spec" / "mm_probe.py"
@@ -311,8 +312,8 @@ def test_mm_probe_case(oracle, kw, name):
     text = "\n".join(PROBE_SCENARIOS[name]) + "\n"
     d, ks, ms, sc = _diff(oracle, kw, text, name)
     assert d is None, "\n" + d.describe(oracle.env) + "\n\n" + S.dump(
-        sc, oracle.env, [S.token_to_result(c.name, k.result, oracle.env)
-                         if k.result[0] != "crash" else None for c, k in zip(sc.calls, ks)])
+        sc, oracle.env, [token_to_result(c.name, k.result, oracle.env)
+                         if k.result[0] != "crash" else None for c, k in zip(sc.calls, ks, strict=True)])
     assert all(k.result[0] != "crash" for k in ks)
 
 

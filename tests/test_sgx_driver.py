@@ -49,12 +49,11 @@ from vmsim import (
     READ_IMPLIES_EXEC,
 )
 from vmsim.arch.x86 import vdso
-from vmsim.arch.x86.sgx import sigstruct as S
 from vmsim.arch.x86.sgx.cpu import SgxCpu
+from vmsim.arch.x86.sgx.defs import EEXIT
 from vmsim.drivers.sgx.uapi import (
     ADD_PAGES,
     CREATE,
-    EEXIT,
     INIT,
     MODIFY_TYPES,
     REMOVE_PAGES,
@@ -68,6 +67,7 @@ from vmsim.drivers.sgx.uapi import (
     SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS,
 )
 from vmsim.enclave import loader
+from vmsim.enclave import signing as S
 from vmsim.enclave.image import EnclaveImage
 
 PAGE = 4096
@@ -345,9 +345,9 @@ def test_add_before_create_einval_even_with_a_bad_pointer():
 
 def test_add_after_init_einval(key):
     e = Env()
-    l = e.loaded(key)
-    assert err_of(e.add, l.dev, HOLE_OFF, SI_REG | SI_R) == errno.EINVAL
-    assert err_of(e.p.ioctl, l.dev.fd, SGX_IOC_ENCLAVE_ADD_PAGES, UNMAPPED) == errno.EINVAL
+    loaded = e.loaded(key)
+    assert err_of(e.add, loaded.dev, HOLE_OFF, SI_REG | SI_R) == errno.EINVAL
+    assert err_of(e.p.ioctl, loaded.dev.fd, SGX_IOC_ENCLAVE_ADD_PAGES, UNMAPPED) == errno.EINVAL
 
 
 def test_add_bad_argument_pointer_efault():
@@ -472,7 +472,7 @@ def test_add_allowed_reg_perms(perms):
 def test_add_tcs_with_zero_perms_ok():
     e = Env()
     dev, _ = e.created()
-    from vmsim.enclave.image import encode_tcs
+    from vmsim.enclave.segment import encode_tcs
     assert e.add(dev, 0, SI_TCS, data=encode_tcs(ossa=0x1000)) == PAGE
 
 
@@ -604,8 +604,8 @@ def test_init_before_create_einval_even_with_a_bad_pointer():
 
 def test_init_twice_einval(key):
     e = Env()
-    l = e.loaded(key)
-    assert err_of(l.dev.init, l.image.sigstruct(key)) == errno.EINVAL
+    loaded = e.loaded(key)
+    assert err_of(loaded.dev.init, loaded.image.sigstruct(key)) == errno.EINVAL
 
 
 def test_init_bad_pointers_efault(key):
@@ -751,8 +751,8 @@ def test_provision_works_before_create():
 
 def test_provision_after_init_still_returns_0(key):
     e = Env()
-    l = e.loaded(key)
-    l.dev.provision(e.p.open("/dev/sgx_provision", O_RDWR))
+    loaded = e.loaded(key)
+    loaded.dev.provision(e.p.open("/dev/sgx_provision", O_RDWR))
 
 
 @pytest.mark.parametrize("what", ["closed", "minus one", "regular file", "enclave fd",
@@ -849,9 +849,9 @@ def test_sgx2_on_sgx1_cpu_enodev_before_anything_else(key, which):
     e = Env(SgxCpu(sgx2=False))
     dev = e.device()
     assert err_of(e.p.ioctl, dev.fd, cmd, UNMAPPED) == errno.ENODEV
-    l = e.loaded(key)
-    assert err_of(e.p.ioctl, l.dev.fd, cmd, UNMAPPED) == errno.ENODEV
-    assert raw(l.dev, cmd, fmt, *[0] * n)[0] == errno.ENODEV
+    loaded = e.loaded(key)
+    assert err_of(e.p.ioctl, loaded.dev.fd, cmd, UNMAPPED) == errno.ENODEV
+    assert raw(loaded.dev, cmd, fmt, *[0] * n)[0] == errno.ENODEV
 
 
 @pytest.mark.parametrize("which", SGX2)
@@ -870,16 +870,16 @@ def test_sgx2_before_init_einval_before_copying(which):
 def test_sgx2_after_init_bad_pointer_efault(key, which):
     cmd, _, _ = SGX2[which]
     e = Env()
-    l = e.loaded(key)
-    assert err_of(e.p.ioctl, l.dev.fd, cmd, UNMAPPED) == errno.EFAULT
+    loaded = e.loaded(key)
+    assert err_of(e.p.ioctl, loaded.dev.fd, cmd, UNMAPPED) == errno.EFAULT
 
 
 @pytest.mark.parametrize("which", SGX2)
 def test_sgx2_zeroed_struct_einval_the_support_probe(key, which):
     cmd, fmt, n = SGX2[which]
     e = Env()
-    l = e.loaded(key)
-    assert raw(l.dev, cmd, fmt, *[0] * n)[0] == errno.EINVAL
+    loaded = e.loaded(key)
+    assert raw(loaded.dev, cmd, fmt, *[0] * n)[0] == errno.EINVAL
 
 
 @pytest.mark.parametrize("which", SGX2)
@@ -888,15 +888,15 @@ def test_sgx2_zeroed_struct_einval_the_support_probe(key, which):
 def test_sgx2_offset_length_einval(key, which, offset, length):
     cmd, fmt, n = SGX2[which]
     e = Env()
-    l = e.loaded(key)
-    assert raw(l.dev, cmd, fmt, *sgx2_fields(which, offset, length))[0] == errno.EINVAL
+    loaded = e.loaded(key)
+    assert raw(loaded.dev, cmd, fmt, *sgx2_fields(which, offset, length))[0] == errno.EINVAL
 
 
 @pytest.mark.parametrize("perms", [1 << 3, SI_PR, 1 << 8, SI_W, SI_W | SI_X])
 def test_restrict_bad_permissions_einval(key, perms):
     e = Env()
-    l = e.loaded(key)
-    err, out = raw(l.dev, SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, RESTRICT_PERMISSIONS,
+    loaded = e.loaded(key)
+    err, out = raw(loaded.dev, SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, RESTRICT_PERMISSIONS,
                    DATA_OFF, PAGE, perms, 0, 0)
     assert err == errno.EINVAL and out == (DATA_OFF, PAGE, perms, 0, 0)
 
@@ -909,90 +909,90 @@ def test_sgx2_nonzero_result_or_count_einval_struct_untouched(key, which, field)
     back, so the caller's fields stay as they were."""
     cmd, fmt, n = SGX2[which]
     e = Env()
-    l = e.loaded(key)
+    loaded = e.loaded(key)
     fields = sgx2_fields(which, DATA_OFF, PAGE)
     idx = {"result": 3, "count": n - 1}[field]
     fields[idx] = 0x42
-    err, out = raw(l.dev, cmd, fmt, *fields)
+    err, out = raw(loaded.dev, cmd, fmt, *fields)
     assert err == errno.EINVAL and list(out) == fields
     assert e.cpu.epc_free == e.epc0 - 9
 
 
 def test_restrict_permissions_on_tcs_einval(key):
     e = Env()
-    l = e.loaded(key)
-    err, out = raw(l.dev, SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, RESTRICT_PERMISSIONS,
+    loaded = e.loaded(key)
+    err, out = raw(loaded.dev, SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, RESTRICT_PERMISSIONS,
                    TCS_OFF, PAGE, SI_R, 0, 0)
     assert err == errno.EINVAL and out[3:] == (0, 0)
 
 
 def test_restrict_permissions_on_trim_einval(key):
     e = Env()
-    l = e.loaded(key)
-    l.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)
-    assert err_of(l.dev.restrict_permissions, DATA_OFF, PAGE, SI_R) == errno.EINVAL
-    assert l.dev.last[3:] == (0, 0)
+    loaded = e.loaded(key)
+    loaded.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)
+    assert err_of(loaded.dev.restrict_permissions, DATA_OFF, PAGE, SI_R) == errno.EINVAL
+    assert loaded.dev.last[3:] == (0, 0)
 
 
 def test_restrict_permissions_stops_at_a_hole_efault_with_count(key):
     e = Env()
-    l = e.loaded(key)
-    assert err_of(l.dev.restrict_permissions, NONE_OFF, 2 * PAGE, 0) == errno.EFAULT
-    assert l.dev.last[3:] == (0, PAGE)
+    loaded = e.loaded(key)
+    assert err_of(loaded.dev.restrict_permissions, NONE_OFF, 2 * PAGE, 0) == errno.EFAULT
+    assert loaded.dev.last[3:] == (0, PAGE)
 
 
 def test_restrict_permissions_on_pending_page_result_not_modifiable(key):
     """An EAUGed page not yet EACCEPTed: EMODPR returns SGX_PAGE_NOT_MODIFIABLE, the
     driver stores it in `result` and returns EFAULT."""
     e = Env()
-    l = e.loaded(key)
-    dev_map(e.p, l.dev, l.base + HOLE_OFF, PAGE, RW)
-    e.p.read(l.base + HOLE_OFF, 1)                      # EAUG on fault
-    assert err_of(l.dev.restrict_permissions, HOLE_OFF, PAGE, SI_R) == errno.EFAULT
-    assert l.dev.last[3:] == (SGX_PAGE_NOT_MODIFIABLE, 0)
+    loaded = e.loaded(key)
+    dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, PAGE, RW)
+    e.p.read(loaded.base + HOLE_OFF, 1)                      # EAUG on fault
+    assert err_of(loaded.dev.restrict_permissions, HOLE_OFF, PAGE, SI_R) == errno.EFAULT
+    assert loaded.dev.last[3:] == (SGX_PAGE_NOT_MODIFIABLE, 0)
 
 
 def test_restrict_permissions_ok_leaves_intent_vmas_and_ptes(key):
     e = Env()
-    l = e.loaded(key)
-    a = l.base + RWX_OFF
+    loaded = e.loaded(key)
+    a = loaded.base + RWX_OFF
     before = e.p.maps()
-    assert l.dev.restrict_permissions(DATA_OFF, PAGE, 0)[3:] == (0, PAGE)
-    assert l.dev.restrict_permissions(RWX_OFF, PAGE, SI_R)[3:] == (0, PAGE)
+    assert loaded.dev.restrict_permissions(DATA_OFF, PAGE, 0)[3:] == (0, PAGE)
+    assert loaded.dev.restrict_permissions(RWX_OFF, PAGE, SI_R)[3:] == (0, PAGE)
     assert e.p.maps() == before
     e.p.mprotect(a, PAGE, RWX)                          # intent still RWX
-    e.p.mprotect(l.base + DATA_OFF, PAGE, RW)
-    assert err_of(e.p.mprotect, l.base + DATA_OFF, PAGE, RWX) == errno.EACCES
+    e.p.mprotect(loaded.base + DATA_OFF, PAGE, RW)
+    assert err_of(e.p.mprotect, loaded.base + DATA_OFF, PAGE, RWX) == errno.EACCES
     e.validate()
 
 
 def test_modify_types_bad_page_type_einval(key):
     e = Env()
-    l = e.loaded(key)
+    loaded = e.loaded(key)
     for pt in (PT_SECS, PT_REG, PT_VA, 5, 0xFF, 0x100 | PT_TRIM, 1 << 63):
-        err, out = raw(l.dev, SGX_IOC_ENCLAVE_MODIFY_TYPES, MODIFY_TYPES,
+        err, out = raw(loaded.dev, SGX_IOC_ENCLAVE_MODIFY_TYPES, MODIFY_TYPES,
                        DATA_OFF, PAGE, pt, 0, 0)
         assert err == errno.EINVAL and out[3:] == (0, 0), hex(pt)
-    e.p.mprotect(l.base + DATA_OFF, PAGE, RW)           # still an RW REG page
-    assert err_of(e.p.mprotect, l.base + DATA_OFF, PAGE, RWX) == errno.EACCES
+    e.p.mprotect(loaded.base + DATA_OFF, PAGE, RW)           # still an RW REG page
+    assert err_of(e.p.mprotect, loaded.base + DATA_OFF, PAGE, RWX) == errno.EACCES
 
 
 @pytest.mark.parametrize("off", [TEXT_OFF, RO_OFF, XO_OFF, NONE_OFF])
 def test_modify_reg_to_tcs_without_rw_intent_eperm(key, off):
     e = Env()
-    l = e.loaded(key)
-    assert err_of(l.dev.modify_types, off, PAGE, PT_TCS) == errno.EPERM
-    assert l.dev.last[3:] == (0, 0)
+    loaded = e.loaded(key)
+    assert err_of(loaded.dev.modify_types, off, PAGE, PT_TCS) == errno.EPERM
+    assert loaded.dev.last[3:] == (0, 0)
 
 
 def test_modify_reg_to_tcs_caps_intent_at_rw_and_zaps_the_pte(key):
     """§2.10/§2.11: vm_max_prot_bits becomes RW and the PTE is zapped, so the RWX
     VMA now SIGBUSes at the next access and mprotect(RWX) is EACCES; RW is fine."""
     e = Env()
-    l = e.loaded(key)
-    a = l.base + RWX_OFF
+    loaded = e.loaded(key)
+    a = loaded.base + RWX_OFF
     assert e.p.read(a, 4) == b"\xff" * 4                 # PTE installed
-    assert l.dev.modify_types(RWX_OFF, PAGE, PT_TCS)[3:] == (0, PAGE)
+    assert loaded.dev.modify_types(RWX_OFF, PAGE, PT_TCS)[3:] == (0, PAGE)
     f = fault_of(e.p.read, a, 1)
     assert f is not None and (f.signal, f.code) == ("SIGBUS", "BUS_ADRERR")
     assert err_of(e.p.mprotect, a, PAGE, RWX) == errno.EACCES
@@ -1005,12 +1005,12 @@ def test_modify_pending_reg_to_tcs_fails_and_restores_intent(key):
     """EMODT on a PENDING page: result = PAGE_NOT_MODIFIABLE, EFAULT, and the old
     vm_max_prot_bits (RWX, an EAUGed page) is restored."""
     e = Env()
-    l = e.loaded(key)
-    a = l.base + HOLE_OFF
-    dev_map(e.p, l.dev, a, PAGE, RW)
+    loaded = e.loaded(key)
+    a = loaded.base + HOLE_OFF
+    dev_map(e.p, loaded.dev, a, PAGE, RW)
     e.p.read(a, 1)
-    assert err_of(l.dev.modify_types, HOLE_OFF, PAGE, PT_TCS) == errno.EFAULT
-    assert l.dev.last[3:] == (SGX_PAGE_NOT_MODIFIABLE, 0)
+    assert err_of(loaded.dev.modify_types, HOLE_OFF, PAGE, PT_TCS) == errno.EFAULT
+    assert loaded.dev.last[3:] == (SGX_PAGE_NOT_MODIFIABLE, 0)
     e.p.mprotect(a, PAGE, RWX)
     e.validate()
 
@@ -1021,21 +1021,21 @@ def test_modify_illegal_transitions_einval(key, first, second):
     """Allowed: REG->TCS, REG->TRIM, TCS->TRIM. The original TCS page stands in for
     TCS->TCS; the data page is made TRIM/TCS first."""
     e = Env()
-    l = e.loaded(key)
+    loaded = e.loaded(key)
     off = DATA_OFF
-    l.dev.modify_types(off, PAGE, first)
-    assert err_of(l.dev.modify_types, off, PAGE, second) == errno.EINVAL
-    assert l.dev.last[3:] == (0, 0)
+    loaded.dev.modify_types(off, PAGE, first)
+    assert err_of(loaded.dev.modify_types, off, PAGE, second) == errno.EINVAL
+    assert loaded.dev.last[3:] == (0, 0)
     if (first, second) == (PT_TCS, PT_TCS):
-        assert err_of(l.dev.modify_types, TCS_OFF, PAGE, PT_TCS) == errno.EINVAL
+        assert err_of(loaded.dev.modify_types, TCS_OFF, PAGE, PT_TCS) == errno.EINVAL
 
 
 def test_modify_tcs_to_trim_ok_and_intent_unchanged(key):
     e = Env()
-    l = e.loaded(key)
-    assert l.dev.modify_types(TCS_OFF, PAGE, PT_TRIM)[3:] == (0, PAGE)
-    e.p.mprotect(l.base + TCS_OFF, PAGE, RW)
-    assert err_of(e.p.mprotect, l.base + TCS_OFF, PAGE, RWX) == errno.EACCES
+    loaded = e.loaded(key)
+    assert loaded.dev.modify_types(TCS_OFF, PAGE, PT_TRIM)[3:] == (0, PAGE)
+    e.p.mprotect(loaded.base + TCS_OFF, PAGE, RW)
+    assert err_of(e.p.mprotect, loaded.base + TCS_OFF, PAGE, RWX) == errno.EACCES
 
 
 @pytest.mark.parametrize("off", [SSA_OFF, DATA_OFF])
@@ -1043,68 +1043,68 @@ def test_modify_multi_page_stops_at_the_first_refused_page_with_count(key, off):
     """SSA (RW) then text (RX), or data (RW) then the R page: the first page becomes
     a TCS, the second is refused with EPERM; count = 4096."""
     e = Env()
-    l = e.loaded(key)
-    assert err_of(l.dev.modify_types, off, 2 * PAGE, PT_TCS) == errno.EPERM
-    assert l.dev.last[3:] == (0, PAGE)
-    assert not allowed(e.p, l.base + off, RWX) and allowed(e.p, l.base + off, RW)
+    loaded = e.loaded(key)
+    assert err_of(loaded.dev.modify_types, off, 2 * PAGE, PT_TCS) == errno.EPERM
+    assert loaded.dev.last[3:] == (0, PAGE)
+    assert not allowed(e.p, loaded.base + off, RWX) and allowed(e.p, loaded.base + off, RW)
 
 
 def test_modify_on_hole_efault(key):
     e = Env()
-    l = e.loaded(key)
-    assert err_of(l.dev.modify_types, HOLE_OFF, PAGE, PT_TRIM) == errno.EFAULT
-    assert l.dev.last[3:] == (0, 0)
+    loaded = e.loaded(key)
+    assert err_of(loaded.dev.modify_types, HOLE_OFF, PAGE, PT_TRIM) == errno.EFAULT
+    assert loaded.dev.last[3:] == (0, 0)
 
 
 @pytest.mark.parametrize("off", [DATA_OFF, TCS_OFF, TEXT_OFF])
 def test_remove_non_trim_eperm(key, off):
     e = Env()
-    l = e.loaded(key)
-    assert err_of(l.dev.remove_pages, off, PAGE) == errno.EPERM
-    assert l.dev.last[2] == 0
+    loaded = e.loaded(key)
+    assert err_of(loaded.dev.remove_pages, off, PAGE) == errno.EPERM
+    assert loaded.dev.last[2] == 0
 
 
 def test_remove_trim_before_eaccept_eperm(key):
     e = Env()
-    l = e.loaded(key)
-    l.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)
-    assert err_of(l.dev.remove_pages, DATA_OFF, PAGE) == errno.EPERM
-    assert l.dev.last[2] == 0
+    loaded = e.loaded(key)
+    loaded.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)
+    assert err_of(loaded.dev.remove_pages, DATA_OFF, PAGE) == errno.EPERM
+    assert loaded.dev.last[2] == 0
     assert e.cpu.epc_free == e.epc0 - 9
 
 
 def test_remove_on_hole_efault(key):
     e = Env()
-    l = e.loaded(key)
-    assert err_of(l.dev.remove_pages, HOLE_OFF, PAGE) == errno.EFAULT
+    loaded = e.loaded(key)
+    assert err_of(loaded.dev.remove_pages, HOLE_OFF, PAGE) == errno.EFAULT
 
 
 def test_remove_after_eaccept_frees_page_and_makes_a_hole(key):
     """The R page: MODIFY TRIM -> EACCEPT(TRIM|MODIFIED) -> REMOVE. Afterwards the
     address is a hole: mmap/mprotect RWX are allowed, and a fault EAUGs a fresh page."""
     e = Env()
-    l = e.loaded(key)
-    a = l.base + RO_OFF
+    loaded = e.loaded(key)
+    a = loaded.base + RO_OFF
     assert e.p.read(a, 1) == b"\xff"
-    l.dev.modify_types(RO_OFF, PAGE, PT_TRIM)
-    assert eaccept(e.p, l.base, a, SI_TRIM | SI_MODIFIED) == 0
-    assert l.dev.remove_pages(RO_OFF, PAGE)[2] == PAGE
+    loaded.dev.modify_types(RO_OFF, PAGE, PT_TRIM)
+    assert eaccept(e.p, loaded.base, a, SI_TRIM | SI_MODIFIED) == 0
+    assert loaded.dev.remove_pages(RO_OFF, PAGE)[2] == PAGE
     assert e.cpu.epc_free == e.epc0 - 8
     e.p.mprotect(a, PAGE, RWX)
-    dev_map(e.p, l.dev, a, PAGE, RWX)
+    dev_map(e.p, loaded.dev, a, PAGE, RWX)
     assert e.p.read(a, 1) == b"\xff"                    # EAUG
     assert e.cpu.epc_free == e.epc0 - 9
-    assert eaccept(e.p, l.base, a, SI_REG | SI_R | SI_W | SI_PENDING) == 0
+    assert eaccept(e.p, loaded.base, a, SI_REG | SI_R | SI_W | SI_PENDING) == 0
     e.validate()
 
 
 def test_remove_multi_page_count_on_partial_failure(key):
     e = Env()
-    l = e.loaded(key)
-    l.dev.modify_types(DATA_OFF, 2 * PAGE, PT_TRIM)
-    assert eaccept(e.p, l.base, l.base + DATA_OFF, SI_TRIM | SI_MODIFIED) == 0
-    assert err_of(l.dev.remove_pages, DATA_OFF, 2 * PAGE) == errno.EPERM
-    assert l.dev.last[2] == PAGE
+    loaded = e.loaded(key)
+    loaded.dev.modify_types(DATA_OFF, 2 * PAGE, PT_TRIM)
+    assert eaccept(e.p, loaded.base, loaded.base + DATA_OFF, SI_TRIM | SI_MODIFIED) == 0
+    assert err_of(loaded.dev.remove_pages, DATA_OFF, 2 * PAGE) == errno.EPERM
+    assert loaded.dev.last[2] == PAGE
 
 
 # =====================================================================================
@@ -1119,8 +1119,8 @@ def test_mmap_private_einval(key, state):
     elif state == "created":
         dev, a = e.created()
     else:
-        l = e.loaded(key)
-        dev, a = l.dev, l.base + HOLE_OFF
+        loaded = e.loaded(key)
+        dev, a = loaded.dev, loaded.base + HOLE_OFF
     for flags in (MAP_PRIVATE, MAP_PRIVATE | MAP_FIXED):
         if flags & MAP_FIXED and not a:
             continue
@@ -1174,31 +1174,31 @@ def test_mmap_holes_unrestricted_present_pages_capped():
 def test_mmap_pgoff_is_ignored(key):
     """The intent is looked up by address; the file offset plays no part."""
     e = Env()
-    l = e.loaded(key)
-    fd = l.dev.fd
-    assert err_of(e.p.mmap, l.base + RO_OFF, PAGE, RW, MAP_SHARED | MAP_FIXED, fd,
+    loaded = e.loaded(key)
+    fd = loaded.dev.fd
+    assert err_of(e.p.mmap, loaded.base + RO_OFF, PAGE, RW, MAP_SHARED | MAP_FIXED, fd,
                   DATA_OFF) == errno.EACCES
-    e.p.mmap(l.base + DATA_OFF, PAGE, RW, MAP_SHARED | MAP_FIXED, fd, 0x123000)
+    e.p.mmap(loaded.base + DATA_OFF, PAGE, RW, MAP_SHARED | MAP_FIXED, fd, 0x123000)
 
 
 @pytest.mark.parametrize("where", ["below", "above", "straddle low", "straddle high"])
 @pytest.mark.parametrize("prot", [PROT_NONE, R, RWX])
 def test_mmap_outside_elrange_after_init_eacces(key, where, prot):
     e = Env()
-    l = e.loaded(key)
-    b, end = l.base, l.base + SIZE
+    loaded = e.loaded(key)
+    b, end = loaded.base, loaded.base + SIZE
     start, length = {"below": (b - 2 * PAGE, PAGE), "above": (end + PAGE, PAGE),
                      "straddle low": (b - PAGE, 2 * PAGE),
                      "straddle high": (end - PAGE, 2 * PAGE)}[where]
-    assert err_of(e.p.mmap, start, length, prot, MAP_SHARED | MAP_FIXED, l.dev.fd, 0) \
+    assert err_of(e.p.mmap, start, length, prot, MAP_SHARED | MAP_FIXED, loaded.dev.fd, 0) \
         == errno.EACCES
-    assert err_of(e.p.mmap, 0, PAGE, prot, MAP_SHARED, l.dev.fd, 0) == errno.EACCES
+    assert err_of(e.p.mmap, 0, PAGE, prot, MAP_SHARED, loaded.dev.fd, 0) == errno.EACCES
 
 
 def test_mmap_hole_inside_elrange_after_init_any_prot(key):
     e = Env()
-    l = e.loaded(key)
-    dev_map(e.p, l.dev, l.base + HOLE_OFF, SIZE - HOLE_OFF, RWX)
+    loaded = e.loaded(key)
+    dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, SIZE - HOLE_OFF, RWX)
     e.validate()
 
 
@@ -1217,9 +1217,9 @@ def test_mmap_fixed_refused_leaves_a_gap(key):
     """§2.6: MAP_FIXED over existing mappings that sgx_mmap refuses: the range is
     left unmapped (6.12+ restores the gap)."""
     e = Env()
-    l = e.loaded(key)
-    a = l.base + RO_OFF
-    assert err_of(dev_map, e.p, l.dev, a, PAGE, RW) == errno.EACCES
+    loaded = e.loaded(key)
+    a = loaded.base + RO_OFF
+    assert err_of(dev_map, e.p, loaded.dev, a, PAGE, RW) == errno.EACCES
     f = fault_of(e.p.read, a, 1)
     assert f is not None and (f.signal, f.code) == ("SIGSEGV", "SEGV_MAPERR")
     assert not any(v.start <= a < v.end for v in e.p.vmas())
@@ -1262,18 +1262,18 @@ def test_transition_table_add_pages(key, off, intent):
     """ADD REG with perms P -> intent P; ADD TCS -> RW. mprotect is allowed exactly
     for the prots within the intent."""
     e = Env()
-    l = e.loaded(key)
+    loaded = e.loaded(key)
     for prot in ALL_PROTS:
-        assert allowed(e.p, l.base + off, prot) == (not vm_bits(prot) & ~intent), \
+        assert allowed(e.p, loaded.base + off, prot) == (not vm_bits(prot) & ~intent), \
             (hex(off), prot)
     e.validate()
 
 
 def test_transition_table_eaug_is_rwx(key):
     e = Env()
-    l = e.loaded(key)
-    a = l.base + HOLE_OFF
-    dev_map(e.p, l.dev, a, PAGE, R)
+    loaded = e.loaded(key)
+    a = loaded.base + HOLE_OFF
+    dev_map(e.p, loaded.dev, a, PAGE, R)
     e.p.read(a, 1)
     for prot in ALL_PROTS:
         assert allowed(e.p, a, prot)
@@ -1281,44 +1281,44 @@ def test_transition_table_eaug_is_rwx(key):
 
 def test_transition_table_trim_and_restrict_keep_intent(key):
     e = Env()
-    l = e.loaded(key)
-    l.dev.restrict_permissions(RWX_OFF, PAGE, 0)
-    assert allowed(e.p, l.base + RWX_OFF, RWX)
-    l.dev.modify_types(RWX_OFF, PAGE, PT_TRIM)
-    assert allowed(e.p, l.base + RWX_OFF, RWX)
-    l.dev.modify_types(RO_OFF, PAGE, PT_TRIM)
-    assert allowed(e.p, l.base + RO_OFF, R)
-    assert not allowed(e.p, l.base + RO_OFF, RW)
+    loaded = e.loaded(key)
+    loaded.dev.restrict_permissions(RWX_OFF, PAGE, 0)
+    assert allowed(e.p, loaded.base + RWX_OFF, RWX)
+    loaded.dev.modify_types(RWX_OFF, PAGE, PT_TRIM)
+    assert allowed(e.p, loaded.base + RWX_OFF, RWX)
+    loaded.dev.modify_types(RO_OFF, PAGE, PT_TRIM)
+    assert allowed(e.p, loaded.base + RO_OFF, R)
+    assert not allowed(e.p, loaded.base + RO_OFF, RW)
 
 
 def test_transition_table_modify_to_tcs_is_rw(key):
     e = Env()
-    l = e.loaded(key)
-    l.dev.modify_types(RWX_OFF, PAGE, PT_TCS)
+    loaded = e.loaded(key)
+    loaded.dev.modify_types(RWX_OFF, PAGE, PT_TCS)
     for prot in ALL_PROTS:
-        assert allowed(e.p, l.base + RWX_OFF, prot) == (not prot & X)
+        assert allowed(e.p, loaded.base + RWX_OFF, prot) == (not prot & X)
 
 
 def test_transition_table_remove_makes_a_hole(key):
     e = Env()
-    l = e.loaded(key)
-    l.dev.modify_types(TEXT_OFF, PAGE, PT_TRIM)
-    assert not allowed(e.p, l.base + TEXT_OFF, RW)
-    assert eaccept(e.p, l.base, l.base + TEXT_OFF, SI_TRIM | SI_MODIFIED) == 0
-    l.dev.remove_pages(TEXT_OFF, PAGE)
+    loaded = e.loaded(key)
+    loaded.dev.modify_types(TEXT_OFF, PAGE, PT_TRIM)
+    assert not allowed(e.p, loaded.base + TEXT_OFF, RW)
+    assert eaccept(e.p, loaded.base, loaded.base + TEXT_OFF, SI_TRIM | SI_MODIFIED) == 0
+    loaded.dev.remove_pages(TEXT_OFF, PAGE)
     for prot in ALL_PROTS:
-        assert allowed(e.p, l.base + TEXT_OFF, prot)
+        assert allowed(e.p, loaded.base + TEXT_OFF, prot)
 
 
 def test_mprotect_partial_failure_across_enclave_vmas(key):
     """mprotect is not atomic across VMAs: the RWX page's VMA (first) is changed,
     the R page's VMA refuses with EACCES and keeps its prot (§2.7)."""
     e = Env()
-    l = e.loaded(key)
+    loaded = e.loaded(key)
     # 0x5000 RWX intent mapped RWX, 0x6000 X intent mapped X: separate VMAs
-    e.p.mprotect(l.base + RWX_OFF, PAGE, R)
-    assert err_of(e.p.mprotect, l.base + RWX_OFF, 2 * PAGE, RX) == errno.EACCES
-    perms = {v.start - l.base: v.perms for v in e.p.vmas() if v.name == DEV}
+    e.p.mprotect(loaded.base + RWX_OFF, PAGE, R)
+    assert err_of(e.p.mprotect, loaded.base + RWX_OFF, 2 * PAGE, RX) == errno.EACCES
+    perms = {v.start - loaded.base: v.perms for v in e.p.vmas() if v.name == DEV}
     assert perms[RWX_OFF] == "r-xs"
     assert perms[XO_OFF] == "--xs"
     e.validate()
@@ -1328,9 +1328,9 @@ def test_mprotect_within_one_vma_refused_as_a_whole(key):
     """One VMA covering an RWX and an R page (mapped R): mprotect RW is refused and
     nothing changes (the hook sees the whole piece)."""
     e = Env()
-    l = e.loaded(key)
-    a = l.base + RO_OFF
-    dev_map(e.p, l.dev, a, 2 * PAGE, R)
+    loaded = e.loaded(key)
+    a = loaded.base + RO_OFF
+    dev_map(e.p, loaded.dev, a, 2 * PAGE, R)
     before = e.p.maps()
     assert err_of(e.p.mprotect, a, 2 * PAGE, RW) == errno.EACCES
     assert e.p.maps() == before
@@ -1395,8 +1395,8 @@ def test_page_access_before_init_within_intent_works(key):
 
 def test_sgx1_hole_sigbus(key):
     e = Env(SgxCpu(sgx2=False))
-    l = e.loaded(key)
-    a = dev_map(e.p, l.dev, l.base + HOLE_OFF, PAGE, RW)
+    loaded = e.loaded(key)
+    a = dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, PAGE, RW)
     f = fault_of(e.p.read, a, 1)
     assert f is not None and (f.signal, f.code) == ("SIGBUS", "BUS_ADRERR")
     assert e.cpu.epc_free == e.epc0 - 9
@@ -1413,8 +1413,8 @@ def test_eaug_before_init_sigbus():
 
 def test_eaug_after_init_adds_a_page(key):
     e = Env()
-    l = e.loaded(key)
-    a = dev_map(e.p, l.dev, l.base + HOLE_OFF, PAGE, R)
+    loaded = e.loaded(key)
+    a = dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, PAGE, R)
     assert e.p.read(a, 3) == b"\xff" * 3
     assert e.cpu.epc_free == e.epc0 - 10
     e.validate()
@@ -1437,26 +1437,26 @@ def test_access_type_checked_before_the_driver(key):
     """A write to a PROT_READ enclave VMA is SIGSEGV/SEGV_ACCERR from the generic
     fault code, a fetch from a non-X one too."""
     e = Env()
-    l = e.loaded(key)
-    f = fault_of(e.p.write, l.base + RO_OFF, b"x")
+    loaded = e.loaded(key)
+    f = fault_of(e.p.write, loaded.base + RO_OFF, b"x")
     assert (f.signal, f.code) == ("SIGSEGV", "SEGV_ACCERR")
-    f = fault_of(e.p.touch, l.base + DATA_OFF, "x")
+    f = fault_of(e.p.touch, loaded.base + DATA_OFF, "x")
     assert (f.signal, f.code) == ("SIGSEGV", "SEGV_ACCERR")
-    f = fault_of(e.p.read, l.base + NONE_OFF, 1)
+    f = fault_of(e.p.read, loaded.base + NONE_OFF, 1)
     assert (f.signal, f.code) == ("SIGSEGV", "SEGV_ACCERR")
 
 
 def test_abort_page_semantics_outside_enclave_mode(key):
     """Reads return 0xff, writes are dropped; the enclave still sees its data."""
     e = Env()
-    l = e.loaded(key)
-    a = l.base + DATA_OFF
+    loaded = e.loaded(key)
+    a = loaded.base + DATA_OFF
     assert e.p.read(a, 16) == b"\xff" * 16
     e.p.write(a, b"\x00" * 16)
     assert e.p.read(a, 16) == b"\xff" * 16
-    assert enclave_read(e.p, l.base, a, 16) == b"\x5a" * 16
-    assert e.p.read(l.base + RWX_OFF + 100, 4) == b"\xff" * 4
-    e.p.touch(l.base + TEXT_OFF, "x")
+    assert enclave_read(e.p, loaded.base, a, 16) == b"\x5a" * 16
+    assert e.p.read(loaded.base + RWX_OFF + 100, 4) == b"\xff" * 4
+    e.p.touch(loaded.base + TEXT_OFF, "x")
     e.validate()
 
 
@@ -1466,18 +1466,18 @@ def test_emodpe_fault_is_an_aex(key, case):
     is not a REG page -> #PF); §1.2: faults inside the enclave are reported in run
     with function ERESUME."""
     e = Env()
-    l = e.loaded(key)
-    addr, flags, vector = {"W without R": (l.base + DATA_OFF, SI_W, 13),
-                           "TCS page": (l.base + TCS_OFF, SI_R, 14)}[case]
-    run = vdso.SgxEnclaveRun(tcs=l.base)
+    loaded = e.loaded(key)
+    addr, flags, vector = {"W without R": (loaded.base + DATA_OFF, SI_W, 13),
+                           "TCS page": (loaded.base + TCS_OFF, SI_R, 14)}[case]
+    run = vdso.SgxEnclaveRun(tcs=loaded.base)
     assert vdso.enter_enclave(e.p, run, program=lambda ctx: ctx.emodpe(addr, flags)) == 0
     assert (run.function, run.exception_vector) == (vdso.ERESUME, vector)
 
 
 def test_abort_page_read_spanning_two_enclave_pages(key):
     e = Env()
-    l = e.loaded(key)
-    assert e.p.read(l.base + DATA_OFF + PAGE - 4, 8) == b"\xff" * 8
+    loaded = e.loaded(key)
+    assert e.p.read(loaded.base + DATA_OFF + PAGE - 4, 8) == b"\xff" * 8
 
 
 # =====================================================================================
@@ -1525,56 +1525,56 @@ def vma_at(p, addr):
 
 def test_access_non_debug_enclave_efault(key):
     e = Env()
-    l = e.loaded(key)
-    vma = vma_at(e.p, l.base + DATA_OFF)
+    loaded = e.loaded(key)
+    vma = vma_at(e.p, loaded.base + DATA_OFF)
     with pytest.raises(OSError) as ei:
-        vma.vm_ops.access(vma, l.base + DATA_OFF, 8, False)
+        vma.vm_ops.access(vma, loaded.base + DATA_OFF, 8, False)
     assert ei.value.errno == errno.EFAULT
 
 
 def test_access_debug_enclave_reads_and_writes(key):
     e = Env()
-    l = e.loaded(key, attributes="MODE64BIT|DEBUG")
-    a = l.base + DATA_OFF
+    loaded = e.loaded(key, attributes="MODE64BIT|DEBUG")
+    a = loaded.base + DATA_OFF
     vma = vma_at(e.p, a)
     assert vma.vm_ops.access(vma, a + 8, 8, False) == b"\x5a" * 8
     assert vma.vm_ops.access(vma, a + 8, 4, True, b"\x01\x02\x03\x04") == 4
     assert vma.vm_ops.access(vma, a + 6, 8, False) == b"\x5a\x5a\x01\x02\x03\x04\x5a\x5a"
-    assert enclave_read(e.p, l.base, a + 8, 4) == b"\x01\x02\x03\x04"
+    assert enclave_read(e.p, loaded.base, a + 8, 4) == b"\x01\x02\x03\x04"
 
 
 def test_access_debug_tcs_only_flags_word_writable(key):
     """EDBGWR on a TCS only to FLAGS (offset 8); elsewhere #GP -> EIO."""
     e = Env()
-    l = e.loaded(key, attributes="MODE64BIT|DEBUG")
-    vma = vma_at(e.p, l.base)
-    assert vma.vm_ops.access(vma, l.base + 8, 8, True, struct.pack("<Q", 1)) == 8
-    assert vma.vm_ops.access(vma, l.base + 8, 8, False) == struct.pack("<Q", 1)
+    loaded = e.loaded(key, attributes="MODE64BIT|DEBUG")
+    vma = vma_at(e.p, loaded.base)
+    assert vma.vm_ops.access(vma, loaded.base + 8, 8, True, struct.pack("<Q", 1)) == 8
+    assert vma.vm_ops.access(vma, loaded.base + 8, 8, False) == struct.pack("<Q", 1)
     with pytest.raises(OSError) as ei:
-        vma.vm_ops.access(vma, l.base + 16, 8, True, bytes(8))
+        vma.vm_ops.access(vma, loaded.base + 16, 8, True, bytes(8))
     assert ei.value.errno == errno.EIO
 
 
 def test_access_debug_partial_word_write_to_tcs_flags(key):
     e = Env()
-    l = e.loaded(key, attributes="MODE64BIT|DEBUG")
-    vma = vma_at(e.p, l.base)
-    assert vma.vm_ops.access(vma, l.base + 8, 4, True, b"\x01\0\0\0") == 4
-    assert vma.vm_ops.access(vma, l.base + 8, 8, False) == struct.pack("<Q", 1)
+    loaded = e.loaded(key, attributes="MODE64BIT|DEBUG")
+    vma = vma_at(e.p, loaded.base)
+    assert vma.vm_ops.access(vma, loaded.base + 8, 4, True, b"\x01\0\0\0") == 4
+    assert vma.vm_ops.access(vma, loaded.base + 8, 8, False) == struct.pack("<Q", 1)
 
 
 def test_access_debug_unaligned_read_spanning_words(key):
     e = Env()
-    l = e.loaded(key, attributes="MODE64BIT|DEBUG")
-    a = l.base + TEXT_OFF
+    loaded = e.loaded(key, attributes="MODE64BIT|DEBUG")
+    a = loaded.base + TEXT_OFF
     vma = vma_at(e.p, a)
     assert vma.vm_ops.access(vma, a + 3, 13, False) == b"\xcc" * 13
 
 
 def test_access_debug_hole_efault(key):
     e = Env()
-    l = e.loaded(key, attributes="MODE64BIT|DEBUG")
-    h = dev_map(e.p, l.dev, l.base + HOLE_OFF, PAGE, RW)
+    loaded = e.loaded(key, attributes="MODE64BIT|DEBUG")
+    h = dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, PAGE, RW)
     vma = vma_at(e.p, h)
     with pytest.raises(OSError) as ei:
         vma.vm_ops.access(vma, h, 8, False)
@@ -1609,29 +1609,29 @@ def dev_for(p, fd) -> loader.SgxDevice:
 
 def test_fork_child_shares_the_enclave(key):
     e = Env()
-    l = e.loaded(key)
-    a = l.base + DATA_OFF
+    loaded = e.loaded(key)
+    a = loaded.base + DATA_OFF
     e.p.read(a, 1)
     child = e.p.fork()
     assert child.maps() == e.p.maps()
     assert [(v.start, v.end, v.flags) for v in child.vmas()] == \
         [(v.start, v.end, v.flags) for v in e.p.vmas()]
-    run = enter(e.p, l.base, lambda ctx: ctx.write64(a, MAGIC))
+    run = enter(e.p, loaded.base, lambda ctx: ctx.write64(a, MAGIC))
     assert run.function == EEXIT
-    assert enclave_read(child, l.base, a) == struct.pack("<Q", MAGIC)
+    assert enclave_read(child, loaded.base, a) == struct.pack("<Q", MAGIC)
     # the child's VMAs are held to the same intents
-    assert err_of(child.mprotect, l.base + RO_OFF, PAGE, RW) == errno.EACCES
-    child.mprotect(l.base + RWX_OFF, PAGE, RWX)
+    assert err_of(child.mprotect, loaded.base + RO_OFF, PAGE, RW) == errno.EACCES
+    child.mprotect(loaded.base + RWX_OFF, PAGE, RWX)
     e.validate(e.p, child)
 
 
 def test_fork_then_parent_exit_keeps_the_enclave_until_the_child_exits(key):
     e = Env()
-    l = e.loaded(key)
+    loaded = e.loaded(key)
     child = e.p.fork()
     e.p.exit()
     assert e.cpu.epc_free == e.epc0 - 9
-    assert enclave_read(child, l.base, l.base + DATA_OFF, 1) == b"\x5a"
+    assert enclave_read(child, loaded.base, loaded.base + DATA_OFF, 1) == b"\x5a"
     e.validate(child)
     child.exit()
     assert e.cpu.epc_free == e.epc0
@@ -1640,13 +1640,13 @@ def test_fork_then_parent_exit_keeps_the_enclave_until_the_child_exits(key):
 def test_fork_child_sgx2_changes_seen_by_the_parent(key):
     """The child's REMOVE zaps PTEs in every mm (the parent's too)."""
     e = Env()
-    l = e.loaded(key)
-    a = l.base + DATA_OFF
+    loaded = e.loaded(key)
+    a = loaded.base + DATA_OFF
     e.p.read(a, 1)
     child = e.p.fork()
-    child_dev = dev_for(child, l.dev.fd)
+    child_dev = dev_for(child, loaded.dev.fd)
     child_dev.modify_types(DATA_OFF, PAGE, PT_TRIM)
-    assert eaccept(child, l.base, a, SI_TRIM | SI_MODIFIED) == 0
+    assert eaccept(child, loaded.base, a, SI_TRIM | SI_MODIFIED) == 0
     child_dev.remove_pages(DATA_OFF, PAGE)
     e.validate(e.p, child)
     e.p.mprotect(a, PAGE, RWX)                   # a hole now, in the parent too
@@ -1656,24 +1656,24 @@ def test_fork_child_sgx2_changes_seen_by_the_parent(key):
 
 def test_mremap_grow_efault(key):
     e = Env()
-    l = e.loaded(key)
-    a = dev_map(e.p, l.dev, l.base + HOLE_OFF, PAGE, RW)
+    loaded = e.loaded(key)
+    a = dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, PAGE, RW)
     assert err_of(e.p.mremap, a, PAGE, 2 * PAGE) == errno.EFAULT
     assert err_of(e.p.mremap, a, PAGE, 2 * PAGE, MREMAP_MAYMOVE) == errno.EFAULT
 
 
 def test_mremap_dontunmap_einval(key):
     e = Env()
-    l = e.loaded(key)
-    a = l.base + DATA_OFF
+    loaded = e.loaded(key)
+    a = loaded.base + DATA_OFF
     assert err_of(e.p.mremap, a, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP) \
         == errno.EINVAL
 
 
 def test_mremap_shrink_ok(key):
     e = Env()
-    l = e.loaded(key)
-    a = dev_map(e.p, l.dev, l.base + HOLE_OFF, 4 * PAGE, RW)
+    loaded = e.loaded(key)
+    a = dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, 4 * PAGE, RW)
     assert e.p.mremap(a, 4 * PAGE, 2 * PAGE) == a
     e.validate()
 
@@ -1684,10 +1684,10 @@ def test_mremap_move_then_mprotect_keeps_the_intent_invariant(key):
     # The invariant validate() holds is about PTEs at their page's own address; the
     # displaced one is useless (EPCM address check; abort page outside enclave mode).
     e = Env()
-    l = e.loaded(key)
-    a = l.base + RO_OFF
+    loaded = e.loaded(key)
+    a = loaded.base + RO_OFF
     e.p.read(a, 1)                                       # PTE -> the R page
-    new = e.p.mremap(a, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, l.base + HOLE_OFF)
+    new = e.p.mremap(a, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, loaded.base + HOLE_OFF)
     e.validate()
     e.p.mprotect(new, PAGE, RWX)                         # a hole at the new address
     e.validate()
@@ -1695,35 +1695,35 @@ def test_mremap_move_then_mprotect_keeps_the_intent_invariant(key):
 
 def test_release_close_after_mmap_does_not_release(key):
     e = Env()
-    l = e.loaded(key)
-    e.p.close(l.dev.fd)
+    loaded = e.loaded(key)
+    e.p.close(loaded.dev.fd)
     assert e.cpu.epc_free == e.epc0 - 9
-    assert enclave_read(e.p, l.base, l.base + DATA_OFF, 1) == b"\x5a"
+    assert enclave_read(e.p, loaded.base, loaded.base + DATA_OFF, 1) == b"\x5a"
     e.validate()
 
 
 def test_release_last_munmap_after_close_eremoves_everything(key):
     e = Env()
-    l = e.loaded(key)
-    dev_map(e.p, l.dev, l.base + HOLE_OFF, PAGE, RW)
-    e.p.read(l.base + HOLE_OFF, 1)                       # an EAUGed page too
-    l.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)          # and a TRIM page
+    loaded = e.loaded(key)
+    dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, PAGE, RW)
+    e.p.read(loaded.base + HOLE_OFF, 1)                       # an EAUGed page too
+    loaded.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)          # and a TRIM page
     assert e.cpu.epc_free == e.epc0 - 10
-    e.p.close(l.dev.fd)
-    e.p.munmap(l.base, HOLE_OFF)
+    e.p.close(loaded.dev.fd)
+    e.p.munmap(loaded.base, HOLE_OFF)
     assert e.cpu.epc_free == e.epc0 - 10                 # the hole's VMA holds the file
-    e.p.munmap(l.base + HOLE_OFF, PAGE)
+    e.p.munmap(loaded.base + HOLE_OFF, PAGE)
     assert e.cpu.epc_free == e.epc0
     e.validate()
 
 
 def test_release_munmap_without_close_then_close(key):
     e = Env()
-    l = e.loaded(key)
-    e.p.munmap(l.base, SIZE)
+    loaded = e.loaded(key)
+    e.p.munmap(loaded.base, SIZE)
     assert e.cpu.epc_free == e.epc0 - 9                  # the fd holds it
-    assert l.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)[4] == PAGE
-    e.p.close(l.dev.fd)
+    assert loaded.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)[4] == PAGE
+    e.p.close(loaded.dev.fd)
     assert e.cpu.epc_free == e.epc0
 
 
@@ -1747,10 +1747,10 @@ def test_release_of_an_enclave_never_created_or_never_initialized():
 
 def test_release_dup_fd_keeps_it_open(key):
     e = Env()
-    l = e.loaded(key)
-    fd2 = e.p.dup(l.dev.fd)
-    e.p.munmap(l.base, SIZE)
-    e.p.close(l.dev.fd)
+    loaded = e.loaded(key)
+    fd2 = e.p.dup(loaded.dev.fd)
+    e.p.munmap(loaded.base, SIZE)
+    e.p.close(loaded.dev.fd)
     assert e.cpu.epc_free == e.epc0 - 9
     e.p.close(fd2)
     assert e.cpu.epc_free == e.epc0

@@ -30,9 +30,8 @@ from sgx_helpers import ENCL_DYN_ENTRY, MAGIC, MAGIC2, PAGE_SIZE, TestEnclave, b
 
 import vmsim
 from vmsim import MAP_FIXED, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE
-from vmsim.arch.x86.sgx import sigstruct as S
 from vmsim.arch.x86.sgx.cpu import SgxCpu
-from vmsim.drivers.sgx.uapi import (
+from vmsim.arch.x86.sgx.defs import (
     EEXIT,
     ERESUME,
     SGX_PAGE_TYPE_TCS,
@@ -47,6 +46,7 @@ from vmsim.drivers.sgx.uapi import (
     SGX_SECINFO_W,
 )
 from vmsim.enclave import loader
+from vmsim.enclave import signing as S
 
 ENCL_HEAP_SIZE_DEFAULT = PAGE_SIZE          # main.h
 #: the model's EPC for the oversubscribed tests (see the module docstring)
@@ -586,7 +586,7 @@ def test_vdso_eexit_leaves_exception_fields_alone(key):
 def test_eenter_faults_when_the_ssa_frame_is_not_a_rw_reg_page(key, how):
     from sgx_helpers import ENCL_SSA_TCS1
 
-    from vmsim.drivers.sgx.uapi import EENTER
+    from vmsim.arch.x86.sgx.defs import EENTER
     t = setup_test_encl(key)
     dev = t.loaded.dev
     if how == "trim":

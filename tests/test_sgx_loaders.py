@@ -46,7 +46,7 @@ from vmsim import (
 )
 from vmsim.arch.x86.sgx import sigstruct as S
 from vmsim.arch.x86.sgx.cpu import SgxCpu
-from vmsim.drivers.sgx.uapi import (
+from vmsim.arch.x86.sgx.defs import (
     EEXIT,
     ERESUME,
     SGX_ATTR_MODE64BIT,
@@ -59,8 +59,8 @@ from vmsim.drivers.sgx.uapi import (
     SGX_SECINFO_TCS,
     SGX_SECINFO_W,
 )
-from vmsim.enclave import loader
-from vmsim.enclave.image import encode_tcs
+from vmsim.enclave import loader, signing
+from vmsim.enclave.segment import encode_tcs
 
 RW, RX, RWX = PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE | PROT_EXEC
 DEV = "/dev/sgx_enclave"
@@ -71,7 +71,7 @@ VSYSCALL = (0xffffffffff600000, 0xffffffffff601000)
 
 @pytest.fixture(scope="module")
 def key():
-    return S.generate_key()
+    return signing.generate_key()
 
 
 @pytest.fixture

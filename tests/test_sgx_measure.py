@@ -18,8 +18,7 @@ import pytest
 
 from vmsim.arch.x86.sgx import measure as M
 from vmsim.arch.x86.sgx import sigstruct as S
-from vmsim.cli.sgx import measure_main, sign_main
-from vmsim.drivers.sgx.uapi import (
+from vmsim.arch.x86.sgx.defs import (
     SGX_ATTR_DEBUG,
     SGX_ATTR_MODE64BIT,
     SGX_INVALID_SIG_STRUCT,
@@ -27,7 +26,10 @@ from vmsim.drivers.sgx.uapi import (
     SGX_SECINFO_REG,
     SGX_SECINFO_TCS,
 )
-from vmsim.enclave.image import EnclaveImage, ImageError, Segment, decode_tcs, encode_tcs, tcs_after_eadd
+from vmsim.cli.main import main
+from vmsim.enclave import signing
+from vmsim.enclave.image import EnclaveImage
+from vmsim.enclave.segment import ImageError, Segment, decode_tcs, encode_tcs, tcs_after_eadd
 
 P = 4096
 ZERO = bytes(P)
@@ -95,7 +97,7 @@ def test_vectors(size, ssa, pages, want):
 def test_v1_record_by_record_equals_one_sha256_over_records():
     """MRENCLAVE is a plain SHA-256 over the concatenated records."""
     blob = M.ecreate_record(0x2000, 1)
-    for off, data, flags, measured in V1_PAGES:
+    for off, data, flags, _measured in V1_PAGES:
         blob += M.eadd_record(off, flags)
         for i in range(0, P, 256):
             blob += M.eextend_header(off + i) + data[i:i + 256]
@@ -205,7 +207,7 @@ def test_sigstruct_round_trip_any_bytes():
 
 
 def test_sigstruct_signed_bytes():
-    s = S.build(bytes(range(32)), isvsvn=7)
+    s = signing.build(bytes(range(32)), isvsvn=7)
     raw = s.pack()
     sb = s.signed_bytes()
     assert len(sb) == 256
@@ -214,7 +216,7 @@ def test_sigstruct_signed_bytes():
 
 
 def test_sigstruct_defaults_are_the_kselftests():
-    s = S.build(bytes(32))
+    s = signing.build(bytes(32))
     assert (s.attributes, s.xfrm, s.attributes_mask, s.xfrm_mask, s.miscselect,
             s.misc_mask, s.isvprodid, s.isvsvn, s.vendor, s.date, s.exponent) == \
         (SGX_ATTR_MODE64BIT, 3, 0, 0, 0, 0, 0, 0, 0, 0, 3)
@@ -225,12 +227,12 @@ def test_sigstruct_defaults_are_the_kselftests():
 ])
 def test_build_range_checks(bad):
     with pytest.raises(ValueError):
-        S.build(bytes(32), **bad)
+        signing.build(bytes(32), **bad)
 
 
 def test_pack_and_unpack_reject_wrong_sizes():
     with pytest.raises(ValueError):
-        S.build(bytes(31))
+        signing.build(bytes(31))
     with pytest.raises(ValueError):
         S.Sigstruct(modulus=bytes(383)).pack()
     with pytest.raises(ValueError):
@@ -243,12 +245,12 @@ def test_pack_and_unpack_reject_wrong_sizes():
 
 @pytest.fixture(scope="module")
 def key():
-    return S.generate_key()
+    return signing.generate_key()
 
 
 @pytest.fixture(scope="module")
 def signed(key):
-    return S.sign(S.build(bytes.fromhex(V1), isvprodid=1, isvsvn=2, date=0x20261127), key)
+    return signing.sign(signing.build(bytes.fromhex(V1), isvprodid=1, isvsvn=2, date=0x20261127), key)
 
 
 def test_generated_key_is_rsa3072_e3(key):
@@ -282,9 +284,9 @@ def test_q1_q2_follow_the_formulas(signed):
 
 
 def test_sign_does_not_modify_its_argument(key):
-    unsigned = S.build(bytes(32))
+    unsigned = signing.build(bytes(32))
     before = dataclasses.replace(unsigned)
-    S.sign(unsigned, key)
+    signing.sign(unsigned, key)
     assert unsigned == before
 
 
@@ -360,7 +362,7 @@ def test_signature_not_below_modulus_is_invalid_signature(signed):
 
 
 def test_unsigned_sigstruct_is_invalid_signature():
-    assert S.verify(S.build(bytes(32))) == SGX_INVALID_SIGNATURE
+    assert S.verify(signing.build(bytes(32))) == SGX_INVALID_SIGNATURE
 
 
 @pytest.mark.parametrize("change", [
@@ -386,14 +388,14 @@ def test_structure_checked_before_signature(signed):
 
 
 def test_vendor_8086_signed_verifies(key):
-    s = S.sign(S.build(bytes(32), vendor=0x8086), key)
+    s = signing.sign(signing.build(bytes(32), vendor=0x8086), key)
     assert S.verify(s) == 0
 
 
 def test_resigning_a_tampered_body_verifies_again(signed, key):
     tampered = dataclasses.replace(signed, isvsvn=signed.isvsvn + 1)
     assert S.verify(tampered) == SGX_INVALID_SIGNATURE
-    assert S.verify(S.sign(tampered, key)) == 0
+    assert S.verify(signing.sign(tampered, key)) == 0
 
 
 def test_pkcs1_encoding_layout():
@@ -404,23 +406,23 @@ def test_pkcs1_encoding_layout():
 
 
 def test_key_pem_round_trip(key):
-    pem = S.key_to_pem(key)
+    pem = signing.key_to_pem(key)
     assert pem.startswith(b"-----BEGIN RSA PRIVATE KEY-----")
-    again = S.load_key(pem)
-    assert S.public_modulus(again) == S.public_modulus(key)
-    assert S.load_key(pem.decode()).key_size == 3072
+    again = signing.load_key(pem)
+    assert signing.public_modulus(again) == signing.public_modulus(key)
+    assert signing.load_key(pem.decode()).key_size == 3072
 
 
 def test_load_key_refuses_unsuitable_keys():
     from cryptography.hazmat.primitives.asymmetric import rsa
     with pytest.raises(ValueError, match="exponent is 65537"):
-        S.load_key(S.key_to_pem(rsa.generate_private_key(65537, 3072)))
+        signing.load_key(signing.key_to_pem(rsa.generate_private_key(65537, 3072)))
     with pytest.raises(ValueError, match="2048 bits"):
-        S.load_key(S.key_to_pem(rsa.generate_private_key(3, 2048)))
+        signing.load_key(signing.key_to_pem(rsa.generate_private_key(3, 2048)))
     with pytest.raises(ValueError, match="cannot read PEM"):
-        S.load_key(b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+        signing.load_key(b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n")
     with pytest.raises(ValueError, match="cannot read PEM"):
-        S.load_key("not a key")
+        signing.load_key("not a key")
 
 
 # ---------------------------------------------------------------- TCS layout
@@ -799,13 +801,13 @@ def v3_image(tmp_path):
 
 
 def test_cli_measure(v3_image, capsys):
-    assert measure_main([str(v3_image)]) == 0
+    assert main(["sgx", "measure", str(v3_image)]) == 0
     out, err = capsys.readouterr()
     assert out == f"MRENCLAVE {V3}\n" and err == ""
 
 
 def test_cli_measure_verbose(v3_image, capsys):
-    assert measure_main(["-v", str(v3_image)]) == 0
+    assert main(["sgx", "measure", "-v", str(v3_image)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "ECREATE  size=0x4000 ssa_frame_size=2"
     assert lines[1].split() == ["EADD", "0x00000000", "secinfo=0x0205", "REG", "RX",
@@ -820,14 +822,14 @@ def test_cli_measure_verbose(v3_image, capsys):
 def test_cli_measure_elf(tmp_path, capsys):
     f = tmp_path / "e.elf"
     f.write_bytes(make_elf([(PF_R | PF_W, 0x1000, TCS_PAGE)]))
-    assert measure_main([str(f), "--heap-size", "0x2000"]) == 0
+    assert main(["sgx", "measure", str(f), "--heap-size", "0x2000"]) == 0
     want = EnclaveImage.from_elf(str(f), heap_size=0x2000).measure().hex()
     assert capsys.readouterr().out == f"MRENCLAVE {want}\n"
 
 
 def test_cli_sign_generate_then_reuse_key(v3_image, tmp_path, capsys):
     keyf, out = tmp_path / "k.pem", tmp_path / "v3.sigstruct"
-    assert sign_main([str(v3_image), "--generate-key", str(keyf), "-o", str(out)]) == 0
+    assert main(["sgx", "sign", str(v3_image), "--generate-key", str(keyf), "-o", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     raw = out.read_bytes()
     s = S.Sigstruct.unpack(raw)
@@ -836,7 +838,7 @@ def test_cli_sign_generate_then_reuse_key(v3_image, tmp_path, capsys):
     assert oct(keyf.stat().st_mode & 0o777) == "0o600"
 
     out2 = tmp_path / "again.sigstruct"
-    assert sign_main([str(v3_image), "--key", str(keyf), "-o", str(out2)]) == 0
+    assert main(["sgx", "sign", str(v3_image), "--key", str(keyf), "-o", str(out2)]) == 0
     assert capsys.readouterr().out.splitlines() == lines
     assert out2.read_bytes() == raw       # PKCS#1 v1.5 is deterministic
 
@@ -844,7 +846,7 @@ def test_cli_sign_generate_then_reuse_key(v3_image, tmp_path, capsys):
 def test_cli_sign_refuses_to_overwrite_a_key(v3_image, tmp_path, capsys):
     keyf = tmp_path / "k.pem"
     keyf.write_text("precious")
-    assert sign_main([str(v3_image), "--generate-key", str(keyf),
+    assert main(["sgx", "sign", str(v3_image), "--generate-key", str(keyf),
                       "-o", str(tmp_path / "o")]) == 2
     assert keyf.read_text() == "precious"
     assert capsys.readouterr().err == f"{keyf}: exists; not overwriting a key\n"
@@ -861,7 +863,7 @@ def _one_line_error(capsys):
 def test_cli_measure_bad_image(tmp_path, capsys, argv_tail):
     f = tmp_path / "bad.img"
     f.write_text("size = 0x8000\nsegment a perms=RW pages=1\nsegment b perms=WX pages=1\n")
-    assert measure_main(argv_tail + [str(f)]) == 2
+    assert main(["sgx", "measure", *argv_tail, str(f)]) == 2
     assert _one_line_error(capsys) == f"{f}:3: segment b: perms W without R " \
                                       "(ADD_PAGES refuses it)"
 
@@ -873,30 +875,30 @@ def test_cli_measure_bad_image(tmp_path, capsys, argv_tail):
                                   "100 is not a multiple of 4096"),
 ])
 def test_cli_measure_usage_errors(argv, msg, capsys):
-    assert measure_main(argv) == 2
+    assert main(["sgx", "measure", *argv]) == 2
     assert _one_line_error(capsys) == msg
 
 
 def test_cli_measure_binary_garbage(tmp_path, capsys):
     f = tmp_path / "g.img"
     f.write_bytes(b"size = 0x2000\n\xff\xfe")
-    assert measure_main([str(f)]) == 2
+    assert main(["sgx", "measure", str(f)]) == 2
     assert _one_line_error(capsys) == f"{f}:2: not UTF-8 text and not an ELF file"
 
 
 def test_cli_sign_errors(v3_image, tmp_path, capsys):
     out = str(tmp_path / "o.sigstruct")
-    assert sign_main([str(v3_image), "-o", out]) == 2
+    assert main(["sgx", "sign", str(v3_image), "-o", out]) == 2
     assert "exactly one of --key and --generate-key" in _one_line_error(capsys)
-    assert sign_main([str(v3_image), "--key", "a", "--generate-key", "b", "-o", out]) == 2
+    assert main(["sgx", "sign", str(v3_image), "--key", "a", "--generate-key", "b", "-o", out]) == 2
     assert "exactly one of" in _one_line_error(capsys)
-    assert sign_main([str(v3_image), "--key", str(tmp_path / "none.pem"), "-o", out]) == 2
+    assert main(["sgx", "sign", str(v3_image), "--key", str(tmp_path / "none.pem"), "-o", out]) == 2
     assert _one_line_error(capsys) == f"{tmp_path / 'none.pem'}: No such file or directory"
     junk = tmp_path / "junk.pem"
     junk.write_text("not a key\n")
-    assert sign_main([str(v3_image), "--key", str(junk), "-o", out]) == 2
+    assert main(["sgx", "sign", str(v3_image), "--key", str(junk), "-o", out]) == 2
     assert _one_line_error(capsys).startswith(f"{junk}: cannot read PEM private key")
-    assert sign_main([str(v3_image), "--key", str(junk)]) == 2
+    assert main(["sgx", "sign", str(v3_image), "--key", str(junk)]) == 2
     assert "required: -o/--output" in _one_line_error(capsys)
     assert not os.path.exists(out)
 
@@ -904,14 +906,14 @@ def test_cli_sign_errors(v3_image, tmp_path, capsys):
 def test_cli_sign_bad_image(tmp_path, capsys):
     f = tmp_path / "bad.img"
     f.write_text("segment a perms=R pages=1 offset=0x10\n")
-    assert sign_main([str(f), "--generate-key", str(tmp_path / "k.pem"),
+    assert main(["sgx", "sign", str(f), "--generate-key", str(tmp_path / "k.pem"),
                       "-o", str(tmp_path / "o")]) == 2
     assert _one_line_error(capsys) == f"{f}:1: segment a: offset 0x10 is not page aligned"
     assert not (tmp_path / "k.pem").exists()       # nothing written on bad input
 
 
 def test_cli_help(capsys):
-    assert measure_main(["--help"]) == 0
+    assert main(["sgx", "measure", "--help"]) == 0
     assert "usage: vmsim sgx measure" in capsys.readouterr().out
-    assert sign_main(["-h"]) == 0
+    assert main(["sgx", "sign", "-h"]) == 0
     assert "--generate-key" in capsys.readouterr().out

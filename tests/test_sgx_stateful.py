@@ -75,14 +75,12 @@ from vmsim import (
     READ_IMPLIES_EXEC,
 )
 from vmsim.arch.x86 import vdso
-from vmsim.arch.x86.sgx import sigstruct as S
 from vmsim.arch.x86.sgx.cpu import SgxCpu
+from vmsim.arch.x86.sgx.defs import EENTER, ERESUME
 from vmsim.arch.x86.sgx.measure import Measurement
 from vmsim.drivers.sgx.uapi import (
     ADD_PAGES,
     CREATE,
-    EENTER,
-    ERESUME,
     INIT,
     MODIFY_TYPES,
     REMOVE_PAGES,
@@ -94,7 +92,8 @@ from vmsim.drivers.sgx.uapi import (
     SGX_IOC_ENCLAVE_REMOVE_PAGES,
     SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS,
 )
-from vmsim.enclave.image import encode_tcs, tcs_after_eadd
+from vmsim.enclave import signing as S
+from vmsim.enclave.segment import encode_tcs, tcs_after_eadd
 
 EXAMPLES = int(os.environ.get("VMSIM_SGX_STATEFUL_EXAMPLES", "100"))
 STEPS = int(os.environ.get("VMSIM_SGX_STATEFUL_STEPS", "30"))
@@ -225,7 +224,7 @@ class SgxMachine(RuleBasedStateMachine):
             note(f"{what} -> {f}")
             return f
         except OSError as e:
-            raise AssertionError(f"{what} raised OSError {e} instead of a Fault")
+            raise AssertionError(f"{what} raised OSError {e} instead of a Fault") from e
         note(f"{what} -> ok")
         return None
 
@@ -578,7 +577,7 @@ class SgxMachine(RuleBasedStateMachine):
 
     def moves_enclave_ptes(self, p, start, length) -> bool:
         mm = p.mm
-        for vpn in mm.present_in(start, start + length, mm.pfn_ptes):
+        for _vpn in mm.present_in(start, start + length, mm.pfn_ptes):
             return True
         return False
 

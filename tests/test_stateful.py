@@ -1004,7 +1004,7 @@ class VmsimMachine(RuleBasedStateMachine):
         for q in self.procs:
             assert q.p.maps() == snap[id(q)][0], "prctl changed maps"
         after = segments(p)
-        for (s, e, (fb, fkb), bb), (s2, e2, (fa, fka), ba) in zip(before, after):
+        for (s, e, (fb, fkb), bb), (s2, e2, (fa, fka), ba) in zip(before, after, strict=True):
             assert (s, e, fkb, bb) == (s2, e2, fka, ba)
             assert not (fa ^ fb) & ~VM_MERGEABLE
             if on and ksm_compatible(fa):
@@ -1084,7 +1084,7 @@ class VmsimMachine(RuleBasedStateMachine):
         self.others_unchanged(ps, snap)
         # what happened agrees with the VMAs seen before
         if fault is None:
-            for a, e in zip(page_list, exp):
+            for a, e in zip(page_list, exp, strict=True):
                 assert "ok" in e, f"{mode} access at {a:#x} succeeded, expected {e}"
             done = addr + length
         else:
@@ -1092,7 +1092,7 @@ class VmsimMachine(RuleBasedStateMachine):
             assert addr <= fault.addr < addr + length and \
                 (fault.addr == addr or fault.addr % PAGE == 0), f"fault address {fault.addr:#x}"
             k = (fault.addr >> 12) - (addr >> 12)
-            for a, e in zip(page_list[:k], exp[:k]):
+            for a, e in zip(page_list[:k], exp[:k], strict=True):
                 assert "ok" in e, f"{mode} access at {a:#x} succeeded, expected {e}"
             assert fault.code in exp[k], \
                 f"{mode} access at {fault.addr:#x}: {fault.code}, expected {exp[k]}"
@@ -1239,7 +1239,7 @@ class VmsimMachine(RuleBasedStateMachine):
                 lines[-1].startswith("ffffffffff600000-ffffffffff601000 --xp "), \
                 "the last maps line is not [vsyscall]"
             prev_end = 0
-            for line, v in zip(lines, views):
+            for line, v in zip(lines, views, strict=False):     # [vsyscall] last
                 fields = line.split(None, 5)
                 rng, perms, off = fields[0], fields[1], fields[2]
                 s, e = (int(x, 16) for x in rng.split("-"))
@@ -1266,7 +1266,7 @@ class VmsimMachine(RuleBasedStateMachine):
                 block = blocks[j] if j == 0 else blocks[j].split("\n", 1)[1]
                 head = block.split("\n", 1)[0]
                 assert head == lines[j], f"smaps header {head!r} != maps line {lines[j]!r}"
-                fields = dict(l.split(":", 1) for l in block.split("\n")[1:] if ":" in l)
+                fields = dict(field.split(":", 1) for field in block.split("\n")[1:] if ":" in field)
                 assert int(fields["Size"].split()[0]) == (v.end - v.start) >> 10
                 assert ("ProtectionKey" in fields) == self.PKEYS
                 if self.PKEYS:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from vmsim.cli.trace import maps_main, replay_main
+from vmsim.cli.main import main
 
 HERE = os.path.dirname(__file__)
 CORPUS = os.path.join(HERE, "data", "bad_inputs")
@@ -48,7 +48,7 @@ def _argv(name):
 @pytest.mark.parametrize("name,lineno,why", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_replay(capsys, name, lineno, why):
     argv, path = _argv(name)
-    status = replay_main(argv)
+    status = main(["replay", *argv])
     out, err = capsys.readouterr()
     assert status == 2
     assert out == ""
@@ -65,14 +65,14 @@ def test_bad_input_replay(capsys, name, lineno, why):
                          ids=[c[0] for c in CASES if c[0].endswith(".maps")])
 def test_bad_maps_for_maps_command(capsys, name, lineno, why):
     path = os.path.join(CORPUS, name)
-    assert maps_main(["--maps", path]) == 2
+    assert main(["maps", "--maps", path]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{path}:{lineno}: " in err[0] and why in err[0]
 
 
 def test_bad_input_json_mode(capsys):
     path = os.path.join(CORPUS, "truncated_line.strace")
-    assert replay_main([path, "--json"]) == 2
+    assert main(["replay", path, "--json"]) == 2
     import json
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and f"{path}:2:" in json.loads(out[0])["error"]
@@ -89,12 +89,12 @@ def test_no_traceback_from_the_command_line(name):
 
 
 def test_missing_file_and_usage(capsys, tmp_path):
-    assert replay_main([str(tmp_path / "nope.jsonl")]) == 2
+    assert main(["replay", str(tmp_path / "nope.jsonl")]) == 2
     assert "nope.jsonl: cannot read" in capsys.readouterr().err
-    assert replay_main([]) == 2
-    assert replay_main([GOOD, "--placement", "sideways"]) == 2
-    assert maps_main([]) == 2
+    assert main(["replay"]) == 2
+    assert main(["replay", GOOD, "--placement", "sideways"]) == 2
+    assert main(["maps"]) == 2
 
 
 def test_good_small_trace_is_fine(capsys):
-    assert replay_main([GOOD, "--form", "none"]) == 0
+    assert main(["replay", GOOD, "--form", "none"]) == 0

@@ -8,18 +8,18 @@ import json
 import pytest
 
 from vmsim import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
+from vmsim.arch.x86.sgx import defs
 from vmsim.drivers.sgx import uapi as sgx
 from vmsim.trace.demo import demo_trace_path
 from vmsim.trace.format import (
     Record,
     TraceError,
     dumps_trace,
-    load_trace,
     parse_jsonl,
-    read_trace,
     record_to_json,
     write_trace,
 )
+from vmsim.trace.load import load_trace, read_trace
 
 
 def test_symbolic_and_numeric_values():
@@ -51,7 +51,7 @@ def test_sgx_structs_decoded():
     (rec,) = parse_jsonl(json.dumps(line)).records
     fd, cmd, arg = rec.args
     assert cmd == sgx.SGX_IOC_ENCLAVE_ADD_PAGES
-    assert arg["secinfo"] == sgx.SGX_SECINFO_REG | sgx.SGX_SECINFO_R | sgx.SGX_SECINFO_X
+    assert arg["secinfo"] == defs.SGX_SECINFO_REG | defs.SGX_SECINFO_R | defs.SGX_SECINFO_X
     assert arg["flags"] == sgx.SGX_PAGE_MEASURE
     assert arg["data"] == b"\xcc" + bytes(4095)
     # a bare pointer (what strace shows) is kept as a number

@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-from vmsim.trace.replay import ADDR_RESULT, Replayer, format_args
+from vmsim.syscalls.table import ADDR_RESULT
+from vmsim.trace.replay import Replayer, format_args
 from vmsim.trace.strace import parse_strace
 
 HERE = os.path.dirname(__file__)

@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
-from vmsim.cli.trace import demo_main, maps_main, replay_main
+from vmsim.cli.main import main
 from vmsim.trace.demo import START_MAPS, build_demo_records, demo_trace_path
-from vmsim.trace.format import dumps_trace, load_trace, parse_jsonl
+from vmsim.trace.format import dumps_trace, parse_jsonl
+from vmsim.trace.load import load_trace
 from vmsim.trace.replay import Replayer, summarize
 from vmsim.trace.strace import parse_strace
 from vmsim.trace.views import render
@@ -69,7 +70,7 @@ def test_demo_records_are_reproducible():
 
 
 def test_demo_main_output(capsys):
-    assert demo_main(["--color", "never"]) == 0
+    assert main(["demo", "--color", "never"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("vmsim: the Linux 6.18 memory-map layer")
     assert "refused" in out and "why: SGX: page 0x" in out
@@ -79,7 +80,7 @@ def test_demo_main_output(capsys):
 
 
 def test_demo_json(capsys):
-    assert demo_main(["--json"]) == 0
+    assert main(["demo", "--json"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert lines[-1]["status"] == 0 and "/dev/sgx_enclave" in lines[-1]["maps"]
     refused = [x for x in lines[:-1] if x.get("recorded", "").startswith("-1")]
@@ -100,7 +101,7 @@ def test_divergence_exit_1(tmp_path, capsys):
     bad = next(r for r in recs if r.call == "mprotect" and r.err == "EACCES")
     bad.err, bad.ret = None, 0          # pretend the kernel allowed RWX
     path = write(tmp_path, "t.jsonl", dumps_trace(recs, START_MAPS))
-    assert replay_main([path, "--color", "never", "--form", "none"]) == 1
+    assert main(["replay", path, "--color", "never", "--form", "none"]) == 1
     out = capsys.readouterr().out
     assert "DIFFERS" in out and "model: -1 EACCES" in out
     assert "was added with r-x" in out
@@ -120,7 +121,7 @@ def test_placement_trace_and_model(tmp_path, capsys):
     outs = r.run_all()
     assert [o.verdict for o in outs] == ["placement", "agree", "agree"]
     assert "the model placed it at" in outs[0].note
-    assert replay_main([path, "--placement", "model", "--form", "none"]) == 0
+    assert main(["replay", path, "--placement", "model", "--form", "none"]) == 0
     assert "moved" in capsys.readouterr().out
 
 
@@ -178,17 +179,17 @@ def test_views_forms(demo, tmp_path, capsys):
     assert "rw-s-" in pm and "sgx_enclave" in pm
     assert render(p, "smaps") == p.smaps()
     maps = write(tmp_path, "m.maps", START_MAPS)
-    assert maps_main(["--maps", maps, "--no-annotate", "--color", "never"]) == 0
+    assert main(["maps", "--maps", maps, "--no-annotate", "--color", "never"]) == 0
     assert capsys.readouterr().out == START_MAPS
-    assert maps_main([demo_trace_path(), "--form", "pmap", "--color", "never"]) == 0
+    assert main(["maps", demo_trace_path(), "--form", "pmap", "--color", "never"]) == 0
     assert " total " in capsys.readouterr().out
 
 
 def test_colour_only_when_asked_or_a_terminal(capsys):
     pytest.importorskip("rich")
-    assert maps_main([demo_trace_path(), "--color", "always"]) == 0
+    assert main(["maps", demo_trace_path(), "--color", "always"]) == 0
     assert "\x1b[" in capsys.readouterr().out
-    assert maps_main([demo_trace_path()]) == 0           # captured: not a terminal
+    assert main(["maps", demo_trace_path()]) == 0           # captured: not a terminal
     assert "\x1b[" not in capsys.readouterr().out
 
 

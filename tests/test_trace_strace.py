@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-import vmsim.diff.scenario as S
+import vmsim.syscalls.strace as S
 from vmsim import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE
 from vmsim.drivers.sgx import uapi as sgx
 from vmsim.trace import strace as T

@@ -5,15 +5,22 @@ the process table and the system-wide commit counter (mm/util.c vm_committed_as)
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
+from .arch.x86.sgx.cpu import SgxCpu
+from .drivers.sgx.driver import install as install_sgx
 from .errors import ENOMEM, kerr
+from .fs import procmaps
 from .fs.vfs import Vfs
+from .mm.flags import VM_STACK_DEFAULT_FLAGS
 from .mm.mm_struct import MmStruct
 from .mm.placement import mmap_base
+from .mm.vma import Vma
 from .process import Process
 from .uapi import (
     ADDR_COMPAT_LAYOUT,
     ADDR_NO_RANDOMIZE,
+    PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
     RLIM_INFINITY,
@@ -37,12 +44,15 @@ MMAP_RND_BITS = 28
 class Kernel:
     """A Linux 6.18 x86_64 kernel as the mm layer sees it. See docs/api.md."""
 
-    def __init__(self, *, max_map_count=65530, mmap_min_addr=4096, lsm_mmap_min_addr=65536,
-                 task_size=0x7FFFFFFFF000, overcommit_memory=0, overcommit_ratio=50,
-                 total_ram_pages=6 << 20, legacy_va_layout=False, pkeys=True, aslr=False,
-                 seed=0, thp="madvise", stack_guard_gap=256 << PAGE_SHIFT, uid=0,
-                 capabilities=frozenset({"CAP_SYS_RAWIO", "CAP_IPC_LOCK"}), rlimits=None,
-                 sgx=True, mprotect_hook="merged"):
+    def __init__(self, *, max_map_count: int = 65530, mmap_min_addr: int = 4096,
+                 lsm_mmap_min_addr: int = 65536, task_size: int = 0x7FFFFFFFF000,
+                 overcommit_memory: int = 0, overcommit_ratio: int = 50,
+                 total_ram_pages: int = 6 << 20, legacy_va_layout: bool = False,
+                 pkeys: bool = True, aslr: bool = False, seed: int = 0, thp: str = "madvise",
+                 stack_guard_gap: int = 256 << PAGE_SHIFT, uid: int = 0,
+                 capabilities: Iterable[str] = frozenset({"CAP_SYS_RAWIO", "CAP_IPC_LOCK"}),
+                 rlimits: dict[int, tuple[int, int]] | None = None,
+                 sgx: bool | SgxCpu = True, mprotect_hook: str = "merged") -> None:
         self.max_map_count = max_map_count
         self.dac_mmap_min_addr = mmap_min_addr
         #: security/min_addr.c: max(vm.mmap_min_addr, CONFIG_LSM_MMAP_MIN_ADDR)
@@ -68,14 +78,12 @@ class Kernel:
         #: "merged" (5.11: ->mprotect is a pure check) or "v40" (the hook got pprev
         #: and had to call mprotect_fixup itself, as in the SGX v40 patch)
         self.mprotect_hook = mprotect_hook
-        self.sgx_cpu = None
+        self.sgx_cpu: SgxCpu | None = None
         if sgx:
-            from .arch.x86.sgx.cpu import SgxCpu
-            from .drivers.sgx.driver import install
-            install(self, SgxCpu() if sgx is True else sgx)
+            install_sgx(self, SgxCpu() if sgx is True else sgx)
 
     # --- mm/util.c ---
-    def vm_enough_memory(self, mm, pages: int) -> None:
+    def vm_enough_memory(self, mm: MmStruct, pages: int) -> None:
         """__vm_enough_memory(): charge `pages` or raise ENOMEM by the overcommit policy."""
         self.committed += pages
         if self.overcommit_memory == 1:
@@ -90,38 +98,6 @@ class Kernel:
                 return
         self.committed -= pages
         raise kerr(ENOMEM)
-
-    def truncate(self, inode, size: int) -> None:
-        """truncate_setsize() + unmap_mapping_range(even_cows=1): pages wholly past
-        the new end leave the cache and every mapping, private COW copies included."""
-        inode.truncate(size)
-        first = -(-size // PAGE_SIZE)
-        for proc in self.processes.values():
-            for vma in proc.mm.tree:
-                if vma.file is None or vma.file.inode is not inode:
-                    continue
-                start = vma.start + max(first - vma.pgoff, 0) * PAGE_SIZE
-                if start < vma.end:
-                    proc.mm.zap(start, vma.end, markers=False)
-
-    def punch_hole(self, inode, first: int, last: int) -> None:
-        """vfs_fallocate(PUNCH_HOLE) of file pages [first, last): they leave the cache
-        and every shared mapping (unmap_mapping_range without even_cows: private COW
-        copies and guard markers stay)."""
-        for index in range(first, last):
-            inode.pages.pop(index, None)
-        for proc in self.processes.values():
-            mm = proc.mm
-            for vma in mm.tree:
-                if vma.file is None or vma.file.inode is not inode:
-                    continue
-                lo = max(first, vma.pgoff)
-                hi = min(last, vma.pgoff + vma.pages)
-                if lo < hi:
-                    start = vma.start + (lo - vma.pgoff) * PAGE_SIZE
-                    end = vma.start + (hi - vma.pgoff) * PAGE_SIZE
-                    for vpn in mm.present_in(start, end, mm.file_ptes):
-                        del mm.file_ptes[vpn]
 
     # --- processes ---
     def _new_process(self, parent: Process | None = None) -> Process:
@@ -145,7 +121,7 @@ class Kernel:
         start_brk = brk, and optionally a 132 KiB [stack] at the top.
 
         maps (and smaps): start instead from the address space of a real process's
-        /proc/PID/maps (smaps) dump (vmsim.procmaps); a malformed dump raises
+        /proc/PID/maps (smaps) dump (vmsim.fs.procmaps); a malformed dump raises
         procmaps.MapsError naming maps_path and the line."""
         p = self._new_process()
         p.persona = personality
@@ -160,13 +136,12 @@ class Kernel:
                                           << PAGE_SHIFT)
         mm.mmap_base = mmap_base(self.task_size, p.rlimit(RLIMIT_STACK),
                                  self.stack_guard_gap, stack_rnd, rnd)
-        mm.mmap_legacy_base = ((self.task_size // 3 + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)) + rnd
+        mm.mmap_legacy_base = ((self.task_size // 3 + PAGE_SIZE - 1) & PAGE_MASK) + rnd
         mm.topdown = not (personality & ADDR_COMPAT_LAYOUT or self.legacy_va_layout)
         if randomize:       # arch_randomize_brk(): a page within 32 MiB
             brk += self.random.randrange(0x2000000 >> PAGE_SHIFT) << PAGE_SHIFT
         mm.start_brk = mm.brk = brk
         if maps is not None:
-            from .fs import procmaps
             lines = procmaps.parse_maps(maps, maps_path)
             if smaps is not None:
                 procmaps.parse_smaps_into(lines, smaps, maps_path)
@@ -181,12 +156,7 @@ class Kernel:
 
     def _setup_stack(self, p: Process, end: int) -> None:
         """fs/exec.c setup_arg_pages(): the initial 132 KiB [stack] VMA ending at end."""
-        from .mm.flags import VM_STACK_DEFAULT_FLAGS
-        from .mm.vma import Vma
         mm = p.mm
         start = end - (33 << PAGE_SHIFT)
-        vma = Vma(mm, start, end, VM_STACK_DEFAULT_FLAGS, start >> PAGE_SHIFT)
-        mm.tree.insert(vma)
-        mm.account(vma.pages)
-        mm.vma_added(vma)
+        mm.insert_vm_struct(Vma(mm, start, end, VM_STACK_DEFAULT_FLAGS, start >> PAGE_SHIFT))
         mm.start_stack = end - PAGE_SIZE      # where argc sits, inside the VMA

@@ -7,26 +7,20 @@ mirrors the kernel's. Failures raise OSError with the kernel's errno.
 
 from __future__ import annotations
 
-from collections import namedtuple
+from typing import NamedTuple, Protocol
 
-from .errors import EBADF, EINVAL, EMFILE, kerr
+from .errors import EBADF, EINVAL, EMFILE, ENOTTY, EPERM, kerr
+from .fs.file import FMODE_READ, FMODE_WRITE, S_IFREG, File
+from .fs.vfs import Vfs
 from .mm import fault, madvise, mlock, mmap, mprotect, mremap, mseal, pkeys, procfs
-from .mm.flags import (
-    VM_ACCOUNT,
-    VM_DONTCOPY,
-    VM_LOCKED_MASK,
-    VM_MAYBE_GUARD,
-    VM_MERGEABLE,
-    VM_PFNMAP,
-    VM_WIPEONFORK,
-    vma_pkey,
-    vmflags_mnemonics,
-)
+from .mm.flags import VM_MERGEABLE, vma_pkey, vmflags_mnemonics
+from .mm.fork import dup_mmap, exit_mmap
 from .mm.madvise import ksm_compatible
 from .mm.mm_struct import MmStruct
 from .mm.munmap import do_vmi_munmap
-from .mm.vma import AnonVma
+from .mm.truncate import truncate_setsize
 from .uapi import (
+    PAGE_SHIFT,
     PR_GET_MDWE,
     PR_GET_MEMORY_MERGE,
     PR_MDWE_NO_INHERIT,
@@ -34,27 +28,55 @@ from .uapi import (
     PR_SET_MDWE,
     PR_SET_MEMORY_MERGE,
     PR_SET_VMA,
+    U64,
 )
 
-U64 = (1 << 64) - 1
 
-VmaView = namedtuple("VmaView", "start end flags pgoff perms name pkey file anon_vma vmflags "
-                                "offset dev inode")
+class KernelView(Protocol):
+    """What a Process uses of its Kernel. kernel.py imports this module, so the type
+    is structural: vmsim.Kernel is the one implementation."""
+
+    fs: Vfs
+    pkeys: bool
+    uid: int
+    capabilities: frozenset[str]
+    rlimits: dict[int, tuple[int, int]]
+    processes: dict[int, Process]
+
+    def _new_process(self, parent: Process | None = None) -> Process: ...
 
 
-def _ulong(x) -> int:
+class VmaView(NamedTuple):
+    """A read-only view of one VMA, as Process.vmas() gives it."""
+
+    start: int
+    end: int
+    flags: int
+    pgoff: int
+    perms: str
+    name: str | None
+    pkey: int
+    file: str | None
+    anon_vma: int | None
+    vmflags: list[str]
+    offset: int
+    dev: tuple[int, int]
+    inode: int
+
+
+def _ulong(x: object) -> int:
     if not isinstance(x, int):
         raise TypeError(f"expected an integer, got {type(x).__name__}")
     return x & U64
 
 
-def _int(x) -> int:
+def _int(x: object) -> int:
     if not isinstance(x, int):
         raise TypeError(f"expected an integer, got {type(x).__name__}")
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
-def _uint(x) -> int:
+def _uint(x: object) -> int:
     if not isinstance(x, int):
         raise TypeError(f"expected an integer, got {type(x).__name__}")
     return x & 0xFFFFFFFF
@@ -67,12 +89,12 @@ class Process:
     `mm.owner is self`; `pkru` is this thread's PKRU register.
     """
 
-    def __init__(self, kernel, pid: int, mm: MmStruct):
+    def __init__(self, kernel: KernelView, pid: int, mm: MmStruct) -> None:
         self.kernel = kernel
         self.pid = pid
         self.mm = mm
         mm.owner = self
-        self.files: dict = {}
+        self.files: dict[int, File] = {}
         self.persona = 0            # current->personality
         self.pkru = pkeys.INIT_PKRU_VALUE if kernel.pkeys else 0
         self.rlimits = dict(kernel.rlimits)
@@ -105,54 +127,56 @@ class Process:
         return pkeys.mm_pkey_is_allocated(self, pkey)
 
     # --- memory syscalls ---
-    def mmap(self, addr, length, prot, flags, fd=-1, offset=0) -> int:
+    def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int = -1,
+             offset: int = 0) -> int:
         """mmap(2). Cost: O(log n) plus the VMAs replaced."""
         return mmap.sys_mmap(self, _ulong(addr), _ulong(length), _ulong(prot),
                              _ulong(flags), _ulong(fd), _ulong(offset))
 
-    def munmap(self, addr, length) -> int:
+    def munmap(self, addr: int, length: int) -> int:
         """munmap(2). Cost: O(log n + k) for k VMAs unmapped."""
         do_vmi_munmap(self.mm, _ulong(addr), _ulong(length))
         return 0
 
-    def mprotect(self, addr, length, prot) -> int:
+    def mprotect(self, addr: int, length: int, prot: int) -> int:
         """mprotect(2). Cost: O(log n) per VMA of the range."""
         mprotect.do_mprotect_pkey(self, _ulong(addr), _ulong(length), _ulong(prot), -1)
         return 0
 
-    def pkey_mprotect(self, addr, length, prot, pkey) -> int:
+    def pkey_mprotect(self, addr: int, length: int, prot: int, pkey: int) -> int:
         mprotect.do_mprotect_pkey(self, _ulong(addr), _ulong(length), _ulong(prot), _int(pkey))
         return 0
 
-    def pkey_alloc(self, flags=0, access_rights=0) -> int:
+    def pkey_alloc(self, flags: int = 0, access_rights: int = 0) -> int:
         return pkeys.sys_pkey_alloc(self, _ulong(flags), _ulong(access_rights))
 
-    def pkey_free(self, pkey) -> int:
+    def pkey_free(self, pkey: int) -> int:
         return pkeys.sys_pkey_free(self, _int(pkey))
 
-    def mremap(self, old_addr, old_len, new_len, flags=0, new_addr=0) -> int:
+    def mremap(self, old_addr: int, old_len: int, new_len: int, flags: int = 0,
+               new_addr: int = 0) -> int:
         return mremap.sys_mremap(self, _ulong(old_addr), _ulong(old_len), _ulong(new_len),
                                  _ulong(flags), _ulong(new_addr))
 
-    def mseal(self, addr, length, flags=0) -> int:
+    def mseal(self, addr: int, length: int, flags: int = 0) -> int:
         return mseal.do_mseal(self, _ulong(addr), _ulong(length), _ulong(flags))
 
-    def madvise(self, addr, length, advice) -> int:
+    def madvise(self, addr: int, length: int, advice: int) -> int:
         return madvise.do_madvise(self, _ulong(addr), _ulong(length), _int(advice))
 
-    def mlock(self, addr, length) -> int:
+    def mlock(self, addr: int, length: int) -> int:
         return mlock.sys_mlock2(self, _ulong(addr), _ulong(length), 0)
 
-    def mlock2(self, addr, length, flags=0) -> int:
+    def mlock2(self, addr: int, length: int, flags: int = 0) -> int:
         return mlock.sys_mlock2(self, _ulong(addr), _ulong(length), _int(flags) & U64)
 
-    def munlock(self, addr, length) -> int:
+    def munlock(self, addr: int, length: int) -> int:
         return mlock.sys_munlock(self, _ulong(addr), _ulong(length))
 
-    def brk(self, addr) -> int:
+    def brk(self, addr: int) -> int:
         return mmap.sys_brk(self, _ulong(addr))
 
-    def personality(self, persona) -> int:
+    def personality(self, persona: int) -> int:
         """personality(2): returns the old persona; 0xffffffff only queries."""
         persona = _uint(persona)
         old = self.persona
@@ -160,7 +184,8 @@ class Process:
             self.persona = persona
         return old
 
-    def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0) -> int:
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
+              arg5: int = 0) -> int:
         option = _int(option)
         arg2, arg3, arg4, arg5 = (_ulong(a) for a in (arg2, arg3, arg4, arg5))
         mm = self.mm
@@ -173,7 +198,6 @@ class Process:
                 raise kerr(EINVAL)
             current = self._mdwe_bits()
             if current and current != arg2:
-                from .errors import EPERM
                 raise kerr(EPERM)
             mm.mdwe_no_inherit |= bool(arg2 & PR_MDWE_NO_INHERIT)
             mm.has_mdwe |= bool(arg2 & PR_MDWE_REFUSE_EXEC_GAIN)
@@ -206,7 +230,7 @@ class Process:
             (PR_MDWE_NO_INHERIT if mm.mdwe_no_inherit else 0)
 
     # --- files ---
-    def _install(self, file) -> int:
+    def _install(self, file: File) -> int:
         fd = 0
         while fd in self.files:
             fd += 1
@@ -215,71 +239,68 @@ class Process:
         self.files[fd] = file.get()
         return fd
 
-    def _file(self, fd):
+    def _file(self, fd: int) -> File:
         file = self.files.get(_int(fd))
         if file is None:
             raise kerr(EBADF)
         return file
 
-    def open(self, path, flags=0, mode=0o666) -> int:
+    def open(self, path: str, flags: int = 0, mode: int = 0o666) -> int:
         return self._install(self.kernel.fs.open(path, _int(flags), mode))
 
-    def close(self, fd) -> int:
+    def close(self, fd: int) -> int:
         self._file(fd)
         self.files.pop(_int(fd)).put()
         return 0
 
-    def dup(self, fd) -> int:
+    def dup(self, fd: int) -> int:
         return self._install(self._file(fd))
 
     def pipe(self) -> tuple[int, int]:
         r, w = self.kernel.fs.pipe()
         return self._install(r), self._install(w)
 
-    def ftruncate(self, fd, length) -> int:
-        from .fs.file import FMODE_WRITE, S_IFREG
+    def ftruncate(self, fd: int, length: int) -> int:
+        """ftruncate(2): do_truncate() -> truncate_setsize() on a regular file."""
         file = self._file(fd)
         if not file.f_mode & FMODE_WRITE or file.inode.kind != S_IFREG or length < 0:
             raise kerr(EINVAL)
-        self.kernel.truncate(file.inode, length)
+        truncate_setsize(self.kernel, file.inode, length)
         return 0
 
-    def pread(self, fd, n, offset) -> bytes:
-        from .fs.file import FMODE_READ
+    def pread(self, fd: int, n: int, offset: int) -> bytes:
         file = self._file(fd)
         if not file.f_mode & FMODE_READ:
             raise kerr(EBADF)
         return file.inode.read(offset, n)
 
-    def pwrite(self, fd, data, offset) -> int:
-        from .fs.file import FMODE_WRITE
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
         file = self._file(fd)
         if not file.f_mode & FMODE_WRITE:
             raise kerr(EBADF)
         file.inode.write(offset, bytes(data))
         return len(data)
 
-    def unlink(self, path) -> int:
+    def unlink(self, path: str) -> int:
         self.kernel.fs.unlink(path)
         return 0
 
-    def ioctl(self, fd, cmd, arg=0) -> int:
-        from .errors import ENOTTY
+    def ioctl(self, fd: int, cmd: int, arg: int = 0) -> int:
         file = self._file(fd)
         if file.f_op.unlocked_ioctl is None:
             raise kerr(ENOTTY)
         return file.f_op.unlocked_ioctl(self, file, _uint(cmd), _ulong(arg))
 
     # --- memory access ---
-    def read(self, addr, n) -> bytes:
+    def read(self, addr: int, n: int) -> bytes:
         """Read n bytes as the process would. Raises vmsim.Fault."""
         return fault.access(self, _ulong(addr), n, "r")
 
-    def write(self, addr, data) -> None:
+    def write(self, addr: int, data: bytes) -> None:
         """Write bytes as the process would. Raises vmsim.Fault."""
         fault.access(self, _ulong(addr), len(data), "w", bytes(data))
 
-    def touch(self, addr, mode="r") -> None:
+    def touch(self, addr: int, mode: str = "r") -> None:
         """One access of kind "r", "w" or "x" at addr."""
         if mode not in ("r", "w", "x"):
             raise ValueError("mode must be 'r', 'w' or 'x'")
@@ -298,21 +319,22 @@ class Process:
         """/proc/PID/smaps. O(n + pages)."""
         return procfs.show_smaps(self.mm, self.kernel.pkeys)
 
-    def vmas(self) -> list:
+    def vmas(self) -> list[VmaView]:
         """Read-only views of the VMAs, in address order."""
         return [VmaView(v.start, v.end, v.flags, v.pgoff, procfs.perms(v.flags),
                         procfs.vma_name(v), vma_pkey(v.flags),
                         v.file.path if v.file is not None else None,
                         v.anon_vma.id if v.anon_vma is not None else None,
                         vmflags_mnemonics(v.flags),
-                        v.pgoff << 12 if v.file is not None else 0,
+                        v.pgoff << PAGE_SHIFT if v.file is not None else 0,
                         v.file.inode.dev if v.file is not None else (0, 0),
                         v.file.inode.ino if v.file is not None else 0)
                 for v in self.mm.tree]
 
     # --- lifecycle ---
     def fork(self) -> Process:
-        """fork(2): kernel/fork.c dup_mmap(); returns the child."""
+        """fork(2): kernel/fork.c copy_process(): the file table and dup_mmap();
+        returns the child."""
         child = self.kernel._new_process(self)
         for fd, file in self.files.items():
             child.files[fd] = file.get()
@@ -320,69 +342,12 @@ class Process:
         return child
 
     def exit(self) -> None:
-        """exit(2): unmap everything (calling ->close), close every fd."""
+        """exit(2): exit_mmap() (unmapping everything, calling ->close), then close
+        every fd."""
         if not self.alive:
             return
-        mm = self.mm
-        if len(mm.tree):
-            from .mm.munmap import VmaMunmap
-            vms = VmaMunmap(mm, 0, self.kernel.task_size)
-            for vma in list(mm.tree):
-                mm.tree.remove(vma)
-                vms.detached.append(vma)
-                if vma.flags & VM_ACCOUNT:
-                    vms.nr_accounted += vma.pages
-            vms.complete()
-        for notify in mm.exit_notifiers:
-            notify(mm)
-        mm.exit_notifiers.clear()
+        exit_mmap(self.mm)
         for fd in list(self.files):
             self.files.pop(fd).put()
         self.alive = False
         self.kernel.processes.pop(self.pid, None)
-
-
-def dup_mmap(old, mm) -> None:
-    """kernel/fork.c dup_mmap(): copy every VMA but VM_DONTCOPY ones; VM_WIPEONFORK
-    VMAs start empty; VM_LOCKED is dropped; forked anon_vmas link the parent's."""
-    for attr in ("def_flags", "topdown", "mmap_base", "mmap_legacy_base", "start_brk",
-                 "brk", "start_stack", "pkey_allocation_map", "execute_only_pkey",
-                 "merge_any"):
-        setattr(mm, attr, getattr(old, attr))
-    if not old.mdwe_no_inherit:
-        mm.has_mdwe = old.has_mdwe
-    for vma in old.tree:
-        if vma.flags & VM_DONTCOPY:
-            continue
-        if vma.flags & VM_ACCOUNT:
-            mm.account(vma.pages)
-        new = vma.dup()
-        new.mm = mm
-        new.flags &= ~VM_LOCKED_MASK
-        if new.flags & VM_WIPEONFORK:
-            new.anon_vma, new.avc = None, ()
-        elif vma.anon_vma is not None:
-            av = AnonVma(parent=vma.anon_vma)
-            new.anon_vma, new.avc = av, vma.avc + (av,)
-        if new.file is not None:
-            new.file.get()
-        if new.vm_ops is not None and new.vm_ops.open is not None:
-            new.vm_ops.open(new)
-        mm.tree.insert(new)
-        mm.vm_stat_account(new.flags, new.pages)
-        if new.flags & VM_WIPEONFORK:
-            continue
-        for vpn in old.present_in(vma.start, vma.end, old.anon_pages):
-            mm.anon_pages[vpn] = bytearray(old.anon_pages[vpn])
-        for vpn in old.present_in(vma.start, vma.end, old.guards):
-            mm.guards[vpn] = True
-        if vma.anon_vma is not None or vma.flags & (VM_PFNMAP | VM_MAYBE_GUARD):
-            # copy_page_range() runs only where a fault could not refill the PTEs
-            blocks = range(vma.start >> 21, ((vma.end - 1) >> 21) + 1)
-            mm.pmd_tables.update(b for b in blocks if b in old.pmd_tables)
-        if vma.flags & VM_PFNMAP:      # copy_page_range() copies raw PFN mappings
-            for vpn in old.present_in(vma.start, vma.end, old.pfn_ptes):
-                mm.pfn_ptes[vpn] = old.pfn_ptes[vpn]
-        if vma.anon_vma is not None:
-            for vpn in old.present_in(vma.start, vma.end, old.file_ptes):
-                mm.file_ptes[vpn] = old.file_ptes[vpn]

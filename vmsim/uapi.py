@@ -10,6 +10,10 @@ PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PAGE_MASK = ~(PAGE_SIZE - 1)
 PMD_SIZE = 1 << 21
+#: unsigned long: syscall addresses and lengths, and the kernel's arithmetic on them,
+#: wrap modulo 2**64
+U64 = (1 << 64) - 1
+U64 = (1 << 64) - 1         # the range of an unsigned long: syscall arguments and results
 
 # --- prot (mman-common.h) ---
 PROT_NONE = 0x0

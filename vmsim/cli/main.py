@@ -1,4 +1,4 @@
-"""The `vmsim` command.
+"""The `vmsim` command: one argparse tree, one subparser per command.
 
     vmsim                                     the demo: a recorded SGX enclave load, replayed
     vmsim demo                                the same
@@ -8,256 +8,73 @@
     vmsim diff --fuzz N --seed S [--out DIR]  random differential testing with shrinking
     vmsim sgx measure IMAGE                   MRENCLAVE of an enclave image
     vmsim sgx sign IMAGE --key K -o OUT       a signed SIGSTRUCT for it
+    vmsim tour                                a short tour of the Python API
 
 Exit status: 0 no divergence, 1 divergence, 2 bad input or usage, 3 the oracle
-cannot run on this host.  Subcommands are argparse subparsers; add new ones in
-`build_parser()` with a `func` default.
+cannot run on this host.  Bad usage and bad input get one line on stderr,
+`vmsim CMD: reason` (or `FILE:LINE: reason`), never the usage text or a traceback.
+Each command family adds its subparsers with `add_parsers(sub)` and sets `func`, which
+takes the parsed arguments and returns the exit status.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
-import time
+from collections.abc import Sequence
+from typing import NoReturn
+
+from . import diff, sgx, tour, trace
+
+#: what bare `vmsim` runs
+DEFAULT_COMMAND = "demo"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="vmsim", description="An executable model of the "
-                                 "Linux 6.18 memory-map layer.")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    d = sub.add_parser("diff", help="compare the model with the host kernel",
-                       description="Run scenarios (docs/scenario-format.md) on the model "
-                       "and on the host kernel and print the first divergence of each; "
-                       "or, with --fuzz, generate random scenarios, compare them and "
-                       "shrink each divergence to a minimal scenario file.")
-    d.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="scenario files")
-    d.add_argument("--fuzz", type=int, metavar="N", help="generate N random scenarios")
-    d.add_argument("--seed", type=int, default=0, help="fuzz seed (default 0)")
-    d.add_argument("--out", default="vmsim-divergences", metavar="DIR",
-                   help="where --fuzz writes shrunk divergences (default ./vmsim-divergences)")
-    d.add_argument("--no-shrink", action="store_true", help="do not shrink divergences")
-    d.add_argument("--state", choices=("each", "end"), default="each",
-                   help="compare the window state after each call (default) or at the end")
-    d.add_argument("--no-expect", action="store_true",
-                   help="ignore the expected results written in scenario files")
-    d.add_argument("--json", action="store_true", help="machine-readable output")
-    d.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    d.set_defaults(func=cmd_diff)
-    for name, text in PASSTHROUGH.items():       # parsed by their own modules
-        sub.add_parser(name, help=text, add_help=False)
+class Parser(argparse.ArgumentParser):
+    """argparse with the command's one error style: `PROG: reason` on one line of
+    stderr and exit status 2.  Subparsers inherit the class, so the innermost command
+    reports its own errors, unrecognized arguments included."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+    # one signature for typeshed's three overloads (ours never takes a namespace type)
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+def build_parser() -> Parser:
+    ap = Parser(prog="vmsim", description="An executable model of the Linux 6.18 memory-map "
+                "layer and of the in-kernel SGX driver. Without a command: the demo.",
+                epilog="Exit status: 0 the model agrees, 1 a divergence, 2 bad input or "
+                "usage, 3 the host-kernel oracle cannot run here.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    trace.add_parsers(sub)
+    diff.add_parsers(sub)
+    sgx.add_parsers(sub)
+    tour.add_parsers(sub)
     return ap
 
 
-#: subcommands whose arguments their own modules parse (listed in --help)
-PASSTHROUGH = {
-    "demo": "replay the bundled SGX enclave-loading trace (what bare `vmsim` does)",
-    "replay": "replay a trace (strace -f output or JSONL) on the model, with verdicts",
-    "maps": "show the address space a trace leaves, as maps, smaps or pmap",
-    "sgx": "enclave tools: `vmsim sgx measure IMAGE`, `vmsim sgx sign IMAGE ...`",
-}
-
-
-def _passthrough(argv: list) -> int | None:
-    """Run `vmsim demo|replay|maps|sgx ...`, or None for the argparse commands."""
-    if not argv:
-        from .trace import demo_main
-        return demo_main([])
-    cmd, rest = argv[0], argv[1:]
-    if cmd in ("demo", "replay", "maps"):
-        from . import trace as trace_cli
-        return {"demo": trace_cli.demo_main, "replay": trace_cli.replay_main,
-                "maps": trace_cli.maps_main}[cmd](rest)
-    if cmd == "sgx":
-        from . import sgx as tools
-        tool = {"measure": tools.measure_main, "sign": tools.sign_main}
-        if not rest or rest[0] not in tool:
-            print("usage: vmsim sgx {measure,sign} ...", file=sys.stderr)
-            return 2
-        return tool[rest[0]](rest[1:])
-    return None
-
-
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `vmsim ARGV...` and return its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv) or [DEFAULT_COMMAND]
     try:
-        status = _passthrough(argv)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    if status is not None:
-        return status
-    ap = build_parser()
-    args = ap.parse_args(argv)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:           # --help, or a usage error already reported
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("vmsim: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:             # `vmsim diff ... | head`: stop quietly
-        import os
+    except BrokenPipeError:             # `vmsim replay ... | head`: stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-
-
-# --------------------------------------------------------------------------- diff
-
-def _oracle_or_exit(args):
-    from .. import oracle
-    try:
-        return oracle.Oracle(), oracle.kernel_kwargs()
-    except oracle.OracleUnavailable as exc:
-        msg = f"vmsim diff: the oracle cannot run here: {exc}"
-        if args.json:
-            print(json.dumps({"error": msg}))
-        else:
-            print(msg, file=sys.stderr)
-        return None, None
-
-
-def cmd_diff(args) -> int:
-    from ..diff import scenario as S
-    if args.fuzz is None and not args.scenarios:
-        print("vmsim diff: give SCENARIO files or --fuzz N", file=sys.stderr)
-        return 2
-    if args.fuzz is not None and args.fuzz < 0:
-        print("vmsim diff: --fuzz N must be >= 0", file=sys.stderr)
-        return 2
-    scenarios = []
-    for path in args.scenarios:              # parse everything first: exit 2 on bad input
-        try:
-            scenarios.append(S.load(path))
-        except S.ScenarioError as exc:
-            if args.json:
-                print(json.dumps({"error": str(exc), "file": exc.file, "line": exc.line,
-                                  "reason": exc.reason}))
-            else:
-                print(f"vmsim diff: {exc}", file=sys.stderr)
-            return 2
-    oracle, kw = _oracle_or_exit(args)
-    if oracle is None:
-        return 3
-    try:
-        status = 0
-        out = {"scenarios": [], "fuzz": None}
-        if scenarios:
-            status |= _diff_files(args, oracle, kw, scenarios, out)
-        if args.fuzz is not None:
-            status |= _fuzz(args, oracle, kw, out)
-        if args.json:
-            print(json.dumps(out, indent=1))
-        return status
-    finally:
-        oracle.close()
-
-
-def _diff_files(args, oracle, kw, scenarios, out) -> int:
-    from ..diff import scenario as S
-    from ..diff.compare import first_divergence, skipped
-    status = 0
-    for sc in scenarios:
-        ks = oracle.run(sc, args.state)
-        ms = S.run_model(sc, kw, oracle.env, args.state)
-        d = first_divergence(sc, ks, ms, oracle.env, check_expected=not args.no_expect)
-        sk = skipped(ks)
-        entry = {"file": sc.path, "calls": len(sc.calls), "divergence": None,
-                 "skipped": None if sk is None else {"line": sc.calls[sk[0]].line,
-                                                     "reason": sk[1]}}
-        if d is not None:
-            status = 1
-            entry["divergence"] = d.to_json(oracle.env)
-        out["scenarios"].append(entry)
-        if not args.json:
-            if d is None and sk is not None:
-                print(f"{sc.path}: ok up to line {sc.calls[sk[0]].line}, skipped from there: "
-                      f"{sk[1]}")
-            elif d is None:
-                print(f"{sc.path}: ok ({len(sc.calls)} calls agree)")
-            else:
-                print(f"{sc.path}: DIVERGES")
-                print("\n".join("  " + l for l in d.describe(oracle.env).splitlines()))
-    return status
-
-
-class _Progress:
-    """A progress bar on a terminal: rich if installed, else a plain one."""
-
-    def __init__(self, total, enabled):
-        self.total, self.enabled = total, enabled and sys.stderr.isatty()
-        self.rich = None
-        self.t0 = time.perf_counter()
-        if self.enabled:
-            try:
-                from rich.progress import (
-                    BarColumn,
-                    MofNCompleteColumn,
-                    Progress,
-                    TextColumn,
-                    TimeRemainingColumn,
-                )
-                self.rich = Progress(TextColumn("fuzz"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                                     transient=True)
-                self.rich.start()
-                self.task = self.rich.add_task("fuzz", total=total, info="")
-            except ImportError:
-                self.rich = None
-
-    def __call__(self, done, total, rep):
-        if not self.enabled:
-            return
-        info = f"{rep.calls} calls, {len(rep.signatures)} divergent kinds"
-        if self.rich is not None:
-            self.rich.update(self.task, completed=done, info=info)
-        elif done == total or done % 10 == 0:
-            width = 30
-            fill = width * done // max(total, 1)
-            sys.stderr.write(f"\rfuzz [{'#' * fill}{'.' * (width - fill)}] {done}/{total} "
-                             f"{info}")
-            sys.stderr.flush()
-
-    def close(self):
-        if self.rich is not None:
-            self.rich.stop()
-        elif self.enabled:
-            sys.stderr.write("\r" + " " * 79 + "\r")
-
-
-def _fuzz(args, oracle, kw, out) -> int:
-    from ..diff import fuzz
-    prog = _Progress(args.fuzz, not args.quiet and not args.json)
-    try:
-        rep = fuzz.campaign(oracle, args.fuzz, args.seed, kw, out_dir=args.out,
-                            progress=prog, shrink_each=not args.no_shrink)
-    finally:
-        prog.close()
-    ndiv = sum(rep.signatures.values())
-    summary = (f"fuzz: {rep.scenarios} scenarios, {rep.calls} calls compared, "
-               f"{ndiv} divergent scenarios ({len(rep.signatures)} distinct), "
-               f"{rep.seconds:.1f}s, {rep.rate:.0f} compared calls/s")
-    out["fuzz"] = {"scenarios": rep.scenarios, "calls": rep.calls, "divergent": ndiv,
-                   "distinct": len(rep.signatures), "seconds": round(rep.seconds, 3),
-                   "calls_per_second": round(rep.rate, 1), "seed": args.seed,
-                   "divergences": [{"scenario": i, "signature": repr(d.signature()),
-                                    "count": rep.signatures[d.signature()],
-                                    "shrunk_calls": len(sh), "file": p,
-                                    "divergence": d.to_json(oracle.env)}
-                                   for i, d, sh, p in rep.divergences]}
-    out["fuzz"]["skipped"] = rep.skipped
-    if not args.json:
-        for reason, n in rep.skipped.items():
-            print(f"note: {n} scenario(s) cut short: {reason}")
-        for i, d, sh, p in rep.divergences:
-            n = rep.signatures[d.signature()]
-            how = "cut after the divergent call:" if args.no_shrink else "shrunk to"
-            print(f"divergence in scenario {i} ({n} scenario(s) alike), {how} "
-                  f"{len(sh)} call(s){': ' + p if p else ''}")
-            print("\n".join("  " + l for l in d.describe(oracle.env).splitlines()))
-        print(summary)
-    return 1 if ndiv else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,10 @@
-"""``vmsim sgx measure`` and ``vmsim sgx sign``: MRENCLAVE and SIGSTRUCT for an
-enclave image (an ELF laid out as the kselftest loader does, or the declarative
-format of docs/enclave-image-format.md).
+"""`vmsim sgx measure` and `vmsim sgx sign`: MRENCLAVE and SIGSTRUCT for an enclave
+image (an ELF laid out as the kselftest loader does, or the declarative format of
+docs/enclave-image-format.md).
 
-Both entry points take ``argv`` without the command words and return the exit
-status: 0 on success, 2 for bad input (the image, the key, the arguments), with a
-one-line ``file:line: reason`` on stderr and no traceback; 1 when an output file
-cannot be written.
+Exit status: 0 on success, 2 for bad input (the image, the key, the arguments), with a
+one-line `file:line: reason` on stderr and no traceback; 1 when an output file cannot
+be written.
 """
 
 from __future__ import annotations
@@ -13,21 +12,25 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from ..arch.x86.sgx import sigstruct as _sig
-from ..arch.x86.sgx.measure import PAGE_SIZE
-from ..enclave.image import EnclaveImage, ImageError, perms_str
+from ..enclave import signing
+from ..enclave.image import EnclaveImage
+from ..enclave.segment import ImageError, perms_str
+from ..uapi import PAGE_SIZE
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 
-class _Usage(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports errors as one line instead of exiting."""
-
-    def error(self, message):
-        raise _Usage(f"{self.prog}: {message}")
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    sgx = sub.add_parser("sgx", help="enclave tools: `vmsim sgx measure IMAGE`, "
+                         "`vmsim sgx sign IMAGE ...`",
+                         description="Enclave tools: the MRENCLAVE and the signed SIGSTRUCT "
+                         "of an enclave image (docs/enclave-image-format.md).")
+    tools = sgx.add_subparsers(dest="tool", metavar="TOOL", required=True)
+    _add_measure_parser(tools)
+    _add_sign_parser(tools)
 
 
 def _size(text: str) -> int:
@@ -40,24 +43,25 @@ def _size(text: str) -> int:
     return v
 
 
-def _run(parser: argparse.ArgumentParser, argv, body) -> int:
+def _add_image_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("image", metavar="IMAGE", help="ELF enclave or declarative image")
+    ap.add_argument("--heap-size", type=_size, default=PAGE_SIZE, metavar="N",
+                    help="ELF only: unmeasured heap appended by the loader (default 4096)")
+
+
+def _load_image(args: argparse.Namespace) -> EnclaveImage | None:
+    """The image of args.image, or None after printing why it is bad."""
     try:
-        args = parser.parse_args(argv)
-    except _Usage as e:
-        print(e, file=sys.stderr)
-        return 2
-    except SystemExit as e:        # --help
-        return e.code if isinstance(e.code, int) else 0
-    try:
-        return body(args)
+        return EnclaveImage.load(args.image, heap_size=args.heap_size)
     except ImageError as e:
         print(e, file=sys.stderr)
-        return 2
+        return None
 
 
 def _describe(image: EnclaveImage) -> list[str]:
     """One line per record kind and page, from the measurement's own log."""
     m = image.measurement(log=True)
+    assert m.records is not None            # log=True keeps them
     owner = {}
     for seg in image.segments:
         for off, _ in seg.page_data():
@@ -86,87 +90,101 @@ def _describe(image: EnclaveImage) -> list[str]:
     return lines
 
 
-def measure_main(argv: list[str]) -> int:
+# --------------------------------------------------------------------------- measure
+
+def _add_measure_parser(tools: argparse._SubParsersAction) -> None:
+    ap = tools.add_parser("measure", help="print the MRENCLAVE of an enclave image",
+                          description="Print the MRENCLAVE of an enclave image.")
+    _add_image_arguments(ap)
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="list the ECREATE/EADD/EEXTEND records first")
+    ap.set_defaults(func=cmd_measure)
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
     """vmsim sgx measure [-v] [--heap-size N] IMAGE"""
-    p = _Parser(prog="vmsim sgx measure",
-                description="Print the MRENCLAVE of an enclave image.")
-    p.add_argument("image", metavar="IMAGE", help="ELF enclave or declarative image")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="list the ECREATE/EADD/EEXTEND records first")
-    p.add_argument("--heap-size", type=_size, default=PAGE_SIZE, metavar="N",
-                   help="ELF only: unmeasured heap appended by the loader (default 4096)")
-
-    def body(args) -> int:
-        image = EnclaveImage.load(args.image, heap_size=args.heap_size)
-        if args.verbose:
-            for line in _describe(image):
-                print(line)
-        print(f"MRENCLAVE {image.measure().hex()}")
-        return 0
-
-    return _run(p, argv, body)
+    image = _load_image(args)
+    if image is None:
+        return 2
+    if args.verbose:
+        for line in _describe(image):
+            print(line)
+    print(f"MRENCLAVE {image.measure().hex()}")
+    return 0
 
 
-def sign_main(argv: list[str]) -> int:
+# --------------------------------------------------------------------------- sign
+
+def _add_sign_parser(tools: argparse._SubParsersAction) -> None:
+    ap = tools.add_parser("sign", help="write the signed SIGSTRUCT of an enclave image",
+                          description="Write the signed SIGSTRUCT of an enclave image.")
+    _add_image_arguments(ap)
+    ap.add_argument("--key", metavar="KEY.pem", help="RSA-3072 private key with e=3")
+    ap.add_argument("--generate-key", metavar="OUT.pem",
+                    help="generate a new key, write it here (never overwritten) and use it")
+    ap.add_argument("-o", "--output", required=True, metavar="OUT.sigstruct",
+                    help="where to write the SIGSTRUCT")
+    ap.set_defaults(func=cmd_sign)
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
     """vmsim sgx sign IMAGE (--key KEY.pem | --generate-key OUT.pem) -o OUT.sigstruct"""
-    p = _Parser(prog="vmsim sgx sign",
-                description="Write the signed SIGSTRUCT of an enclave image.")
-    p.add_argument("image", metavar="IMAGE", help="ELF enclave or declarative image")
-    p.add_argument("--key", metavar="KEY.pem", help="RSA-3072 private key with e=3")
-    p.add_argument("--generate-key", metavar="OUT.pem",
-                   help="generate a new key, write it here (never overwritten) and use it")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.sigstruct")
-    p.add_argument("--heap-size", type=_size, default=PAGE_SIZE, metavar="N",
-                   help="ELF only: unmeasured heap appended by the loader (default 4096)")
-
-    def body(args) -> int:
-        if bool(args.key) == bool(args.generate_key):
-            print("vmsim sgx sign: give exactly one of --key and --generate-key",
-                  file=sys.stderr)
-            return 2
-        image = EnclaveImage.load(args.image, heap_size=args.heap_size)
-        if args.key:
-            try:
-                with open(args.key, "rb") as f:
-                    pem = f.read()
-            except OSError as e:
-                print(f"{args.key}: {e.strerror or e}", file=sys.stderr)
-                return 2
-            try:
-                key = _sig.load_key(pem)
-            except ValueError as e:
-                print(f"{args.key}: {e}", file=sys.stderr)
-                return 2
-        else:
-            key = _sig.generate_key()
-            try:
-                fd = os.open(args.generate_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(_sig.key_to_pem(key))
-            except FileExistsError:
-                print(f"{args.generate_key}: exists; not overwriting a key", file=sys.stderr)
-                return 2
-            except OSError as e:
-                print(f"{args.generate_key}: {e.strerror or e}", file=sys.stderr)
-                return 1
-        signed = _sig.sign(image.unsigned_sigstruct(), key)
-        raw = signed.pack()
-        try:
-            with open(args.output, "wb") as f:
-                f.write(raw)
-        except OSError as e:
-            print(f"{args.output}: {e.strerror or e}", file=sys.stderr)
-            return 1
-        print(f"MRENCLAVE {signed.mrenclave.hex()}")
-        print(f"MRSIGNER  {signed.mrsigner().hex()}")
-        return 0
-
-    return _run(p, argv, body)
+    if bool(args.key) == bool(args.generate_key):
+        print("vmsim sgx sign: give exactly one of --key and --generate-key", file=sys.stderr)
+        return 2
+    image = _load_image(args)
+    if image is None:
+        return 2
+    try:
+        key = _read_key(args.key) if args.key else _generate_key(args.generate_key)
+        signed = signing.sign(image.unsigned_sigstruct(), key)
+        _write(args.output, signed.pack())
+    except _Refused as e:
+        print(e, file=sys.stderr)
+        return e.status
+    print(f"MRENCLAVE {signed.mrenclave.hex()}")
+    print(f"MRSIGNER  {signed.mrsigner().hex()}")
+    return 0
 
 
-if __name__ == "__main__":     # python -m vmsim.drivers.sgx.tools {measure|sign} ...
-    cmds = {"measure": measure_main, "sign": sign_main}
-    if len(sys.argv) < 2 or sys.argv[1] not in cmds:
-        print("usage: python -m vmsim.drivers.sgx.tools {measure|sign} ...", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(cmds[sys.argv[1]](sys.argv[2:]))
+class _Refused(Exception):
+    """`vmsim sgx sign` cannot go on: str() is the one line for stderr."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def _read_key(path: str) -> RSAPrivateKey:
+    """The signing key in the PEM file."""
+    try:
+        with open(path, "rb") as f:
+            pem = f.read()
+    except OSError as e:
+        raise _Refused(f"{path}: {e.strerror or e}", 2) from None
+    try:
+        return signing.load_key(pem)
+    except ValueError as e:
+        raise _Refused(f"{path}: {e}", 2) from None
+
+
+def _generate_key(path: str) -> RSAPrivateKey:
+    """A new signing key, written to path (never over an existing file)."""
+    key = signing.generate_key()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(signing.key_to_pem(key))
+    except FileExistsError:
+        raise _Refused(f"{path}: exists; not overwriting a key", 2) from None
+    except OSError as e:
+        raise _Refused(f"{path}: {e.strerror or e}", 1) from None
+    return key
+
+
+def _write(path: str, data: bytes) -> None:
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise _Refused(f"{path}: {e.strerror or e}", 1) from None

@@ -1,5 +1,6 @@
-"""`vmsim replay`, `vmsim maps`, `vmsim demo` (and bare `vmsim`): each *_main(argv)
-returns the exit status — 0 every call agrees, 1 a divergence, 2 bad input or usage.
+"""`vmsim replay`, `vmsim maps`, `vmsim demo` (and bare `vmsim`): replay a trace on the
+model with a verdict per call, show the address space it leaves, replay the bundled SGX
+demo.  Exit status: 0 every call agrees, 1 a divergence, 2 bad input or usage.
 Bad input is answered with one line `vmsim CMD: FILE:LINE: reason`, never a traceback.
 """
 
@@ -8,47 +9,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING, TextIO
 
+from ..fs.procmaps import MapsError
+from ..kernel import Kernel
+from ..trace import views
+from ..trace.demo import demo_trace_path
 from ..trace.format import TraceError
+from ..trace.load import load_trace
+from ..trace.replay import Outcome, Replayer, format_args, format_result, summarize
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 LEGEND = ("ok = the model agrees with the recorded result; refused = both refuse it the "
           "same way; DIFFERS = the model disagrees; skipped = cannot be replayed; "
           ". = not an mm call, taken as recorded")
 
-
-class _Usage(Exception):
-    pass
+COLOR_CHOICES = ("auto", "always", "never")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise _Usage(f"{self.prog}: {message}")
-
-    def exit(self, status=0, message=None):     # --help: return, do not exit
-        if message:
-            sys.stderr.write(message)
-        raise _Exit(status)
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    _add_demo_parser(sub)
+    _add_replay_parser(sub)
+    _add_maps_parser(sub)
 
 
-class _Exit(Exception):
-    def __init__(self, status):
-        self.status = status
-
-
-def _load_inputs(prog, args):
-    """(trace, maps text, smaps text, maps path) or raise the one-line error."""
-    from ..fs.procmaps import MapsError
-    from ..trace.format import load_trace
-    trace = load_trace(args.trace) if getattr(args, "trace", None) else None
-    maps = smaps = None
-    if args.maps:
-        maps = _read_text(args.maps)
-    if getattr(args, "smaps", None):
-        smaps = _read_text(args.smaps)
-    return trace, maps, smaps, MapsError
-
-
-def _read_text(path):
+def _read_text(path: str) -> str:
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -60,31 +47,34 @@ def _read_text(path):
         raise TraceError("not UTF-8 text", path, raw[:exc.start].count(b"\n") + 1) from None
 
 
-def _bad(prog, msg, as_json, out=None) -> int:
+def _bad(prog: str, msg: str, as_json: bool) -> int:
     if as_json:
-        print(json.dumps({"error": msg}), file=out or sys.stdout)
+        print(json.dumps({"error": msg}))
     else:
         print(f"{prog}: {msg}", file=sys.stderr)
     return 2
 
 
-def _replayer(prog, args):
-    from ..fs.procmaps import MapsError
-    from ..trace.replay import Replayer
-    trace, maps, smaps, _ = _load_inputs(prog, args)
+def _replayer(args: argparse.Namespace) -> Replayer:
+    """The Replayer of args.trace, from args.maps/args.smaps; bad input raises TraceError."""
+    trace = load_trace(args.trace)
+    maps = _read_text(args.maps) if args.maps else None
+    smaps = _read_text(args.smaps) if args.smaps else None
     try:
         return Replayer(trace, maps=maps, smaps=smaps, maps_path=args.maps,
-                        placement=getattr(args, "placement", "trace"))
+                        placement=args.placement)
     except MapsError as exc:
         raise TraceError(exc.reason, exc.path, exc.line) from None
 
 
 # --------------------------------------------------------------------------- replay
 
-def _replay_parser(prog="vmsim replay"):
-    ap = _Parser(prog=prog, description="Replay a trace (JSON Lines or strace -f output) on "
-                 "the model: a verdict on every call, an explanation for every refusal, "
-                 "and the final maps.")
+def _add_replay_parser(sub: argparse._SubParsersAction) -> None:
+    ap = sub.add_parser("replay", help="replay a trace (strace -f output or JSONL) on the "
+                        "model, with verdicts",
+                        description="Replay a trace (JSON Lines or strace -f output) on "
+                        "the model: a verdict on every call, an explanation for every "
+                        "refusal, and the final maps.")
     ap.add_argument("trace", metavar="TRACE", help="a .jsonl trace or strace output")
     ap.add_argument("--maps", metavar="FILE", help="/proc/PID/maps of the process when the "
                     "trace starts (default: the trace header's, or an empty process)")
@@ -98,43 +88,37 @@ def _replay_parser(prog="vmsim replay"):
                     help="print only divergences, refusals and the summary")
     ap.add_argument("--form", choices=("maps", "smaps", "pmap", "none"), default="maps",
                     help="how to print the final address space (default maps)")
-    ap.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    return ap
+    ap.add_argument("--color", choices=COLOR_CHOICES, default="auto",
+                    help="colour the output (default: auto, on a terminal)")
+    ap.set_defaults(func=cmd_replay)
 
 
-def replay_main(argv=None, prog="vmsim replay", banner=None, display_name=None) -> int:
-    as_json = "--json" in (argv or []) or "-j" in (argv or [])
+def cmd_replay(args: argparse.Namespace) -> int:
+    return _replay(args, "vmsim replay")
+
+
+def _replay(args: argparse.Namespace, prog: str, banner: str | None = None,
+            display_name: str | None = None) -> int:
+    """Replay args.trace and print the verdicts (or JSON Lines), the summary and the
+    final address space; the exit status."""
     try:
-        args = _replay_parser(prog).parse_args(argv)
-    except _Usage as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    except _Exit as exc:
-        return exc.status
-    try:
-        r = _replayer(prog, args)
+        r = _replayer(args)
     except TraceError as exc:
-        return _bad(prog, str(exc), as_json)
+        return _bad(prog, str(exc), args.json)
     except (ValueError, OverflowError, RecursionError, MemoryError) as exc:
-        return _bad(prog, f"{args.trace}: cannot read the input: {exc}", as_json)
+        return _bad(prog, f"{args.trace}: cannot read the input: {exc}", args.json)
     try:
         outcomes = r.run_all()
     except TraceError as exc:
-        return _bad(prog, str(exc), as_json)
-    from ..trace.replay import summarize
+        return _bad(prog, str(exc), args.json)
     summary = summarize(outcomes, args.placement)
     summary["skipped_syscalls"] = dict(r.trace.skipped)
     status = 1 if summary["divergent"] else 0
     if args.json:
-        for o in outcomes:
-            print(json.dumps(o.to_json()))
-        final = {"summary": summary, "status": status}
-        if args.form != "none":
-            final["maps"] = r.process().maps()
-        print(json.dumps(final))
+        _print_json(r, outcomes, summary, status, args.form)
         return status
     out = sys.stdout
-    console = _console(args.color, out)
+    console = views._console(args.color, out)
     if banner:
         _emit(console, out, banner, "bold")
     start = ("the trace header's maps" if r.trace.maps is not None and not args.maps else
@@ -148,21 +132,26 @@ def replay_main(argv=None, prog="vmsim replay", banner=None, display_name=None) 
         _print_outcome(console, out, o, args.quiet, multi)
     _print_summary(console, out, summary, r.trace.skipped)
     if args.form != "none":
-        from ..trace.views import print_view
         pid = r.main_pid
         _emit(console, out, f"\nfinal address space{f' of pid {pid}' if pid else ''} "
               f"({args.form}):", "bold")
         out.flush()
-        print_view(r.process(), args.form, annotate=True, color=args.color, file=out)
+        views.print_view(r.process(), args.form, annotate=True, color=args.color, file=out)
     return status
 
 
-def _console(color, out):
-    from ..trace.views import _console as c
-    return c(color, out)
+def _print_json(r: Replayer, outcomes: list[Outcome], summary: dict, status: int,
+                form: str) -> None:
+    for o in outcomes:
+        print(json.dumps(o.to_json()))
+    final = {"summary": summary, "status": status}
+    if form != "none":
+        final["maps"] = r.process().maps()
+    print(json.dumps(final))
 
 
-def _emit(console, out, text, style=None):
+def _emit(console: Console | None, out: TextIO, text: str, style: str | None = None) -> None:
+    """Print a line, in `style` when colouring (rich is loaded only then)."""
     if console is None:
         print(text, file=out)
     else:
@@ -173,22 +162,22 @@ def _emit(console, out, text, style=None):
 _TAG_STYLE = {"ok": "green", "refused": "yellow", "DIFFERS": "bold red", "moved": "yellow",
               "skipped": "dim", ".": "dim", "event": "dim", "unchecked": "cyan"}
 
+#: the tag printed for each verdict ("agree" is "ok" or "refused")
+_VERDICT_TAG = {"differ": "DIFFERS", "placement": "moved", "env": ".", "event": "event"}
 
-def _print_outcome(console, out, o, quiet, multi=False):
-    from ..trace.replay import format_args, format_result
-    rec = o.rec
+
+def _tag(o: Outcome) -> str:
     if o.verdict == "agree":
-        tag = "refused" if rec.err is not None else "ok"
-    elif o.verdict == "differ":
-        tag = "DIFFERS"
-    elif o.verdict == "placement":
-        tag = "moved"
-    elif o.verdict == "env":
-        tag = "."
-    elif o.verdict == "event":
-        tag = "event"
-    else:
-        tag = o.verdict
+        return "refused" if o.rec.err is not None else "ok"
+    return _VERDICT_TAG.get(o.verdict, o.verdict)
+
+
+def _print_outcome(console: Console | None, out: TextIO, o: Outcome, quiet: bool,
+                   multi: bool = False) -> None:
+    """One call's line: tag, trace line, call and recorded result; then the model's
+    result, the reasons and the notes below it."""
+    rec = o.rec
+    tag = _tag(o)
     if quiet and tag in ("ok", ".", "event", "moved"):
         return
     if rec.call is None:
@@ -211,7 +200,7 @@ def _print_outcome(console, out, o, quiet, multi=False):
         t.append(f"{where}  {pid}{text}", style="dim" if tag in (".", "event") else "")
         console.print(t, soft_wrap=True)
     extra = []
-    if o.verdict in ("differ", "unchecked", "placement") and o.model is not None:
+    if o.verdict in ("differ", "unchecked", "placement") and o.model and rec.call is not None:
         extra.append(("model:", format_result(rec.call, *o.model)))
     for w in o.why:
         extra.append(("why:", w))
@@ -222,7 +211,7 @@ def _print_outcome(console, out, o, quiet, multi=False):
               else "yellow" if k == "why:" else "dim")
 
 
-def _print_summary(console, out, s, skipped):
+def _print_summary(console: Console | None, out: TextIO, s: dict, skipped: dict) -> None:
     parts = [f"{s['calls']} calls", f"{s['agree'] - s['refused_as_recorded']} agree",
              f"{s['refused_as_recorded']} refused as recorded", f"{s['differ']} differ"]
     if s["placement"]:
@@ -246,46 +235,47 @@ def _print_summary(console, out, s, skipped):
 
 # --------------------------------------------------------------------------- maps
 
-def maps_main(argv=None, prog="vmsim maps") -> int:
-    ap = _Parser(prog=prog, description="Show an address space in /proc/PID/maps, smaps or "
-                 "pmap form: a maps dump as the model restores it, or the state after "
-                 "replaying a trace.")
+def _add_maps_parser(sub: argparse._SubParsersAction) -> None:
+    ap = sub.add_parser("maps", help="show the address space a trace leaves, as maps, smaps "
+                        "or pmap",
+                        description="Show an address space in /proc/PID/maps, smaps or "
+                        "pmap form: a maps dump as the model restores it, or the state after "
+                        "replaying a trace.")
     ap.add_argument("trace", nargs="?", metavar="TRACE", help="replay this trace first")
     ap.add_argument("--maps", metavar="FILE", help="a /proc/PID/maps dump")
     ap.add_argument("--smaps", metavar="FILE", help="its smaps (VmFlags)")
-    ap.add_argument("--form", "-f", choices=("maps", "smaps", "pmap"), default="maps")
-    ap.add_argument("--placement", choices=("trace", "model"), default="trace")
+    ap.add_argument("--form", "-f", choices=("maps", "smaps", "pmap"), default="maps",
+                    help="the form to print (default maps)")
+    ap.add_argument("--placement", choices=("trace", "model"), default="trace",
+                    help="trace: use the recorded mmap addresses (default); model: let "
+                    "the model choose")
     ap.add_argument("--no-annotate", action="store_true",
                     help="no enclave annotation lines (byte-exact maps)")
-    ap.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    try:
-        args = ap.parse_args(argv)
-    except _Usage as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    except _Exit as exc:
-        return exc.status
+    ap.add_argument("--color", choices=COLOR_CHOICES, default="auto",
+                    help="colour the output (default: auto, on a terminal)")
+    ap.set_defaults(func=cmd_maps)
+
+
+def cmd_maps(args: argparse.Namespace) -> int:
+    prog = "vmsim maps"
     if not args.trace and not args.maps:
         print(f"{prog}: give a TRACE, a --maps FILE, or both", file=sys.stderr)
         return 2
     try:
         if args.trace:
-            r = _replayer(prog, args)
+            r = _replayer(args)
             r.run_all()
             p = r.process()
         else:
-            import vmsim
-
-            from ..fs.procmaps import MapsError
-            _, maps, smaps, _ = _load_inputs(prog, args)
+            maps = _read_text(args.maps)
+            smaps = _read_text(args.smaps) if args.smaps else None
             try:
-                p = vmsim.Kernel().spawn(maps=maps, smaps=smaps, maps_path=args.maps)
+                p = Kernel().spawn(maps=maps, smaps=smaps, maps_path=args.maps)
             except MapsError as exc:
                 raise TraceError(exc.reason, exc.path, exc.line) from None
     except TraceError as exc:
         return _bad(prog, str(exc), False)
-    from ..trace.views import print_view
-    print_view(p, args.form, annotate=not args.no_annotate, color=args.color)
+    views.print_view(p, args.form, annotate=not args.no_annotate, color=args.color)
     return 0
 
 
@@ -303,40 +293,20 @@ with its pages' declared permissions.
 """
 
 
-def demo_main(argv=None, prog="vmsim demo") -> int:
-    from ..trace.demo import demo_trace_path
-    argv = list(argv or [])
-    ap = _Parser(prog=prog, description="Replay the bundled SGX enclave-loading trace.")
-    ap.add_argument("--json", "-j", action="store_true")
-    ap.add_argument("--form", choices=("maps", "smaps", "pmap", "none"), default="maps")
-    ap.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    try:
-        args = ap.parse_args(argv)
-    except _Usage as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    except _Exit as exc:
-        return exc.status
-    rest = [demo_trace_path(), "--form", args.form, "--color", args.color]
-    if args.json:
-        rest.append("--json")
-    return replay_main(rest, prog=prog, banner=None if args.json else DEMO_BANNER,
-                       display_name="the bundled demo trace (vmsim/trace/data/sgx_demo.jsonl)")
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    ap = sub.add_parser("demo", help="replay the bundled SGX enclave-loading trace (what "
+                        "bare `vmsim` does)",
+                        description="Replay the bundled SGX enclave-loading trace.")
+    ap.add_argument("--json", "-j", action="store_true",
+                    help="JSON Lines: one object per call, then a summary object")
+    ap.add_argument("--form", choices=("maps", "smaps", "pmap", "none"), default="maps",
+                    help="how to print the final address space (default maps)")
+    ap.add_argument("--color", choices=COLOR_CHOICES, default="auto",
+                    help="colour the output (default: auto, on a terminal)")
+    ap.set_defaults(func=cmd_demo, trace=demo_trace_path(), maps=None, smaps=None,
+                    placement="trace", quiet=False)
 
 
-def main(argv=None) -> int:
-    """Stand-alone entry (`python -m vmsim.trace.cli replay ...`) until vmsim.cli wires
-    the subcommands."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:
-        return demo_main([])
-    cmd, rest = argv[0], argv[1:]
-    table = {"replay": replay_main, "maps": maps_main, "demo": demo_main}
-    if cmd not in table:
-        print(f"vmsim: unknown command {cmd!r} (replay, maps, demo)", file=sys.stderr)
-        return 2
-    return table[cmd](rest)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def cmd_demo(args: argparse.Namespace) -> int:
+    return _replay(args, "vmsim demo", banner=None if args.json else DEMO_BANNER,
+                   display_name="the bundled demo trace (vmsim/trace/data/sgx_demo.jsonl)")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import scenario as S
+from .model import run_model
+from .normalise import Normaliser, Step, normalise_expect
+from .scenario import Call, format_call
 
 
 @dataclass
@@ -18,9 +20,9 @@ class Divergence:
     recorded expectation while agreeing with the model)."""
     index: int
     kind: str
-    call: S.Call
-    kernel: S.Step
-    model: S.Step
+    call: Call
+    kernel: Step
+    model: Step
     expected: tuple | None = None
 
     def signature(self) -> tuple:
@@ -41,7 +43,7 @@ class Divergence:
         return (self.call.name, self.kind, shape(self.kernel.result), shape(self.model.result))
 
     def describe(self, env: dict) -> str:
-        line = S.format_call(self.call, env)
+        line = format_call(self.call, env)
         where = f"line {self.call.line}" if self.call.line else f"call {self.index + 1}"
         out = [f"first divergence at {where}: {line}",
                f"  kind:   {self.kind}",
@@ -61,7 +63,7 @@ class Divergence:
 
     def to_json(self, env: dict) -> dict:
         return {"index": self.index, "line": self.call.line, "kind": self.kind,
-                "call": S.format_call(self.call, env),
+                "call": format_call(self.call, env),
                 "kernel": {"result": fmt_result(self.kernel.result),
                            "state": [fmt_vma(v) for v in self.kernel.state or ()]},
                 "model": {"result": fmt_result(self.model.result),
@@ -95,10 +97,10 @@ def fmt_vma(v) -> str:
 
 def first_divergence(scenario, kernel_steps, model_steps, env, check_expected=True):
     """The first Divergence of two runs of `scenario`, or None."""
-    norm = S.Normaliser(env)
+    norm = Normaliser(env)
     for i, call in enumerate(scenario.calls):
-        k = kernel_steps[i] if i < len(kernel_steps) else S.Step(("crash", "missing"))
-        m = model_steps[i] if i < len(model_steps) else S.Step(("crash", "missing"))
+        k = kernel_steps[i] if i < len(kernel_steps) else Step(("crash", "missing"))
+        m = model_steps[i] if i < len(model_steps) else Step(("crash", "missing"))
         if k.result[0] == "unsupported":
             return None                 # the host cannot run the rest: see skipped()
         if k.result[0] == "crash" or m.result[0] == "crash":
@@ -109,7 +111,7 @@ def first_divergence(scenario, kernel_steps, model_steps, env, check_expected=Tr
         if k.state != m.state:
             return Divergence(i, "state", call, k, m)
         if check_expected and call.expect is not None:
-            exp = S.normalise_expect(call, env, norm)
+            exp = normalise_expect(call, env, norm)
             if exp is not None and exp != k.result:
                 return Divergence(i, "expected", call, k, m, exp)
     return None
@@ -128,7 +130,7 @@ def skipped(kernel_steps):
 def run_both(oracle, scenario, kernel_kwargs, state="each", validate=True):
     """Run on the host and on the model: (kernel_steps, model_steps)."""
     ks = oracle.run(scenario, state)
-    ms = S.run_model(scenario, kernel_kwargs, oracle.env, state, validate)
+    ms = run_model(scenario, kernel_kwargs, oracle.env, state, validate)
     return ks, ms
 
 

@@ -1,4 +1,4 @@
-"""Random scenarios for differential testing, and a shrinker.
+"""Random scenarios for differential testing, and fuzz campaigns.
 
 `Generator(seed).scenario()` draws a scenario from a weighted generator over every
 call of the mm core: anonymous and file memory (ext4 and tmpfs files, /dev/zero, a
@@ -11,17 +11,26 @@ junk bits.  Values that could reach the executor's own mappings (lengths between
 1 GiB and TASK_SIZE, addresses outside the windows but for harmless junk) are never
 drawn, and an address a call returned outside the window is never reused.
 
-`shrink(scenario, still_diverges)` reduces a diverging scenario: cut after the
-divergence, delta-debugging on lines (chunks, then single lines), then simpler
-arguments; a candidate is kept only if it still diverges with the same signature.
+`campaign` compares generated scenarios with the host kernel and shrinks the first
+divergence of every kind (vmsim.diff.shrink).
 """
 
 from __future__ import annotations
 
+import os
 import random
+import time
+from collections.abc import Callable, Mapping
 
 from .. import uapi as U
-from . import scenario as S
+from ..oracle import Oracle, OracleError
+from ..syscalls.names import CONSTANTS
+from ..syscalls.table import TABLE
+from .compare import Divergence, first_divergence, skipped
+from .model import run_model
+from .normalise import Step, token_to_result
+from .scenario import DEFAULT_ENV, WINDOW_SIZE, Call, Scenario, dump
+from .shrink import shrink_divergence
 
 PAGE = 4096
 NPAGES = 64                     # the busy part of the window, in pages
@@ -48,8 +57,8 @@ MADVICES = [  # (advice, weight)
 POKE_BYTES = [0x00, 0x41, 0x90, 0xC3]   # harmless as the first instruction of an exec touch
 
 
-def _call(name, *args, comment=None) -> S.Call:
-    return S.Call(name=name, args=list(args), comment=comment)
+def _call(name: str, *args: object, comment: str | None = None) -> Call:
+    return Call(name=name, args=list(args), comment=comment)
 
 
 class Generator:
@@ -57,7 +66,7 @@ class Generator:
 
     def __init__(self, seed=0, env: dict | None = None, min_len: int = 4, max_len: int = 24):
         self.rng = random.Random(seed)
-        self.env = dict(env or {"W": S.WINDOW_BASE, "B": S.DEFAULT_BRK})
+        self.env = dict(env or DEFAULT_ENV)
         self.min_len, self.max_len = min_len, max_len
 
     # -- value draws --
@@ -98,7 +107,7 @@ class Generator:
                                        0x100])
 
     # -- the scenario --
-    def scenario(self) -> S.Scenario:
+    def scenario(self) -> Scenario:
         r = self.rng
         # A sixth of the scenarios skew every draw: towards the rare end of each
         # choice (junk values, edge lengths, rare flags) or towards the common end
@@ -132,15 +141,15 @@ class Generator:
                (self._touch, 10), (self._peek, 2), (self._poke, 3), (self._fork, 1.5),
                (self._mdwe, 1), (self._personality, 1), (self._fileop, 3),
                (self._pkru, 0.3), (self._ksm, 0.3)]
-        funcs, weights = zip(*ops)
+        funcs, weights = zip(*ops, strict=True)
         while len(self.calls) < n:
             r.choices(funcs, weights)[0]()
             self._mark(self.calls[-1])
-        return S.Scenario(self.calls)
+        return Scenario(self.calls)
 
     def _mark(self, call):
         """Remember the page-aligned window edges of a call's range."""
-        kinds = S.CALLS[call.name]
+        kinds = TABLE[call.name].kinds
         W = self.env["W"]
         for i, kind in enumerate(kinds):
             if kind.rstrip("?") != "addr" or i >= len(call.args):
@@ -182,7 +191,7 @@ class Generator:
             self._open("/dev/zero", U.O_RDWR, "zero", 0)
         if r.random() < 0.25:
             self.calls.append(_call("mkdir", "/tmp/nx", 0o755))
-            self.calls.append(_call("mount", "tmpfs", "/tmp/nx", "tmpfs", S.MS_NOEXEC, None))
+            self.calls.append(_call("mount", "tmpfs", "/tmp/nx", "tmpfs", CONSTANTS["MS_NOEXEC"], None))
             fd3 = self._open("/tmp/nx/f3", U.O_RDWR | U.O_CREAT, "noexec")
             self.calls.append(_call("ftruncate", fd3, 4 * PAGE))
         if r.random() < 0.2:
@@ -230,9 +239,9 @@ class Generator:
         window would meet the executor's own mappings: keep such ranges short."""
         addr, length, prot = self.addr(), self.length(), self.prot()
         if prot & (U.PROT_GROWSDOWN | U.PROT_GROWSUP):
-            a, end = addr & S.U64, (addr & S.U64) + (length & S.U64)
+            a, end = addr & U.U64, (addr & U.U64) + (length & U.U64)
             W = self.env["W"]
-            if end < 1 << 64 and (end > W + S.WINDOW_SIZE or not W <= a < W + S.WINDOW_SIZE):
+            if end < 1 << 64 and (end > W + WINDOW_SIZE or not W <= a < W + WINDOW_SIZE):
                 length = self.rng.choice([1, 2, 16]) * PAGE
         return addr, length, prot
 
@@ -271,11 +280,11 @@ class Generator:
                                 0 if self.rng.random() < 0.95 else 1))
 
     def _madvise(self):
-        advs, ws = zip(*MADVICES)
+        advs, ws = zip(*MADVICES, strict=True)
         addr, length = self.addr(), self.length()
         W, B = self.env["W"], self.env["B"]
-        inside = W <= addr & S.U64 < W + S.WINDOW_SIZE or B <= addr & S.U64 < B + (1 << 30)
-        if length & S.U64 > 1 << 32:
+        inside = W <= addr & U.U64 < W + WINDOW_SIZE or B <= addr & U.U64 < B + (1 << 30)
+        if length & U.U64 > 1 << 32:
             if not inside:
                 length = self.rng.choice([1, 4, 16]) * PAGE
             elif addr + length < 1 << 64:
@@ -371,108 +380,18 @@ class Generator:
             self.fds[self._next_fd()] = self.fds[fd]
 
 
-# --------------------------------------------------------------------------- shrinking
-
-def _simplifications(call: S.Call, env: dict):
-    """Simpler variants of one call (one argument changed each)."""
-    kinds = S.CALLS[call.name]
-    W = env["W"]
-    for i, (kind, v) in enumerate(zip(kinds, call.args)):
-        kind = kind.rstrip("?")
-        if not isinstance(v, int):
-            continue
-        cands = []
-        if kind == "len":
-            cands = [PAGE, 2 * PAGE] if v not in (PAGE, 2 * PAGE) else []
-        elif kind in ("prot", "mapflags", "mremapflags", "oflags", "msflags", "mlockflags",
-                      "pkeyrights", "persona"):
-            bit = 1
-            vv = v & S.U64
-            while bit <= vv:
-                if vv & bit:
-                    cands.append(v & ~bit)
-                bit <<= 1
-        elif kind == "addr" and W <= v < W + S.WINDOW_SIZE:
-            page = (v - W) // PAGE
-            if v % PAGE:
-                cands.append(v - v % PAGE)
-            if page > 0:
-                cands += [W + p * PAGE for p in sorted({0, 1, page // 2, page - 1}) if p < page]
-        elif kind in ("off", "int") and v not in (0,) and call.name != "pwrite64":
-            cands = [0]
-        for c in cands:
-            args = list(call.args)
-            args[i] = c
-            yield S.Call(name=call.name, args=args, comment=call.comment)
-
-
-def shrink(calls: list, still_diverges, max_tries: int = 2000) -> list:
-    """Delta-debug `calls` (a list of Calls ending at the divergent call) to a
-    smaller list for which still_diverges(list) is true."""
-    tries = 0
-
-    def test(cand):
-        nonlocal tries
-        tries += 1
-        return still_diverges(cand)
-
-    calls = list(calls)
-    n = 2
-    while len(calls) >= 2 and tries < max_tries:
-        chunk = -(-len(calls) // n)
-        reduced = False
-        for i in range(0, len(calls), chunk):
-            cand = calls[:i] + calls[i + chunk:]
-            if cand and test(cand):
-                calls = cand
-                n = max(n - 1, 2)
-                reduced = True
-                break
-        if not reduced:
-            if chunk == 1:
-                break
-            n = min(len(calls), n * 2)
-    # single lines, last to first
-    i = len(calls) - 1
-    while i >= 0 and tries < max_tries and len(calls) > 1:
-        cand = calls[:i] + calls[i + 1:]
-        if test(cand):
-            calls = cand
-        i -= 1
-    return calls
-
-
-def shrink_args(calls: list, still_diverges, env: dict, max_tries: int = 500) -> list:
-    """Simplify arguments one at a time, keeping changes that still diverge."""
-    calls = list(calls)
-    tries = 0
-    changed = True
-    while changed and tries < max_tries:
-        changed = False
-        for i in range(len(calls)):
-            for cand_call in _simplifications(calls[i], env):
-                if tries >= max_tries:
-                    break
-                cand = calls[:i] + [cand_call] + calls[i + 1:]
-                tries += 1
-                if still_diverges(cand):
-                    calls = cand
-                    changed = True
-                    break
-    return calls
-
-
 # --------------------------------------------------------------------------- campaigns
 
 class FuzzReport:
     """The outcome of a fuzz campaign."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.scenarios = 0
         self.calls = 0
-        self.divergences: list = []     # (seed_index, Divergence, shrunk calls, path)
-        self.signatures: dict = {}      # signature -> count
-        self.skipped: dict = {}         # reason -> scenarios cut short by the host
+        #: (scenario index, Divergence, shrunk calls, file written or None)
+        self.divergences: list[tuple[int, Divergence, list[Call], str | None]] = []
+        self.signatures: dict[tuple, int] = {}      # signature -> count
+        self.skipped: dict[str, int] = {}           # reason -> scenarios cut short by the host
         self.seconds = 0.0
         self.compare_seconds = 0.0
 
@@ -481,54 +400,28 @@ class FuzzReport:
         return self.calls / self.compare_seconds if self.compare_seconds else 0.0
 
 
-def scenario_for(seed: int, index: int, env: dict) -> S.Scenario:
+def scenario_for(seed: int, index: int, env: Mapping[str, int]) -> Scenario:
     return Generator(f"{seed}:{index}", env).scenario()
 
 
-def make_checker(oracle, kernel_kwargs, signature, model_runner=None):
-    """still_diverges(calls) for the shrinker: same divergence signature."""
-    from .compare import first_divergence
-
-    def still(calls):
-        sc = S.Scenario(list(calls))
-        ks = oracle.run(sc)
-        ms = (model_runner or S.run_model)(sc, kernel_kwargs, oracle.env)
-        d = first_divergence(sc, ks, ms, oracle.env, check_expected=False)
-        return d is not None and d.signature() == signature and d.index == len(calls) - 1
-    return still
-
-
-def shrink_divergence(oracle, kernel_kwargs, scenario, div, max_tries=2000):
-    """The minimal list of calls reproducing `div` (same signature)."""
-    still = make_checker(oracle, kernel_kwargs, div.signature())
-    calls = scenario.calls[:div.index + 1]
-    if not still(calls):            # flaky or state-dependent beyond the prefix
-        return calls
-    calls = shrink(calls, still, max_tries)
-    calls = shrink_args(calls, still, oracle.env, max_tries // 4)
-    return calls
-
-
-def write_divergence(path, calls, div_after, env, comment: str):
+def write_divergence(path: str, calls: list[Call], div_after: list[Step],
+                     env: Mapping[str, int], comment: str) -> None:
     """Write a shrunk scenario with the kernel's results as expectations."""
-    import os
-    sc = S.Scenario(list(calls), header=[l for l in comment.splitlines()])
-    results = [S.token_to_result(c.name, st.result, env) if st.result[0] != "crash" else None
-               for c, st in zip(calls, div_after)]
+    sc = Scenario(list(calls), header=comment.splitlines())
+    results = [token_to_result(c.name, st.result, env) if st.result[0] != "crash" else None
+               for c, st in zip(calls, div_after, strict=False)]
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
-        f.write(S.dump(sc, env, results))
+        f.write(dump(sc, env, results))
 
 
-def campaign(oracle, n: int, seed: int, kernel_kwargs: dict, out_dir: str | None = None,
-             progress=None, shrink_each: bool = True, max_shrink_tries: int = 2000,
+def campaign(oracle: Oracle, n: int, seed: int, kernel_kwargs: dict,
+             out_dir: str | None = None,
+             progress: Callable[[int, int, FuzzReport], None] | None = None,
+             shrink_each: bool = True, max_shrink_tries: int = 2000,
              seconds: float | None = None) -> FuzzReport:
     """Generate n scenarios (or as many as fit in `seconds`), compare each; shrink
     the first divergence of every distinct signature and write it to out_dir."""
-    import time
-
-    from ..oracle import OracleError
-    from .compare import first_divergence, skipped
     rep = FuzzReport()
     t0 = time.perf_counter()
     for i in range(n):
@@ -542,7 +435,7 @@ def campaign(oracle, n: int, seed: int, kernel_kwargs: dict, out_dir: str | None
             why = f"oracle error: {exc}"
             rep.skipped[why] = rep.skipped.get(why, 0) + 1
             continue
-        ms = S.run_model(sc, kernel_kwargs, oracle.env)
+        ms = run_model(sc, kernel_kwargs, oracle.env)
         rep.compare_seconds += time.perf_counter() - tc
         d = first_divergence(sc, ks, ms, oracle.env, check_expected=False)
         rep.scenarios += 1
@@ -560,11 +453,10 @@ def campaign(oracle, n: int, seed: int, kernel_kwargs: dict, out_dir: str | None
                 if shrink_each:
                     shrunk = shrink_divergence(oracle, kernel_kwargs, sc, d, max_shrink_tries)
                 if out_dir:
-                    import os
                     path = os.path.join(out_dir, f"fuzz-{seed}-{i}.scn")
-                    small = S.Scenario(list(shrunk))
+                    small = Scenario(list(shrunk))
                     ks2 = oracle.run(small)
-                    ms2 = S.run_model(small, kernel_kwargs, oracle.env)
+                    ms2 = run_model(small, kernel_kwargs, oracle.env)
                     d2 = first_divergence(small, ks2, ms2, oracle.env, check_expected=False)
                     text = (f"vmsim diff --fuzz: seed {seed}, scenario {i}, shrunk from "
                             f"{len(sc.calls)} to {len(shrunk)} calls\n")

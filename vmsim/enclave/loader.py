@@ -1,7 +1,8 @@
 """User-space side of SGX: what an enclave loader does with the driver, as calls on a
-vmsim Process — the ioctl wrappers (arguments marshalled into the process's own memory,
-as a C loader passes pointers) and the real loaders' call sequences
-(spec/sgx-driver.md §5):
+vmsim Process — the ioctl wrappers (`SgxDevice`: arguments marshalled into the
+process's own memory as a C loader passes pointers, by `marshal`, which the trace
+replayer uses too; `unmarshal` reads them back for the trace recorder) and the real
+loaders' call sequences (spec/sgx-driver.md §5):
 
     kselftest_load  tools/testing/selftests/sgx/load.c + main.c          (§5.a)
     gramine_load    Gramine linux-sgx PAL host_framework.c/host_main.c   (§5.b)
@@ -16,40 +17,63 @@ real loader leaves it at the point of failure).
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..arch.x86.sgx import sigstruct as _sigstruct
+from ..arch.x86.sgx.defs import SECINFO_SIZE, SECS_SIZE, SGX_ATTR_PROVISIONKEY, SIGSTRUCT_SIZE
 from ..arch.x86.sgx.measure import Measurement
+from ..arch.x86.sgx.sigstruct import Sigstruct
 from ..drivers.sgx import uapi
-from ..errors import EAGAIN, EBUSY, EINTR
+from ..errors import EAGAIN, EBUSY, EINTR, ENOMEM, kerr
 from ..uapi import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
+    MAP_NORESERVE,
     MAP_PRIVATE,
     MAP_SHARED,
+    O_CLOEXEC,
     O_RDONLY,
     O_RDWR,
+    PAGE_MASK,
     PAGE_SIZE,
     PROT_EXEC,
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
+    U64,
 )
-from .image import EnclaveImage, Segment, tcs_after_eadd
-
-O_CLOEXEC = 0o2000000
+from . import signing
+from .image import EnclaveImage
+from .segment import Segment, tcs_after_eadd
 
 
 class Scratch:
-    """A private anonymous buffer in the process for ioctl arguments (a C loader's
-    stack and heap): `put(bytes) -> address`."""
+    """Private anonymous memory in the process for ioctl arguments (a C loader's
+    stack and heap): `put(bytes) -> address`, starting over from the beginning when
+    full. A context manager that unmaps it on exit."""
 
-    def __init__(self, p, size: int = 16 * PAGE_SIZE):
+    def __init__(self, p, size: int = 16 * PAGE_SIZE, addr: int = 0, flags: int = 0):
         self.p = p
         self.size = size
-        self.base = p.mmap(0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        self.base = p.mmap(addr, size, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | flags)
         self.next = 0
+
+    @classmethod
+    def away_from_vmas(cls, p, need: int) -> Scratch:
+        """A scratch for `need` bytes at least 1 GiB away from every VMA, reserving
+        no memory: unmapped again, it leaves no trace in the address space (the
+        replayer's, whose maps are compared). ENOMEM when there is no such place."""
+        size = ((max(need, PAGE_SIZE) + PAGE_SIZE - 1) & PAGE_MASK) + 2 * PAGE_SIZE
+        gap = 1 << 30
+        views = p.vmas()
+        for cand in range(0x100000000000, 0x7F0000000000, 0x10000000000):
+            lo, hi = cand - gap, cand + size + gap
+            if all(v.end <= lo or v.start >= hi for v in views):
+                return cls(p, size, cand, MAP_FIXED_NOREPLACE | MAP_NORESERVE)
+        raise kerr(ENOMEM)
 
     def put(self, data: bytes, align: int = 64) -> int:
         self.next = (self.next + align - 1) & ~(align - 1)
@@ -59,6 +83,93 @@ class Scratch:
         self.p.write(addr, data)
         self.next += len(data)
         return addr
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.p.munmap(self.base, self.size)
+
+
+#: each SGX ioctl's argument struct and its fields in order (SGX_IOC_VEPC_REMOVE_ALL
+#: takes none): arch/x86/include/uapi/asm/sgx.h
+IOCTL_ARGS: dict[int, tuple[struct.Struct, tuple[str, ...]]] = {
+    uapi.SGX_IOC_ENCLAVE_CREATE: (uapi.CREATE, ("src",)),
+    uapi.SGX_IOC_ENCLAVE_ADD_PAGES: (uapi.ADD_PAGES, ("src", "offset", "length", "secinfo",
+                                                      "flags", "count")),
+    uapi.SGX_IOC_ENCLAVE_INIT: (uapi.INIT, ("sigstruct",)),
+    uapi.SGX_IOC_ENCLAVE_PROVISION: (uapi.PROVISION, ("fd",)),
+    uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS: (uapi.RESTRICT_PERMISSIONS, (
+        "offset", "length", "permissions", "result", "count")),
+    uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES: (uapi.MODIFY_TYPES, ("offset", "length", "page_type",
+                                                            "result", "count")),
+    uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES: (uapi.REMOVE_PAGES, ("offset", "length", "count")),
+}
+
+
+def marshal(scratch: Scratch, cmd: int, fields: Mapping[str, Any]) -> int:
+    """Lay out an SGX ioctl's argument in the process as a C loader does; its address
+    (0 for an ioctl without one). `fields` are the struct's (absent ones 0), but that
+    a pointer's target may be given instead: CREATE `secs` (the SECS page), INIT
+    `sigstruct` as bytes, ADD_PAGES `secinfo` as the SECINFO's flags and `data`, the
+    source pages -- written at `src` when the process has that range mapped writable
+    (a replayed loader's own buffer), else into the scratch."""
+    if cmd not in IOCTL_ARGS:
+        return 0
+    fmt, names = IOCTL_ARGS[cmd]
+    values = dict(fields)
+    if cmd == uapi.SGX_IOC_ENCLAVE_CREATE and "secs" in values:
+        values["src"] = scratch.put(values["secs"], PAGE_SIZE)
+    elif cmd == uapi.SGX_IOC_ENCLAVE_ADD_PAGES:
+        if values.get("data") is not None:
+            values["src"] = _place_source(scratch, values.get("src", 0), values["data"])
+        secinfo = struct.pack("<Q", values.get("secinfo", 0)) + bytes(SECINFO_SIZE - 8)
+        values["secinfo"] = scratch.put(secinfo)
+    elif cmd == uapi.SGX_IOC_ENCLAVE_INIT and isinstance(values.get("sigstruct"), bytes):
+        values["sigstruct"] = scratch.put(values["sigstruct"], PAGE_SIZE)
+    return scratch.put(fmt.pack(*(values.get(name, 0) & U64 for name in names)))
+
+
+def _place_source(scratch: Scratch, src: int, data: bytes) -> int:
+    p = scratch.p
+    if src and _writable(p, src, len(data)):
+        p.write(src, data)
+        return src
+    return scratch.put(data, PAGE_SIZE)
+
+
+def _writable(p, addr: int, n: int) -> bool:
+    """Is [addr, addr + n) mapped writable, without a hole?"""
+    end = addr + n
+    cur = addr
+    for v in p.vmas():
+        if v.end <= cur or v.start > cur:
+            continue
+        if "w" not in v.perms:
+            return False
+        cur = v.end
+        if cur >= end:
+            return True
+    return cur >= end
+
+
+def unmarshal(p, cmd: int, arg: int) -> dict | int:
+    """An SGX ioctl's argument as a JSON trace carries it (docs/trace-format.md), read
+    from the process: CREATE its SECS, ADD_PAGES its fields with the SECINFO's flags
+    and the source pages, INIT its SIGSTRUCT, any other the struct's fields; the bare
+    pointer for an ioctl without one."""
+    if cmd not in IOCTL_ARGS:
+        return arg
+    fmt, names = IOCTL_ARGS[cmd]
+    fields = dict(zip(names, fmt.unpack(p.read(arg, fmt.size)), strict=True))
+    if cmd == uapi.SGX_IOC_ENCLAVE_CREATE:
+        return {"secs": p.read(fields["src"], SECS_SIZE)}
+    if cmd == uapi.SGX_IOC_ENCLAVE_ADD_PAGES:
+        (fields["secinfo"],) = struct.unpack("<Q", p.read(fields["secinfo"], 8))
+        return {**fields, "data": p.read(fields["src"], fields["length"])}
+    if cmd == uapi.SGX_IOC_ENCLAVE_INIT:
+        return {"sigstruct": p.read(fields["sigstruct"], SIGSTRUCT_SIZE)}
+    return fields
 
 
 class SgxDevice:
@@ -70,10 +181,11 @@ class SgxDevice:
         self.p = p
         self.fd = p.open(path, flags)
         self.scratch = Scratch(p)
-        self.last = None
+        self.last: tuple | None = None
 
-    def _ioctl(self, cmd: int, fmt: struct.Struct, *fields) -> tuple:
-        arg = self.scratch.put(fmt.pack(*fields))
+    def _ioctl(self, cmd: int, **fields: Any) -> tuple:
+        fmt = IOCTL_ARGS[cmd][0]
+        arg = marshal(self.scratch, cmd, fields)
         try:
             self.p.ioctl(self.fd, cmd, arg)
         finally:
@@ -81,32 +193,30 @@ class SgxDevice:
         return self.last
 
     def create(self, secs: bytes) -> None:
-        self._ioctl(uapi.SGX_IOC_ENCLAVE_CREATE, uapi.CREATE, self.scratch.put(secs, 4096))
+        self._ioctl(uapi.SGX_IOC_ENCLAVE_CREATE, secs=secs)
 
     def add_pages(self, src: int, offset: int, length: int, secinfo_flags: int,
                   measure: bool = True) -> int:
-        secinfo = self.scratch.put(struct.pack("<Q", secinfo_flags) + bytes(56))
-        flags = uapi.SGX_PAGE_MEASURE if measure else 0
-        return self._ioctl(uapi.SGX_IOC_ENCLAVE_ADD_PAGES, uapi.ADD_PAGES, src, offset,
-                           length, secinfo, flags, 0)[5]
+        return self._ioctl(uapi.SGX_IOC_ENCLAVE_ADD_PAGES, src=src, offset=offset,
+                           length=length, secinfo=secinfo_flags,
+                           flags=uapi.SGX_PAGE_MEASURE if measure else 0)[5]
 
     def init(self, sigstruct: bytes) -> None:
-        self._ioctl(uapi.SGX_IOC_ENCLAVE_INIT, uapi.INIT, self.scratch.put(sigstruct, 4096))
+        self._ioctl(uapi.SGX_IOC_ENCLAVE_INIT, sigstruct=sigstruct)
 
     def provision(self, fd: int) -> None:
-        self._ioctl(uapi.SGX_IOC_ENCLAVE_PROVISION, uapi.PROVISION, fd)
+        self._ioctl(uapi.SGX_IOC_ENCLAVE_PROVISION, fd=fd)
 
     def restrict_permissions(self, offset: int, length: int, perms: int) -> tuple:
-        return self._ioctl(uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS,
-                           uapi.RESTRICT_PERMISSIONS, offset, length, perms, 0, 0)
+        return self._ioctl(uapi.SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS, offset=offset,
+                           length=length, permissions=perms)
 
     def modify_types(self, offset: int, length: int, page_type: int) -> tuple:
-        return self._ioctl(uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES, uapi.MODIFY_TYPES, offset,
-                           length, page_type, 0, 0)
+        return self._ioctl(uapi.SGX_IOC_ENCLAVE_MODIFY_TYPES, offset=offset, length=length,
+                           page_type=page_type)
 
     def remove_pages(self, offset: int, length: int) -> tuple:
-        return self._ioctl(uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, uapi.REMOVE_PAGES, offset,
-                           length, 0)
+        return self._ioctl(uapi.SGX_IOC_ENCLAVE_REMOVE_PAGES, offset=offset, length=length)
 
 
 @dataclass
@@ -197,6 +307,7 @@ def _add_pages_loop(dev: SgxDevice, src: int, offset: int, length: int, secinfo_
         except OSError as exc:
             if exc.errno not in retry:
                 raise
+            assert dev.last is not None         # the ioctl wrote its struct back
             added = dev.last[5]
         offset += added
         if advance_src:
@@ -252,7 +363,7 @@ def gramine_load(p, image: EnclaveImage, key=None, sigstruct: bytes | None = Non
         dev = SgxDevice(p, "/dev/sgx/enclave", O_RDWR | O_CLOEXEC)
     if sigstruct is None:
         sigstruct = image.sigstruct(key)
-    sig = _sigstruct.Sigstruct.unpack(sigstruct)
+    sig = Sigstruct.unpack(sigstruct)
     if base is None:
         base = image.size
     secs = bytearray(image.secs(base))
@@ -339,7 +450,7 @@ def sdk_load(p, image: EnclaveImage, key=None, sigstruct: bytes | None = None,
         p.close(dev.fd)
         raise
     enclave = LoadedEnclave(dev, base, image.size, image, sigstruct=sigstruct)
-    if provision and image.attributes & uapi.SGX_ATTR_PROVISIONKEY:
+    if provision and image.attributes & SGX_ATTR_PROVISIONKEY:
         try:
             pfd = open_first(("/dev/sgx/provision", "/dev/sgx_provision"), O_RDWR)
             dev.provision(pfd)
@@ -404,13 +515,13 @@ def enarx_load(p, image: EnclaveImage, key=None) -> LoadedEnclave:
                             seg.secinfo_flags, seg.measured)
         spans.append((base + seg.offset, seg.size, _map_prot(seg), seg))
     if key is None:
-        key = _sigstruct.generate_key()
-    unsigned = _sigstruct.build(
+        key = signing.generate_key()
+    unsigned = signing.build(
         hasher.digest(), attributes=image.attributes, xfrm=image.xfrm,
         attributes_mask=image.attributes_mask, xfrm_mask=image.xfrm_mask,
         miscselect=image.miscselect, misc_mask=image.misc_mask,
         isvprodid=image.isvprodid, isvsvn=image.isvsvn, vendor=image.vendor, date=image.date)
-    sigstruct = _sigstruct.sign(unsigned, key).pack()
+    sigstruct = signing.sign(unsigned, key).pack()
     dev.init(sigstruct)
     enclave = LoadedEnclave(dev, base, image.size, image, sigstruct=sigstruct)
     for addr, length, prot, seg in sorted(spans, key=lambda s: s[0]):

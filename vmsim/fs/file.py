@@ -7,6 +7,10 @@ decides whether two VMAs may merge (two opens never merge, a dup does).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from ..mm.vma import Vma
 from ..uapi import PAGE_SIZE
 
 S_IFREG = "reg"
@@ -23,34 +27,47 @@ FMODE_PATH = 0x4000   # an O_PATH file: fget() refuses it for mmap
 class FileOperations:
     """`struct file_operations`: what a file type lets the core do with it.
 
-    Drivers subclass this. Members left as None are absent, as in the kernel.
-
-    open(file) -> None
-        A new open file (struct file) of this inode; may set file.private_data or
-        refuse (raise OSError).
-    mmap(file, vma) -> None
-        Called by mmap_region() for a new VMA that could not be merged, after the
-        VMA's range, flags and pgoff are set. May set vma.vm_ops, vma.private_data
-        and add flags (e.g. VM_PFNMAP|VM_IO); may refuse by raising OSError (the
-        MAP_FIXED range then stays unmapped). Must not change the range.
-    get_unmapped_area(file, addr, length, pgoff, flags) -> addr
-        Chooses the address of a new mapping, or refuses (raise OSError).
-    unlocked_ioctl(task, file, cmd, arg) -> int
-        ioctl(2) by `task` (the kernel's current). Raise OSError to fail.
-    release(file) -> None
-        The last reference to the open file went away.
+    Drivers subclass it and define the members they need as methods; a member left
+    None is absent, as in the kernel (mmap without ->mmap is ENODEV, ioctl without
+    ->unlocked_ioctl ENOTTY). `task` is the calling Process (the kernel's current).
     """
 
-    open = None
-    mmap = None
-    get_unmapped_area = None
-    unlocked_ioctl = None
-    release = None
+    open: Callable[[File], None] | None = None
+    """open(file): a new open file (struct file) of this inode. May set
+    file.private_data; raise OSError to refuse the open(2). Returns nothing."""
+
+    mmap: Callable[[File, Vma], None] | None = None
+    """mmap(file, vma): called by mmap_region() for a new VMA that could not be merged,
+    after the VMA's range, flags and pgoff are set and before it enters the tree. May
+    set vma.vm_ops and vma.private_data and add flags (e.g. VM_PFNMAP|VM_IO; changed
+    flags without VM_SPECIAL make the core try a merge again); raise OSError to refuse
+    (the MAP_FIXED range then stays unmapped). Must not change the range: the core
+    checks. Returns nothing."""
+
+    get_unmapped_area: Callable[[Any, File, int, int, int, int], int] | None = None
+    """get_unmapped_area(task, file, addr, length, pgoff, flags): choose the address of
+    a new mapping of `file` (addr is the hint, or the address under MAP_FIXED) and
+    return it; raise OSError to refuse. Absent: the mm's own top-down/bottom-up search.
+    The core then checks the result as for any mapping (inside TASK_SIZE, page
+    aligned, mmap_min_addr)."""
+
+    unlocked_ioctl: Callable[[Any, File, int, int], int] | None = None
+    """unlocked_ioctl(task, file, cmd, arg): ioctl(2) by `task`; returns its result,
+    raise OSError to fail."""
+
+    release: Callable[[File], None] | None = None
+    """release(file): the last reference to the open file went away (its last fd
+    closed and its last VMA unmapped). Must not fail. Returns nothing."""
+
     #: FOP_MMAP_SYNC: MAP_SHARED_VALIDATE may pass MAP_SYNC to this file's mmap.
-    mmap_sync = False
+    mmap_sync: bool = False
     #: get_unmapped_area is thp_get_unmapped_area or shmem's, which honour MAP_FIXED,
     #: so mremap may move several VMAs of this file at once (vma_multi_allowed()).
-    trusted_placement = False
+    trusted_placement: bool = False
+    #: shmem_file(): these are shmem_file_operations (tmpfs, shared anonymous memory).
+    is_shmem: bool = False
+    #: is_file_hugepages(): these are hugetlbfs_file_operations.
+    is_hugetlbfs: bool = False
 
 
 class Inode:
@@ -61,9 +78,10 @@ class Inode:
     """
 
     __slots__ = ("ino", "dev", "kind", "size", "pages", "fops", "nlink", "path",
-                 "mount", "rdev_name", "append_only", "private")
+                 "mount", "append_only")
 
-    def __init__(self, ino, dev, kind, fops, path, mount=None, size=0):
+    def __init__(self, ino: int, dev: tuple[int, int], kind: str, fops: FileOperations,
+                 path: str, mount: Any = None, size: int = 0):
         self.ino = ino
         self.dev = dev          # (major, minor)
         self.kind = kind
@@ -72,9 +90,9 @@ class Inode:
         self.fops = fops
         self.nlink = 1
         self.path = path        # name shown in maps (d_path at open time)
+        #: the vfs.Mount (that module imports this one: typed Any), None for pipes
         self.mount = mount
         self.append_only = False
-        self.private = None
 
     # --- page cache (mm/filemap.c) ---
     def page(self, index: int) -> bytearray:
@@ -131,7 +149,8 @@ class File:
         self.f_mode = f_mode
         self.f_flags = f_flags
         self.refs = 0
-        self.private_data = None
+        #: the driver's own state (file->private_data)
+        self.private_data: Any = None
         self.path = path if path is not None else inode.path
 
     @property

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import EINVAL, kerr
+from ..mm.fault import FILE_VM_OPS
 from ..mm.flags import (
     MNEMONICS,
     VM_ACCOUNT,
@@ -33,6 +35,7 @@ from ..mm.flags import (
 )
 from ..mm.vma import AnonVma, Vma, VmOperations
 from ..uapi import PAGE_SHIFT, PAGE_SIZE
+from .file import FMODE_READ, FMODE_WRITE, S_IFREG, File
 
 LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])([x-])([sp]) ([0-9a-f]+) "
                   r"([0-9a-f]+):([0-9a-f]+) (\d+) ?(.*)$")
@@ -119,13 +122,12 @@ class SpecialMappingOps(VmOperations):
         return self._name
 
     def may_split(self, vma, addr):
-        from ..errors import EINVAL, kerr
         raise kerr(EINVAL)
 
 
 def default_flags(ln: MapsLine) -> int:
     """The vm_flags an ordinary mapping with this maps line would have."""
-    r, w, x, s = ln.perms
+    r, w, x, s = tuple(ln.perms)
     flags = (VM_READ if r == "r" else 0) | (VM_WRITE if w == "w" else 0) | \
         (VM_EXEC if x == "x" else 0) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
     if ln.name in ("[vvar]", "[vvar_vclock]"):
@@ -153,7 +155,7 @@ def populate(process, lines: list[MapsLine]) -> None:
     below = [ln.end for ln in lines if stack and ln.end <= stack[0].start]
     if below and max(below) > kernel.task_size // 3:
         mm.mmap_base = max(below)
-    files = {}
+    files: dict[tuple[str, bool], File] = {}
     for ln in lines:
         if ln.name == "[vsyscall]":
             continue
@@ -169,15 +171,11 @@ def populate(process, lines: list[MapsLine]) -> None:
         elif name.startswith("/"):
             vma.file = _file_for(kernel, files, ln).get()
             vma.pgoff = ln.offset >> PAGE_SHIFT
-            from ..mm.fault import FILE_VM_OPS
             vma.vm_ops = None if _anonymous_dev_zero(ln) else FILE_VM_OPS
         if ln.anonymous_kb:
             vma.anon_vma = AnonVma()
             vma.avc = (vma.anon_vma,)
-        mm.tree.insert(vma)
-        mm.vma_added(vma)
-        if flags & VM_ACCOUNT:
-            mm.account(vma.pages)
+        mm.insert_vm_struct(vma)
 
 
 def _anonymous_dev_zero(ln: MapsLine) -> bool:
@@ -202,13 +200,11 @@ def _file_for(kernel, files: dict, ln: MapsLine):
                 _mkdirs(fs, path)
                 inode = fs.create(path)
                 inode.dev, inode.ino = ln.dev, ln.inode     # as the dump printed them
-            from .file import FMODE_READ, FMODE_WRITE, File
             file = File(inode, FMODE_READ | FMODE_WRITE, 0o2)
             if deleted:
                 fs.unlink(path)
         files[key] = file
     need = ln.offset + (ln.end - ln.start)
-    from .file import S_IFREG
     if file.inode.kind == S_IFREG and file.inode.size < need:
         file.inode.size = need
     return file

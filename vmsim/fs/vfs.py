@@ -11,7 +11,9 @@ from __future__ import annotations
 import posixpath
 
 from ..errors import EACCES, EEXIST, EINVAL, EISDIR, ENOENT, ENOMEM, ENOTDIR, EOPNOTSUPP, kerr
-from ..mm.flags import VM_SHARED, VM_SYNC
+from ..mm.fault import FILE_VM_OPS, hugetlb_vm_ops
+from ..mm.flags import VM_DONTEXPAND, VM_HUGETLB, VM_NORESERVE, VM_SHARED, VM_SYNC
+from ..mm.placement import hugetlb_unmapped_area, mm_get_unmapped_area, thp_get_unmapped_area
 from ..uapi import (
     MAP_SHARED,
     O_ACCMODE,
@@ -23,6 +25,7 @@ from ..uapi import (
     O_RDWR,
     O_TRUNC,
     O_WRONLY,
+    PAGE_SHIFT,
 )
 from .file import (
     FMODE_PATH,
@@ -73,13 +76,11 @@ class Ext4FileOps(FileOperations):
     trusted_placement = True
 
     def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
-        from ..mm.placement import thp_get_unmapped_area
         return thp_get_unmapped_area(task, file, addr, length, pgoff, flags)
 
     def mmap(self, file, vma):
         if vma.flags & VM_SYNC:
             raise kerr(EOPNOTSUPP)
-        from ..mm.fault import FILE_VM_OPS
         vma.vm_ops = FILE_VM_OPS
 
 
@@ -90,13 +91,12 @@ class ShmemFileOps(FileOperations):
     """
 
     trusted_placement = True
+    is_shmem = True
 
     def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
-        from ..mm.placement import mm_get_unmapped_area
         return mm_get_unmapped_area(task, file, addr, length, pgoff, flags)
 
     def mmap(self, file, vma):
-        from ..mm.fault import FILE_VM_OPS
         vma.vm_ops = FILE_VM_OPS
 
 
@@ -112,7 +112,6 @@ class DevZeroOps(FileOperations):
         self.vfs = vfs
 
     def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
-        from ..mm.placement import mm_get_unmapped_area, thp_get_unmapped_area
         if flags & MAP_SHARED:
             return mm_get_unmapped_area(task, None, addr, length, pgoff, flags)
         return thp_get_unmapped_area(task, file, addr, length, pgoff, flags)
@@ -131,6 +130,7 @@ class HugetlbFileOps(FileOperations):
     reference machine), so every access to a hugetlb mapping is SIGBUS."""
 
     trusted_placement = True
+    is_hugetlbfs = True
 
     def __init__(self, shift: int):
         self.shift = shift
@@ -138,15 +138,12 @@ class HugetlbFileOps(FileOperations):
 
     def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
         """hugetlb_get_unmapped_area(): huge-aligned MAP_FIXED, hints and searches."""
-        from ..mm.placement import hugetlb_unmapped_area
         return hugetlb_unmapped_area(task, self.size, addr, length, flags)
 
     def mmap(self, file, vma):
         """hugetlbfs_file_mmap()."""
-        from ..mm.fault import hugetlb_vm_ops
-        from ..mm.flags import VM_DONTEXPAND, VM_HUGETLB, VM_NORESERVE
         vma.flags |= VM_HUGETLB | VM_DONTEXPAND
-        if vma.pgoff & ((self.size >> 12) - 1):
+        if vma.pgoff & ((self.size >> PAGE_SHIFT) - 1):
             raise kerr(EINVAL)
         if not vma.flags & VM_NORESERVE:
             raise kerr(ENOMEM)      # hugetlb_reserve_pages(): no free huge pages
@@ -349,7 +346,6 @@ class Vfs:
 
     def shmem_zero_setup(self, vma) -> None:
         """shmem_zero_setup(): back a shared anonymous VMA by a new shmem object."""
-        from ..mm.fault import FILE_VM_OPS
         file = self.shmem_file(vma.end - vma.start).get()
         if vma.file is not None:
             vma.file.put()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..errors import EFAULT, EINVAL, Fault, HookContractError, kerr
 from ..uapi import (
     BUS_ADRERR,
+    PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
     RLIMIT_STACK,
@@ -20,6 +21,7 @@ from ..uapi import (
     SEGV_PKUERR,
     SIGBUS,
     SIGSEGV,
+    U64,
 )
 from .flags import (
     VM_ACCESS_FLAGS,
@@ -70,7 +72,7 @@ class HugetlbVmOps(VmOperations):
         return self.size
 
 
-_HUGETLB_VM_OPS = {}
+_HUGETLB_VM_OPS: dict[int, HugetlbVmOps] = {}
 
 
 def hugetlb_vm_ops(size: int) -> HugetlbVmOps:
@@ -113,7 +115,7 @@ def anon_vma_prepare(vma) -> None:
 def expand_downwards(task, vma, address: int) -> bool:
     """Grow a VM_GROWSDOWN VMA down to `address` (mm/mmap.c). False if refused."""
     mm, kernel = task.mm, task.kernel
-    address &= ~(PAGE_SIZE - 1)
+    address &= PAGE_MASK
     if address < kernel.mmap_min_addr:
         return False
     prev = mm.tree.prev(vma)
@@ -127,9 +129,8 @@ def expand_downwards(task, vma, address: int) -> bool:
     grow = (vma.start - address) >> PAGE_SHIFT
     if grow > vma.pgoff:
         return False
-    from .mmap import mlock_future_ok
     if not mm.may_expand_vm(task, vma.flags, grow) or size > task.rlimit(RLIMIT_STACK) or \
-            not mlock_future_ok(task, vma.flags, grow << PAGE_SHIFT):
+            not mm.mlock_future_ok(task, vma.flags, grow << PAGE_SHIFT):
         return False
     try:
         mm.account(grow)        # acct_stack_growth() charges whatever the flags
@@ -278,7 +279,7 @@ def access(task, addr: int, length: int, kind: str, data: bytes = b"") -> bytes:
     out = bytearray()
     pos = 0
     while pos < length:
-        a = (addr + pos) & 0xFFFFFFFFFFFFFFFF
+        a = (addr + pos) & U64
         off = a & (PAGE_SIZE - 1)
         chunk = min(PAGE_SIZE - off, length - pos)
         vma = user_fault(task, a, kind)
@@ -318,5 +319,5 @@ def get_user_page(task, addr: int) -> bytes:
     vma = task.mm.tree.find(addr)
     if vma is None or vma.flags & (VM_IO | VM_PFNMAP) or not vma.flags & VM_READ:
         raise kerr(EFAULT)
-    page_addr = addr & ~(PAGE_SIZE - 1)
+    page_addr = addr & PAGE_MASK
     return copy_from_user(task, page_addr, PAGE_SIZE)

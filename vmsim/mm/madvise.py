@@ -9,7 +9,7 @@ end, after the mapped parts were advised.
 
 from __future__ import annotations
 
-from ..errors import EACCES, EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, kerr
+from ..errors import EACCES, EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, Fault, kerr
 from ..uapi import (
     MADV_COLD,
     MADV_COLLAPSE,
@@ -38,7 +38,10 @@ from ..uapi import (
     MADV_WIPEONFORK,
     PAGE_SHIFT,
     PAGE_SIZE,
+    PMD_SIZE,
+    U64,
 )
+from .fault import anon_vma_prepare, fault_page
 from .flags import (
     VM_DONTCOPY,
     VM_DONTDUMP,
@@ -67,6 +70,7 @@ from .flags import (
 )
 from .merge import vma_modify_flags
 from .munmap import checked_range
+from .truncate import truncate_pagecache_range
 
 VALID = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE,
          MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE, MADV_UNMERGEABLE,
@@ -205,6 +209,7 @@ def madvise_vma_behavior(task, vma, prev, start, end, behavior):
     try:
         vma, new = vma_modify_flags(mm, prev, vma, start, end, new)
     except OSError as exc:
+        assert exc.errno is not None        # split_vma() and ->may_split raise kerr()
         raise kerr(EAGAIN if exc.errno == ENOMEM else exc.errno) from None
     mm.vm_stat_account(vma.flags, -vma.pages)
     vma.flags = new
@@ -216,7 +221,6 @@ def madvise_guard(task, vma, start, end, install: bool):
     """MADV_GUARD_INSTALL/REMOVE (6.13+): guard PTE markers that fault with SIGSEGV.
     Installing sets the sticky VM_MAYBE_GUARD on the whole VMA (no split), gives an
     anonymous VMA its anon_vma and zaps the range; removing keeps the flag."""
-    from .fault import anon_vma_prepare
     mm = task.mm
     disallowed = VM_SPECIAL | VM_HUGETLB | (VM_LOCKED if install else 0)
     if vma.flags & disallowed:
@@ -235,25 +239,20 @@ def madvise_guard(task, vma, start, end, install: bool):
     return vma
 
 
-PMD = 1 << 21
-U64 = (1 << 64) - 1
-
-
 def thp_collapse_allowed(vma) -> bool:
     """thp_vma_allowable_order(..., TVA_FORCED_COLLAPSE, PMD_ORDER): anonymous memory
     that has an anon_vma, or shmem; not VM_NOHUGEPAGE; and a PMD-sized block fits below
     vm_end — computed as the kernel does, in unsigned arithmetic (a one-page shmem VMA
     at address 0 passes)."""
-    from ..fs.vfs import ShmemFileOps
     if vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB | VM_SPECIAL):
         return False
-    addr = (vma.end - PMD) & U64
-    haddr = addr & ~(PMD - 1)
-    if haddr < vma.start or (haddr + PMD) & U64 > vma.end:
+    addr = (vma.end - PMD_SIZE) & U64
+    haddr = addr & ~(PMD_SIZE - 1)
+    if haddr < vma.start or (haddr + PMD_SIZE) & U64 > vma.end:
         return False
     if vma.is_anonymous():
         return vma.anon_vma is not None     # "!vma->anon_vma": only smaps/faults pass
-    return vma.file is not None and isinstance(vma.file.f_op, ShmemFileOps)
+    return vma.file is not None and vma.file.f_op.is_shmem
 
 
 def madvise_collapse(task, vma, start, end):
@@ -264,33 +263,34 @@ def madvise_collapse(task, vma, start, end):
     if not thp_collapse_allowed(vma):
         raise kerr(EINVAL)
     mm = task.mm
-    hstart = (start + PMD - 1) & ~(PMD - 1)
-    hend = end & ~(PMD - 1)
+    hstart = (start + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
+    hend = end & ~(PMD_SIZE - 1)
     if hend < hstart:
         # "thps == (hend - hstart) >> HPAGE_PMD_SHIFT" in unsigned arithmetic: a range
         # inside one block compares 0 with a huge number, so it fails (EINVAL).
         raise kerr(EINVAL)
     if vma.is_anonymous():
-        for block in range(hstart, hend, PMD):
+        for block in range(hstart, hend, PMD_SIZE):
             if block >> 21 not in mm.pmd_tables:
                 raise kerr(EINVAL)
     return vma
 
 
 def madvise_remove(task, vma, start, end):
-    """Punch a hole in the file behind a shared writable mapping (vfs_fallocate)."""
+    """Punch a hole in the file behind a shared writable mapping: vfs_fallocate() with
+    FALLOC_FL_PUNCH_HOLE, whose ->fallocate (shmem, ext4) calls
+    truncate_pagecache_range()."""
     if vma.flags & VM_LOCKED or vma.file is None:
         raise kerr(EINVAL)
     if vma.flags & (VM_SHARED | VM_MAYWRITE) != (VM_SHARED | VM_MAYWRITE):
         raise kerr(EACCES)          # !vma_is_shared_maywrite()
-    task.kernel.punch_hole(vma.file.inode, vma.pgoff_at(start), vma.pgoff_at(end))
+    offset = vma.pgoff_at(start) << PAGE_SHIFT
+    truncate_pagecache_range(task.kernel, vma.file.inode, offset, offset + (end - start) - 1)
     return vma
 
 
 def madvise_populate(task, start: int, end: int, write: bool) -> int:
     """MADV_POPULATE_(READ|WRITE): fault the range in as read or write faults."""
-    from ..errors import Fault
-    from .fault import fault_page
     mm = task.mm
     addr = start
     while addr < end:

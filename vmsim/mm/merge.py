@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ENOMEM, kerr
 from ..uapi import PAGE_SHIFT
 from .flags import VM_IGNORE_MERGE, VM_SPECIAL, VM_STICKY
-from .vma import Vma
+from .mm_struct import MmStruct
+from .vma import AnonVma, Vma
 
 
 class MergeState(enum.Enum):
@@ -41,7 +43,7 @@ class VmaMergeStruct:
     just_expand: brk-style, merge with prev only.
     """
 
-    mm: object
+    mm: MmStruct
     prev: Vma | None = None
     middle: Vma | None = None
     next: Vma | None = None
@@ -50,14 +52,15 @@ class VmaMergeStruct:
     end: int = 0
     pgoff: int = 0
     flags: int = 0
-    file: object = None
-    anon_vma: object = None
+    file: Any = None
+    anon_vma: AnonVma | None = None
     copied_from: Vma | None = None
     just_expand: bool = False
     state: MergeState = MergeState.START
 
     @classmethod
-    def for_vma(cls, mm, prev, vma, start, end, flags=None):
+    def for_vma(cls, mm: MmStruct, prev: Vma | None, vma: Vma, start: int, end: int,
+                flags: int | None = None) -> VmaMergeStruct:
         """VMG_VMA_STATE(): a range inside `vma`, taking its file and anon_vma."""
         return cls(mm, prev=prev, middle=vma, start=start, end=end,
                    pgoff=vma.pgoff_at(start), flags=vma.flags if flags is None else flags,
@@ -73,6 +76,7 @@ def is_mergeable_vma(vmg: VmaMergeStruct, merge_next: bool) -> bool:
     (no NUMA policy, no uffd, CONFIG_ANON_VMA_NAME off on the target kernel).
     """
     vma = vmg.next if merge_next else vmg.prev
+    assert vma is not None          # the caller found the neighbour adjacent
     return not (vma.flags ^ vmg.flags) & ~VM_IGNORE_MERGE and vma.file is vmg.file
 
 
@@ -85,6 +89,7 @@ def is_mergeable_anon_vma(vmg: VmaMergeStruct, merge_next: bool) -> bool:
     Case 3: both or neither: they must be the same.
     """
     tgt = vmg.next if merge_next else vmg.prev
+    assert tgt is not None
     tgt_anon, src_anon = tgt.anon_vma, vmg.anon_vma
     if tgt_anon is None and src_anon is not None:
         src, copied = vmg.middle, vmg.copied_from
@@ -97,14 +102,17 @@ def is_mergeable_anon_vma(vmg: VmaMergeStruct, merge_next: bool) -> bool:
 
 def can_vma_merge_before(vmg: VmaMergeStruct) -> bool:
     """The range can go in front of next: mergeable and file pages continue."""
+    nxt = vmg.next
+    assert nxt is not None
     pglen = (vmg.end - vmg.start) >> PAGE_SHIFT
     return (is_mergeable_vma(vmg, True) and is_mergeable_anon_vma(vmg, True)
-            and vmg.next.pgoff == vmg.pgoff + pglen)
+            and nxt.pgoff == vmg.pgoff + pglen)
 
 
 def can_vma_merge_after(vmg: VmaMergeStruct) -> bool:
     """The range can go behind prev: mergeable and file pages continue."""
     prev = vmg.prev
+    assert prev is not None
     return (is_mergeable_vma(vmg, False) and is_mergeable_anon_vma(vmg, False)
             and prev.pgoff + prev.pages == vmg.pgoff)
 
@@ -121,6 +129,7 @@ def can_vma_merge_right(vmg: VmaMergeStruct, can_merge_left: bool) -> bool:
     if not can_merge_left:
         return True
     prev = vmg.prev
+    assert prev is not None
     return prev.anon_vma is None or nxt.anon_vma is None or prev.anon_vma is nxt.anon_vma
 
 
@@ -157,6 +166,7 @@ def vma_merge_existing_range(vmg: VmaMergeStruct) -> Vma | None:
       - the caller applies vmg.flags to the returned VMA afterwards.
     """
     mm, middle, prev = vmg.mm, vmg.middle, vmg.prev
+    assert middle is not None
     start, end = vmg.start, vmg.end
     left_side = start == middle.start
     right_side = end == middle.end
@@ -178,16 +188,21 @@ def vma_merge_existing_range(vmg: VmaMergeStruct) -> Vma | None:
     remove_middle = left_side and right_side
     if remove_middle and not can_merge_remove_vma(middle):
         return None
-    if merge_left and merge_right and not can_merge_remove_vma(nxt):
-        merge_right = False     # reduce to prev + middle
+    if merge_left and merge_right:
+        assert nxt is not None
+        if not can_merge_remove_vma(nxt):
+            merge_right = False     # reduce to prev + middle
 
     sticky = vmg.flags & VM_STICKY
     if merge_right:
+        assert nxt is not None      # can_vma_merge_right() found it adjacent
         sticky |= nxt.flags & VM_STICKY
     if merge_left:
+        assert prev is not None     # can_vma_merge_left() found it adjacent
         sticky |= prev.flags & VM_STICKY
     tree = mm.tree
     if merge_left and merge_right:
+        assert prev is not None and nxt is not None
         #  |<-------------------->|
         #  |-------********-------|
         #    prev   middle   next
@@ -203,6 +218,7 @@ def vma_merge_existing_range(vmg: VmaMergeStruct) -> Vma | None:
         #  |-------*************
         #    prev     middle
         #   extend shrink/delete
+        assert prev is not None
         dup_anon_vma(prev, middle)
         if remove_middle:
             _remove_merged(mm, middle)
@@ -217,6 +233,7 @@ def vma_merge_existing_range(vmg: VmaMergeStruct) -> Vma | None:
         #  *************-------|
         #     middle     next
         #  shrink/delete extend
+        assert nxt is not None
         dup_anon_vma(nxt, middle)
         if remove_middle:
             _remove_merged(mm, middle)
@@ -225,9 +242,10 @@ def vma_merge_existing_range(vmg: VmaMergeStruct) -> Vma | None:
         nxt.pgoff -= (nxt.start - start) >> PAGE_SHIFT
         tree.rekey(nxt, start)
         vmg.target = nxt
-    vmg.target.flags |= sticky
+    target = vmg.target
+    target.flags |= sticky
     vmg.state = MergeState.SUCCESS
-    return vmg.target
+    return target
 
 
 def vma_merge_new_range(vmg: VmaMergeStruct) -> Vma | None:
@@ -245,21 +263,22 @@ def vma_merge_new_range(vmg: VmaMergeStruct) -> Vma | None:
       - vmg.prev/vmg.next are the VMAs around the (free) range, either may be None;
       - vmg.middle is None; vmg.anon_vma is set only for an mremap copy.
     """
-    prev, nxt, end = vmg.prev, vmg.next, vmg.end
+    prev, nxt = vmg.prev, vmg.next
     vmg.state = MergeState.NOMERGE
     if vmg.flags & VM_SPECIAL or (prev is None and nxt is None):
         return None
     can_merge_left = can_vma_merge_left(vmg)
     can_merge_right = not vmg.just_expand and can_vma_merge_right(vmg, can_merge_left)
     if can_merge_right:
-        vmg.end = nxt.end
+        assert nxt is not None      # can_vma_merge_right() found it adjacent
         vmg.middle = nxt
+        if not can_merge_left or can_merge_remove_vma(nxt):
+            vmg.end = nxt.end
     if can_merge_left:
+        assert prev is not None     # can_vma_merge_left() found it adjacent
         vmg.start = prev.start
         vmg.middle = prev
         vmg.pgoff = prev.pgoff
-        if can_merge_right and not can_merge_remove_vma(nxt):
-            vmg.end = end
     if vmg.middle is None:
         return None
     vma_expand(vmg)
@@ -275,6 +294,7 @@ def vma_expand(vmg: VmaMergeStruct) -> None:
         for next, which is deleted when end == next.end.
     """
     mm, middle, nxt = vmg.mm, vmg.middle, vmg.next
+    assert middle is not None
     sticky = vmg.flags & VM_STICKY
     if nxt is not None and nxt is not middle and vmg.end == nxt.end:
         sticky |= nxt.flags & VM_STICKY
@@ -348,6 +368,7 @@ def vma_modify(vmg: VmaMergeStruct) -> Vma:
     if merged is not None:
         return merged
     vma, mm = vmg.middle, vmg.mm
+    assert vma is not None
     if vma.start < vmg.start:
         split_vma(mm, vma, vmg.start, True)
     if vma.end > vmg.end:

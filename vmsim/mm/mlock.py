@@ -6,7 +6,7 @@ and merges; mlock then populates the range.
 from __future__ import annotations
 
 from ..errors import EAGAIN, EFAULT, EINVAL, ENOMEM, EPERM, kerr
-from ..uapi import MLOCK_ONFAULT, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, RLIMIT_MEMLOCK
+from ..uapi import MLOCK_ONFAULT, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, RLIMIT_MEMLOCK, U64
 from .flags import VM_DROPPABLE, VM_HUGETLB, VM_LOCKED, VM_LOCKED_MASK, VM_LOCKONFAULT, VM_SPECIAL
 from .merge import vma_modify_flags
 from .mmap import can_do_mlock, mm_populate
@@ -37,7 +37,7 @@ def mlock_fixup(task, vma, prev, start, end, newflags):
 def apply_vma_lock_flags(task, start: int, length: int, flags: int) -> None:
     mm = task.mm
     end = start + length
-    if end >= 1 << 64:
+    if end > U64:
         raise kerr(EINVAL)
     if end == start:
         return

@@ -1,14 +1,26 @@
 """The address space of a process (`struct mm_struct`) and its invariants.
 
 Mirrors include/linux/mm_types.h (mm_struct), mm/util.c (vm_stat_account,
-__vm_enough_memory via the Kernel) and mm/mmap.c (may_expand_vm).
+__vm_enough_memory via the Kernel), mm/mmap.c (may_expand_vm, mlock_future_ok) and
+mm/vma.c (vma_link, insert_vm_struct).
 """
 
 from __future__ import annotations
 
-from ..uapi import PAGE_SHIFT, PAGE_SIZE, RLIMIT_AS, RLIMIT_DATA
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..uapi import PAGE_SHIFT, PAGE_SIZE, RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK
 from .flags import VM_ACCOUNT, VM_LOCKED, is_data_mapping, is_exec_mapping, is_stack_mapping
 from .tree import VmaTree
+
+
+class Pfn(Protocol):
+    """A physical page a driver maps with mm.fault.vmf_insert_pfn() (VM_PFNMAP)."""
+
+    def cpu_page(self) -> bytearray:
+        """What an ordinary (non enclave-mode) access to the page reads and writes."""
+        ...
 
 
 class MmStruct:
@@ -27,7 +39,8 @@ class MmStruct:
         may be clear); execute_only_pkey is -1 or a key.
     """
 
-    def __init__(self, kernel):
+    def __init__(self, kernel: Any):
+        #: the Kernel (kernel.py sits above mm/): sysctls, CPU features, the commit
         self.kernel = kernel
         self.tree = VmaTree()
         self.total_vm = 0
@@ -52,12 +65,14 @@ class MmStruct:
         self.anon_pages: dict[int, bytearray] = {}
         self.file_ptes: dict[int, bool] = {}
         self.guards: dict[int, bool] = {}       # guard PTE markers (MADV_GUARD_INSTALL)
-        self.pfn_ptes: dict[int, object] = {}   # VM_PFNMAP PTEs: vpn -> the driver's pfn
+        self.pfn_ptes: dict[int, Pfn] = {}      # VM_PFNMAP PTEs: vpn -> the driver's pfn
         #: 2 MiB blocks (addr >> 21) that have a page table: allocated by the first fault
         #: in the block, freed by an unmap that leaves no VMA in it (free_pgtables)
         self.pmd_tables: set[int] = set()
-        self.owner = None           # the Process, for drivers that need current
-        self.exit_notifiers: list = []  # mmu notifiers' ->release, called at exit
+        #: the Process (process.py sits above mm/), for drivers that need current
+        self.owner: Any = None
+        #: mmu notifiers' ->release, called by exit_mmap()
+        self.exit_notifiers: list[Callable[[MmStruct], None]] = []
 
     @property
     def map_count(self) -> int:
@@ -95,11 +110,30 @@ class MmStruct:
         self.kernel.committed -= npages
         self.committed -= npages
 
-    def vma_added(self, vma) -> None:
-        """Counters for a VMA that now exists (mmap, copy)."""
+    def mlock_future_ok(self, task, flags: int, nbytes: int) -> bool:
+        """mm/mmap.c mlock_future_ok(): RLIMIT_MEMLOCK unless CAP_IPC_LOCK."""
+        if not flags & VM_LOCKED or task.capable("CAP_IPC_LOCK"):
+            return True
+        return (nbytes >> PAGE_SHIFT) + self.locked_vm <= task.rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT
+
+    # --- linking new VMAs (mm/vma.c) ---
+    def vma_link(self, vma) -> None:
+        """vma_link(): a VMA built outside the tree enters it (map_count is the tree's
+        size), with the vm_stat_account() its callers do (total_vm and its classes,
+        locked_vm). Operations that store VMAs within their own accounting (split and
+        merge, mmap_region, mremap's copy_vma, a munmap that gives up) use the tree
+        directly. O(log n)."""
+        self.tree.insert(vma)
         self.vm_stat_account(vma.flags, vma.pages)
         if vma.flags & VM_LOCKED:
             self.locked_vm += vma.pages
+
+    def insert_vm_struct(self, vma) -> None:
+        """insert_vm_struct(): charge a VM_ACCOUNT VMA's pages (ENOMEM if refused),
+        then vma_link() it."""
+        if vma.flags & VM_ACCOUNT:
+            self.account(vma.pages)
+        self.vma_link(vma)
 
     # --- pages ---
     def zap(self, start: int, end: int, markers: bool = True) -> None:
@@ -141,7 +175,9 @@ class MmStruct:
         if self._blocks_with_tables(old, old + length):
             self.pmd_tables.update(range(new >> 21, ((new + length - 1) >> 21) + 1))
         shift = (new - old) >> PAGE_SHIFT
-        for table in (self.anon_pages, self.file_ptes, self.pfn_ptes, self.guards):
+        tables: tuple[dict[int, Any], ...] = (self.anon_pages, self.file_ptes, self.pfn_ptes,
+                                              self.guards)
+        for table in tables:
             items = [(v, table.pop(v)) for v in self.present_in(old, old + length, table)]
             for v, value in items:
                 table[v + shift] = value

@@ -18,7 +18,7 @@ from ..errors import (
     EPERM,
     kerr,
 )
-from ..fs.file import FMODE_PATH, FMODE_READ, FMODE_WRITE, S_IFREG
+from ..fs.file import FMODE_PATH, FMODE_READ, FMODE_WRITE, S_IFREG, File
 from ..uapi import (
     LEGACY_MAP_MASK,
     MAP_ANONYMOUS,
@@ -47,7 +47,9 @@ from ..uapi import (
     RLIM_INFINITY,
     RLIMIT_DATA,
     RLIMIT_MEMLOCK,
+    U64,
 )
+from .fault import handle_mm_fault
 from .flags import (
     VM_ACCESS_FLAGS,
     VM_ACCOUNT,
@@ -76,12 +78,11 @@ from .flags import (
 )
 from .madvise import ksm_compatible
 from .merge import VmaMergeStruct, vma_merge_existing_range, vma_merge_new_range
-from .munmap import VmaMunmap, page_align
-from .placement import get_unmapped_area
+from .munmap import VmaMunmap, do_vmi_munmap, page_align
+from .placement import get_unmapped_area, vm_start_gap
 from .vma import Vma
 
 MAX_LFS_FILESIZE = (1 << 63) - 1
-U64 = (1 << 64) - 1
 #: huge page sizes this x86_64 CPU supports, by log2 (MAP_HUGE_2MB, MAP_HUGE_1GB)
 HUGE_PAGE_SHIFTS = (21, 30)
 
@@ -97,13 +98,6 @@ def can_do_mlock(task) -> bool:
     return task.rlimit(RLIMIT_MEMLOCK) != 0 or task.capable("CAP_IPC_LOCK")
 
 
-def mlock_future_ok(task, flags: int, nbytes: int) -> bool:
-    """mm/mmap.c mlock_future_ok(): RLIMIT_MEMLOCK unless CAP_IPC_LOCK."""
-    if not flags & VM_LOCKED or task.capable("CAP_IPC_LOCK"):
-        return True
-    return (nbytes >> PAGE_SHIFT) + task.mm.locked_vm <= task.rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT
-
-
 def file_mmap_ok(file, pgoff: int, length: int) -> bool:
     """mm/mmap.c file_mmap_ok(): offset + length within the file type's maximum."""
     maxsize = MAX_LFS_FILESIZE if file.inode.kind == S_IFREG else U64
@@ -112,15 +106,15 @@ def file_mmap_ok(file, pgoff: int, length: int) -> bool:
     return pgoff <= (maxsize - length) >> PAGE_SHIFT
 
 
-def is_hugetlb_file(file) -> bool:
-    from ..fs.vfs import HugetlbFileOps
-    return file is not None and isinstance(file.f_op, HugetlbFileOps)
+def is_file_hugepages(file: File | None) -> bool:
+    """include/linux/hugetlb.h is_file_hugepages(): a hugetlbfs file."""
+    return file is not None and file.f_op.is_hugetlbfs
 
 
 def accountable_mapping(file, flags: int) -> bool:
     """Private writable mappings are charged against the commit limit (not hugetlb,
     which reserves huge pages instead)."""
-    if is_hugetlb_file(file):
+    if is_file_hugepages(file):
         return False
     return flags & (VM_NORESERVE | VM_SHARED | VM_WRITE) == VM_WRITE
 
@@ -181,13 +175,13 @@ def do_mmap(task, file, addr, length, prot, flags, pgoff, vm_flags=0):
         raise kerr(EEXIST)
     if flags & MAP_LOCKED and not can_do_mlock(task):
         raise kerr(EPERM)
-    if not mlock_future_ok(task, vm_flags, length):
+    if not mm.mlock_future_ok(task, vm_flags, length):
         raise kerr(EAGAIN)
     if file is not None:
         vm_flags = _file_vm_flags(file, flags, prot, pgoff, length, vm_flags)
     else:
         vm_flags, pgoff = _anon_vm_flags(flags, addr, vm_flags)
-    if flags & MAP_NORESERVE and (kernel.overcommit_memory != 2 or is_hugetlb_file(file)):
+    if flags & MAP_NORESERVE and (kernel.overcommit_memory != 2 or is_file_hugepages(file)):
         vm_flags |= VM_NORESERVE
     if mm.merge_any and ksm_compatible(vm_flags):
         vm_flags |= VM_MERGEABLE        # update_ksm_flags(), before the merge attempt
@@ -333,7 +327,6 @@ def mm_populate(task, start, length, ignore_errors=True) -> int:
     mappings; VM_IO/VM_PFNMAP, PROT_NONE and VM_LOCKONFAULT ranges are skipped.
     A failed fault (past EOF) ends that VMA when ignoring errors (MAP_POPULATE),
     else returns EFAULT (mlock). Returns 0 or the errno."""
-    from .fault import handle_mm_fault
     end = start + length
     mm = task.mm
     for vma in mm.tree.intersecting(start, end):
@@ -363,8 +356,6 @@ def mm_populate(task, start, length, ignore_errors=True) -> int:
 
 def sys_brk(task, brk: int) -> int:
     """mm/mmap.c brk(2): returns the new break, or the old one on any failure."""
-    from .munmap import do_vmi_munmap
-    from .placement import vm_start_gap
     mm, kernel = task.mm, task.kernel
     origbrk = mm.brk
     if brk < mm.start_brk:
@@ -391,7 +382,7 @@ def sys_brk(task, brk: int) -> int:
     # check_brk_limits(): get_unmapped_area(MAP_FIXED) and the mlock limit
     length = newbrk - oldbrk
     if length > kernel.task_size or oldbrk > kernel.task_size - length or \
-            not mlock_future_ok(task, mm.def_flags, length):
+            not mm.mlock_future_ok(task, mm.def_flags, length):
         return origbrk
     nxt = mm.tree.find_vma(oldbrk)
     if nxt is not None and newbrk + PAGE_SIZE > vm_start_gap(nxt, kernel.stack_guard_gap):
@@ -424,16 +415,9 @@ def do_brk_flags(task, vma, addr, length, flags) -> None:
     if vma is not None and vma.end == addr:
         vmg = VmaMergeStruct(mm, prev=vma, next=None, start=addr, end=addr + length,
                              pgoff=addr >> PAGE_SHIFT, flags=flags, just_expand=True)
-        merged = vma_merge_new_range(vmg)
-        if merged is not None:
-            _brk_done(mm, merged, flags, pglen)
+        if vma_merge_new_range(vmg) is not None:
+            mm.vm_stat_account(flags, pglen)
+            if flags & VM_LOCKED:
+                mm.locked_vm += pglen
             return
-    new = Vma(mm, addr, addr + length, flags, addr >> PAGE_SHIFT)
-    mm.tree.insert(new)
-    _brk_done(mm, new, flags, pglen)
-
-
-def _brk_done(mm, vma, flags, pglen):
-    mm.vm_stat_account(flags, pglen)
-    if flags & VM_LOCKED:
-        mm.locked_vm += pglen
+    mm.vma_link(Vma(mm, addr, addr + length, flags, addr >> PAGE_SHIFT))

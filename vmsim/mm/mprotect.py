@@ -7,6 +7,8 @@ VMAs 0..k-1 changed (and the k-th possibly split at its start).
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 from ..errors import EACCES, EINVAL, ENOMEM, EPERM, HookContractError, kerr
 from ..uapi import (
     PAGE_MASK,
@@ -18,6 +20,7 @@ from ..uapi import (
     PROT_SEM,
     PROT_WRITE,
     READ_IMPLIES_EXEC,
+    U64,
 )
 from .flags import (
     VM_ACCESS_FLAGS,
@@ -35,10 +38,18 @@ from .flags import (
     vma_pkey,
 )
 from .merge import vma_modify_flags
-from .mmap import map_deny_write_exec
+from .mmap import map_deny_write_exec, mm_populate
 from .munmap import page_align
+from .vma import Vma
 
-U64 = (1 << 64) - 1
+
+class MprotectHookV40(Protocol):
+    """vm_ops->mprotect of the SGX v40 series (Kernel(mprotect_hook="v40")): called in
+    place of mprotect_fixup(), it must call mprotect_fixup() itself and store the VMA
+    that covers [start, end) afterwards in pprev[0]."""
+
+    def __call__(self, vma: Vma, pprev: list[Vma | None], start: int, end: int,
+                 newflags: int, /) -> None: ...
 
 
 def arch_override_mprotect_pkey(task, vma, prot: int, pkey: int) -> int:
@@ -143,15 +154,18 @@ def call_mprotect_hook(vma, start, end, newflags) -> None:
             "must only check permissions; the core does the fixup")
 
 
-def v40_hook_step(task, vma, prev, nstart, tmp, end, newflags):
+def v40_hook_step(task, vma: Vma, prev: Vma | None, nstart: int, tmp: int, end: int,
+                  newflags: int) -> tuple[Vma | None, Vma | None, int]:
     """The design of the SGX v40 series (LKML, 2020), kept to show why review rejected
     it: the hook received `pprev` *instead of* the core calling mprotect_fixup(), so the
     driver had to call mprotect_fixup() itself and report the new prev. A hook that only
     checks leaves the VMA unchanged and mprotect still succeeds. The loop continues as
     the 5.10 do_mprotect_pkey() did, from prev. Returns (next vma or None when done,
     prev, nstart)."""
+    assert vma.vm_ops is not None       # the caller found its ->mprotect
     pprev = [prev]
-    vma.vm_ops.mprotect(vma, pprev, nstart, tmp, newflags)
+    hook = cast(MprotectHookV40, vma.vm_ops.mprotect)
+    hook(vma, pprev, nstart, tmp, newflags)
     prev = pprev[0]
     nstart = tmp
     if prev is not None and nstart < prev.end:
@@ -197,7 +211,6 @@ def mprotect_fixup(task, vma, prev, start: int, end: int, newflags: int):
         mm.unaccount(nrpages)
     if oldflags & VM_LOCKED and not oldflags & VM_WRITE and newflags & VM_WRITE \
             and not newflags & VM_SHARED:
-        from .mmap import mm_populate
         mm_populate(task, start, end - start)
     mm.vm_stat_account(oldflags, -nrpages)
     mm.vm_stat_account(newflags, nrpages)

@@ -22,6 +22,7 @@ from ..uapi import (
     MREMAP_MAYMOVE,
     PAGE_MASK,
     PAGE_SHIFT,
+    U64,
 )
 from .flags import (
     VM_ACCOUNT,
@@ -35,15 +36,19 @@ from .flags import (
     VM_SHARED,
 )
 from .merge import copy_vma, vma_merge_extend
+from .mmap import mm_populate
 from .munmap import do_vmi_munmap, page_align
 from .placement import get_unmapped_area
+from .vma import Vma
 
-U64 = (1 << 64) - 1
 NO_RESIZE, SHRINK, EXPAND = "no_resize", "shrink", "expand"
 
 
 class VmaRemap:
-    """One mremap in progress (struct vma_remap_struct)."""
+    """One mremap in progress (struct vma_remap_struct).
+
+    vma: the source VMA; None until looked up, and never None after check_prep_vma().
+    """
 
     __slots__ = ("task", "mm", "addr", "old_len", "new_len", "flags", "new_addr", "vma",
                  "delta", "remap_type", "charged", "populate_expand")
@@ -56,7 +61,7 @@ class VmaRemap:
         self.new_len = new_len
         self.flags = flags
         self.new_addr = new_addr
-        self.vma = None
+        self.vma: Vma | None = None
         self.delta = 0
         self.remap_type = NO_RESIZE
         self.charged = 0
@@ -80,7 +85,6 @@ def sys_mremap(task, addr, old_len, new_len, flags, new_addr) -> int:
         check_prep_vma(vrm)
         res = mremap_to(vrm) if vrm.implies_new_addr() else mremap_at(vrm)
     if vrm.populate_expand:
-        from .mmap import mm_populate
         mm_populate(task, vrm.new_addr + vrm.old_len, vrm.delta)
     return res
 
@@ -118,7 +122,7 @@ def check_prep_vma(vrm: VmaRemap) -> None:
         raise kerr(EFAULT)
     if vma.flags & VM_SEALED:
         raise kerr(EPERM)
-    if vma.flags & VM_HUGETLB and not align_hugetlb(vrm):
+    if vma.flags & VM_HUGETLB and not align_hugetlb(vrm, vma):
         raise kerr(EINVAL)
     vrm.delta = abs(vrm.old_len - vrm.new_len)
     vrm.remap_type = NO_RESIZE if not vrm.delta else \
@@ -145,16 +149,16 @@ def check_prep_vma(vrm: VmaRemap) -> None:
         raise kerr(EINVAL)
     if vma.flags & (VM_DONTEXPAND | VM_PFNMAP):
         raise kerr(EFAULT)
-    from .mmap import mlock_future_ok
-    if not mlock_future_ok(vrm.task, vma.flags, vrm.delta):
+    if not vrm.mm.mlock_future_ok(vrm.task, vma.flags, vrm.delta):
         raise kerr(EAGAIN)
     if not vrm.mm.may_expand_vm(vrm.task, vma.flags, vrm.delta >> PAGE_SHIFT):
         raise kerr(ENOMEM)
 
 
-def align_hugetlb(vrm: VmaRemap) -> bool:
+def align_hugetlb(vrm: VmaRemap, vma: Vma) -> bool:
     """Huge-page aligned addresses, lengths rounded up, and no expansion."""
-    size = vrm.vma.vm_ops.size
+    assert vma.vm_ops is not None and vma.vm_ops.pagesize is not None     # hugetlb_vm_ops
+    size = vma.vm_ops.pagesize(vma)
     vrm.old_len = (vrm.old_len + size - 1) & ~(size - 1)
     vrm.new_len = (vrm.new_len + size - 1) & ~(size - 1)
     if vrm.addr & (size - 1) or vrm.new_addr & (size - 1):
@@ -174,6 +178,7 @@ def mremap_at(vrm: VmaRemap) -> int:
 
 def expand_vma(vrm: VmaRemap) -> int:
     vma = vrm.vma
+    assert vma is not None      # check_prep_vma() found it
     if vma.end - vrm.addr == vrm.old_len and vma_expandable(vrm):
         if not vrm_charge(vrm):
             raise kerr(ENOMEM)
@@ -193,6 +198,7 @@ def expand_vma(vrm: VmaRemap) -> int:
 def vma_expandable(vrm: VmaRemap) -> bool:
     """The range after the VMA is free and the grown VMA is a valid placement."""
     vma, kernel = vrm.vma, vrm.mm.kernel
+    assert vma is not None
     end = vma.end + vrm.delta
     if vrm.mm.tree.find_intersecting(vma.end, end) is not None:
         return False
@@ -212,6 +218,7 @@ def mremap_to(vrm: VmaRemap) -> int:
         do_vmi_munmap(mm, vrm.addr + vrm.new_len, vrm.delta)
         vrm.vma = mm.tree.find(vrm.addr)
         vrm.old_len = vrm.new_len
+    assert vrm.vma is not None      # found again after each unmap
     if vrm.flags & MREMAP_DONTUNMAP and \
             not mm.may_expand_vm(vrm.task, vrm.vma.flags, vrm.old_len >> PAGE_SHIFT):
         raise kerr(ENOMEM)
@@ -222,6 +229,7 @@ def mremap_to(vrm: VmaRemap) -> int:
 def vrm_set_new_addr(vrm: VmaRemap) -> None:
     """Choose the destination (MREMAP_FIXED: exactly new_addr)."""
     vma = vrm.vma
+    assert vma is not None
     pgoff = vma.pgoff_at(vrm.addr)
     hint = vrm.new_addr if vrm.implies_new_addr() else 0
     map_flags = (MAP_FIXED if vrm.flags & MREMAP_FIXED else 0) | \
@@ -231,6 +239,7 @@ def vrm_set_new_addr(vrm: VmaRemap) -> None:
 
 def vrm_charge(vrm: VmaRemap) -> bool:
     """vrm_calc_charge(): accounted VMAs pay for the growth (DONTUNMAP: all of it)."""
+    assert vrm.vma is not None
     if not vrm.vma.flags & VM_ACCOUNT:
         return True
     charged = (vrm.new_len if vrm.flags & MREMAP_DONTUNMAP else vrm.delta) >> PAGE_SHIFT
@@ -250,6 +259,7 @@ def vrm_uncharge(vrm: VmaRemap) -> None:
 
 def vrm_stat_account(vrm: VmaRemap, nbytes: int) -> None:
     pages = nbytes >> PAGE_SHIFT
+    assert vrm.vma is not None
     vrm.mm.vm_stat_account(vrm.vma.flags, pages)
     if vrm.vma.flags & VM_LOCKED:
         vrm.mm.locked_vm += pages
@@ -260,6 +270,7 @@ def move_vma(vrm: VmaRemap) -> int:
     MREMAP_DONTUNMAP, leave it empty). ->mremap may refuse: the move is undone and
     the new range unmapped."""
     mm, vma = vrm.mm, vrm.vma
+    assert vma is not None
     if len(mm.tree) >= mm.kernel.max_map_count - 3:
         raise kerr(ENOMEM)
     ops = vma.vm_ops
@@ -293,9 +304,10 @@ def move_vma(vrm: VmaRemap) -> int:
     return vrm.new_addr
 
 
-def dontunmap_complete(vrm: VmaRemap, new_vma) -> None:
+def dontunmap_complete(vrm: VmaRemap, new_vma: Vma) -> None:
     """The old VMA stays, unlocked; it loses its anon_vma if moved whole."""
     vma = vrm.vma
+    assert vma is not None
     vma.flags &= ~VM_LOCKED_MASK
     if new_vma is not vma and vrm.addr == vma.start and vrm.addr + vrm.old_len == vma.end:
         vma.anon_vma, vma.avc = None, ()
@@ -305,6 +317,7 @@ def unmap_source_vma(vrm: VmaRemap) -> None:
     """Unmap [addr, addr+old_len) without unaccounting what moved: VM_ACCOUNT is
     cleared for the unmap and put back on the pieces of the source that remain."""
     mm, vma = vrm.mm, vrm.vma
+    assert vma is not None
     addr, length = vrm.addr, vrm.old_len
     accountable = vma.flags & VM_ACCOUNT and not vrm.flags & MREMAP_DONTUNMAP
     if accountable:

@@ -9,14 +9,14 @@ mremap use the same two phases around their own work.
 from __future__ import annotations
 
 from ..errors import EINVAL, ENOMEM, EPERM, kerr
-from ..uapi import PAGE_MASK, PAGE_SIZE
+from ..uapi import PAGE_MASK, PAGE_SIZE, U64
 from .flags import VM_ACCOUNT, VM_LOCKED, VM_SEALED
 from .merge import split_vma_unchecked
 
 
 def page_align(n: int) -> int:
     """PAGE_ALIGN() on an unsigned 64-bit value (wraps to 0 past the top)."""
-    return (n + PAGE_SIZE - 1) & PAGE_MASK & 0xFFFFFFFFFFFFFFFF
+    return (n + PAGE_SIZE - 1) & PAGE_MASK & U64
 
 
 def checked_range(start: int, len_in: int) -> int:
@@ -29,7 +29,7 @@ def checked_range(start: int, len_in: int) -> int:
     if len_in and not length:
         raise kerr(EINVAL)
     end = start + length
-    if end >= 1 << 64:
+    if end > U64:
         raise kerr(EINVAL)
     return end
 

@@ -10,7 +10,17 @@ with the default shmem_enabled=never, where it adds nothing).
 from __future__ import annotations
 
 from ..errors import EINVAL, ENOMEM, EPERM, kerr
-from ..uapi import MAP_32BIT, MAP_ABOVE4G, MAP_FIXED, MAP_SHARED, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
+from ..uapi import (
+    MAP_32BIT,
+    MAP_ABOVE4G,
+    MAP_FIXED,
+    MAP_SHARED,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PMD_SIZE,
+    U64,
+)
 from .flags import VM_GROWSDOWN, VM_SHADOW_STACK
 
 SIZE_128M = 128 << 20
@@ -21,7 +31,7 @@ def mmap_base(task_size: int, rlim_stack: int, guard_gap: int, stack_rnd: int, r
     """arch/x86/mm/mmap.c mmap_base(): top of the top-down mmap area."""
     gap = rlim_stack
     pad = stack_rnd + guard_gap
-    if gap + pad < (1 << 64) and gap + pad > gap:
+    if gap + pad <= U64 and gap + pad > gap:
         gap += pad
     gap = min(max(gap, SIZE_128M), task_size // 6 * 5)
     return (task_size - gap - rnd + PAGE_SIZE - 1) & PAGE_MASK

@@ -86,7 +86,7 @@ def smaps_counts(mm, vma) -> dict:
 def show_smap(mm, vma, pkeys: bool) -> str:
     c = smaps_counts(mm, vma)
     ops = vma.vm_ops
-    pagesize = ops.pagesize(vma) if getattr(ops, "pagesize", None) else PAGE_SIZE
+    pagesize = ops.pagesize(vma) if ops is not None and ops.pagesize is not None else PAGE_SIZE
     out = [header(vma) + "\n",
            _kb("Size", vma.end - vma.start), _kb("KernelPageSize", pagesize),
            _kb("MMUPageSize", pagesize), _kb("Rss", c["rss"]), _kb("Pss", c["rss"]),

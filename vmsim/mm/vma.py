@@ -8,8 +8,11 @@ a VMA uses and how many anon_vmas its chain links (a fork child links its parent
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 from ..uapi import PAGE_SHIFT
+from .mm_struct import MmStruct
 
 _anon_ids = itertools.count(1)
 
@@ -33,56 +36,70 @@ class AnonVma:
 class VmOperations:
     """`struct vm_operations_struct`: how a driver takes part in a VMA's life.
 
-    Every member is optional (None means absent). The core calls them exactly where
-    Linux 6.18 does; what each may and may not do:
-
-    open(vma)
-        A new VMA now refers to the driver's object: the new half of a split, the
-        child's copy at fork, the destination of an mremap move. May update the
-        driver's own bookkeeping; must not change the VMA.
-    close(vma)
-        The VMA is being removed (munmap, MAP_FIXED replacement, exit, mremap
-        source). A VMA with ->close is never deleted by a merge (it may still be
-        extended or shrunk). Must not fail.
-    may_split(vma, addr)
-        Asked before the VMA is split at addr (mprotect, munmap, mremap...). Raise
-        OSError to refuse; must not change anything.
-    mremap(vma)
-        Called on the new VMA after its pages moved; raise OSError to refuse (the
-        move is undone and the new range unmapped).
-    mprotect(vma, start, end, newflags)
-        The 5.11 hook, as merged after review (Mel Gorman, LKML 2020-11-06): a pure
-        permission check. Called by mprotect() for each VMA of the range, after the
-        VM_MAY*/MDWE/arch checks and before mprotect_fixup(), with the part of the
-        request inside this VMA (start, end) and the complete new vm_flags. Raise
-        OSError to refuse. It MUST NOT modify the VMA: the core snapshots it and
-        raises HookContractError if it did. Returning normally lets the core do the
-        split/merge and the flag change.
-        Under Kernel(mprotect_hook="v40") the hook is the one of the original SGX
-        patch instead: mprotect(vma, pprev, start, end, newflags), called in place
-        of mprotect_fixup(); it must call mm.mprotect.mprotect_fixup() itself and
-        store the resulting VMA in pprev[0].
-    fault(vma, addr, write) -> bytearray
-        Supply the page backing `addr` (a page-cache page for files). Raise
-        vmsim.Fault (SIGBUS) to refuse. Must not change the VMA.
-    access(vma, addr, length, write, data) -> bytes | int
-        ptrace/`/proc/PID/mem` access to a VMA without struct pages (VM_IO|VM_PFNMAP).
-    name(vma) -> str
-        The name /proc/PID/maps prints for the VMA when it has no file.
-    check(vma)
-        Model only (no kernel counterpart): assert the driver's private state for
-        this VMA is consistent. validate() calls it.
+    Drivers subclass it and define the members they need as methods; a member left
+    None is absent, and absence is meaningful (a VMA with ->close is never removed by a
+    merge; a VMA without ->fault cannot be faulted in). The core calls each member
+    exactly where Linux 6.18 does and holds it to the contract in its docstring.
     """
 
-    open = None
-    close = None
-    may_split = None
-    mremap = None
-    mprotect = None
-    fault = None
-    access = None
-    name = None
-    check = None
+    open: Callable[[Vma], None] | None = None
+    """open(vma): a new VMA now refers to the driver's object: the new half of a split,
+    the child's copy at fork, the destination of an mremap move. May update the
+    driver's own bookkeeping; must not change the VMA. Returns nothing."""
+
+    close: Callable[[Vma], None] | None = None
+    """close(vma): the VMA is being removed (munmap, MAP_FIXED replacement, exit, mremap
+    source), already out of the tree. A VMA with ->close is never deleted by a merge
+    (it may still be extended or shrunk). Must not fail. Returns nothing."""
+
+    may_split: Callable[[Vma, int], None] | None = None
+    """may_split(vma, addr): asked before the VMA is split at addr (mprotect, munmap,
+    mremap, ...). Raise OSError to refuse: the operation fails with that errno. Must
+    not change anything. Returns nothing."""
+
+    mremap: Callable[[Vma], None] | None = None
+    """mremap(vma): called on the new VMA after its pages moved. Raise OSError to refuse:
+    the pages move back, the new range is unmapped and mremap fails with that errno.
+    Returns nothing."""
+
+    mprotect: Callable[[Vma, int, int, int], None] | None = None
+    """mprotect(vma, start, end, newflags): the 5.11 hook, as merged after review (Mel
+    Gorman, LKML 2020-11-06): a pure permission check. Called by mprotect() for each VMA
+    of the range, after the VM_MAY*/MDWE/arch checks and before mprotect_fixup(), with
+    the part of the request inside this VMA (start, end) and the complete new vm_flags.
+    Raise OSError to refuse. It MUST NOT modify the VMA: the core snapshots it and
+    raises HookContractError if it did. Returning normally lets the core do the
+    split/merge and the flag change.
+
+    Under Kernel(mprotect_hook="v40") the member is the hook of the original SGX patch
+    instead (`mm.mprotect.MprotectHookV40`): mprotect(vma, pprev, start, end, newflags),
+    called in place of mprotect_fixup(); it must call mm.mprotect.mprotect_fixup()
+    itself and store the resulting VMA in pprev[0]."""
+
+    fault: Callable[[Vma, int, bool], bytearray | None] | None = None
+    """fault(vma, addr, write): supply the page backing `addr` and return it (a
+    page-cache page for files; the core copies it for a private write). In a VM_PFNMAP
+    VMA, map a PFN with mm.fault.vmf_insert_pfn() instead and return None: the core
+    raises HookContractError if no PFN got mapped. Raise vmsim.Fault (SIGBUS) to
+    refuse. Must not change the VMA."""
+
+    access: Callable[[Vma, int, int, bool, bytes], bytes | int] | None = None
+    """access(vma, addr, length, write, data): ptrace / `/proc/PID/mem` access to a VMA
+    without struct pages (VM_IO|VM_PFNMAP). Returns the bytes read, or for a write of
+    `data` the count written; raise OSError to fail."""
+
+    name: Callable[[Vma], str | None] | None = None
+    """name(vma): the name /proc/PID/maps prints for the VMA when it has no file.
+    Must not change anything."""
+
+    pagesize: Callable[[Vma], int] | None = None
+    """pagesize(vma): the page size smaps reports (KernelPageSize, MMUPageSize);
+    absent means PAGE_SIZE. Must not change anything."""
+
+    check: Callable[[Vma], None] | None = None
+    """check(vma): model only (no kernel counterpart): assert that the driver's private
+    state for this VMA is consistent. MmStruct.validate() calls it. Must not change
+    anything."""
 
 
 class Vma:
@@ -103,17 +120,20 @@ class Vma:
     __slots__ = ("mm", "start", "end", "flags", "pgoff", "file", "anon_vma", "avc",
                  "vm_ops", "private_data", "__weakref__")
 
-    def __init__(self, mm, start, end, flags, pgoff, file=None, vm_ops=None):
+    def __init__(self, mm: MmStruct, start: int, end: int, flags: int, pgoff: int,
+                 file: Any = None, vm_ops: VmOperations | None = None):
         self.mm = mm
         self.start = start
         self.end = end
         self.flags = flags
         self.pgoff = pgoff
+        #: the mapped fs.file.File, or None (that module imports this one: typed Any)
         self.file = file
         self.anon_vma: AnonVma | None = None
         self.avc: tuple[AnonVma, ...] = ()
-        self.vm_ops: VmOperations | None = vm_ops
-        self.private_data = None
+        self.vm_ops = vm_ops
+        #: the driver's own state (vm_private_data)
+        self.private_data: Any = None
 
     def __repr__(self):
         return f"<Vma {self.start:#x}-{self.end:#x} {self.flags:#x} pgoff={self.pgoff:#x}>"
@@ -139,7 +159,7 @@ class Vma:
         new.private_data = self.private_data
         return new
 
-    def snapshot(self) -> tuple:
+    def snapshot(self) -> tuple[object, ...]:
         """Every field a check-only hook must leave alone (for HookContractError)."""
         return (self.start, self.end, self.flags, self.pgoff, self.file, self.anon_vma,
                 self.avc, self.vm_ops, self.private_data)

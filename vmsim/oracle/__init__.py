@@ -13,7 +13,8 @@ mappings, and the heap window [B, B + 1 TiB) from its initial break B.  The
 executor never calls malloc, so its break is untouched (brk == start_brk == B) and
 no [heap] exists until a scenario calls brk.
 
-    from vmsim import oracle, scenario
+    from vmsim import oracle
+    from vmsim.diff import scenario
     with oracle.Oracle() as o:
         sc = scenario.parse("mmap(W, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0)")
         steps = o.run(sc)                   # [Step(result=('ok', 'W+0x0'), state=(...))]
@@ -25,7 +26,7 @@ no [heap] exists until a scenario calls brk.
 
 from __future__ import annotations
 
-import errno as _errno
+import glob
 import hashlib
 import os
 import platform
@@ -38,19 +39,12 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ..diff.scenario import (
-    HEAP_WINDOW_SIZE,
-    SI_CODES,
-    SIGNAMES,
-    SYSCALL_NR,
-    U64,
-    WINDOW_BASE,
-    WINDOW_SIZE,
-    Normaliser,
-    Step,
-    result_token,
-    state_from_smaps,
-)
+from .. import uapi
+from ..diff.normalise import Normaliser, Step, result_token, state_from_smaps
+from ..diff.scenario import HEAP_WINDOW_SIZE, WINDOW_BASE, WINDOW_SIZE, Call, Scenario
+from ..syscalls.names import SI_CODES, errno_name, signal_name
+from ..syscalls.table import TABLE
+from ..uapi import U64
 
 __all__ = ["Oracle", "OracleUnavailable", "OracleError", "kernel_kwargs", "host_info",
            "executor_path", "WINDOW_BASE", "WINDOW_SIZE"]
@@ -107,7 +101,6 @@ def host_info() -> dict:
 
 
 def _rlimits() -> dict:
-    from .. import uapi
     out = {}
     for ours, theirs in ((uapi.RLIMIT_STACK, resource.RLIMIT_STACK),
                          (uapi.RLIMIT_DATA, resource.RLIMIT_DATA),
@@ -228,7 +221,6 @@ class _Paths:
 
 def _remove_stale():
     """Remove the per-run directories of oracles whose process is gone (killed)."""
-    import glob
     for d in glob.glob("/tmp/vmsim-oracle-*-*") + glob.glob("/dev/shm/vmsim-oracle-*-*"):
         try:
             pid = int(os.path.basename(d).split("-")[2])
@@ -278,10 +270,9 @@ def _hex(s) -> str:
 
 
 def encode_op(name: str, a: list, paths: _Paths) -> str:
-    """One op of the executor's protocol (no ';' or newline in it)."""
-    if name in SYSCALL_NR:
-        vals = [x & U64 for x in a] + [0] * (6 - len(a))
-        return "S %d %s" % (SYSCALL_NR[name], " ".join(f"{v:#x}" for v in vals[:6]))
+    """One op of the executor's protocol (no ';' or newline in it): a call on a path
+    (translated), fork, a memory access or PKRU write, else the raw syscall by its
+    number (`S nr arg0..arg5`)."""
     if name == "open":
         return f"open {_hex(paths.host(a[0]))} {a[1] & 0xFFFFFFFF:#x} {a[2] & 0o7777:#o}"
     if name == "mkdir":
@@ -289,7 +280,7 @@ def encode_op(name: str, a: list, paths: _Paths) -> str:
     if name == "unlink":
         return f"unlink {_hex(paths.host(a[0]))}"
     if name == "pwrite64":
-        return "pwrite %d %s %#x" % (a[0] & 0xFFFFFFFF, _hex(bytes(a[1][:a[2]])), a[3] & U64)
+        return f"pwrite {a[0] & 0xFFFFFFFF} {_hex(bytes(a[1][:a[2]]))} {a[3] & U64:#x}"
     if name == "mount":
         return f"mount {_hex(paths.host(a[1]))} {a[3] & U64:#x}"
     if name == "fork":
@@ -297,12 +288,16 @@ def encode_op(name: str, a: list, paths: _Paths) -> str:
     if name == "touch":
         return f"touch {a[0] & U64:#x} {a[1]}"
     if name == "peek":
-        return "peek %#x" % (a[0] & U64)
+        return f"peek {a[0] & U64:#x}"
     if name == "poke":
-        return "poke %#x %d" % (a[0] & U64, a[1] & 0xFF)
+        return f"poke {a[0] & U64:#x} {a[1] & 0xFF}"
     if name == "set_pkru":
-        return "pkru %#x" % (a[0] & 0xFFFFFFFF)
-    raise ValueError(f"the oracle cannot run {name!r}")
+        return f"pkru {a[0] & 0xFFFFFFFF:#x}"
+    nr = TABLE[name].nr
+    if nr is None:
+        raise ValueError(f"the oracle cannot run {name!r}")
+    vals = [x & U64 for x in a] + [0] * (6 - len(a))
+    return f"S {nr} {' '.join(f'{v:#x}' for v in vals[:6])}"
 
 
 class Oracle:
@@ -392,10 +387,10 @@ class Oracle:
             pass
 
     # -- running --
-    def run(self, scenario, state: str = "each") -> list:
+    def run(self, scenario: Scenario | list[Call], state: str = "each") -> list[Step]:
         """Run the scenario's calls in a fresh child: one Step per call.  With
         state="end" only the last Step carries the window state."""
-        calls = scenario.calls if hasattr(scenario, "calls") else list(scenario)
+        calls = scenario.calls if isinstance(scenario, Scenario) else list(scenario)
         if self.proc is None or self.proc.poll() is not None:
             self._start()
         self._runs += 1
@@ -403,7 +398,7 @@ class Oracle:
         try:
             ops = [encode_op(c.name, c.values(self.env), paths) for c in calls]
             each = state == "each"
-            self._send("RUN %d %s\n" % (1 if each else 0, ";".join(ops)))
+            self._send(f"RUN {1 if each else 0} {';'.join(ops)}\n")
             try:
                 return self._collect(calls, each, paths)
             except OracleError:
@@ -470,11 +465,10 @@ class Oracle:
         if parts[0] == "U":
             n = int(parts[1])
             return ("unsupported", f"{parts[2] if len(parts) > 2 else 'call'} not permitted "
-                    f"on this host ({_errno.errorcode.get(n, n)})")
+                    f"on this host ({errno_name(n)})")
         if parts[0] == "E":
-            n = int(parts[1])
-            return ("err", _errno.errorcode.get(n, str(n)))
-        sig = SIGNAMES.get(int(parts[1]), parts[1])
+            return ("err", errno_name(int(parts[1])))
+        sig = signal_name(int(parts[1]))
         code = SI_CODES.get((sig, int(parts[2])), parts[2])
         return ("sig", sig, code, norm.addr(int(parts[3], 16)))
 
@@ -493,12 +487,12 @@ class Session:
         self.o._runs += 1
         self.paths = _Paths(self.o.tmp, self.o._runs)
         self.norm = Normaliser(self.o.env)
-        self.o._send("SESSION %d\n" % (1 if self.each else 0))
+        self.o._send(f"SESSION {1 if self.each else 0}\n")
         if self.o._readline() != "READY":
             raise OracleError("session did not start")
         self.open = True
 
-    def call(self, call) -> Step:
+    def call(self, call: Call) -> Step:
         if not self.open:
             raise OracleError("session closed")
         op = encode_op(call.name, call.values(self.o.env), self.paths)

@@ -1,12 +1,14 @@
 """Trace replay: what a program did (an strace log, a JSON Lines trace, an enclave
 loader's calls), replayed on the model with a verdict on every call.
 
-    format   the JSON Lines trace format: Record, read/write, the schema
-    strace   strace text -> Records (shares scenario.py's line parser)
-    replay   Replayer: runs Records on a model process, compares, explains refusals
+    format   the JSON Lines trace format: Record, Trace, parse_jsonl, write_trace
+    strace   strace text -> Records (on vmsim.syscalls.strace's line grammar)
+    load     load_trace / read_trace: either format, from a file or text
+    replay   Replayer: runs Records on a model process through the one dispatcher
+             (vmsim.syscalls.dispatch) and compares
+    explain  why a call was refused, asked of the SGX driver and the mm
     views    maps / smaps / pmap-like rendering (rich only when colouring)
-    demo     the bundled SGX demo trace (`vmsim`, `vmsim demo`)
-    cli      replay_main, maps_main, demo_main (exit codes 0/1/2)
-"""
+    demo     the bundled SGX demo trace and its Recorder
 
-from .format import Record, TraceError, load_trace, read_trace, write_trace  # noqa: F401
+The command line is vmsim.cli.trace (`vmsim replay`, `vmsim maps`, `vmsim demo`).
+"""

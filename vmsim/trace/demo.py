@@ -3,7 +3,7 @@ selftest's load.c runs it, recorded on the model, then four calls the driver mus
 refuse. `python -m vmsim.trace.demo --rebuild` writes it again (a fresh signing key,
 so the SIGSTRUCT bytes change; everything else is deterministic).
 
-The loader (vmsim.drivers.sgx.loader.kselftest_load):
+The loader (vmsim.enclave.loader.kselftest_load):
     open /dev/sgx_enclave; probe mmap PROT_READ and PROT_EXEC; reserve 2*size PROT_NONE
     and trim it to a size-aligned base; SGX_IOC_ENCLAVE_CREATE; per segment an anonymous
     source buffer and SGX_IOC_ENCLAVE_ADD_PAGES; SGX_IOC_ENCLAVE_INIT; map each segment
@@ -19,42 +19,86 @@ Then:
 
 from __future__ import annotations
 
-import errno as _errno
 import os
-import struct
+import sys
 
-from .format import Record
+from ..arch.x86.sgx.defs import (
+    SGX_ATTR_MODE64BIT,
+    SGX_SECINFO_R,
+    SGX_SECINFO_REG,
+    SGX_SECINFO_TCS,
+    SGX_SECINFO_W,
+    SGX_SECINFO_X,
+)
+from ..enclave import signing
+from ..enclave.image import EnclaveImage
+from ..enclave.loader import kselftest_load, unmarshal
+from ..enclave.segment import Segment, covering_size, encode_tcs
+from ..kernel import Kernel
+from ..syscalls.names import errno_name
+from ..uapi import (
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    O_RDWR,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+)
+from .format import SGX_IOCTL_NAMES, Record, write_trace
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 DEMO_TRACE = "sgx_demo.jsonl"
 
 #: the address space the demo loader starts from: a small PIE and glibc, as this
 #: machine's /proc/self/maps shows them under `setarch -R`
-START_MAPS = """\
-555555554000-555555556000 r--p 00000000 fe:00 260200                     /usr/local/bin/encl-loader
-555555556000-55555555b000 r-xp 00002000 fe:00 260200                     /usr/local/bin/encl-loader
-55555555b000-55555555e000 r--p 00007000 fe:00 260200                     /usr/local/bin/encl-loader
-55555555e000-55555555f000 r--p 00009000 fe:00 260200                     /usr/local/bin/encl-loader
-55555555f000-555555560000 rw-p 0000a000 fe:00 260200                     /usr/local/bin/encl-loader
-555555560000-555555581000 rw-p 00000000 00:00 0                          [heap]
-7ffff7dd2000-7ffff7dd5000 rw-p 00000000 00:00 0 
-7ffff7dd5000-7ffff7dfb000 r--p 00000000 fe:00 339380                     /usr/lib/x86_64-linux-gnu/libc.so.6
-7ffff7dfb000-7ffff7f51000 r-xp 00026000 fe:00 339380                     /usr/lib/x86_64-linux-gnu/libc.so.6
-7ffff7f51000-7ffff7fa4000 r--p 0017c000 fe:00 339380                     /usr/lib/x86_64-linux-gnu/libc.so.6
-7ffff7fa4000-7ffff7fa8000 r--p 001cf000 fe:00 339380                     /usr/lib/x86_64-linux-gnu/libc.so.6
-7ffff7fa8000-7ffff7faa000 rw-p 001d3000 fe:00 339380                     /usr/lib/x86_64-linux-gnu/libc.so.6
-7ffff7faa000-7ffff7fb7000 rw-p 00000000 00:00 0 
-7ffff7fc2000-7ffff7fc6000 r--p 00000000 00:00 0                          [vvar]
-7ffff7fc6000-7ffff7fc8000 r--p 00000000 00:00 0                          [vvar_vclock]
-7ffff7fc8000-7ffff7fca000 r-xp 00000000 00:00 0                          [vdso]
-7ffff7fca000-7ffff7fcb000 r--p 00000000 fe:00 338944                     /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
-7ffff7fcb000-7ffff7ff1000 r-xp 00001000 fe:00 338944                     /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
-7ffff7ff1000-7ffff7ffb000 r--p 00027000 fe:00 338944                     /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
-7ffff7ffb000-7ffff7ffd000 r--p 00031000 fe:00 338944                     /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
-7ffff7ffd000-7ffff7fff000 rw-p 00033000 fe:00 338944                     /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
-7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0                          [stack]
-ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
-"""
+START_MAPS = (
+    "555555554000-555555556000 r--p 00000000 fe:00 260200                     "
+    "/usr/local/bin/encl-loader\n"
+    "555555556000-55555555b000 r-xp 00002000 fe:00 260200                     "
+    "/usr/local/bin/encl-loader\n"
+    "55555555b000-55555555e000 r--p 00007000 fe:00 260200                     "
+    "/usr/local/bin/encl-loader\n"
+    "55555555e000-55555555f000 r--p 00009000 fe:00 260200                     "
+    "/usr/local/bin/encl-loader\n"
+    "55555555f000-555555560000 rw-p 0000a000 fe:00 260200                     "
+    "/usr/local/bin/encl-loader\n"
+    "555555560000-555555581000 rw-p 00000000 00:00 0                          "
+    "[heap]\n"
+    "7ffff7dd2000-7ffff7dd5000 rw-p 00000000 00:00 0 \n"
+    "7ffff7dd5000-7ffff7dfb000 r--p 00000000 fe:00 339380                     "
+    "/usr/lib/x86_64-linux-gnu/libc.so.6\n"
+    "7ffff7dfb000-7ffff7f51000 r-xp 00026000 fe:00 339380                     "
+    "/usr/lib/x86_64-linux-gnu/libc.so.6\n"
+    "7ffff7f51000-7ffff7fa4000 r--p 0017c000 fe:00 339380                     "
+    "/usr/lib/x86_64-linux-gnu/libc.so.6\n"
+    "7ffff7fa4000-7ffff7fa8000 r--p 001cf000 fe:00 339380                     "
+    "/usr/lib/x86_64-linux-gnu/libc.so.6\n"
+    "7ffff7fa8000-7ffff7faa000 rw-p 001d3000 fe:00 339380                     "
+    "/usr/lib/x86_64-linux-gnu/libc.so.6\n"
+    "7ffff7faa000-7ffff7fb7000 rw-p 00000000 00:00 0 \n"
+    "7ffff7fc2000-7ffff7fc6000 r--p 00000000 00:00 0                          "
+    "[vvar]\n"
+    "7ffff7fc6000-7ffff7fc8000 r--p 00000000 00:00 0                          "
+    "[vvar_vclock]\n"
+    "7ffff7fc8000-7ffff7fca000 r-xp 00000000 00:00 0                          "
+    "[vdso]\n"
+    "7ffff7fca000-7ffff7fcb000 r--p 00000000 fe:00 338944                     "
+    "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"
+    "7ffff7fcb000-7ffff7ff1000 r-xp 00001000 fe:00 338944                     "
+    "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"
+    "7ffff7ff1000-7ffff7ffb000 r--p 00027000 fe:00 338944                     "
+    "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"
+    "7ffff7ffb000-7ffff7ffd000 r--p 00031000 fe:00 338944                     "
+    "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"
+    "7ffff7ffd000-7ffff7fff000 rw-p 00033000 fe:00 338944                     "
+    "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\n"
+    "7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0                          "
+    "[stack]\n"
+    "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  "
+    "[vsyscall]\n"
+)
 
 PID = 4242
 
@@ -94,7 +138,7 @@ class Recorder:
             try:
                 r = attr(*args)
             except OSError as exc:
-                rec.err = _errno.errorcode[exc.errno]
+                rec.err = errno_name(exc.errno)
                 self._fd_path(rec)
                 self.records.append(rec)
                 raise
@@ -114,39 +158,13 @@ class Recorder:
         if path:
             rec.fd_path = path
 
-    def _ioctl_args(self, fd, cmd, arg=0):
-        from ..drivers.sgx import uapi as sgx
-        from .format import SGX_IOCTL_NAMES
-        p = self._p
-        name = SGX_IOCTL_NAMES.get(cmd)
-        if name == "SGX_IOC_ENCLAVE_CREATE":
-            (src,) = sgx.CREATE.unpack(p.read(arg, 8))
-            return [fd, cmd, {"secs": p.read(src, sgx.SECS_SIZE)}]
-        if name == "SGX_IOC_ENCLAVE_ADD_PAGES":
-            src, off, length, secinfo, flags, count = sgx.ADD_PAGES.unpack(
-                p.read(arg, sgx.ADD_PAGES.size))
-            (si,) = struct.unpack("<Q", p.read(secinfo, 8))
-            return [fd, cmd, {"src": src, "offset": off, "length": length, "secinfo": si,
-                              "flags": flags, "count": count, "data": p.read(src, length)}]
-        if name == "SGX_IOC_ENCLAVE_INIT":
-            (ss,) = sgx.INIT.unpack(p.read(arg, 8))
-            return [fd, cmd, {"sigstruct": p.read(ss, sgx.SIGSTRUCT_SIZE)}]
-        return [fd, cmd, arg]
+    def _ioctl_args(self, fd: int, cmd: int, arg: int = 0) -> list:
+        return [fd, cmd, unmarshal(self._p, cmd, arg)]
 
 
 def demo_image():
     """The kselftest's test enclave (two TCS, text R-X, data RW, one heap page)."""
-    from ..drivers.sgx.uapi import (
-        SGX_ATTR_MODE64BIT,
-        SGX_SECINFO_R,
-        SGX_SECINFO_REG,
-        SGX_SECINFO_TCS,
-        SGX_SECINFO_W,
-        SGX_SECINFO_X,
-    )
-    from ..enclave.image import EnclaveImage, Segment, covering_size, encode_tcs
-    from ..uapi import PROT_EXEC, PROT_READ, PROT_WRITE
-    page = 4096
+    page = PAGE_SIZE
     tcs = b"".join(encode_tcs(ossa=ssa, nssa=1, oentry=0x2000) for ssa in (0x5000, 0x6000))
     rw = PROT_READ | PROT_WRITE
     segments = [
@@ -166,18 +184,13 @@ def demo_image():
 
 def build_demo_records(key=None) -> list[Record]:
     """Run the loader and the refused calls on a model process; return the records."""
-    import vmsim
-
-    from ..arch.x86.sgx import sigstruct
-    from ..enclave.loader import kselftest_load
-    from ..uapi import MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_EXEC, PROT_READ, PROT_WRITE
-    k = vmsim.Kernel()
+    k = Kernel()
     p = k.spawn(maps=START_MAPS)
     for _ in range(3):
-        p.open("/dev/null", vmsim.O_RDWR)
+        p.open("/dev/null", O_RDWR)
     rec = Recorder(p)
     image = demo_image()
-    encl = kselftest_load(rec, image, key or sigstruct.generate_key())
+    encl = kselftest_load(rec, image, key or signing.generate_key())
     fd, base, size = encl.dev.fd, encl.base, encl.size
     text = base + 0x2000
     rwx = PROT_READ | PROT_WRITE | PROT_EXEC
@@ -201,7 +214,6 @@ def build_demo_records(key=None) -> list[Record]:
 
 def _annotate(records, base: int, size: int) -> None:
     """Comments a newcomer can read the demo by (shown above the calls)."""
-    from .format import SGX_IOCTL_NAMES
     seen_probe = 0
     first_add = True
     refusals = iter([
@@ -233,7 +245,8 @@ def _annotate(records, base: int, size: int) -> None:
                 r.comment = ("EADD per segment from an anonymous source buffer; SECINFO R/W/X "
                              "is each page's declared maximum permissions (its intent)")
             elif name.endswith("INIT"):
-                r.comment = "EINIT with the signed SIGSTRUCT: the measurement matches, no pages can be added now"
+                r.comment = ("EINIT with the signed SIGSTRUCT: the measurement matches, no pages "
+                             "can be added now")
         elif r.call == "mmap" and r.args[0] == base and r.err is None:
             r.comment = "map each segment MAP_SHARED|MAP_FIXED with its permissions"
         elif r.err is not None:
@@ -246,7 +259,6 @@ def _annotate(records, base: int, size: int) -> None:
 
 
 def rebuild(path: str | None = None) -> str:
-    from .format import write_trace
     path = path or demo_trace_path()
     records = build_demo_records()
     with open(path, "w", encoding="utf-8") as f:
@@ -258,9 +270,6 @@ def rebuild(path: str | None = None) -> str:
 
 
 if __name__ == "__main__":
-    import sys
-    if "--rebuild" in sys.argv[1:]:
-        print(rebuild())
-    else:
-        from ..cli.trace import demo_main
-        sys.exit(demo_main(sys.argv[1:]))
+    if "--rebuild" not in sys.argv[1:]:
+        sys.exit("usage: python -m vmsim.trace.demo --rebuild   (the demo itself: vmsim demo)")
+    print(rebuild())

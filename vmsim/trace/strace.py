@@ -1,16 +1,16 @@
 """strace import: the text of `strace -f [-tt|-ttt|-t] [-y|-yy] [-X raw|abbrev]` as Records.
 
-The line grammar is scenario.py's (`parse_line`, `split_args`, `parse_result`,
-`bind_args`); this module adds what real strace output has and a scenario has not:
+The line grammar is vmsim.syscalls.strace's (`parse_line`, `strip_decorations`,
+`parse_event`), the calls and their arguments the syscall table's; this module adds
+what a whole strace log has:
 
 * `<unfinished ...>` / `<... NAME resumed>` pairs, joined per pid;
 * `-y`/`-yy` decorations (`3</usr/lib/libc.so.6>`, `AT_FDCWD</tmp>`), kept as the
   record's fd_path / ret_path;
-* `/* ... */` comments (`-X verbose`, `/* 39 vars */`), `-t` timestamps without a
-  fraction, `= ? ERESTARTSYS (...)` and `= ? <unavailable>` results;
-* the calls a scenario has not: ioctl (SGX commands), clone/clone3/fork/vfork,
-  execve, exit/exit_group, dup2/dup3, and `syscall_0x1ce(...)` (mseal on an strace
-  that does not know it).
+* strace's own `strace: Process N attached` messages, also where they cut a line;
+* the arguments strace prints its own way: ioctl (SGX commands only), clone/clone3
+  (`flags=`), execve's argv, and `syscall_0x1ce(...)` (mseal on an strace that does not
+  know it: every register is printed).
 
 Unknown syscalls are skipped and counted (`Trace.skipped`); a line that is not strace
 output, is cut short or does not parse raises TraceError naming file and line.
@@ -20,101 +20,41 @@ from __future__ import annotations
 
 import re
 
-from ..diff import scenario as S
-from .format import EXTRA_NAMES, SGX_IOCTL_NAMES, SGX_IOCTLS, Record, Trace, TraceError, parse_int
+from ..syscalls import strace as syntax
+from ..syscalls.strace import Expr
+from ..syscalls.table import ALIASES, BY_NUMBER, TABLE, fold
+from .format import CALLS, SGX_IOCTL_NAMES, Record, Trace, TraceError, parse_int
 
-#: the syscalls imported (strace name -> ours); everything else is skipped and counted
-HANDLED = {"mmap": "mmap", "mmap2": "mmap", "munmap": "munmap", "mprotect": "mprotect",
-           "pkey_mprotect": "pkey_mprotect", "pkey_alloc": "pkey_alloc",
-           "pkey_free": "pkey_free", "mremap": "mremap", "brk": "brk", "madvise": "madvise",
-           "mseal": "mseal", "syscall_0x1ce": "mseal", "syscall_462": "mseal",
-           "mlock": "mlock", "mlock2": "mlock2", "munlock": "munlock",
-           "personality": "personality", "open": "open", "openat": "open",
-           "close": "close", "dup": "dup", "dup2": "dup2", "dup3": "dup2", "ioctl": "ioctl",
-           "clone": "clone", "clone3": "clone", "fork": "fork", "vfork": "vfork",
-           "execve": "execve", "exit": "exit", "exit_group": "exit"}
+#: the calls imported; prctl is not (strace prints its string arguments, PR_SET_NAME)
+STRACE_CALLS = CALLS - {"prctl"}
 
-_PID = re.compile(r"^(?:\[pid\s+(\d+)\]\s*|(\d+)\s+)")
-_TS = re.compile(r"^(?:\d+:\d+:\d+(?:\.\d+)?|\d+\.\d+)\s+")
-_UNFINISHED = re.compile(r"\s*<unfinished \.\.\.>\s*$")
-_RESUMED = re.compile(r"^<\.\.\.\s+([A-Za-z_0-9]+)\s+resumed>\s?")
-_COMMENT = re.compile(r"/\*.*?\*/")
-_NAME = re.compile(r"^([A-Za-z_][A-Za-z_0-9]*)\(")
-_IDENT = re.compile(r"\b[A-Za-z_][A-Za-z_0-9]*\b")
+_CALL = re.compile(r"^([A-Za-z_][A-Za-z_0-9]*)\(")
+_BY_NUMBER = re.compile(r"syscall_(0x[0-9a-f]+|\d+)")
+_STRACE_MSG = re.compile(r"(?:\S*/)?strace: Process (\d+) (?:attached|detached|suspended)"
+                         r"(?: \(waiting for parent\))?")
 
 
-def strip_decorations(s: str) -> tuple[str, list]:
-    """Remove -y/-yy decorations (`3</path>`, `AT_FDCWD</tmp>`, nested `<...<char
-    1:3>>`) and /* */ comments outside string literals. Returns (text, [(pos, path)])
-    with pos the index in the cleaned text where the decoration was."""
-    out, decos, i, n = [], [], 0, len(s)
-    in_str = False
-    while i < n:
-        c = s[i]
-        if in_str:
-            out.append(c)
-            if c == "\\" and i + 1 < n:
-                out.append(s[i + 1])
-                i += 2
-                continue
-            if c == '"':
-                in_str = False
-            i += 1
-            continue
-        if c == '"':
-            in_str = True
-            out.append(c)
-            i += 1
-            continue
-        if c == "/" and s.startswith("/*", i):
-            j = s.find("*/", i + 2)
-            if j < 0:
-                raise ValueError("unterminated /* comment")
-            i = j + 2
-            continue
-        if c == "<" and out and (out[-1].isalnum() or out[-1] == "_") and \
-                not s.startswith("<unfinished", i):
-            depth, j = 0, i
-            while j < n:
-                if s[j] == "<":
-                    depth += 1
-                elif s[j] == ">":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                j += 1
-            if j >= n:
-                raise ValueError("unterminated <...> fd decoration")
-            inner = s[i + 1:j]
-            k = inner.find("<")
-            decos.append((len(out), inner[:k] if k >= 0 else inner))
-            i = j + 1
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out), decos
+def imported_as(name: str) -> str | None:
+    """The call a strace name is imported as (aliases folded, `syscall_0x1ce` by its
+    number), or None: skipped."""
+    m = _BY_NUMBER.fullmatch(name)
+    if m:
+        nr = m.group(1)
+        entry = BY_NUMBER.get(int(nr, 16) if nr.startswith("0x") else int(nr))
+        return entry.name if entry is not None and entry.name in STRACE_CALLS else None
+    return fold(name, STRACE_CALLS)
 
 
-def _subst_names(raw: str) -> str:
-    """Replace names scenario.CONSTANTS lacks but strace prints by their values."""
-    if '"' in raw:
-        return raw
-    return _IDENT.sub(lambda m: str(EXTRA_NAMES[m.group(0)])
-                      if m.group(0) in EXTRA_NAMES and m.group(0) not in S.CONSTANTS
-                      else m.group(0), raw)
-
-
-def _value(expr) -> int:
-    return expr.eval({"W": S.WINDOW_BASE, "B": S.DEFAULT_BRK}) if isinstance(expr, S.Expr) \
-        else expr
+def _path(raw: str) -> str:
+    return syntax.parse_cstring(raw)[0].decode("utf-8", "surrogateescape")
 
 
 class _Importer:
-    def __init__(self, path):
+    def __init__(self, path: str | None):
         self.path = path
         self.records: list[Record] = []
         self.skipped: dict[str, int] = {}
-        self.pending: dict = {}          # pid -> (text, line)
+        self.pending: dict = {}          # pid -> (text, line, name)
         # strace writing to stderr prefixes `[pid N]` only while several tracees live:
         # the unprefixed process is then shown with its pid, and once it is gone the
         # last one left loses its prefix. alias maps such pids onto one identity.
@@ -124,7 +64,7 @@ class _Importer:
         self.bare_seen = False
         self.bare_exited = False
 
-    def canon(self, pid):
+    def canon(self, pid: int | None) -> int | None:
         if pid is None:
             if self.bare_exited:
                 others = [p for p in self.live if p is not None]
@@ -139,63 +79,34 @@ class _Importer:
             return None
         return pid
 
-    def err(self, reason, line):
+    def err(self, reason: str, line: int) -> TraceError:
         return TraceError(reason, self.path, line)
+
+    def skip(self, name: str) -> None:
+        self.skipped[name] = self.skipped.get(name, 0) + 1
 
     def feed(self, raw: str, no: int) -> None:
         s = raw.strip()
         if not s or s.startswith(("strace: ", "> ")):
             return
-        pid = None
-        m = _PID.match(s)
-        bracket = False
-        if m:
-            pid = int(m.group(1) or m.group(2))
-            bracket = m.group(1) is not None
-            s = s[m.end():]
-        if bracket or pid is None:
+        pid, bracketed, s = syntax.strip_prefix(s)
+        if bracketed or pid is None:
             pid = self.canon(pid)
-        m = _TS.match(s)
-        if m:
-            s = s[m.end():]
-        if s.startswith("---"):
-            if not s.endswith("---"):
-                raise self.err("unterminated `--- ... ---` signal line", no)
-            body = s[3:-3].strip()
-            sig = re.match(r"(?:stopped by )?(SIG[A-Z0-9]+)", body)
-            self.records.append(Record(None, pid=pid, line=no, text=raw.rstrip("\n"),
-                                       event="signal", signal=sig.group(1) if sig else None))
+        if s.startswith(("---", "+++")):
+            self.event(s, pid, no, raw)
             return
-        if s.startswith("+++"):
-            if not s.endswith("+++"):
-                raise self.err("unterminated `+++ ... +++` exit line", no)
-            body = s[3:-3].strip()
-            m = re.match(r"killed by (SIG[A-Z0-9]+)", body)
-            if m:
-                ev, sig = "killed", m.group(1)
-            elif re.match(r"exited with -?\d+$", body):
-                ev, sig = "exited", None
-            else:
-                raise self.err(f"unknown strace event {body!r}", no)
-            self.records.append(Record(None, pid=pid, line=no, text=raw.rstrip("\n"),
-                                       event=ev, signal=sig))
-            self.live.discard(pid)
-            if pid is None:
-                self.bare_exited = True
-            return
-        m = _RESUMED.match(s)
+        m = syntax.RESUMED.match(s)
         if m:
             name = m.group(1)
             start = self.pending.pop(pid, None)
             if start is None or start[2] != name:
                 raise self.err(f"`<... {name} resumed>` without an earlier "
                                f"`{name}(... <unfinished ...>` of pid {pid}", no)
-            s, no0 = start[0] + s[m.end():], start[1]
-            self.call(s, pid, no0, raw)
+            self.call(start[0] + s[m.end():], pid, start[1], raw)
             return
-        if _UNFINISHED.search(s):
-            body = _UNFINISHED.sub("", s)
-            m = _NAME.match(body)
+        if syntax.UNFINISHED.search(s):
+            body = syntax.UNFINISHED.sub("", s)
+            m = _CALL.match(body)
             if not m:
                 raise self.err("expected `name(args...` before <unfinished ...>", no)
             if pid in self.pending:
@@ -204,145 +115,154 @@ class _Importer:
             return
         self.call(s, pid, no, raw)
 
-    def call(self, s: str, pid, no: int, raw: str) -> None:
-        m = _NAME.match(s)
+    def event(self, s: str, pid: int | None, no: int, raw: str) -> None:
+        try:
+            event, sig = syntax.parse_event(s)
+        except ValueError as exc:
+            raise self.err(str(exc), no) from None
+        self.records.append(Record(None, pid=pid, line=no, text=raw.rstrip("\n"),
+                                   event=event, signal=sig))
+        if event != "signal":
+            self.live.discard(pid)
+            if pid is None:
+                self.bare_exited = True
+
+    def call(self, s: str, pid: int | None, no: int, raw: str) -> None:
+        m = _CALL.match(s)
         if not m:
             raise self.err("not an strace line: expected `name(args...) = result`", no)
         name = m.group(1)
         try:
-            clean, decos = strip_decorations(s)
-            close = S._find_close(clean, m.end() - 1)
+            clean, decos = syntax.strip_decorations(s)
+            close = syntax.find_close(clean, m.end() - 1)
         except ValueError as exc:
             raise self.err(f"{exc} (is the line cut short?)", no) from None
         rest = clean[close + 1:].strip()
         if not rest.startswith("="):
             raise self.err("missing `= result` after the call (is the line cut short?)", no)
-        if name not in HANDLED:
-            self.skipped[name] = self.skipped.get(name, 0) + 1
+        ours = imported_as(name)
+        if ours is None:
+            self.skip(name)
             return
-        ours = HANDLED[name]
         res_text = rest[1:].strip()
         if res_text.startswith("?"):
             res_text = "?"
-        line_text = clean[:close + 1] + " = " + res_text
         try:
-            call = S.parse_line(line_text)
+            line = syntax.parse_line(clean[:close + 1] + " = " + res_text)
         except ValueError as exc:
             raise self.err(str(exc), no) from None
-        fd_path = ret_path = None
+        assert line is not None
+        rec = Record(ours, pid=pid, line=no, text=raw.strip())
         for pos, path in decos:
             if pos > close:
-                ret_path = path
+                rec.ret_path = path
             elif not re.search(r"AT_FDCWD\s*$|-100\s*$", clean[:pos]):
-                fd_path = path
-        rec = Record(ours, pid=pid, line=no, text=raw.strip(), fd_path=fd_path,
-                     ret_path=ret_path)
-        r = call.expect
+                rec.fd_path = path
         try:
-            if r is None or r.kind == "unknown":
-                pass
-            elif r.kind == "err":
-                rec.err = r.errname
-            elif r.kind == "ok":
-                rec.ret = _value(r.value)
-            else:
-                raise ValueError("a signal is not a syscall result")
-            rec.args = self.bind(ours, name, call.raw_args)
+            self.result(rec, line.result)
+            args = self.bind(ours, name, line.raw_args)
         except ValueError as exc:
             raise self.err(str(exc), no) from None
         if ours in ("clone", "fork", "vfork") and rec.ret is not None and rec.ret > 0:
             self.children.add(rec.ret)
             self.live.update({rec.ret, pid})
-        if rec.args is None:                # an ioctl that is not SGX's
-            self.skipped[f"{name}(non-SGX)"] = self.skipped.get(f"{name}(non-SGX)", 0) + 1
+        if args is None:                    # an ioctl that is not SGX's
+            self.skip(f"{name}(non-SGX)")
             return
+        rec.args = args
         self.records.append(rec)
 
-    def bind(self, ours: str, name: str, raw: list):
+    @staticmethod
+    def result(rec: Record, r: syntax.Result | None) -> None:
+        if r is None or r.kind == "unknown":
+            return
+        if r.kind == "sig":
+            raise ValueError("a signal is not a syscall result")
+        if r.kind == "err":
+            rec.err = r.errname
+        elif isinstance(r.value, Expr):
+            rec.ret = r.value.eval({})
+        else:
+            raise ValueError(f"bad result {r.value!r}")
+
+    def bind(self, ours: str, name: str, raw: list[str]) -> list | None:
+        """The Record's arguments from strace's argument texts; None for an ioctl
+        that is not SGX's."""
+        alias = ALIASES.get(name)
+        if alias is not None and alias.dirfd:
+            if len(raw) < 3:
+                raise ValueError(f"{name} takes 3 or 4 arguments")
+            raw = raw[1:]
         if ours == "open":
-            if name == "openat":
-                if len(raw) < 3:
-                    raise ValueError("openat takes 3 or 4 arguments")
-                raw = raw[1:]
             if not 2 <= len(raw) <= 3:
                 raise ValueError("open takes 2 or 3 arguments")
-            path, _ = S.parse_cstring(raw[0])
-            flags = parse_int(_subst_names(raw[1]), "open flags")
             mode = parse_int(raw[2], "open mode") if len(raw) > 2 else 0
-            return [path.decode("utf-8", "surrogateescape"), flags, mode]
-        if ours == "mseal" and name != "mseal":
-            raw = raw[:3]
-        if ours in ("dup2",):
+            return [_path(raw[0]), parse_int(raw[1], "open flags"), mode]
+        if ours == "dup2":
             if len(raw) < 2:
                 raise ValueError(f"{name} takes 2 or 3 arguments")
             return [parse_int(raw[0]), parse_int(raw[1])]
         if ours == "ioctl":
-            if len(raw) < 2:
-                raise ValueError("ioctl takes 2 or 3 arguments")
-            cmd_text = raw[1].strip()
-            if cmd_text in SGX_IOCTLS:
-                cmd = SGX_IOCTLS[cmd_text]
-            else:
-                try:
-                    cmd = parse_int(cmd_text) & 0xFFFFFFFF
-                except ValueError:
-                    return None
-                if cmd not in SGX_IOCTL_NAMES:
-                    return None
-            arg = 0
-            if len(raw) > 2:
-                try:
-                    arg = parse_int(raw[2])
-                except ValueError:
-                    arg = 0                 # a struct strace decoded: not SGX's
-            return [parse_int(raw[0]), cmd, arg]
+            return self.bind_ioctl(raw)
         if ours == "clone":
-            flags = 0
-            joined = ", ".join(raw)
-            m = re.search(r"flags=([^,}]+)", joined)
-            if m:
-                flags = parse_int(_subst_names(m.group(1).strip()), "clone flags")
-            return [flags]
+            m = re.search(r"flags=([^,}]+)", ", ".join(raw))
+            return [parse_int(m.group(1).strip(), "clone flags") if m else 0]
         if ours in ("fork", "vfork"):
             return []
         if ours == "execve":
             if not raw:
                 raise ValueError("execve takes 3 arguments")
-            path, _ = S.parse_cstring(raw[0])
-            return [path.decode("utf-8", "surrogateescape")]
+            return [_path(raw[0])]
         if ours == "exit":
             return [parse_int(raw[0])] if raw else [0]
-        call = S.Call(name=ours, args=[], raw_args=[_subst_names(a) for a in raw])
-        S.bind_args(call)
-        return [_value(a) for a in call.args]
+        if _BY_NUMBER.fullmatch(name):      # strace printed every register
+            raw = raw[:len(TABLE[ours].kinds)]
+        args = syntax.bind_args(TABLE[ours], raw, {})
+        return [a.eval({}) if isinstance(a, Expr) else a for a in args]
+
+    @staticmethod
+    def bind_ioctl(raw: list[str]) -> list | None:
+        if len(raw) < 2:
+            raise ValueError("ioctl takes 2 or 3 arguments")
+        try:
+            cmd = parse_int(raw[1].strip()) & 0xFFFFFFFF
+        except ValueError:
+            return None
+        if cmd not in SGX_IOCTL_NAMES:
+            return None
+        arg = 0
+        if len(raw) > 2:
+            try:
+                arg = parse_int(raw[2])
+            except ValueError:
+                arg = 0                 # a struct strace decoded: not SGX's
+        return [parse_int(raw[0]), cmd, arg]
 
     def finish(self) -> Trace:
         for pid, (body, no, name) in sorted(self.pending.items(), key=lambda kv: kv[1][1]):
-            if name in HANDLED:             # never resumed: the process died in it
-                try:
-                    self.call(body + ") = ?", pid, no, body + " <unfinished ...>") \
-                        if not body.rstrip().endswith(")") else \
-                        self.call(body + " = ?", pid, no, body + " <unfinished ...>")
-                except TraceError:
-                    self.skipped[name] = self.skipped.get(name, 0) + 1
+            if imported_as(name) is None:
+                continue
+            ending = " = ?" if body.rstrip().endswith(")") else ") = ?"
+            try:                        # never resumed: the process died in it
+                self.call(body + ending, pid, no, body + " <unfinished ...>")
+            except TraceError:
+                self.skip(name)
         self.records.sort(key=lambda r: r.line or 0)
         return Trace(self.records, self.path, skipped=self.skipped, source="strace")
 
 
-def parse_strace(text: str, path: str | None = None) -> Trace:
-    """strace text -> Trace. Raises TraceError(file, line, reason)."""
-    imp = _Importer(path)
-    lines = text.splitlines()
-    # strace's own messages ("strace: Process 12 attached") land in the middle of a
-    # line when strace writes to a terminal or stderr; the `<unfinished ...>` of that
-    # line then follows on a line of its own
+def _join_strace_messages(lines: list[str], imp: _Importer) -> None:
+    """strace's own messages ("strace: Process 12 attached") land in the middle of a
+    line when strace writes to a terminal or stderr; the `<unfinished ...>` of that
+    line then follows on a line of its own. Mend the lines in place; a process
+    attached after the start is a child."""
     seen_call = False
     for i, ln in enumerate(lines):
         m = _STRACE_MSG.search(ln)
         if m is None:
             seen_call = seen_call or bool(ln.strip())
             continue
-        if seen_call or m.start() > 0:       # a process attached after the start: a child
+        if seen_call or m.start() > 0:
             imp.children.add(int(m.group(1)))
         head = ln[:m.start()]
         if head.strip() and m.end() == len(ln.rstrip()):
@@ -365,10 +285,13 @@ def parse_strace(text: str, path: str | None = None) -> Trace:
                 j -= 1
             lines[j] = lines[j].rstrip() + " <unfinished ...>"
             lines[i] = ""
+
+
+def parse_strace(text: str, path: str | None = None) -> Trace:
+    """strace text -> Trace. Raises TraceError(file, line, reason)."""
+    imp = _Importer(path)
+    lines = text.splitlines()
+    _join_strace_messages(lines, imp)
     for no, raw in enumerate(lines, 1):
         imp.feed(raw, no)
     return imp.finish()
-
-
-_STRACE_MSG = re.compile(r"(?:\S*/)?strace: Process (\d+) (?:attached|detached|suspended)"
-                         r"(?: \(waiting for parent\))?")

@@ -90,7 +90,7 @@ def render(p, form: str = "maps", annotate: bool = True) -> str:
     if form != "maps":
         raise ValueError(f"unknown form {form!r} ({', '.join(FORMS)})")
     out = []
-    for line, _kind_, note in _lines_maps(p, annotate):
+    for line, _kind, note in _lines_maps(p, annotate):
         out.append(line)
         if note:
             out.append(f"    # {note}")

@@ -1,5 +1,9 @@
-"""Running enclave code: the vDSO's __vdso_sgx_enter_enclave() and the ENCLU leaves,
-with the access checks a CPU makes in enclave mode (spec/sgx-driver.md §3.3-3.4).
+"""Running enclave code: the vDSO's __vdso_sgx_enter_enclave() (arch/x86/entry/vdso/
+vsgx.S) and the ENCLU leaves, with the access checks a CPU makes in enclave mode
+(spec/sgx-driver.md §3.3-3.4). Enclave mode knows only architectural state: ELRANGE,
+the initialized bit and the SSA frame size come from the SECS, permissions and page
+types from the EPCM (vmsim/arch/x86/sgx/cpu.py); of the driver's enclave it reads
+only which SECS an enclave VMA maps (`EnclaveMapping`).
 
 The enclave's code is a Python callable `program(ctx, *args)` standing for the code at
 the TCS's entry point. It touches memory and calls ENCLU leaves through `ctx`
@@ -20,9 +24,15 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-from ...drivers.sgx.uapi import (
+from ...errors import EINVAL, Fault, kerr
+from ...mm import fault as mmfault
+from ...uapi import PAGE_SHIFT, PAGE_SIZE
+from .sgx.cpu import EpcPage, SecsState
+from .sgx.defs import (
     EENTER,
     EEXIT,
     ERESUME,
@@ -36,25 +46,26 @@ from ...drivers.sgx.uapi import (
     SGX_SECINFO_R,
     SGX_SECINFO_W,
 )
-from ...errors import EINVAL, Fault, kerr
-from ...mm import fault as mmfault
-from ...uapi import PAGE_SHIFT, PAGE_SIZE
-from .sgx import cpu as arch
 
+#: page-fault error code bits (arch/x86/include/asm/trap_pf.h X86_PF_*)
 PF_P, PF_W, PF_U, PF_I, PF_SGX = 0x1, 0x2, 0x4, 0x10, 0x8000
-RUN = struct.Struct("<QIHHQQQ216x")         # struct sgx_enclave_run (256 bytes)
+#: struct sgx_enclave_run (arch/x86/include/uapi/asm/sgx.h), 256 bytes
+RUN = struct.Struct("<QIHHQQQ216x")
 
 
 @dataclass
 class SgxEnclaveRun:
-    """struct sgx_enclave_run: tcs in; function and exception_* out."""
+    """struct sgx_enclave_run: tcs in; function and exception_* out.
+
+    Declared in the SGX uapi header, but only the vDSO reads it, so it lives here.
+    """
 
     tcs: int = 0
     function: int = 0
     exception_vector: int = 0
     exception_error_code: int = 0
     exception_addr: int = 0
-    user_handler: object = None
+    user_handler: Callable[..., int] | None = None
     user_data: int = 0
 
     def pack(self) -> bytes:
@@ -107,16 +118,20 @@ class EnclaveThread:
 
 
 class EnclaveContext:
-    """What enclave code can do: memory accesses and the ENCLU leaves."""
+    """What enclave code can do: memory accesses and the ENCLU leaves.
 
-    def __init__(self, task, encl, tcs_page):
+    secs: the SECS page of the enclave entered (its SecsState gives ELRANGE).
+    """
+
+    def __init__(self, task, secs: EpcPage, tcs_page: EpcPage):
         self.task = task
-        self.encl = encl
+        self.secs = secs
+        self.enclave = _secs_state(secs)
         self.tcs_page = tcs_page
-        self.thread = None
+        self.thread: EnclaveThread | None = None
         #: RBX at EENTER (the TCS) and the entry point the CPU jumped to
         self.tcs_addr = tcs_page.addr
-        self.oentry = encl.base + struct.unpack_from("<Q", tcs_page.data, 32)[0]
+        self.oentry = self.enclave.base + struct.unpack_from("<Q", tcs_page.data, 32)[0]
 
     # --- memory ---
     def read(self, addr: int, n: int) -> bytes:
@@ -205,14 +220,14 @@ class EnclaveContext:
             try:
                 return check()
             except _Exception as exc:
+                assert self.thread is not None      # set before the program runs
                 self.thread.aex(exc)
 
     def _access(self, addr: int, kind: str):
         return self._retry(lambda: self._check(addr, kind))
 
     def _check(self, addr: int, kind: str):
-        encl = self.encl
-        inside = encl.base <= addr < encl.base + encl.size
+        inside = self.enclave.base <= addr < self.enclave.base + self.enclave.size
         if kind == "x" and not inside:
             raise _Exception(13, 0, 0)
         code = PF_U | (PF_W if kind == "w" else 0) | (PF_I if kind == "x" else 0)
@@ -227,7 +242,7 @@ class EnclaveContext:
         if not inside:
             return page if page is not None else bytearray(PAGE_SIZE)
         epc = mm.pfn_ptes.get(vpn)
-        ok = (isinstance(epc, arch.EpcPage) and epc.valid and epc.secs is encl.secs
+        ok = (isinstance(epc, EpcPage) and epc.valid and epc.secs is self.secs
               and epc.addr == addr & ~(PAGE_SIZE - 1) and epc.pt == SGX_PAGE_TYPE_REG
               and not (epc.blocked or epc.pending or epc.modified)
               and {"r": epc.r, "w": epc.w, "x": epc.x}[kind])
@@ -235,10 +250,10 @@ class EnclaveContext:
             raise _Exception(14, code | PF_P | PF_SGX, addr)
         return epc.data
 
-    def _epc_for_leaf(self, addr: int):
+    def _epc_for_leaf(self, addr: int) -> EpcPage:
         """The EPC page an ENCLU leaf names (read access through the page tables)."""
-        def check():
-            encl, mm = self.encl, self.task.mm
+        def check() -> EpcPage:
+            mm = self.task.mm
             try:
                 vma = mmfault.user_fault(self.task, addr, "r")
                 mmfault.fault_page(self.task, vma, addr, False)
@@ -246,11 +261,26 @@ class EnclaveContext:
                 present = (addr >> PAGE_SHIFT) in mm.pfn_ptes
                 raise _Exception(14, PF_U | (PF_P if present else 0), addr) from None
             epc = mm.pfn_ptes.get(addr >> PAGE_SHIFT)
-            if not (isinstance(epc, arch.EpcPage) and epc.valid and epc.secs is encl.secs
+            if not (isinstance(epc, EpcPage) and epc.valid and epc.secs is self.secs
                     and epc.addr == addr & ~(PAGE_SIZE - 1)):
                 raise _Exception(14, PF_U | PF_P | PF_SGX, addr)
             return epc
         return self._retry(check)
+
+
+@runtime_checkable
+class EnclaveMapping(Protocol):
+    """What EENTER needs from an enclave VMA's private data before the TCS page is
+    faulted in: the SECS page of the enclave it maps (None before ECREATE). The SGX
+    driver's struct sgx_encl provides it; a VMA whose private data does not is not an
+    enclave's."""
+
+    secs: EpcPage | None
+
+
+def _secs_state(secs: EpcPage) -> SecsState:
+    assert secs.enclave is not None         # a SECS page: ECREATE set its state
+    return secs.enclave
 
 
 def _pages(addr: int, n: int):
@@ -263,32 +293,33 @@ def _pages(addr: int, n: int):
         pos += chunk
 
 
-def _tcs_at(task, addr: int):
-    """The TCS EPC page and its enclave at addr, as EENTER resolves RBX."""
+def _tcs_at(task, addr: int) -> tuple[EpcPage, EpcPage]:
+    """The SECS and TCS EPC pages at addr, as EENTER resolves RBX."""
     if addr % PAGE_SIZE:
         raise _Exception(13, 0, 0)
     vma = task.mm.tree.find(addr)
-    encl = vma.private_data if vma is not None else None
-    from ...drivers.sgx.encl import Encl
-    if not isinstance(encl, Encl):
+    mapping = vma.private_data if vma is not None else None
+    if not isinstance(mapping, EnclaveMapping):
         raise _Exception(14, PF_U, addr)
     try:
         mmfault.fault_page(task, mmfault.user_fault(task, addr, "r"), addr, False)
     except Fault:
         raise _Exception(14, PF_U, addr) from None
     epc = task.mm.pfn_ptes.get(addr >> PAGE_SHIFT)
-    if not (isinstance(epc, arch.EpcPage) and epc.valid and epc.pt == SGX_PAGE_TYPE_TCS
-            and epc.secs is encl.secs and not epc.modified):
+    if not (isinstance(epc, EpcPage) and epc.valid and epc.pt == SGX_PAGE_TYPE_TCS
+            and epc.secs is mapping.secs and not epc.modified):
         raise _Exception(14, PF_U | PF_P | PF_SGX, addr)
-    return encl, epc
+    assert epc.secs is not None             # EADD gave the TCS its enclave
+    return epc.secs, epc
 
 
-def _check_ssa_frame(task, encl, tcs) -> None:
+def _check_ssa_frame(task, secs: EpcPage, tcs: EpcPage) -> None:
     """EENTER: the current SSA frame must be valid, writable REG pages of the enclave
     (#PF otherwise)."""
     ossa, cssa = struct.unpack_from("<QI", tcs.data, 16)
-    frame_pages = encl.secs.enclave.ssa_frame_size
-    first = encl.base + ossa + cssa * frame_pages * PAGE_SIZE
+    enclave = _secs_state(secs)
+    frame_pages = enclave.ssa_frame_size
+    first = enclave.base + ossa + cssa * frame_pages * PAGE_SIZE
     for addr in range(first, first + frame_pages * PAGE_SIZE, PAGE_SIZE):
         try:
             vma = mmfault.user_fault(task, addr, "w")
@@ -296,7 +327,7 @@ def _check_ssa_frame(task, encl, tcs) -> None:
         except Fault:
             raise _Exception(14, PF_U | PF_W, addr) from None
         epc = task.mm.pfn_ptes.get(addr >> PAGE_SHIFT)
-        if not (isinstance(epc, arch.EpcPage) and epc.valid and epc.secs is encl.secs
+        if not (isinstance(epc, EpcPage) and epc.valid and epc.secs is secs
                 and epc.addr == addr and epc.pt == SGX_PAGE_TYPE_REG and epc.r and epc.w
                 and not (epc.pending or epc.modified or epc.blocked)):
             raise _Exception(14, PF_SGX | PF_P | PF_W | PF_U, addr)
@@ -307,8 +338,9 @@ def _enter_once(task, run: SgxEnclaveRun, function: int, program, args) -> None:
     outcome is reported in run (exception_* only on an exception, as vsgx.S does)."""
     threads = task.__dict__.setdefault("_sgx_threads", {})
     try:
-        encl, tcs = _tcs_at(task, run.tcs)
-        if not encl.initialized:
+        secs, tcs = _tcs_at(task, run.tcs)
+        enclave = _secs_state(secs)
+        if not enclave.initialized:
             raise _Exception(13, 0, 0)
         nssa = struct.unpack_from("<I", tcs.data, 28)[0]
         parked = threads.get(tcs)
@@ -317,8 +349,8 @@ def _enter_once(task, run: SgxEnclaveRun, function: int, program, args) -> None:
                 raise _Exception(13, 0, 0)      # CSSA == NSSA: no free SSA frame
             if program is None:
                 raise kerr(EINVAL)
-            _check_ssa_frame(task, encl, tcs)
-            ctx = EnclaveContext(task, encl, tcs)
+            _check_ssa_frame(task, secs, tcs)
+            ctx = EnclaveContext(task, secs, tcs)
             thread = EnclaveThread(ctx, program, args)
             ctx.thread = thread
             threads.setdefault(tcs, []).append(thread)
@@ -331,9 +363,9 @@ def _enter_once(task, run: SgxEnclaveRun, function: int, program, args) -> None:
         run.exception_vector, run.exception_error_code = exc.vector, exc.error_code
         run.exception_addr = exc.addr
         return
-    encl.secs.enclave.active_threads += 1
+    enclave.active_threads += 1
     kind, detail = thread.switch_in()
-    encl.secs.enclave.active_threads -= 1
+    enclave.active_threads -= 1
     if kind == "error":
         threads[tcs].remove(thread)
         raise detail

@@ -1,14 +1,14 @@
-"""The in-kernel Intel SGX driver (arch/x86/kernel/cpu/sgx/) and an emulated SGX CPU.
+"""The in-kernel Intel SGX driver, Linux 6.18 arch/x86/kernel/cpu/sgx/ (docs/sgx.md).
 
-    uapi      asm/sgx.h: ioctl numbers, argument structs, SECINFO, SECS, TCS, SIGSTRUCT
-    arch      the emulated CPU: CPUID, EPC/EPCM, ENCLS leaves
-    encl      the enclave, the intent runs, sgx_vm_ops (open, fault, mprotect, access)
-    driver    /dev/sgx_enclave and /dev/sgx_provision file operations
-    ioctl     the seven ioctls
-    vdso      entering enclave code: EENTER/ERESUME, AEX, ENCLU leaves, access checks
-    measure   MRENCLAVE (ECREATE/EADD/EEXTEND records)
-    sigstruct SIGSTRUCT building, RSA-3072 e=3 signing and verification, MRSIGNER
-    image     enclave images: ELF (as the kselftest loads it) and a declarative format
-    loader    ioctl wrappers and the real loaders' call sequences
-    tools     `vmsim sgx measure` / `vmsim sgx sign`
+    uapi    arch/x86/include/uapi/asm/sgx.h: the ioctl numbers and argument structs,
+            SGX_PAGE_MEASURE
+    encl    encl.c: struct sgx_encl and its pages, the per-page intent
+            (vm_max_prot_bits) as runs, sgx_vm_ops (open, fault, mprotect, access)
+    ioctl   ioctl.c: the SGX_IOC_ENCLAVE_* ioctls; sgx_provision_fops (main.c)
+    driver  driver.c: the /dev/sgx_enclave file operations; registering the devices
+
+The CPU the driver runs ENCLS on (EPC, EPCM, the leaves, MRENCLAVE, SIGSTRUCT checks)
+and the architectural constants are vmsim/arch/x86/sgx/; the vDSO that enters enclaves
+is vmsim/arch/x86/vdso.py; the user-space side (images, signing, loaders) is
+vmsim/enclave/.
 """

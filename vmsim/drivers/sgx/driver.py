@@ -1,21 +1,23 @@
-"""The SGX device files: arch/x86/kernel/cpu/sgx/driver.c (/dev/sgx_enclave,
-/dev/sgx_provision): open, release, mmap, get_unmapped_area and the ioctl entry.
+"""The SGX device files: arch/x86/kernel/cpu/sgx/driver.c: /dev/sgx_enclave's open,
+release, mmap, get_unmapped_area and the ioctl entry.
 
-`install(kernel, cpu)` registers both nodes in the kernel's /dev, as the driver does at
-boot when the CPU has SGX1 and flexible launch control.
+`install(kernel, cpu)` registers /dev/sgx_enclave and /dev/sgx_provision (whose file
+operations, which SGX_IOC_ENCLAVE_PROVISION checks for, are in ioctl.py) in the
+kernel's /dev, as sgx_drv_init() and sgx_init() do at boot when the CPU has SGX1 and
+flexible launch control.
 """
 
 from __future__ import annotations
 
 from ...arch.x86.sgx import cpu as arch
 from ...errors import EBUSY, EINVAL, ENOTTY, kerr
-from ...fs.file import FileOperations
+from ...fs.file import File, FileOperations
 from ...mm.flags import VM_DONTDUMP, VM_DONTEXPAND, VM_IO, VM_PFNMAP
 from ...mm.placement import mm_get_unmapped_area
+from ...mm.vma import Vma
 from ...uapi import MAP_FIXED, MAP_PRIVATE, MAP_TYPE
 from .encl import SGX_VM_OPS, SGX_VM_OPS_V40, Encl
-
-SGX_MISC_MAJOR = 10
+from .ioctl import IOCTLS, SgxProvisionFops
 
 
 class SgxEnclaveFops(FileOperations):
@@ -24,18 +26,19 @@ class SgxEnclaveFops(FileOperations):
     def __init__(self, cpu: arch.SgxCpu):
         self.cpu = cpu
 
-    def open(self, file):
+    def open(self, file: File) -> None:
         """sgx_open(): one enclave per open file."""
         file.private_data = Encl(self.cpu)
 
-    def release(self, file):
+    def release(self, file: File) -> None:
         """sgx_release(): drop every mm's reference, then the file's own."""
         encl = file.private_data
         for mm in list(encl.mm_list):
             encl.mm_release(mm)
         encl.put()
 
-    def get_unmapped_area(self, task, file, addr, length, pgoff, flags):
+    def get_unmapped_area(self, task, file: File, addr: int, length: int, pgoff: int,
+                          flags: int) -> int:
         """sgx_get_unmapped_area(): enclaves are MAP_SHARED; MAP_FIXED is taken as is."""
         if flags & MAP_TYPE == MAP_PRIVATE:
             raise kerr(EINVAL)
@@ -43,7 +46,7 @@ class SgxEnclaveFops(FileOperations):
             return addr
         return mm_get_unmapped_area(task, file, addr, length, pgoff, flags)
 
-    def mmap(self, file, vma):
+    def mmap(self, file: File, vma: Vma) -> None:
         """sgx_mmap(): the intent check, then a VM_PFNMAP|VM_IO mapping with sgx_vm_ops."""
         encl = file.private_data
         encl.may_map(vma.mm.owner, vma.start, vma.end, vma.flags)
@@ -52,9 +55,8 @@ class SgxEnclaveFops(FileOperations):
         vma.flags |= VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP | VM_IO
         vma.private_data = encl
 
-    def unlocked_ioctl(self, task, file, cmd, arg):
+    def unlocked_ioctl(self, task, file: File, cmd: int, arg: int) -> int:
         """sgx_ioctl(): one ioctl at a time per enclave (EBUSY), unknown -> ENOTTY."""
-        from .ioctl import IOCTLS
         encl = file.private_data
         handler = IOCTLS.get(cmd)
         if handler is None:
@@ -66,10 +68,6 @@ class SgxEnclaveFops(FileOperations):
             return handler(task, encl, arg)
         finally:
             encl.busy = False
-
-
-class SgxProvisionFops(FileOperations):
-    """sgx_provision_fops: only its identity matters (SGX_IOC_ENCLAVE_PROVISION)."""
 
 
 def install(kernel, cpu: arch.SgxCpu) -> None:

@@ -9,15 +9,23 @@ The intents are kept as runs of equal permissions, so a check costs O(log n + ru
 
 from __future__ import annotations
 
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedDict  # type: ignore[import-untyped]  # ships no types
 
 from ...arch.x86.sgx import cpu as arch
-from ...errors import EACCES, EFAULT, Fault, kerr
+from ...arch.x86.sgx.defs import (
+    SGX_PAGE_TYPE_REG,
+    SGX_PAGE_TYPE_TCS,
+    SGX_SECINFO_R,
+    SGX_SECINFO_W,
+    SGX_SECINFO_X,
+)
+from ...errors import EACCES, EFAULT, EIO, Fault, kerr
 from ...mm.fault import vmf_insert_pfn, zap_vma_ptes
 from ...mm.flags import VM_ACCESS_FLAGS, VM_EXEC, VM_READ, VM_WRITE
-from ...mm.vma import VmOperations
+from ...mm.mm_struct import MmStruct
+from ...mm.mprotect import mprotect_fixup
+from ...mm.vma import Vma, VmOperations
 from ...uapi import BUS_ADRERR, PAGE_SHIFT, PAGE_SIZE, READ_IMPLIES_EXEC, SIGBUS
-from .uapi import SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS, SGX_SECINFO_R, SGX_SECINFO_W, SGX_SECINFO_X
 
 
 class IntentRuns:
@@ -30,7 +38,7 @@ class IntentRuns:
     def __init__(self):
         self.runs = SortedDict()
 
-    def _run_at(self, pfn: int):
+    def _run_at(self, pfn: int) -> tuple[int, int, int] | None:
         i = self.runs.bisect_right(pfn) - 1
         if i < 0:
             return None
@@ -38,7 +46,7 @@ class IntentRuns:
         end, prot = self.runs[start]
         return (start, end, prot) if pfn < end else None
 
-    def get(self, pfn: int):
+    def get(self, pfn: int) -> int | None:
         run = self._run_at(pfn)
         return None if run is None else run[2]
 
@@ -96,7 +104,7 @@ class EnclPage:
 
     __slots__ = ("addr", "vm_max_prot_bits", "type", "epc")
 
-    def __init__(self, addr: int, vm_max_prot_bits: int, page_type: int, epc):
+    def __init__(self, addr: int, vm_max_prot_bits: int, page_type: int, epc: arch.EpcPage):
         self.addr = addr
         self.vm_max_prot_bits = vm_max_prot_bits
         self.type = page_type
@@ -121,10 +129,10 @@ class Encl:
         self.size = 0
         self.attributes = 0
         self.attributes_mask = 0
-        self.secs = None            # the SECS EpcPage
+        self.secs: arch.EpcPage | None = None
         self.pages: dict[int, EnclPage] = {}
         self.intent = IntentRuns()
-        self.mm_list: set = set()
+        self.mm_list: set[MmStruct] = set()
         self.refs = 1
 
     # --- page_array ---
@@ -140,12 +148,12 @@ class Encl:
         del self.pages[page.addr >> PAGE_SHIFT]
         self.intent.set(page.addr >> PAGE_SHIFT, None)
 
-    def free_epc_page(self, epc) -> None:
+    def free_epc_page(self, epc: arch.EpcPage) -> None:
         """sgx_encl_free_epc_page(): EREMOVE, then back to the EPC."""
         arch.eremove(epc)
 
     # --- mm_list, lifetime ---
-    def mm_add(self, mm) -> None:
+    def mm_add(self, mm: MmStruct) -> None:
         """sgx_encl_mm_add(): the first mapping by an mm takes a reference, and the
         mm's exit (the mmu notifier's release) drops it."""
         if mm in self.mm_list:
@@ -154,7 +162,7 @@ class Encl:
         self.refs += 1
         mm.exit_notifiers.append(self.mm_release)
 
-    def mm_release(self, mm) -> None:
+    def mm_release(self, mm: MmStruct) -> None:
         if mm in self.mm_list:
             self.mm_list.discard(mm)
             self.put()
@@ -180,29 +188,31 @@ class Encl:
 
     # --- the intent check ---
     def may_map(self, task, start: int, end: int, vm_flags: int) -> None:
-        """sgx_encl_may_map(): EACCES unless [start, end) may be mapped with the R/W/X
-        of vm_flags: inside ELRANGE once initialized, never for a READ_IMPLIES_EXEC
-        task, and within the intent of every page present (holes are unrestricted)."""
-        vm_prot_bits = vm_flags & VM_ACCESS_FLAGS
-        if self.initialized and (start < self.base or end > self.base + self.size):
-            raise kerr(EACCES)
-        if task.persona & READ_IMPLIES_EXEC:
-            raise kerr(EACCES)
-        if self.intent.exceeds(start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT, vm_prot_bits):
+        """sgx_encl_may_map(): EACCES when `refusal` gives a reason."""
+        if self.refusal(start, end, vm_flags, task.persona) is not None:
             raise kerr(EACCES)
 
-    def explain(self, start: int, end: int, vm_flags: int) -> str:
-        """Why may_map refuses: the first page whose intent is exceeded (for users)."""
-        want = vm_flags & VM_ACCESS_FLAGS
+    def refusal(self, start: int, end: int, vm_flags: int, personality: int) -> str | None:
+        """sgx_encl_may_map()'s checks, in its order, with the reason for a refusal: may
+        [start, end) be mapped with the R/W/X of vm_flags? Inside ELRANGE once
+        initialized, never for a READ_IMPLIES_EXEC task, and within the intent of every
+        page present (holes are unrestricted). None when it may. O(log n + runs)."""
         if self.initialized and (start < self.base or end > self.base + self.size):
             return (f"[{start:#x}, {end:#x}) is outside ELRANGE "
                     f"[{self.base:#x}, {self.base + self.size:#x}) of an initialized enclave")
-        for pfn in range(start >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1):
-            prot = self.intent.get(pfn)
-            if prot is not None and want & ~prot:
-                return (f"page {pfn << PAGE_SHIFT:#x} was added with {prot_name(prot)}, "
-                        f"{prot_name(want)} was asked")
-        return "allowed"
+        if personality & READ_IMPLIES_EXEC:
+            return "the process has READ_IMPLIES_EXEC: enclaves refuse it"
+        want = vm_flags & VM_ACCESS_FLAGS
+        first, last = start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT
+        if not self.intent.exceeds(first, last, want):
+            return None
+        runs = self.intent.runs
+        for run_start in runs.islice(max(runs.bisect_right(first) - 1, 0)):
+            run_end, prot = runs[run_start]
+            if run_end > first and want & ~prot:
+                return (f"page {max(run_start, first) << PAGE_SHIFT:#x} was added with "
+                        f"{prot_name(prot)}, {prot_name(want)} was asked")
+        raise AssertionError("IntentRuns.exceeds() found a page the runs do not hold")
 
     # --- invariants ---
     def check(self) -> None:
@@ -226,20 +236,20 @@ def prot_name(vm_prot: int) -> str:
 class SgxVmOps(VmOperations):
     """sgx_vm_ops: .open, .fault, .mprotect, .access (no .close, .may_split, .mremap)."""
 
-    def open(self, vma):
+    def open(self, vma: Vma) -> None:
         """sgx_vma_open(): a split half, a fork copy or an mremap destination."""
         encl = vma.private_data
         if encl is not None:
             encl.mm_add(vma.mm)
 
-    def mprotect(self, vma, start, end, newflags):
+    def mprotect(self, vma: Vma, start: int, end: int, newflags: int) -> None:
         """sgx_vma_mprotect(): the same check as mmap, against the new flags."""
         encl = vma.private_data
         if encl is None:
             raise kerr(EACCES)
         encl.may_map(vma.mm.owner, start, end, newflags)
 
-    def fault(self, vma, addr, write):
+    def fault(self, vma: Vma, addr: int, write: bool) -> None:
         """sgx_vma_fault(): map the enclave page, EAUG a hole on SGX2, or SIGBUS."""
         encl = vma.private_data
         if encl is None:
@@ -253,11 +263,11 @@ class SgxVmOps(VmOperations):
             raise Fault(SIGBUS, BUS_ADRERR, addr)
         vmf_insert_pfn(vma, addr & ~(PAGE_SIZE - 1), page.epc)
 
-    def access(self, vma, addr, length, write, data=b""):
+    def access(self, vma: Vma, addr: int, length: int, write: bool,
+               data: bytes = b"") -> bytes | int:
         """sgx_vma_access(): ptrace / /proc/PID/mem on a debug enclave only, one
         aligned 8-byte word at a time (EDBGRD, and for writes EDBGWR of the whole
         modified word). Returns the bytes read, or the count written."""
-        from ...errors import EIO
         encl = vma.private_data
         if encl is None or not encl.debug:
             raise kerr(EFAULT)
@@ -284,7 +294,7 @@ class SgxVmOps(VmOperations):
             pos += chunk
         return length if write else bytes(out)
 
-    def check(self, vma):
+    def check(self, vma: Vma) -> None:
         """The intent invariant: no PTE that maps an enclave page at the page's own
         address has more permissions than the page's vm_max_prot_bits.
 
@@ -298,6 +308,7 @@ class SgxVmOps(VmOperations):
         prot = vma.flags & VM_ACCESS_FLAGS
         for vpn in mm.present_in(vma.start, vma.end, mm.pfn_ptes):
             epc = mm.pfn_ptes[vpn]
+            assert isinstance(epc, arch.EpcPage), f"PTE at {vpn << PAGE_SHIFT:#x} is not EPC"
             if epc.addr != vpn << PAGE_SHIFT:
                 continue
             page = encl.pages.get(vpn) if encl is not None else None
@@ -314,8 +325,9 @@ class SgxVmOpsV40(SgxVmOps):
     """sgx_vm_ops of the v40 patch series: ->mprotect got `pprev` and did the fixup
     itself after the intent check (Kernel(mprotect_hook="v40"))."""
 
-    def mprotect(self, vma, pprev, start, end, newflags):
-        from ...mm.mprotect import mprotect_fixup
+    # the v40 signature (mm.mprotect.MprotectHookV40), which the core casts to:
+    def mprotect(self, vma: Vma, pprev: list[Vma | None],  # type: ignore[override]
+                 start: int, end: int, newflags: int) -> None:
         encl = vma.private_data
         if encl is None:
             raise kerr(EACCES)

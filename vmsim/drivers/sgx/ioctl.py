@@ -9,34 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 
 from ...arch.x86.sgx import cpu as arch
-from ...errors import EACCES, EBUSY, EFAULT, EINVAL, EIO, ENODEV, ENOMEM, EPERM, kerr
-from ...mm.fault import copy_from_user, copy_to_user, get_user_page
-from ...mm.flags import VM_MAYEXEC, VM_READ, VM_WRITE
-from ...uapi import PAGE_SHIFT, PAGE_SIZE
-from .encl import EnclPage, secinfo_to_vm_prot
-from .uapi import (
-    ADD_PAGES,
-    CREATE,
-    INIT,
-    MODIFY_TYPES,
-    PROVISION,
-    REMOVE_PAGES,
-    RESTRICT_PERMISSIONS,
+from ...arch.x86.sgx.defs import (
     SECINFO_SIZE,
     SECS_SIZE,
     SGX_ATTR_DEBUG,
     SGX_ATTR_PROVISIONKEY,
     SGX_ATTR_UNPRIV_MASK,
-    SGX_IOC_ENCLAVE_ADD_PAGES,
-    SGX_IOC_ENCLAVE_CREATE,
-    SGX_IOC_ENCLAVE_INIT,
-    SGX_IOC_ENCLAVE_MODIFY_TYPES,
-    SGX_IOC_ENCLAVE_PROVISION,
-    SGX_IOC_ENCLAVE_REMOVE_PAGES,
-    SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS,
-    SGX_PAGE_MEASURE,
     SGX_PAGE_TYPE_REG,
     SGX_PAGE_TYPE_TCS,
     SGX_PAGE_TYPE_TRIM,
@@ -46,16 +27,39 @@ from .uapi import (
     SGX_SECINFO_W,
     SIGSTRUCT_SIZE,
 )
+from ...errors import EACCES, EBUSY, EFAULT, EINVAL, EIO, ENODEV, ENOMEM, EPERM, kerr
+from ...fs.file import FileOperations
+from ...mm.fault import copy_from_user, copy_to_user, get_user_page
+from ...mm.flags import VM_MAYEXEC, VM_READ, VM_WRITE
+from ...uapi import PAGE_SHIFT, PAGE_SIZE
+from .encl import Encl, EnclPage, secinfo_to_vm_prot
+from .uapi import (
+    ADD_PAGES,
+    CREATE,
+    INIT,
+    MODIFY_TYPES,
+    PROVISION,
+    REMOVE_PAGES,
+    RESTRICT_PERMISSIONS,
+    SGX_IOC_ENCLAVE_ADD_PAGES,
+    SGX_IOC_ENCLAVE_CREATE,
+    SGX_IOC_ENCLAVE_INIT,
+    SGX_IOC_ENCLAVE_MODIFY_TYPES,
+    SGX_IOC_ENCLAVE_PROVISION,
+    SGX_IOC_ENCLAVE_REMOVE_PAGES,
+    SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS,
+    SGX_PAGE_MEASURE,
+)
 
 U64 = (1 << 64) - 1
 MAX_LFS_FILESIZE = (1 << 63) - 1
 
 
-def _read(task, arg: int, fmt: struct.Struct) -> list:
+def _read(task, arg: int, fmt: struct.Struct) -> list[int]:
     return list(fmt.unpack(copy_from_user(task, arg, fmt.size)))
 
 
-def validate_offset_length(encl, offset: int, length: int) -> None:
+def validate_offset_length(encl: Encl, offset: int, length: int) -> None:
     """sgx_validate_offset_length()."""
     if offset % PAGE_SIZE or not length or length % PAGE_SIZE or offset + length > U64 or \
             offset + length - PAGE_SIZE >= encl.size:
@@ -64,7 +68,7 @@ def validate_offset_length(encl, offset: int, length: int) -> None:
 
 # --- SGX_IOC_ENCLAVE_CREATE ----------------------------------------------------------
 
-def ioc_create(task, encl, arg: int) -> int:
+def ioc_create(task, encl: Encl, arg: int) -> int:
     if encl.created:
         raise kerr(EINVAL)
     (src,) = _read(task, arg, CREATE)
@@ -109,7 +113,7 @@ def validate_secinfo(data: bytes) -> int:
     return flags
 
 
-def ioc_add_pages(task, encl, arg: int) -> int:
+def ioc_add_pages(task, encl: Encl, arg: int) -> int:
     if not encl.created or encl.initialized:
         raise kerr(EINVAL)
     add = _read(task, arg, ADD_PAGES)
@@ -134,7 +138,7 @@ def ioc_add_pages(task, encl, arg: int) -> int:
     return 0
 
 
-def encl_add_page(task, encl, src: int, offset: int, secinfo: int, flags: int) -> None:
+def encl_add_page(task, encl: Encl, src: int, offset: int, secinfo: int, flags: int) -> None:
     """sgx_encl_add_page(): insert, EADD from the user page, EEXTEND if measured."""
     addr = encl.base + offset
     epc = encl.cpu.alloc_epc_page()
@@ -173,7 +177,7 @@ def encl_add_page(task, encl, src: int, offset: int, secinfo: int, flags: int) -
 
 # --- SGX_IOC_ENCLAVE_INIT --------------------------------------------------------------
 
-def ioc_init(task, encl, arg: int) -> int:
+def ioc_init(task, encl: Encl, arg: int) -> int:
     if not encl.created or encl.initialized:
         raise kerr(EINVAL)
     (sig_ptr,) = _read(task, arg, INIT)
@@ -203,8 +207,13 @@ def ioc_init(task, encl, arg: int) -> int:
 
 # --- SGX_IOC_ENCLAVE_PROVISION ---------------------------------------------------------
 
-def ioc_provision(task, encl, arg: int) -> int:
-    from .driver import SgxProvisionFops
+class SgxProvisionFops(FileOperations):
+    """sgx_provision_fops (main.c): /dev/sgx_provision; only its identity matters."""
+
+
+def ioc_provision(task, encl: Encl, arg: int) -> int:
+    """sgx_ioc_enclave_provision() -> sgx_set_attribute(): the fd must be an open
+    /dev/sgx_provision; it lets the enclave have ATTRIBUTE.PROVISIONKEY."""
     (fd,) = _read(task, arg, PROVISION)
     file = task.files.get(fd & 0xFFFFFFFF)          # fget() takes an unsigned int
     if file is None or not isinstance(file.f_op, SgxProvisionFops):
@@ -215,14 +224,14 @@ def ioc_provision(task, encl, arg: int) -> int:
 
 # --- SGX2 -------------------------------------------------------------------------------
 
-def sgx2_ready(encl) -> None:
+def sgx2_ready(encl: Encl) -> None:
     if not encl.cpu.sgx2:
         raise kerr(ENODEV)
     if not encl.initialized:
         raise kerr(EINVAL)
 
 
-def load_page(encl, addr: int):
+def load_page(encl: Encl, addr: int) -> EnclPage:
     """sgx_encl_load_page(): the present page at addr, or EFAULT."""
     page = encl.pages.get(addr >> PAGE_SHIFT)
     if page is None:
@@ -230,7 +239,8 @@ def load_page(encl, addr: int):
     return page
 
 
-def _sgx2_loop(task, encl, arg, fmt, params, count_index, step) -> int:
+def _sgx2_loop(task, encl: Encl, arg: int, fmt: struct.Struct, params: list[int],
+               count_index: int, step: Callable[[int, list[int]], None]) -> int:
     """Run `step(page_addr, params)` over the range; write count (and result) back."""
     offset, length = params[0], params[1]
     error = None
@@ -249,7 +259,7 @@ def _sgx2_loop(task, encl, arg, fmt, params, count_index, step) -> int:
     return 0
 
 
-def ioc_restrict_permissions(task, encl, arg: int) -> int:
+def ioc_restrict_permissions(task, encl: Encl, arg: int) -> int:
     sgx2_ready(encl)
     params = _read(task, arg, RESTRICT_PERMISSIONS)
     offset, length, perms, result, count = params
@@ -275,7 +285,7 @@ def ioc_restrict_permissions(task, encl, arg: int) -> int:
     return _sgx2_loop(task, encl, arg, RESTRICT_PERMISSIONS, params, 4, step)
 
 
-def ioc_modify_types(task, encl, arg: int) -> int:
+def ioc_modify_types(task, encl: Encl, arg: int) -> int:
     sgx2_ready(encl)
     params = _read(task, arg, MODIFY_TYPES)
     offset, length, page_type, result, count = params
@@ -313,7 +323,7 @@ def ioc_modify_types(task, encl, arg: int) -> int:
     return _sgx2_loop(task, encl, arg, MODIFY_TYPES, params, 4, step)
 
 
-def ioc_remove_pages(task, encl, arg: int) -> int:
+def ioc_remove_pages(task, encl: Encl, arg: int) -> int:
     sgx2_ready(encl)
     params = _read(task, arg, REMOVE_PAGES)
     offset, length, count = params

@@ -1,6 +1,10 @@
-"""SGX user-space ABI and architectural constants: arch/x86/include/uapi/asm/sgx.h,
-arch/x86/include/asm/sgx.h (SECS, TCS, SIGSTRUCT layouts), SDM leaf numbers and
-error codes. Struct layouts are packed little-endian, as in the kernel.
+"""The SGX driver's user-space ABI: arch/x86/include/uapi/asm/sgx.h: the ioctl numbers,
+the ADD_PAGES flags and the ioctl argument structs (all __u64 fields, no padding,
+little-endian).
+
+The architectural constants those structs carry (SECINFO flags, page types, SECS
+attributes, the SECS/SECINFO/SIGSTRUCT sizes) are vmsim/arch/x86/sgx/defs.py; struct
+sgx_enclave_run, the vDSO's argument, is with the vDSO (vmsim/arch/x86/vdso.py).
 """
 
 import struct
@@ -15,80 +19,9 @@ SGX_IOC_ENCLAVE_RESTRICT_PERMISSIONS = 0xC028A405
 SGX_IOC_ENCLAVE_MODIFY_TYPES = 0xC028A406
 SGX_IOC_ENCLAVE_REMOVE_PAGES = 0xC018A407
 
+#: enum sgx_page_flags: SGX_IOC_ENCLAVE_ADD_PAGES flags
 SGX_PAGE_MEASURE = 0x01
 
-# SECINFO flags
-SGX_SECINFO_R = 0x01
-SGX_SECINFO_W = 0x02
-SGX_SECINFO_X = 0x04
-SGX_SECINFO_PENDING = 0x08
-SGX_SECINFO_MODIFIED = 0x10
-SGX_SECINFO_PR = 0x20
-SGX_SECINFO_PERMISSION_MASK = 0x07
-SGX_SECINFO_PAGE_TYPE_SHIFT = 8
-SGX_SECINFO_PAGE_TYPE_MASK = 0xFF00
-SGX_SECINFO_RESERVED_MASK = ~(SGX_SECINFO_PERMISSION_MASK | SGX_SECINFO_PAGE_TYPE_MASK) \
-    & 0xFFFFFFFFFFFFFFFF
-SGX_PAGE_TYPE_SECS = 0
-SGX_PAGE_TYPE_TCS = 1
-SGX_PAGE_TYPE_REG = 2
-SGX_PAGE_TYPE_VA = 3
-SGX_PAGE_TYPE_TRIM = 4
-SGX_SECINFO_SECS = SGX_PAGE_TYPE_SECS << 8
-SGX_SECINFO_TCS = SGX_PAGE_TYPE_TCS << 8
-SGX_SECINFO_REG = SGX_PAGE_TYPE_REG << 8
-SGX_SECINFO_TRIM = SGX_PAGE_TYPE_TRIM << 8
-
-# SECS.attributes
-SGX_ATTR_INIT = 1 << 0
-SGX_ATTR_DEBUG = 1 << 1
-SGX_ATTR_MODE64BIT = 1 << 2
-SGX_ATTR_PROVISIONKEY = 1 << 4
-SGX_ATTR_EINITTOKENKEY = 1 << 5
-SGX_ATTR_KSS = 1 << 7
-SGX_ATTR_ASYNC_EXIT_NOTIFY = 1 << 10
-SGX_ATTR_RESERVED_MASK = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 9) | \
-    (((1 << 64) - 1) & ~((1 << 11) - 1))
-SGX_ATTR_UNPRIV_MASK = SGX_ATTR_DEBUG | SGX_ATTR_MODE64BIT | SGX_ATTR_KSS | \
-    SGX_ATTR_ASYNC_EXIT_NOTIFY
-SGX_ATTR_PRIV_MASK = SGX_ATTR_PROVISIONKEY | SGX_ATTR_EINITTOKENKEY
-SGX_MISC_EXINFO = 1 << 0
-
-# ENCLU leaves
-EREPORT, EGETKEY, EENTER, ERESUME, EEXIT, EACCEPT, EMODPE, EACCEPTCOPY = range(8)
-
-# SGX error codes (RAX with ZF=1)
-SGX_INVALID_SIG_STRUCT = 1
-SGX_INVALID_ATTRIBUTE = 2
-SGX_BLKSTATE = 3
-SGX_INVALID_MEASUREMENT = 4
-SGX_NOTBLOCKABLE = 5
-SGX_PG_INVLD = 6
-SGX_EPC_PAGE_CONFLICT = 7
-SGX_INVALID_SIGNATURE = 8
-SGX_MAC_COMPARE_FAIL = 9
-SGX_PAGE_NOT_BLOCKED = 10
-SGX_NOT_TRACKED = 11
-SGX_VA_SLOT_OCCUPIED = 12
-SGX_CHILD_PRESENT = 13
-SGX_ENCLAVE_ACT = 14
-SGX_ENTRYEPOCH_LOCKED = 15
-SGX_INVALID_EINITTOKEN = 16
-SGX_PREV_TRK_INCMPL = 17
-SGX_PG_IS_SECS = 18
-SGX_PAGE_ATTRIBUTES_MISMATCH = 19
-SGX_PAGE_NOT_MODIFIABLE = 20
-SGX_PAGE_NOT_DEBUGGABLE = 21
-SGX_INVALID_CPUSVN = 32
-SGX_INVALID_ISVSVN = 64
-SGX_UNMASKED_EVENT = 128
-SGX_INVALID_KEYNAME = 256
-
-SIGSTRUCT_SIZE = 1808
-SECS_SIZE = 4096
-SECINFO_SIZE = 64
-
-# --- ioctl argument structs: all __u64 fields, no padding ---
 CREATE = struct.Struct("<Q")                 # src
 ADD_PAGES = struct.Struct("<6Q")             # src, offset, length, secinfo, flags, count
 INIT = struct.Struct("<Q")                   # sigstruct

@@ -13,7 +13,9 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from ....drivers.sgx.uapi import (
+from ....uapi import PAGE_SIZE
+from .defs import (
+    SECS_FORMAT,
     SGX_ATTR_ASYNC_EXIT_NOTIFY,
     SGX_ATTR_DEBUG,
     SGX_ATTR_EINITTOKENKEY,
@@ -33,15 +35,19 @@ from ....drivers.sgx.uapi import (
     SGX_PAGE_TYPE_SECS,
     SGX_PAGE_TYPE_TCS,
     SGX_PAGE_TYPE_TRIM,
+    SGX_SECINFO_PAGE_TYPE_MASK,
     SGX_SECINFO_PERMISSION_MASK,
     SGX_SECINFO_R,
     SGX_SECINFO_W,
     SGX_SECINFO_X,
+    TCS_FORMAT,
 )
+from .measure import Measurement
+from .sigstruct import Sigstruct, verify
 
+#: the exception vectors a leaf raises (arch/x86/include/asm/trapnr.h)
 GP = 13
 PF = 14
-PAGE = 4096
 #: reset value of IA32_SGXLEPUBKEYHASH0..3 (Intel's launch enclave key hash)
 INTEL_LE_PUBKEYHASH = struct.pack("<4Q", 0xA6053E051270B7AC, 0x6CFBE8BA8B3B413D,
                                   0xC4916D99F2B3735D, 0xD4F8C05909F9BB3B)
@@ -125,19 +131,24 @@ class EpcPage:
 
     def __init__(self, cpu: SgxCpu):
         self.cpu = cpu
-        self.data = bytearray(PAGE)
+        self.data = bytearray(PAGE_SIZE)
         self.valid = False
         self.r = self.w = self.x = False
         self.pt = SGX_PAGE_TYPE_REG
-        self.secs = None
+        self.secs: EpcPage | None = None
         self.addr = 0
         self.blocked = self.pending = self.modified = self.pr = False
-        self.enclave = None         # SecsState, for a SECS page
+        self.enclave: SecsState | None = None       # for a SECS page
+
+    def owner(self) -> SecsState:
+        """The SECS state of the enclave this (valid, non-SECS) page belongs to."""
+        assert self.secs is not None and self.secs.enclave is not None
+        return self.secs.enclave
 
     def cpu_page(self) -> bytearray:
         """What an access outside enclave mode reads and writes: abort-page semantics,
         reads return all-ones and writes are dropped."""
-        return bytearray(b"\xff" * PAGE)
+        return bytearray(b"\xff" * PAGE_SIZE)
 
     def perms(self) -> int:
         return (SGX_SECINFO_R if self.r else 0) | (SGX_SECINFO_W if self.w else 0) | \
@@ -157,7 +168,7 @@ class SecsState:
     miscselect: int
     attributes: int
     xfrm: int
-    measurement: object
+    measurement: Measurement
     initialized: bool = False
     mrenclave: bytes = bytes(32)
     mrsigner: bytes = bytes(32)
@@ -165,9 +176,6 @@ class SecsState:
     isvsvn: int = 0
     children: int = 0
     active_threads: int = 0
-
-
-SECS_FORMAT = struct.Struct("<QQII24xQQ32s32s32s32s64sHHH")
 
 
 def xsave_size(xfrm: int) -> int:
@@ -180,7 +188,6 @@ def _canonical(addr: int) -> bool:
 
 def ecreate(cpu: SgxCpu, secs: bytes, epc: EpcPage) -> None:
     """ECREATE: validate the SECS image and start the measurement (#GP on any error)."""
-    from .measure import Measurement
     (size, base, ssa, misc, attrs, xfrm, _mre, rsv2, _mrs, rsv3, config_id, prodid, svn,
      cfgsvn) = SECS_FORMAT.unpack_from(secs)
     if attrs & SGX_ATTR_INIT:
@@ -191,7 +198,7 @@ def ecreate(cpu: SgxCpu, secs: bytes, epc: EpcPage) -> None:
         raise EnclsFault(GP, "unsupported MISCSELECT")
     mode64 = bool(attrs & SGX_ATTR_MODE64BIT)
     limit = 1 << (cpu.max_enclave_size_64 if mode64 else cpu.max_enclave_size_32)
-    if size < 2 * PAGE or size & (size - 1) or size >= limit:
+    if size < 2 * PAGE_SIZE or size & (size - 1) or size >= limit:
         raise EnclsFault(GP, "bad SIZE")
     if base & (size - 1):
         raise EnclsFault(GP, "BASEADDR not aligned to SIZE")
@@ -203,9 +210,9 @@ def ecreate(cpu: SgxCpu, secs: bytes, epc: EpcPage) -> None:
             (xfrm & 0xE0 and (xfrm & 0xE0 != 0xE0 or not xfrm & 4)):
         raise EnclsFault(GP, "illegal XFRM")
     need = xsave_size(xfrm) + GPRSGX_SIZE + (EXINFO_SIZE if misc & SGX_MISC_EXINFO else 0)
-    if ssa < 1 or ssa * PAGE < need:
+    if ssa < 1 or ssa * PAGE_SIZE < need:
         raise EnclsFault(GP, "SSAFRAMESIZE too small")
-    if any(secs[24:48]) or any(rsv2) or any(rsv3) or any(secs[262:PAGE]):
+    if any(secs[24:48]) or any(rsv2) or any(rsv3) or any(secs[262:PAGE_SIZE]):
         raise EnclsFault(GP, "reserved SECS field set")
     if epc.valid:
         raise EnclsFault(PF, "EPC page in use")
@@ -216,10 +223,11 @@ def ecreate(cpu: SgxCpu, secs: bytes, epc: EpcPage) -> None:
     epc.enclave = SecsState(size, base, ssa, misc, attrs, xfrm, Measurement(size, ssa))
 
 
-def _check_secs(secs_page: EpcPage, initialized: bool) -> SecsState:
+def _check_secs(secs_page: EpcPage | None, initialized: bool) -> SecsState:
     if secs_page is None or not secs_page.valid or secs_page.pt != SGX_PAGE_TYPE_SECS:
         raise EnclsFault(GP, "not a SECS")
     state = secs_page.enclave
+    assert state is not None            # ECREATE made it a SECS
     if state.initialized != initialized:
         raise EnclsFault(GP, "enclave initialized" if state.initialized else "not initialized")
     return state
@@ -229,28 +237,26 @@ def _in_elrange(state: SecsState, linaddr: int) -> bool:
     return state.base <= linaddr < state.base + state.size
 
 
-TCS_FORMAT = struct.Struct("<QQQIIQQQQII")
-
-
-def eadd(secs_page: EpcPage, epc: EpcPage, linaddr: int, contents: bytes, secinfo: int) -> None:
+def eadd(secs_page: EpcPage | None, epc: EpcPage, linaddr: int, contents: bytes, secinfo: int) -> None:
     """EADD: copy a page into the EPC with the SECINFO's type and permissions."""
     state = _check_secs(secs_page, initialized=False)
     if epc.valid:
         raise EnclsFault(PF, "EPC page in use")
     pt = (secinfo >> 8) & 0xFF
     perms = secinfo & SGX_SECINFO_PERMISSION_MASK
-    if secinfo & ~(SGX_SECINFO_PERMISSION_MASK | 0xFF00) or pt not in (SGX_PAGE_TYPE_REG,
-                                                                       SGX_PAGE_TYPE_TCS):
+    if secinfo & ~(SGX_SECINFO_PERMISSION_MASK | SGX_SECINFO_PAGE_TYPE_MASK) or \
+            pt not in (SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS):
         raise EnclsFault(GP, "bad SECINFO")
     if perms & SGX_SECINFO_W and not perms & SGX_SECINFO_R:
         raise EnclsFault(GP, "W without R")
-    if linaddr % PAGE or not _in_elrange(state, linaddr):
+    if linaddr % PAGE_SIZE or not _in_elrange(state, linaddr):
         raise EnclsFault(GP, "linear address outside ELRANGE")
     data = bytearray(contents)
     if pt == SGX_PAGE_TYPE_TCS:
         (_state, flags, ossa, _cssa, nssa, oentry, _aep, ofs, ogs, fsl, gsl) = \
             TCS_FORMAT.unpack_from(data)
-        if flags & ~1 or any(data[72:]) or ossa % PAGE or ofs % PAGE or ogs % PAGE:
+        if flags & ~1 or any(data[TCS_FORMAT.size:]) or \
+                ossa % PAGE_SIZE or ofs % PAGE_SIZE or ogs % PAGE_SIZE:
             raise EnclsFault(GP, "malformed TCS")
         TCS_FORMAT.pack_into(data, 0, 0, flags & ~1, ossa, 0, nssa, oentry, 0, ofs, ogs,
                              fsl, gsl)
@@ -263,7 +269,7 @@ def eadd(secs_page: EpcPage, epc: EpcPage, linaddr: int, contents: bytes, secinf
     state.measurement.eadd(linaddr - state.base, secinfo)
 
 
-def eextend(secs_page: EpcPage, epc: EpcPage, offset: int) -> None:
+def eextend(secs_page: EpcPage | None, epc: EpcPage, offset: int) -> None:
     """EEXTEND: measure the 256 bytes at `offset` inside the page (as now in the EPC)."""
     state = _check_secs(secs_page, initialized=False)
     if not epc.valid or epc.secs is not secs_page or offset % 256:
@@ -271,10 +277,9 @@ def eextend(secs_page: EpcPage, epc: EpcPage, offset: int) -> None:
     state.measurement.eextend(epc.addr - state.base + offset, bytes(epc.data[offset:offset + 256]))
 
 
-def einit(cpu: SgxCpu, sigstruct: bytes, secs_page: EpcPage) -> int:
+def einit(cpu: SgxCpu, sigstruct: bytes, secs_page: EpcPage | None) -> int:
     """EINIT (token VALID=0): returns 0 or an SGX error code; the SIGSTRUCT checks come
     first, then the measurement, then attributes, then the launch key hash."""
-    from .sigstruct import Sigstruct, verify
     state = _check_secs(secs_page, initialized=False)
     code = verify(sigstruct)
     if code:
@@ -299,14 +304,14 @@ def einit(cpu: SgxCpu, sigstruct: bytes, secs_page: EpcPage) -> int:
     return 0
 
 
-def eaug(secs_page: EpcPage, epc: EpcPage, linaddr: int) -> None:
+def eaug(secs_page: EpcPage | None, epc: EpcPage, linaddr: int) -> None:
     """EAUG (SGX2): a zeroed, PENDING, REG RW page at linaddr of an initialized enclave."""
     state = _check_secs(secs_page, initialized=True)
     if epc.valid:
         raise EnclsFault(PF, "EPC page in use")
-    if linaddr % PAGE or not _in_elrange(state, linaddr):
+    if linaddr % PAGE_SIZE or not _in_elrange(state, linaddr):
         raise EnclsFault(GP, "linear address outside ELRANGE")
-    epc.data[:] = bytes(PAGE)
+    epc.data[:] = bytes(PAGE_SIZE)
     epc.valid, epc.pt, epc.secs, epc.addr = True, SGX_PAGE_TYPE_REG, secs_page, linaddr
     epc.set_perms(SGX_SECINFO_R | SGX_SECINFO_W)
     epc.blocked = epc.modified = epc.pr = False
@@ -322,7 +327,7 @@ def emodpr(epc: EpcPage, perms: int) -> int:
         return SGX_PAGE_NOT_MODIFIABLE
     if epc.pt != SGX_PAGE_TYPE_REG:
         raise EnclsFault(PF, "not a REG page")
-    if not epc.secs.enclave.initialized:
+    if not epc.owner().initialized:
         raise EnclsFault(GP, "enclave not initialized")
     epc.set_perms(epc.perms() & perms)
     epc.pr = True
@@ -349,10 +354,11 @@ def eremove(epc: EpcPage) -> int:
     if not epc.valid:
         return 0
     if epc.pt == SGX_PAGE_TYPE_SECS:
+        assert epc.enclave is not None
         if epc.enclave.children:
             return SGX_CHILD_PRESENT
     else:
-        state = epc.secs.enclave
+        state = epc.owner()
         if state.active_threads:
             return SGX_ENCLAVE_ACT
         state.children -= 1
@@ -377,5 +383,5 @@ def edbgwr(epc: EpcPage, offset: int, data: bytes) -> None:
 def _check_debuggable(epc: EpcPage) -> None:
     if not epc.valid or epc.pt not in (SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS):
         raise EnclsFault(GP, "not a REG or TCS page")
-    if not epc.secs.enclave.attributes & SGX_ATTR_DEBUG:
+    if not epc.owner().attributes & SGX_ATTR_DEBUG:
         raise EnclsFault(GP, "not a debug enclave")

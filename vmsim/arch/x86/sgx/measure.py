@@ -24,7 +24,8 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-PAGE_SIZE = 4096
+from ....uapi import PAGE_SIZE
+
 EEXTEND_CHUNK = 256
 
 # The record tags, as the u64 the records start with (kselftest enum mrtags).
@@ -109,7 +110,7 @@ class Measurement:
         if self.records is not None:
             self.records.append(Record("EADD", offset, secinfo_flags))
 
-    def eextend(self, offset: int, data256: bytes) -> None:
+    def eextend(self, offset: int, data256: bytes | memoryview) -> None:
         """EEXTEND of the 256-byte chunk at ``offset`` (256-byte aligned)."""
         if offset % EEXTEND_CHUNK:
             raise ValueError(f"EEXTEND offset {offset:#x} is not 256-byte aligned")

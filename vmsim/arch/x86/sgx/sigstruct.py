@@ -1,13 +1,14 @@
-"""SIGSTRUCT: layout, RSA-3072 (e = 3) signing, verification as EINIT does it, and
-MRSIGNER.
+"""SIGSTRUCT as the processor reads it: layout, MRSIGNER, and the signature check EINIT
+makes (RSA-3072, e = 3, with the Q1/Q2 helper values).
 
 Layout: spec/sgx-driver.md §1.4 (kernel arch/x86/include/asm/sgx.h struct
-sgx_sigstruct, SDM Vol. 3D "SIGSTRUCT"). Signing and the Q1/Q2 helper values:
-§4.3 (what tools/testing/selftests/sgx/sigstruct.c encl_measure/calc_q1q2 do).
+sgx_sigstruct, SDM Vol. 3D "SIGSTRUCT"). The Q1/Q2 values: §4.3 (what
+tools/testing/selftests/sgx/sigstruct.c calc_q1q2 does).
 Verification order: §3.2.4 steps 2-3 (EINIT): structure sanity first
 (SGX_INVALID_SIG_STRUCT), then the signature (SGX_INVALID_SIGNATURE). The
 measurement, attribute and launch-token steps of EINIT belong to the emulated CPU,
-which calls ``verify()`` first.
+which calls ``verify()`` first. Building and signing one is the signer's business
+(vmsim/enclave/signing.py).
 
 Big numbers (modulus, signature, q1, q2) are stored little endian, as in the
 structure; ``Sigstruct`` keeps them as raw 384-byte strings so that any SIGSTRUCT,
@@ -21,7 +22,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from ....drivers.sgx.uapi import (
+from .defs import (
     SGX_ATTR_MODE64BIT,
     SGX_INVALID_SIG_STRUCT,
     SGX_INVALID_SIGNATURE,
@@ -110,7 +111,7 @@ class Sigstruct:
 
     def pack(self) -> bytes:
         """The 1808-byte structure. ValueError names the field that does not fit."""
-        values = []
+        values: list[bytes | int] = []
         for name, code, _ in _LAYOUT:
             v = getattr(self, name)
             if code.endswith("s"):
@@ -178,91 +179,7 @@ def pkcs1_v15_sha256(message: bytes, k: int = SGX_MODULUS_SIZE) -> int:
     return int.from_bytes(em, "big")
 
 
-# --- keys (the `cryptography` package) ---
-
-def generate_key():
-    """A fresh RSA-3072 key with public exponent 3 (what SGX requires)."""
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    return rsa.generate_private_key(public_exponent=SIGSTRUCT_EXPONENT, key_size=3072)
-
-
-def check_key(key) -> None:
-    """ValueError unless ``key`` is an RSA-3072 private key with e = 3."""
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("not an RSA private key")
-    if key.key_size != 3072:
-        raise ValueError(f"RSA key is {key.key_size} bits; SIGSTRUCT needs 3072")
-    e = key.public_key().public_numbers().e
-    if e != SIGSTRUCT_EXPONENT:
-        raise ValueError(f"RSA public exponent is {e}; SIGSTRUCT needs 3")
-
-
-def load_key(pem: bytes | str, password: bytes | None = None):
-    """Parse a PEM private key (PKCS#1 or PKCS#8); ValueError with a one-line
-    reason if it is not usable for SGX signing."""
-    from cryptography.hazmat.primitives import serialization
-    if isinstance(pem, str):
-        pem = pem.encode()
-    try:
-        key = serialization.load_pem_private_key(pem, password=password)
-    except (ValueError, TypeError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"cannot read PEM private key: {reason}") from None
-    check_key(key)
-    return key
-
-
-def key_to_pem(key) -> bytes:
-    """The key as an unencrypted "BEGIN RSA PRIVATE KEY" PEM (the selftest's format)."""
-    from cryptography.hazmat.primitives import serialization
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
-
-
-def public_modulus(key) -> bytes:
-    """The 384-byte little-endian modulus of ``key`` (private or public)."""
-    pub = key.public_key() if hasattr(key, "public_key") else key
-    return pub.public_numbers().n.to_bytes(SGX_MODULUS_SIZE, "little")
-
-
-# --- building, signing, verifying ---
-
-def build(mrenclave: bytes, attributes: int = SGX_ATTR_MODE64BIT, xfrm: int = 3,
-          attributes_mask: int = 0, xfrm_mask: int = 0, miscselect: int = 0,
-          misc_mask: int = 0, isvprodid: int = 0, isvsvn: int = 0, vendor: int = 0,
-          date: int = 0, swdefined: int = 0) -> Sigstruct:
-    """An unsigned SIGSTRUCT for a loader; defaults are the kselftest's (§4.3).
-    Pass it to ``sign()``."""
-    if len(mrenclave) != 32:
-        raise ValueError(f"MRENCLAVE is 32 bytes, got {len(mrenclave)}")
-    s = Sigstruct(vendor=vendor, date=date, swdefined=swdefined, miscselect=miscselect,
-                  misc_mask=misc_mask, attributes=attributes, xfrm=xfrm,
-                  attributes_mask=attributes_mask, xfrm_mask=xfrm_mask,
-                  mrenclave=bytes(mrenclave), isvprodid=isvprodid, isvsvn=isvsvn)
-    s.pack()        # range-check every field now, not at signing time
-    return s
-
-
-def sign(sigstruct: Sigstruct, private_key) -> Sigstruct:
-    """A signed copy of ``sigstruct``: modulus, exponent 3, the PKCS#1 v1.5 SHA-256
-    signature over ``signed_bytes()`` and q1/q2, all stored little endian.
-    The argument is not modified."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-    check_key(private_key)
-    n = private_key.public_key().public_numbers().n
-    out = dataclasses.replace(sigstruct, modulus=n.to_bytes(SGX_MODULUS_SIZE, "little"),
-                              exponent=SIGSTRUCT_EXPONENT)
-    sig_be = private_key.sign(out.signed_bytes(), padding.PKCS1v15(), hashes.SHA256())
-    s = int.from_bytes(sig_be, "big")
-    q1, q2 = q1q2(s, n)
-    out.signature = s.to_bytes(SGX_MODULUS_SIZE, "little")
-    out.q1 = q1.to_bytes(SGX_MODULUS_SIZE, "little")
-    out.q2 = q2.to_bytes(SGX_MODULUS_SIZE, "little")
-    return out
-
+# --- verifying (EINIT) ---
 
 def diagnose(sigstruct: bytes | Sigstruct) -> tuple[int, str]:
     """``verify()`` with the reason: (0, "ok") or (SGX error code, why)."""

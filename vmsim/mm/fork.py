@@ -1,0 +1,78 @@
+"""An address space's copy at fork and its teardown at exit: kernel/fork.c dup_mmap()
+and mm/mmap.c exit_mmap().
+"""
+
+from __future__ import annotations
+
+from .flags import VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED_MASK, VM_MAYBE_GUARD, VM_PFNMAP, VM_WIPEONFORK
+from .mm_struct import MmStruct
+from .munmap import VmaMunmap
+from .vma import AnonVma, Vma
+
+#: the mm_struct fields a child inherits as they are (MMF_* flags, layout, brk, pkeys)
+INHERITED = ("def_flags", "topdown", "mmap_base", "mmap_legacy_base", "start_brk", "brk",
+             "start_stack", "pkey_allocation_map", "execute_only_pkey", "merge_any")
+
+
+def dup_mmap(old: MmStruct, mm: MmStruct) -> None:
+    """kernel/fork.c dup_mmap(): copy every VMA but VM_DONTCOPY ones; VM_WIPEONFORK
+    VMAs start empty; VM_LOCKED is dropped; forked anon_vmas link the parent's."""
+    for attr in INHERITED:
+        setattr(mm, attr, getattr(old, attr))
+    if not old.mdwe_no_inherit:
+        mm.has_mdwe = old.has_mdwe
+    for vma in old.tree:
+        if vma.flags & VM_DONTCOPY:
+            continue
+        if vma.flags & VM_ACCOUNT:
+            mm.account(vma.pages)
+        new = vma.dup()
+        new.mm = mm
+        new.flags &= ~VM_LOCKED_MASK
+        if new.flags & VM_WIPEONFORK:
+            new.anon_vma, new.avc = None, ()
+        elif vma.anon_vma is not None:
+            av = AnonVma(parent=vma.anon_vma)
+            new.anon_vma, new.avc = av, vma.avc + (av,)
+        if new.file is not None:
+            new.file.get()
+        if new.vm_ops is not None and new.vm_ops.open is not None:
+            new.vm_ops.open(new)
+        mm.vma_link(new)
+        if not new.flags & VM_WIPEONFORK:
+            copy_page_range(old, mm, vma)
+
+
+def copy_page_range(old: MmStruct, mm: MmStruct, vma: Vma) -> None:
+    """mm/memory.c copy_page_range() for one VMA: private pages and guard markers are
+    copied; page tables, raw PFN mappings and page-cache PTEs only where a fault could
+    not refill them (the VMA has an anon_vma, VM_PFNMAP or guard markers)."""
+    for vpn in old.present_in(vma.start, vma.end, old.anon_pages):
+        mm.anon_pages[vpn] = bytearray(old.anon_pages[vpn])
+    for vpn in old.present_in(vma.start, vma.end, old.guards):
+        mm.guards[vpn] = True
+    if vma.anon_vma is not None or vma.flags & (VM_PFNMAP | VM_MAYBE_GUARD):
+        blocks = range(vma.start >> 21, ((vma.end - 1) >> 21) + 1)
+        mm.pmd_tables.update(b for b in blocks if b in old.pmd_tables)
+    if vma.flags & VM_PFNMAP:
+        for vpn in old.present_in(vma.start, vma.end, old.pfn_ptes):
+            mm.pfn_ptes[vpn] = old.pfn_ptes[vpn]
+    if vma.anon_vma is not None:
+        for vpn in old.present_in(vma.start, vma.end, old.file_ptes):
+            mm.file_ptes[vpn] = old.file_ptes[vpn]
+
+
+def exit_mmap(mm: MmStruct) -> None:
+    """mm/mmap.c exit_mmap(): unmap every VMA (->close, fput, counters, the commit
+    charge), then tell the mmu notifiers (mmu_notifier_release)."""
+    if len(mm.tree):
+        vms = VmaMunmap(mm, 0, mm.kernel.task_size)
+        for vma in list(mm.tree):
+            mm.tree.remove(vma)
+            vms.detached.append(vma)
+            if vma.flags & VM_ACCOUNT:
+                vms.nr_accounted += vma.pages
+        vms.complete()
+    for notify in mm.exit_notifiers:
+        notify(mm)
+    mm.exit_notifiers.clear()

@@ -1,0 +1,637 @@
+"""The strace syntax: how `strace -f [-t|-tt|-ttt] [-T] [-y|-yy] [-X raw|abbrev|verbose]`
+writes a call, and how vmsim reads and writes one (scenarios, strace logs, JSON
+Lines traces, replay output).
+
+    [pid 12] 12:34:56.123 mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|
+        MAP_ANONYMOUS, -1, 0) = 0x7f8a3c2b1000 <0.000012>
+    openat(AT_FDCWD</tmp>, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3</etc/ld.so.cache>
+    mprotect(0x7f1a00000000, 4096, 0x7 /* PROT_READ|PROT_WRITE|PROT_EXEC */) = -1
+        EACCES (Permission denied)
+    --- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---
+
+Pieces, from the bottom up: the line prefixes (pid, timestamp, `-T` time, the
+`<unfinished ...>` / `<... resumed>` halves), `-y`/`-yy` decorations and `/* */`
+comments (`strip_decorations`), argument lists (`split_args`), integer expressions
+(`parse_expr`: numbers, constant names, `| + - * <<` and parentheses), C strings,
+results (`= -1 ENOMEM (Cannot allocate memory)`, `= ?`, a signal), whole lines
+(`parse_line`), argument values by kind (`bind_args`, `format_value`; kinds:
+vmsim.syscalls.table) and signal / exit lines (`parse_event`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..uapi import MAP_TYPE, O_ACCMODE, U64
+from .names import CONSTANTS, is_errno, strerror, with_prefix
+from .table import Syscall
+
+# --------------------------------------------------------------------------- line prefixes
+
+#: `12345 ` (strace -o) or `[pid 12345] ` (strace to stderr, several tracees)
+PID_PREFIX = re.compile(r"^(?:\[pid\s+(\d+)\]\s*|(\d+)\s+)")
+#: -t `12:34:56`, -tt `12:34:56.123456`, -ttt `1700000000.123456`
+TIMESTAMP = re.compile(r"^(?:\d+:\d+:\d+(?:\.\d+)?|\d+\.\d+)\s+")
+#: -T: the time spent in the call, after the result
+TIMING = re.compile(r"\s*<\d+\.\d+>\s*$")
+UNFINISHED = re.compile(r"\s*<unfinished \.\.\.>\s*$")
+RESUMED = re.compile(r"^<\.\.\.\s+([A-Za-z_0-9]+)\s+resumed>\s?")
+CALL_NAME = re.compile(r"^([A-Za-z_][A-Za-z_0-9]*)\s*\(")
+
+
+def strip_prefix(line: str) -> tuple[int | None, bool, str]:
+    """(pid, whether it was `[pid N]`, the rest) of a line without its pid and
+    timestamp prefixes."""
+    pid, bracketed = None, False
+    m = PID_PREFIX.match(line)
+    if m:
+        pid = int(m.group(1) or m.group(2))
+        bracketed = m.group(1) is not None
+        line = line[m.end():]
+    m = TIMESTAMP.match(line)
+    if m:
+        line = line[m.end():]
+    return pid, bracketed, line
+
+
+def strip_decorations(s: str) -> tuple[str, list[tuple[int, str]]]:
+    """Remove -y/-yy decorations (`3</path>`, `AT_FDCWD</tmp>`, nested `<...<char
+    1:3>>`) and /* */ comments (-X verbose) outside string literals. Returns (text,
+    [(pos, path)]) with pos the index in the cleaned text where the decoration was."""
+    out: list[str] = []
+    decos: list[tuple[int, str]] = []
+    i, n = 0, len(s)
+    in_str = False
+    while i < n:
+        c = s[i]
+        if in_str:
+            out.append(c)
+            if c == "\\" and i + 1 < n:
+                out.append(s[i + 1])
+                i += 2
+                continue
+            if c == '"':
+                in_str = False
+            i += 1
+            continue
+        if c == '"':
+            in_str = True
+            out.append(c)
+            i += 1
+            continue
+        if c == "/" and s.startswith("/*", i):
+            j = s.find("*/", i + 2)
+            if j < 0:
+                raise ValueError("unterminated /* comment")
+            i = j + 2
+            continue
+        if c == "<" and out and (out[-1].isalnum() or out[-1] == "_") and \
+                not s.startswith("<unfinished", i):
+            j = _decoration_end(s, i)
+            inner = s[i + 1:j]
+            k = inner.find("<")
+            decos.append((len(out), inner[:k] if k >= 0 else inner))
+            i = j + 1
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out), decos
+
+
+def _decoration_end(s: str, start: int) -> int:
+    """Index of the '>' closing the '<' at start (decorations nest: `<char 1:3>`)."""
+    depth = 0
+    for j in range(start, len(s)):
+        if s[j] == "<":
+            depth += 1
+        elif s[j] == ">":
+            depth -= 1
+            if depth == 0:
+                return j
+    raise ValueError("unterminated <...> fd decoration")
+
+
+def split_args(s: str) -> list[str]:
+    """Split a top-level comma-separated argument list, respecting quotes and
+    (), [], {} nesting."""
+    args: list[str] = []
+    cur: list[str] = []
+    depth, i = 0, 0
+    in_str = False
+    while i < len(s):
+        c = s[i]
+        if in_str:
+            cur.append(c)
+            if c == "\\" and i + 1 < len(s):
+                cur.append(s[i + 1])
+                i += 2
+                continue
+            if c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+            cur.append(c)
+        elif c in "([{":
+            depth += 1
+            cur.append(c)
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                raise ValueError("unbalanced brackets")
+            cur.append(c)
+        elif c == "," and depth == 0:
+            args.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    if in_str:
+        raise ValueError("unterminated string")
+    if depth != 0:
+        raise ValueError("unbalanced brackets")
+    tail = "".join(cur).strip()
+    if tail or args:
+        args.append(tail)
+    return args
+
+
+def find_close(s: str, start: int) -> int:
+    """Index of the ')' closing the '(' at start."""
+    depth, i, in_str = 0, start, False
+    while i < len(s):
+        c = s[i]
+        if in_str:
+            if c == "\\":
+                i += 2
+                continue
+            if c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ValueError("missing ')'")
+
+
+# --------------------------------------------------------------------------- expressions
+
+class Expr:
+    """An integer expression: numbers (C octal and hex too), constant names (names.py)
+    and the caller's variables, combined with | + - * << and parentheses. Evaluated
+    late: a scenario's variables W and B are known only at run time."""
+
+    __slots__ = ("text", "ast")
+
+    def __init__(self, text: str, ast: tuple[Any, ...]):
+        self.text, self.ast = text, ast
+
+    def eval(self, env: Mapping[str, int]) -> int:
+        """The value, with env giving the variables'."""
+        return _eval(self.ast, env)
+
+    def __repr__(self) -> str:
+        return f"Expr({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Expr) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def _eval(node: tuple[Any, ...], env: Mapping[str, int]) -> int:
+    kind = node[0]
+    if kind == "num":
+        return node[1]
+    if kind == "name":
+        name = node[1]
+        return env[name] if name in env else CONSTANTS[name]
+    if kind == "neg":
+        return -_eval(node[1], env)
+    a, b = _eval(node[1], env), _eval(node[2], env)
+    if kind == "|":
+        return a | b
+    if kind == "+":
+        return a + b
+    if kind == "-":
+        return a - b
+    if kind == "*":
+        return a * b
+    if not 0 <= b < 128:
+        raise ValueError(f"shift count {b} out of range")
+    return a << b
+
+
+_TOKEN = re.compile(r"\s*(?:(0[xX][0-9a-fA-F]+|\d+)|([A-Za-z_][A-Za-z_0-9]*)|(<<|[|+\-*()]))")
+
+
+def _tokens(text: str, variables: Collection[str]) -> list[tuple[str, Any]]:
+    toks: list[tuple[str, Any]] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ValueError(f"cannot parse {text[pos:]!r} in {text!r}")
+        pos = m.end()
+        if m.group(1):
+            s = m.group(1)
+            if s.lower().startswith("0x"):
+                toks.append(("num", int(s, 16)))
+            elif len(s) > 1 and s.startswith("0"):
+                toks.append(("num", int(s, 8)))      # C octal, as strace prints modes
+            else:
+                toks.append(("num", int(s)))
+        elif m.group(2):
+            name = m.group(2)
+            if name not in CONSTANTS and name not in variables:
+                raise ValueError(f"unknown name {name!r}")
+            toks.append(("name", name))
+        else:
+            toks.append(("op", m.group(3)))
+    if not toks:
+        raise ValueError("empty argument")
+    return toks
+
+
+class _ExprParser:
+    """Precedence climbing over the tokens: | below << below + - below *."""
+
+    LEVELS = (("|",), ("<<",), ("+", "-"), ("*",))
+
+    def __init__(self, text: str, toks: list[tuple[str, Any]]):
+        self.text, self.toks, self.i = text, toks, 0
+
+    def peek(self) -> tuple[str, Any] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self) -> tuple[str, Any]:
+        self.i += 1
+        return self.toks[self.i - 1]
+
+    def level(self, n: int = 0) -> tuple[Any, ...]:
+        if n == len(self.LEVELS):
+            return self.atom()
+        left = self.level(n + 1)
+        while (t := self.peek()) is not None and t[0] == "op" and t[1] in self.LEVELS[n]:
+            op = self.take()[1]
+            left = (op, left, self.level(n + 1))
+        return left
+
+    def atom(self) -> tuple[Any, ...]:
+        t = self.peek()
+        if t is None:
+            raise ValueError(f"unexpected end of {self.text!r}")
+        self.take()
+        if t[0] in ("num", "name"):
+            return t
+        if t == ("op", "-"):
+            return ("neg", self.atom())
+        if t == ("op", "("):
+            e = self.level()
+            if self.peek() is None or self.take() != ("op", ")"):
+                raise ValueError(f"missing ')' in {self.text!r}")
+            return e
+        raise ValueError(f"unexpected {t[1]!r} in {self.text!r}")
+
+
+def parse_expr(text: str, variables: Collection[str] = ()) -> Expr:
+    """Parse an integer expression whose names are constants or `variables`;
+    ValueError with the reason."""
+    text_s = text.strip()
+    parser = _ExprParser(text_s, _tokens(text_s, variables))
+    ast = parser.level()
+    if parser.i != len(parser.toks):
+        raise ValueError(f"trailing {parser.toks[parser.i][1]!r} in {text_s!r}")
+    return Expr(text_s, ast)
+
+
+# --------------------------------------------------------------------------- C strings
+
+_ESC = {"n": "\n", "t": "\t", "r": "\r", "v": "\v", "f": "\f", "\\": "\\", '"': '"',
+        "'": "'", "a": "\a", "b": "\b", "e": "\x1b"}
+
+
+def parse_cstring(text: str) -> tuple[bytes, bool]:
+    """A C string literal as strace prints it (octal and hex escapes, optional
+    trailing `...` for truncation). Returns (bytes, truncated)."""
+    t = text.strip()
+    truncated = t.endswith("...")
+    if truncated:
+        t = t[:-3]
+    if len(t) < 2 or t[0] != '"' or t[-1] != '"':
+        raise ValueError(f"bad string literal {text!r}")
+    out = bytearray()
+    s = t[1:-1]
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c != "\\":
+            out += c.encode()
+            i += 1
+            continue
+        i += 1
+        if i >= len(s):
+            raise ValueError(f"dangling backslash in {text!r}")
+        c = s[i]
+        if c in "01234567":
+            j = i
+            while j < len(s) and j < i + 3 and s[j] in "01234567":
+                j += 1
+            out.append(int(s[i:j], 8) & 0xFF)
+            i = j
+        elif c == "x":
+            j = i + 1
+            while j < len(s) and j < i + 3 and s[j] in "0123456789abcdefABCDEF":
+                j += 1
+            if j == i + 1:
+                raise ValueError(f"bad \\x escape in {text!r}")
+            out.append(int(s[i + 1:j], 16))
+            i = j
+        elif c in _ESC:
+            out += _ESC[c].encode()
+            i += 1
+        else:
+            raise ValueError(f"unknown escape \\{c} in {text!r}")
+    return bytes(out), truncated
+
+
+def format_cstring(data: bytes) -> str:
+    out = ['"']
+    for b in data:
+        ch = chr(b)
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif 32 <= b < 127:
+            out.append(ch)
+        elif b == 0:
+            out.append("\\0")
+        else:
+            out.append(f"\\x{b:02x}")
+    out.append('"')
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class Result:
+    """A call's outcome: kind "ok" (value), "err" (errno name), "sig" (signal, code,
+    addr), "unknown" (`= ?`)."""
+    kind: str
+    value: Expr | int | str | None = None     # "ok"; the str "outside" (scenarios)
+    errname: str | None = None
+    signal: str | None = None
+    code: str | None = None
+    addr: Expr | int | None = None
+
+
+_SIG_RESULT = re.compile(r"^(SIG[A-Z]+)\s*(?:\{(.*)\})?$")
+
+
+def parse_result(text: str, variables: Collection[str] = ()) -> Result:
+    """The part after '=': `0`, `0x7f..`, `-1 EACCES (Permission denied)`, `?`,
+    `SIGSEGV {si_code=SEGV_ACCERR, si_addr=0x7f..}`, optionally followed by a strace
+    parenthetical such as `(flags O_RDWR)`; `outside` (a scenario's address outside
+    both windows)."""
+    t = text.strip()
+    if t == "?":
+        return Result("unknown")
+    if t == "outside":
+        return Result("ok", value="outside")
+    m = _SIG_RESULT.match(t)
+    if m:
+        return _signal_result(m.group(1), m.group(2) or "", variables)
+    m = re.match(r"^-1\s+(E[A-Z0-9]+)(?:\s+\(.*\))?$", t)
+    if m:
+        if not is_errno(m.group(1)):
+            raise ValueError(f"unknown errno {m.group(1)}")
+        return Result("err", errname=m.group(1))
+    m = re.match(r"^(\S+)(?:\s+\(.*\))?$", t)
+    if not m:
+        raise ValueError(f"cannot parse result {t!r}")
+    return Result("ok", value=parse_expr(m.group(1), variables))
+
+
+def _signal_result(signal: str, detail: str, variables: Collection[str]) -> Result:
+    code = addr = None
+    for part in detail.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ValueError(f"bad signal detail {part!r}")
+        k, v = (x.strip() for x in part.split("=", 1))
+        if k == "si_code":
+            code = v
+        elif k == "si_addr":
+            addr = parse_expr(v, variables)
+        elif k != "si_signo":
+            raise ValueError(f"unknown signal field {k!r}")
+    return Result("sig", signal=signal, code=code, addr=addr)
+
+
+def format_error(errname: str) -> str:
+    """`-1 ENOMEM (Cannot allocate memory)`"""
+    return f"-1 {errname} ({strerror(errname)})"
+
+
+def parse_event(s: str) -> tuple[str, str | None]:
+    """A `--- SIGSEGV {...} ---` line: ("signal", "SIGSEGV"); `+++ exited with 0 +++`:
+    ("exited", None); `+++ killed by SIGKILL +++`: ("killed", "SIGKILL"). ValueError."""
+    if s.startswith("---"):
+        if not s.endswith("---"):
+            raise ValueError("unterminated `--- ... ---` signal line")
+        sig = re.match(r"(?:stopped by )?(SIG[A-Z0-9]+)", s[3:-3].strip())
+        return "signal", sig.group(1) if sig else None
+    if not s.endswith("+++"):
+        raise ValueError("unterminated `+++ ... +++` exit line")
+    body = s[3:-3].strip()
+    m = re.match(r"killed by (SIG[A-Z0-9]+)", body)
+    if m:
+        return "killed", m.group(1)
+    if re.match(r"exited with -?\d+$", body):
+        return "exited", None
+    raise ValueError(f"unknown strace event {body!r}")
+
+
+# --------------------------------------------------------------------------- lines
+
+@dataclass
+class Line:
+    """One call line: the name, the argument texts, the result (None when the line
+    has none) and a trailing `# comment`."""
+    name: str
+    raw_args: list[str]
+    result: Result | None
+    text: str
+    comment: str | None = None
+
+
+def parse_line(text: str, variables: Collection[str] = ()) -> Line | None:
+    """Parse one line. None for blank lines, `#` comments and signal or exit lines;
+    else the Line. ValueError with the reason."""
+    s = text.strip()
+    if not s or s.startswith("#"):
+        return None
+    _pid, _bracketed, s = strip_prefix(s)
+    if s.startswith(("---", "+++")):
+        return None
+    s = TIMING.sub("", s)
+    m = CALL_NAME.match(s)
+    if not m:
+        raise ValueError("expected `name(args...)`")
+    close = find_close(s, m.end() - 1)
+    raw_args = split_args(s[m.end():close])
+    rest = s[close + 1:].strip()
+    comment = None
+    if rest.startswith("#"):
+        comment, rest = rest[1:].strip(), ""
+    elif " #" in rest:
+        rest, comment = (x.strip() for x in rest.split(" #", 1))
+    result = None
+    if rest:
+        if not rest.startswith("="):
+            raise ValueError(f"expected '= result' after ')', got {rest!r}")
+        result = parse_result(rest[1:], variables)
+    return Line(m.group(1), raw_args, result, text.rstrip("\n"), comment)
+
+
+# --------------------------------------------------------------------------- values by kind
+
+def _bind_arg(kind: str, raw: str, variables: Collection[str]) -> Expr | str | bytes | None:
+    if kind in ("path", "str", "data"):
+        if raw == "NULL":
+            return None if kind != "data" else b""
+        data, _truncated = parse_cstring(raw)
+        return data if kind == "data" else data.decode("utf-8", "surrogateescape")
+    if kind == "touchmode":
+        mode = parse_cstring(raw)[0].decode()
+        if mode not in ("r", "w", "x"):
+            raise ValueError(f'touch mode must be "r", "w" or "x", not {mode!r}')
+        return mode
+    return parse_expr(raw, variables)
+
+
+def bind_args(call: Syscall, raw: Sequence[str], env: Mapping[str, int]) -> list:
+    """The values of a call's argument texts, by kind: Expr for integers (checked by
+    evaluating them with env, which gives the variables they may use), str for paths,
+    bytes for data, None for a NULL path; absent optional arguments 0 or None.
+    ValueError when the count or a value is wrong."""
+    kinds = call.kinds
+    if not call.required <= len(raw) <= len(kinds):
+        want = str(call.required) if call.required == len(kinds) else \
+            f"{call.required} to {len(kinds)}"
+        raise ValueError(f"{call.name} takes {want} arguments, got {len(raw)}")
+    args = [_bind_arg(kind.rstrip("?"), text, env.keys())
+            for kind, text in zip(kinds, raw, strict=False)]
+    for value in args:
+        if isinstance(value, Expr):
+            value.eval(env)                 # raises ValueError now, not at run time
+    if call.name == "pwrite64":             # strace truncates long buffers: pad to count
+        data, count = args[1], args[2]
+        assert isinstance(data, bytes) and isinstance(count, Expr)
+        n = count.eval(env)
+        args[1] = data.ljust(n, b"\0")
+        args[2] = n
+    args += [None if kind.rstrip("?") in ("str", "path") else 0 for kind in kinds[len(raw):]]
+    return args
+
+
+#: the bits of each flag-set kind, most specific first (for `format_value`)
+FLAG_NAMES: dict[str, list[str]] = {
+    "prot": ["PROT_READ", "PROT_WRITE", "PROT_EXEC", "PROT_SEM", "PROT_GROWSDOWN",
+             "PROT_GROWSUP"],
+    "mapflags": ["MAP_FIXED", "MAP_ANONYMOUS", "MAP_32BIT", "MAP_ABOVE4G", "MAP_GROWSDOWN",
+                 "MAP_DENYWRITE", "MAP_EXECUTABLE", "MAP_LOCKED", "MAP_NORESERVE",
+                 "MAP_POPULATE", "MAP_NONBLOCK", "MAP_STACK", "MAP_HUGETLB", "MAP_SYNC",
+                 "MAP_FIXED_NOREPLACE", "MAP_UNINITIALIZED"],
+    "mremapflags": ["MREMAP_MAYMOVE", "MREMAP_FIXED", "MREMAP_DONTUNMAP"],
+    "mlockflags": ["MLOCK_ONFAULT"],
+    "pkeyrights": ["PKEY_DISABLE_ACCESS", "PKEY_DISABLE_WRITE"],
+    "persona": ["ADDR_NO_RANDOMIZE", "MMAP_PAGE_ZERO", "ADDR_COMPAT_LAYOUT",
+                "READ_IMPLIES_EXEC", "ADDR_LIMIT_32BIT", "SHORT_INODE", "WHOLE_SECONDS",
+                "STICKY_TIMEOUTS", "ADDR_LIMIT_3GB"],
+    "oflags": ["O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NONBLOCK",
+               "O_DIRECTORY", "O_NOFOLLOW", "O_CLOEXEC"],
+    "msflags": ["MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC"],
+}
+#: the names of each enumeration kind's values
+ENUM_NAMES: dict[str, dict[int, str]] = {
+    "madv": {v: k for k, v in with_prefix("MADV_").items()},
+    "prctl": {v: k for k, v in CONSTANTS.items() if k.startswith(("PR_SET_", "PR_GET_"))},
+}
+_MAP_TYPES = {CONSTANTS[n]: n for n in ("MAP_SHARED", "MAP_PRIVATE", "MAP_SHARED_VALIDATE",
+                                        "MAP_DROPPABLE")}
+_O_ACC = {CONSTANTS[n]: n for n in ("O_RDONLY", "O_WRONLY", "O_RDWR")}
+
+
+def format_address(v: int) -> str:
+    """An address as strace prints it: hex, NULL for 0, negative past 2^63."""
+    v &= U64
+    if v == 0:
+        return "NULL"
+    if v >= 1 << 63:
+        return str(v - (1 << 64))
+    return f"{v:#x}"
+
+
+def _flags(v: int, names: list[str], base: list[str] | None = None) -> str:
+    parts = list(base or [])
+    for n in names:
+        bit = CONSTANTS[n]
+        if bit and v & bit == bit:
+            parts.append(n)
+            v &= ~bit
+    if v:
+        parts.append(f"{v:#x}")
+    return "|".join(parts) if parts else "0"
+
+
+def format_value(kind: str, v: int | str | bytes | None,
+                 address: Callable[[int], str] = format_address) -> str:
+    """An argument value as strace prints it (symbolic flags, C strings); `address`
+    writes addresses (a scenario's are W/B-relative)."""
+    kind = kind.rstrip("?")
+    if v is None:
+        return "NULL"
+    if isinstance(v, str):              # path, str, touchmode
+        return format_cstring(v.encode("utf-8", "surrogateescape"))
+    if isinstance(v, bytes):            # data
+        return format_cstring(v)
+    if kind == "addr":
+        return address(v)
+    if kind in ("int", "fd", "pkey", "len", "off", "byte"):
+        return _format_int(kind, v)
+    if kind == "mode":
+        return f"0{v:o}" if v else "0"
+    if kind == "mapflags":
+        v &= U64
+        typ = _MAP_TYPES.get(v & MAP_TYPE)
+        return _flags(v & ~MAP_TYPE if typ else v, FLAG_NAMES["mapflags"],
+                      [typ] if typ else None)
+    if kind == "oflags":
+        v &= 0xFFFFFFFF
+        if v & O_ACCMODE == O_ACCMODE:
+            return _flags(v, FLAG_NAMES["oflags"])
+        return _flags(v & ~O_ACCMODE, FLAG_NAMES["oflags"], [_O_ACC[v & O_ACCMODE]])
+    if kind in FLAG_NAMES:
+        return _flags(v & U64, FLAG_NAMES[kind])
+    if kind in ENUM_NAMES:
+        return ENUM_NAMES[kind].get(v & U64) or _format_int("int", v)
+    return str(v)
+
+
+def _format_int(kind: str, v: int) -> str:
+    v64 = v & U64
+    if v64 >= 1 << 63:
+        return str(v64 - (1 << 64))
+    if kind in ("len", "off") and v64 >= 0x1000:
+        return f"{v64:#x}" if v64 % 0x1000 == 0 and v64 >= 1 << 20 else str(v64)
+    return str(v64)
