@@ -32,7 +32,7 @@ from .normalise import Step, token_to_result
 from .scenario import DEFAULT_ENV, WINDOW_SIZE, Call, Scenario, dump
 from .shrink import shrink_divergence
 
-PAGE = 4096
+PAGE = U.PAGE_SIZE
 NPAGES = 64                     # the busy part of the window, in pages
 
 #: lengths that always fail (never map anything): PAGE_ALIGN overflow or > TASK_SIZE
@@ -61,11 +61,28 @@ def _call(name: str, *args: object, comment: str | None = None) -> Call:
     return Call(name=name, args=list(args), comment=comment)
 
 
+class _Draws(random.Random):
+    """The generator's random numbers: `random()`, and so `choices()`, can be skewed
+    to a part [lo, lo + span) of [0, 1) for a whole scenario."""
+
+    skew = (0.0, 1.0)
+
+    def random(self) -> float:
+        lo, span = self.skew
+        return lo + span * super().random()
+
+    def getrandbits(self, k: int) -> int:
+        # defined here too so that Random.__init_subclass__ keeps drawing integers
+        # (randrange, choice) from getrandbits, untouched by the skew
+        return super().getrandbits(k)
+
+
 class Generator:
     """A weighted random scenario generator (deterministic for a given seed)."""
 
-    def __init__(self, seed=0, env: dict | None = None, min_len: int = 4, max_len: int = 24):
-        self.rng = random.Random(seed)
+    def __init__(self, seed: int | str = 0, env: Mapping[str, int] | None = None,
+                 min_len: int = 4, max_len: int = 24):
+        self.rng = _Draws(seed)
         self.env = dict(env or DEFAULT_ENV)
         self.min_len, self.max_len = min_len, max_len
 
@@ -113,14 +130,7 @@ class Generator:
         # choice (junk values, edge lengths, rare flags) or towards the common end
         # with every optional feature on (files, flags).  The rest draw plainly.
         bias = r.random()
-        if "random" in vars(r):
-            del r.random
-        if bias < 1 / 12:
-            plain = r.random
-            r.random = lambda: 0.6 + 0.4 * plain()
-        elif bias < 1 / 6:
-            plain = r.random
-            r.random = lambda: 0.4 * plain()
+        r.skew = (0.6, 0.4) if bias < 1 / 12 else (0.0, 0.4) if bias < 1 / 6 else (0.0, 1.0)
         self.calls: list = []
         self.fds: dict = {}            # fd -> kind ("ext4", "ro", "shm", "zero", "noexec")
         self.forks = 0

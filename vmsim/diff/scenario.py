@@ -100,7 +100,8 @@ def parse_call(line: strace.Line) -> Call:
 
 def parse(text: str, path: str | None = None) -> Scenario:
     """Parse a whole scenario; raises ScenarioError(file, line, reason)."""
-    calls, header = [], []
+    calls: list[Call] = []
+    header: list[str] = []
     for no, text_line in enumerate(text.splitlines(), 1):
         if not calls and text_line.strip().startswith("#"):
             header.append(text_line.strip()[1:].strip())

@@ -38,6 +38,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import IO
 
 from .. import uapi
 from ..diff.normalise import Normaliser, Step, result_token, state_from_smaps
@@ -178,7 +179,7 @@ class _Paths:
 
     def __init__(self, base: str, n: int):
         self.root = f"{base}/r{n}"
-        self.shm = None
+        self.shm: str | None = None
         self.created = False
         self._n = n
 
@@ -198,6 +199,7 @@ class _Paths:
         if not p.startswith("/"):
             return self.root + "/.relative/" + p
         if p == "/dev/shm" or p.startswith("/dev/shm/"):
+            assert self.shm is not None         # setup() made it
             return self.shm + p[len("/dev/shm"):]
         if p in ("/dev", "/proc", "/sys") or p.startswith(PASSTHROUGH):
             return p
@@ -238,22 +240,25 @@ class _Reaper:
     """Removes used per-run directories in a background thread (unlinking on ext4
     costs about a millisecond per inode; the next scenario need not wait)."""
 
-    def __init__(self):
-        self.q = None
+    def __init__(self) -> None:
+        self.q: queue.Queue[str] | None = None
         self.lock = threading.Lock()
 
-    def remove(self, path):
+    def remove(self, path: str) -> None:
         with self.lock:
             if self.q is None:
                 self.q = queue.Queue()
-                threading.Thread(target=self._run, daemon=True, name="vmsim-reaper").start()
-        self.q.put(path)
+                threading.Thread(target=self._run, args=(self.q,), daemon=True,
+                                 name="vmsim-reaper").start()
+            q = self.q
+        q.put(path)
 
-    def _run(self):
+    @staticmethod
+    def _run(q: queue.Queue[str]) -> None:
         while True:
-            path = self.q.get()
+            path = q.get()
             shutil.rmtree(path, ignore_errors=True)
-            self.q.task_done()
+            q.task_done()
 
     def wait(self):
         if self.q is not None:
@@ -312,7 +317,7 @@ class Oracle:
         _remove_stale()
         self.tmp = tempfile.mkdtemp(prefix=f"vmsim-oracle-{os.getpid()}-", dir="/tmp")
         self._runs = 0
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.heap_window_size = heap_window_size
         self._start()
         self.env = {"W": window_base, "B": self.brk}
@@ -322,7 +327,8 @@ class Oracle:
             [str(self.exe), f"{self.window_base:#x}", f"{self.window_size:#x}", "0",
              f"{self.heap_window_size:#x}"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, cwd=self.tmp)
-        self._out = self.proc.stdout
+        assert self.proc.stdout is not None
+        self._out: IO[bytes] = self.proc.stdout
         self._rbuf = b""
         hello = self._readline()
         if not hello.startswith("HELLO "):
@@ -346,6 +352,7 @@ class Oracle:
         return line.decode("utf-8", "surrogateescape")
 
     def _send(self, text: str):
+        assert self.proc is not None and self.proc.stdin is not None
         try:
             self.proc.stdin.write(text.encode("utf-8", "surrogateescape"))
         except BrokenPipeError:
@@ -366,6 +373,7 @@ class Oracle:
             if self.proc.poll() is None:
                 try:
                     self._send("QUIT\n")
+                    assert self.proc.stdin is not None
                     self.proc.stdin.close()
                     self.proc.wait(timeout=5)
                 except (OracleError, OSError, subprocess.TimeoutExpired):
@@ -497,10 +505,12 @@ class Session:
             raise OracleError("session closed")
         op = encode_op(call.name, call.values(self.o.env), self.paths)
         self.o._send(op + "\n")
-        step = None
+        step: Step | None = None
         while True:
             line = self.o._readline()
             if line == "OK":
+                if step is None:
+                    raise OracleError("the executor answered OK without a result")
                 return step
             if line == "DONE" or line.startswith("CRASH") or line.startswith("DIED"):
                 self.open = False

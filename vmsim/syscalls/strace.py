@@ -529,7 +529,7 @@ def bind_args(call: Syscall, raw: Sequence[str], env: Mapping[str, int]) -> list
         want = str(call.required) if call.required == len(kinds) else \
             f"{call.required} to {len(kinds)}"
         raise ValueError(f"{call.name} takes {want} arguments, got {len(raw)}")
-    args = [_bind_arg(kind.rstrip("?"), text, env.keys())
+    args: list[Any] = [_bind_arg(kind.rstrip("?"), text, env.keys())
             for kind, text in zip(kinds, raw, strict=False)]
     for value in args:
         if isinstance(value, Expr):

@@ -138,6 +138,7 @@ class Recorder:
             try:
                 r = attr(*args)
             except OSError as exc:
+                assert exc.errno is not None        # a syscall's OSError has one
                 rec.err = errno_name(exc.errno)
                 self._fd_path(rec)
                 self.records.append(rec)
@@ -150,7 +151,7 @@ class Recorder:
 
     def _fd_path(self, rec: Record) -> None:
         """What strace -y would print for the fd argument."""
-        idx = {"mmap": 4, "ioctl": 0, "close": 0, "dup": 0}.get(rec.call)
+        idx = {"mmap": 4, "ioctl": 0, "close": 0, "dup": 0}.get(rec.call or "")
         if idx is None or idx >= len(rec.args):
             return
         file = self._p.files.get(rec.args[idx])

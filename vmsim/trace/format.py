@@ -262,7 +262,7 @@ class Trace:
 
 
 def parse_jsonl(text: str, path: str | None = None) -> Trace:
-    records = []
+    records: list[Record] = []
     maps = comment = None
     for no, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():

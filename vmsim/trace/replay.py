@@ -29,6 +29,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..enclave.loader import Scratch, marshal
 from ..errors import Fault
@@ -155,7 +156,7 @@ class Outcome:
 
     def to_json(self) -> dict:
         rec = self.rec
-        d = {"line": rec.line, "pid": rec.pid, "call": rec.call or rec.event,
+        d: dict[str, Any] = {"line": rec.line, "pid": rec.pid, "call": rec.call or rec.event,
              "text": format_args(rec), "verdict": self.verdict}
         if self.recorded is not None:
             d["recorded"] = format_result(rec.call, *self.recorded)
@@ -326,8 +327,8 @@ class Replayer:
     # ------------------------------------------------------------------ compare
     def _compare(self, rec: Record, model: tuple, st: _Proc) -> Outcome:
         assert st.p is not None and rec.call is not None
-        recd = (("err", rec.err) if rec.err is not None else
-                ("ok", rec.ret) if rec.ret is not None else None)
+        recd: tuple | None = (("err", rec.err) if rec.err is not None else
+                              ("ok", rec.ret) if rec.ret is not None else None)
         if recd is None:
             out = Outcome(rec, "unchecked", model)
         elif recd[0] == "ok" and model[0] == "ok" and syscall(rec.call).addr_result:
@@ -338,6 +339,7 @@ class Replayer:
             out = Outcome(rec, "differ", model)
         if model[0] == "err" or (recd and recd[0] == "err"):
             err = model[1] if model[0] == "err" else rec.err
+            assert err is not None
             out.why = explain(st.p, rec, err, st.fds, self.tr)
         if out.verdict == "differ" and self.start_maps is None and \
                 rec.call in RANGED and not self._created_covers(rec.args[0], rec.args[1]):

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import sys
 
-FORMS = ("maps", "smaps", "pmap")
-PAGE_SHIFT = 12
+from ..arch.x86.sgx.defs import (
+    SGX_PAGE_TYPE_REG,
+    SGX_PAGE_TYPE_SECS,
+    SGX_PAGE_TYPE_TCS,
+    SGX_PAGE_TYPE_TRIM,
+    SGX_PAGE_TYPE_VA,
+)
+from ..drivers.sgx.encl import Encl, prot_name
+from ..uapi import PAGE_SHIFT
 
-_TYPE_NAMES = {0: "SECS", 1: "TCS", 2: "REG", 3: "VA", 4: "TRIM"}
+FORMS = ("maps", "smaps", "pmap")
+
+_TYPE_NAMES = {SGX_PAGE_TYPE_SECS: "SECS", SGX_PAGE_TYPE_TCS: "TCS", SGX_PAGE_TYPE_REG: "REG",
+               SGX_PAGE_TYPE_VA: "VA", SGX_PAGE_TYPE_TRIM: "TRIM"}
 
 
 def _encl(vma):
-    from ..drivers.sgx.encl import Encl
     enc = getattr(vma, "private_data", None)
     return enc if isinstance(enc, Encl) else None
 
@@ -25,7 +34,6 @@ def _encl(vma):
 def enclave_note(vma) -> str | None:
     """The declared permissions of the enclave pages under vma, as runs:
     `declared: +0x0000-0x2000 rw- TCS, ...` (offsets from the enclave base)."""
-    from ..drivers.sgx.encl import prot_name
     encl = _encl(vma)
     if encl is None:
         return None
