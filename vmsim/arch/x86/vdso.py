@@ -36,26 +36,35 @@ from .sgx.defs import (
     EENTER,
     EEXIT,
     ERESUME,
+    SGX_ATTR_MODE64BIT,
     SGX_PAGE_ATTRIBUTES_MISMATCH,
     SGX_PAGE_TYPE_REG,
     SGX_PAGE_TYPE_TCS,
+    SGX_PAGE_TYPE_TRIM,
+    SGX_SECINFO_FLAGS_RESERVED_MASK,
     SGX_SECINFO_MODIFIED,
+    SGX_SECINFO_PAGE_TYPE_MASK,
+    SGX_SECINFO_PAGE_TYPE_SHIFT,
     SGX_SECINFO_PENDING,
     SGX_SECINFO_PERMISSION_MASK,
     SGX_SECINFO_PR,
     SGX_SECINFO_R,
     SGX_SECINFO_W,
+    TCS_FORMAT,
 )
 
 #: page-fault error code bits (arch/x86/include/asm/trap_pf.h X86_PF_*)
 PF_P, PF_W, PF_U, PF_I, PF_SGX = 0x1, 0x2, 0x4, 0x10, 0x8000
 #: struct sgx_enclave_run (arch/x86/include/uapi/asm/sgx.h), 256 bytes
-RUN = struct.Struct("<QIHHQQQ216x")
+RUN = struct.Struct("<QIHHQQQ216s")
+#: its reserved[216], bytes 40-255 (vsgx.S SGX_ENCLAVE_RUN_RESERVED_START/_END)
+RUN_RESERVED_SIZE = 216
 
 
 @dataclass
 class SgxEnclaveRun:
-    """struct sgx_enclave_run: tcs in; function and exception_* out.
+    """struct sgx_enclave_run: tcs in; function and exception_* out; user_data is the
+    caller's (the vDSO never reads it); reserved must be all zero.
 
     Declared in the SGX uapi header, but only the vDSO reads it, so it lives here.
     """
@@ -67,10 +76,12 @@ class SgxEnclaveRun:
     exception_addr: int = 0
     user_handler: Callable[..., int] | None = None
     user_data: int = 0
+    reserved: bytes = bytes(RUN_RESERVED_SIZE)
 
     def pack(self) -> bytes:
         return RUN.pack(self.tcs, self.function, self.exception_vector,
-                        self.exception_error_code, self.exception_addr, 0, self.user_data)
+                        self.exception_error_code, self.exception_addr, 0, self.user_data,
+                        self.reserved)
 
 
 class _Exception(Exception):
@@ -160,27 +171,34 @@ class EnclaveContext:
 
     # --- ENCLU ---
     def eaccept(self, addr: int, secinfo_flags: int) -> int:
-        """EACCEPT: acknowledge a pending EAUG, EMODPR or EMODT of the page at addr."""
-        epc = self._epc_for_leaf(addr)
-        pt = (secinfo_flags >> 8) & 0xFF
-        perms = secinfo_flags & SGX_SECINFO_PERMISSION_MASK
-        if epc.pending:
-            ok = (pt == SGX_PAGE_TYPE_REG and secinfo_flags & SGX_SECINFO_PENDING
-                  and perms == epc.perms())
-            if ok:
-                epc.pending = False
-        elif epc.modified:
-            ok = pt == epc.pt and bool(secinfo_flags & SGX_SECINFO_MODIFIED)
-            if ok:
-                epc.modified = False
-        elif epc.pr:
-            ok = pt == SGX_PAGE_TYPE_REG and bool(secinfo_flags & SGX_SECINFO_PR) and \
-                perms == epc.perms()
-            if ok:
-                epc.pr = False
-        else:
-            ok = False
-        return 0 if ok else SGX_PAGE_ATTRIBUTES_MISMATCH
+        """EACCEPT: acknowledge a pending EAUG, EMODPR or EMODT of the page at addr.
+
+        The SDM's pseudo-code (Vol. 3D, "EACCEPT—Accept Changes to an EPC Page"), in
+        its order: reserved SECINFO bits, a misaligned or outside-ELRANGE addr, a
+        request that is neither REG with PR or PENDING (and not MODIFIED) nor TCS/TRIM
+        with MODIFIED alone: #GP; a page that is not a valid, unblocked REG/TCS/TRIM
+        page of this enclave: #PF. Then the SECINFO must match the EPCM entry exactly
+        (address, PT, R/W/X, PENDING, MODIFIED; the PR bit is not compared), else
+        SGX_PAGE_ATTRIBUTES_MISMATCH; a TCS is checked as EADD would (#GP). Success
+        clears PENDING, MODIFIED and PR."""
+        return self._retry(lambda: self._eaccept(addr, secinfo_flags))
+
+    def _eaccept(self, addr: int, flags: int) -> int:
+        inside = self.enclave.base <= addr < self.enclave.base + self.enclave.size
+        if flags & SGX_SECINFO_FLAGS_RESERVED_MASK or addr % PAGE_SIZE or not inside:
+            raise _Exception(13, 0, 0)
+        epc = self._epc_at(addr)
+        if not _eaccept_request_legal(flags):
+            raise _Exception(13, 0, 0)
+        if not epc.valid or epc.blocked or epc.secs is not self.secs or \
+                epc.pt not in (SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS, SGX_PAGE_TYPE_TRIM):
+            raise _Exception(14, PF_U | PF_P | PF_SGX, addr)
+        if epc.addr != addr or _epcm_flags(epc) != flags & ~SGX_SECINFO_PR:
+            return SGX_PAGE_ATTRIBUTES_MISMATCH
+        if epc.pt == SGX_PAGE_TYPE_TCS and not _tcs_acceptable(epc, self.enclave):
+            raise _Exception(13, 0, 0)
+        epc.pending = epc.modified = epc.pr = False
+        return 0
 
     def eacceptcopy(self, dst: int, src: int, secinfo_flags: int) -> int:
         """EACCEPTCOPY: fill a pending EAUG page from src and give it SECINFO's perms."""
@@ -250,22 +268,59 @@ class EnclaveContext:
             raise _Exception(14, code | PF_P | PF_SGX, addr)
         return epc.data
 
+    def _epc_at(self, addr: int) -> EpcPage:
+        """The EPC page addr translates to, read through the page tables (faults the
+        kernel fixes are fixed); #PF when the walk fails or the frame is not EPC."""
+        mm = self.task.mm
+        try:
+            vma = mmfault.user_fault(self.task, addr, "r")
+            mmfault.fault_page(self.task, vma, addr, False)
+        except Fault:
+            present = (addr >> PAGE_SHIFT) in mm.pfn_ptes
+            raise _Exception(14, PF_U | (PF_P if present else 0), addr) from None
+        epc = mm.pfn_ptes.get(addr >> PAGE_SHIFT)
+        if not isinstance(epc, EpcPage):
+            raise _Exception(14, PF_U | PF_P | PF_SGX, addr)
+        return epc
+
     def _epc_for_leaf(self, addr: int) -> EpcPage:
-        """The EPC page an ENCLU leaf names (read access through the page tables)."""
+        """The EPC page an ENCLU leaf names: a valid page of this enclave at addr."""
         def check() -> EpcPage:
-            mm = self.task.mm
-            try:
-                vma = mmfault.user_fault(self.task, addr, "r")
-                mmfault.fault_page(self.task, vma, addr, False)
-            except Fault:
-                present = (addr >> PAGE_SHIFT) in mm.pfn_ptes
-                raise _Exception(14, PF_U | (PF_P if present else 0), addr) from None
-            epc = mm.pfn_ptes.get(addr >> PAGE_SHIFT)
-            if not (isinstance(epc, EpcPage) and epc.valid and epc.secs is self.secs
+            epc = self._epc_at(addr)
+            if not (epc.valid and epc.secs is self.secs
                     and epc.addr == addr & ~(PAGE_SIZE - 1)):
                 raise _Exception(14, PF_U | PF_P | PF_SGX, addr)
             return epc
         return self._retry(check)
+
+
+def _eaccept_request_legal(flags: int) -> bool:
+    """EACCEPT's "combination of requested PT, PENDING and MODIFIED is legal"."""
+    pt = (flags & SGX_SECINFO_PAGE_TYPE_MASK) >> SGX_SECINFO_PAGE_TYPE_SHIFT
+    pr, pending, modified = (bool(flags & bit) for bit in
+                             (SGX_SECINFO_PR, SGX_SECINFO_PENDING, SGX_SECINFO_MODIFIED))
+    if pt == SGX_PAGE_TYPE_REG:
+        return (pr or pending) and not modified
+    return pt in (SGX_PAGE_TYPE_TCS, SGX_PAGE_TYPE_TRIM) and modified and \
+        not (pr or pending)
+
+
+def _epcm_flags(epc: EpcPage) -> int:
+    """The EPCM entry's PT, R/W/X, PENDING and MODIFIED as SECINFO flags."""
+    return epc.pt << SGX_SECINFO_PAGE_TYPE_SHIFT | epc.perms() | \
+        (SGX_SECINFO_PENDING if epc.pending else 0) | \
+        (SGX_SECINFO_MODIFIED if epc.modified else 0)
+
+
+def _tcs_acceptable(tcs: EpcPage, enclave: SecsState) -> bool:
+    """EACCEPT's checks of a new TCS: reserved area zero, FLAGS.DBGOPTIN clear,
+    CSSA < NSSA, AEP and STATE zero; a 32-bit enclave's FS/GS limits end in 0xFFF."""
+    (state, flags, _ossa, cssa, nssa, _oentry, aep, _ofs, _ogs, fslimit, gslimit) = \
+        TCS_FORMAT.unpack_from(tcs.data)
+    if any(tcs.data[TCS_FORMAT.size:]) or flags & 1 or cssa >= nssa or aep or state:
+        return False
+    return bool(enclave.attributes & SGX_ATTR_MODE64BIT) or \
+        (fslimit & 0xFFF == 0xFFF and gslimit & 0xFFF == 0xFFF)
 
 
 @runtime_checkable
@@ -384,13 +439,15 @@ def enter_enclave(task, run: SgxEnclaveRun, function: int = EENTER, program=None
     """__vdso_sgx_enter_enclave(): EENTER or ERESUME through run.tcs.
 
     Returns 0 with run.function EEXIT after the program returned, or ERESUME after an
-    exception (reported in run.exception_*); -EINVAL for another leaf. With
+    exception (reported in run.exception_*); -EINVAL for another leaf or when
+    run.reserved is not all zero (vsgx.S checks both before each ENCLU, re-entries
+    from the handler included; run.user_data is not checked). With
     run.user_handler set, the vDSO calls it after each exit as
     handler(rdi, rsi, rdx, rsp, r8, r9, run) (the program's first five args stand for
     the registers): a result <= 0 is returned, a positive one is the next leaf.
     """
     while True:
-        if function not in (EENTER, ERESUME):
+        if function not in (EENTER, ERESUME) or any(run.reserved):
             return -EINVAL
         _enter_once(task, run, function, program, args)
         if run.user_handler is None:

@@ -56,15 +56,17 @@ class SgxEnclaveFops(FileOperations):
         vma.private_data = encl
 
     def unlocked_ioctl(self, task, file: File, cmd: int, arg: int) -> int:
-        """sgx_ioctl(): one ioctl at a time per enclave (EBUSY), unknown -> ENOTTY."""
+        """sgx_ioctl(): the SGX_ENCL_IOCTL bit first (a busy enclave is EBUSY whatever
+        the command), then the dispatch (an unknown command is -ENOIOCTLCMD, which the
+        VFS turns into ENOTTY), then the bit is cleared."""
         encl = file.private_data
-        handler = IOCTLS.get(cmd)
-        if handler is None:
-            raise kerr(ENOTTY)
         if encl.busy:
             raise kerr(EBUSY)
         encl.busy = True
         try:
+            handler = IOCTLS.get(cmd)
+            if handler is None:
+                raise kerr(ENOTTY)
             return handler(task, encl, arg)
         finally:
             encl.busy = False

@@ -5,6 +5,10 @@ Every enclave page carries the permissions its creator declared when adding it
 (`sgx_mmap` -> `may_map`), on mprotect (the `->mprotect` hook -> `may_map`) and on fault
 (`->fault`: the whole VMA's R/W/X must be within the page's intent, else SIGBUS).
 The intents are kept as runs of equal permissions, so a check costs O(log n + runs).
+
+The enclave also holds Version Array pages (encl->va_pages): one from ECREATE on, and
+one more for every SGX_VA_SLOT_COUNT pages it grows by (sgx_encl_grow()), each an EPC
+page of its own until the enclave is released.
 """
 
 from __future__ import annotations
@@ -15,17 +19,21 @@ from ...arch.x86.sgx import cpu as arch
 from ...arch.x86.sgx.defs import (
     SGX_PAGE_TYPE_REG,
     SGX_PAGE_TYPE_TCS,
+    SGX_PAGE_TYPE_VA,
     SGX_SECINFO_R,
     SGX_SECINFO_W,
     SGX_SECINFO_X,
 )
-from ...errors import EACCES, EFAULT, EIO, Fault, kerr
+from ...errors import EACCES, EFAULT, EIO, ENOMEM, Fault, kerr
 from ...mm.fault import vmf_insert_pfn, zap_vma_ptes
 from ...mm.flags import VM_ACCESS_FLAGS, VM_EXEC, VM_READ, VM_WRITE
 from ...mm.mm_struct import MmStruct
 from ...mm.mprotect import mprotect_fixup
 from ...mm.vma import Vma, VmOperations
 from ...uapi import BUS_ADRERR, PAGE_SHIFT, PAGE_SIZE, READ_IMPLIES_EXEC, SIGBUS
+
+#: slots of a Version Array page, so enclave pages one VA page serves (encl.h)
+SGX_VA_SLOT_COUNT = 512
 
 
 class IntentRuns:
@@ -116,6 +124,8 @@ class Encl:
 
     Invariants: `pages` (the page_array, by page number) and `intent` agree;
     every page's EPC page is valid, owned by `secs` and at the page's address;
+    `page_cnt` counts the SECS and the pages, and `va_pages` (valid PT_VA pages) has
+    at least one VA page per SGX_VA_SLOT_COUNT of them (REMOVE_PAGES frees none);
     `refs` counts the open file plus each mm in `mm_list`.
     """
 
@@ -132,6 +142,8 @@ class Encl:
         self.secs: arch.EpcPage | None = None
         self.pages: dict[int, EnclPage] = {}
         self.intent = IntentRuns()
+        self.page_cnt = 0
+        self.va_pages: list[arch.EpcPage] = []
         self.mm_list: set[MmStruct] = set()
         self.refs = 1
 
@@ -152,6 +164,30 @@ class Encl:
         """sgx_encl_free_epc_page(): EREMOVE, then back to the EPC."""
         arch.eremove(epc)
 
+    # --- Version Array pages ---
+    def grow(self) -> arch.EpcPage | None:
+        """sgx_encl_grow() (ioctl.c): account one more page (the SECS at CREATE, an
+        EADDed or EAUGed page); when page_cnt is a multiple of SGX_VA_SLOT_COUNT, first
+        a new VA page (sgx_alloc_va_page(): EPC page + EPA), returned so that a failure
+        further on can give it back. ENOMEM when the EPC has no page for it."""
+        va_page = None
+        if not self.page_cnt % SGX_VA_SLOT_COUNT:
+            va_page = self.cpu.alloc_epc_page()
+            if va_page is None:
+                raise kerr(ENOMEM)
+            arch.epa(va_page)
+            self.va_pages.append(va_page)
+        self.page_cnt += 1
+        return va_page
+
+    def shrink(self, va_page: arch.EpcPage | None) -> None:
+        """sgx_encl_shrink(): undo grow(); with va_page None only the count (what
+        REMOVE_PAGES does: its VA page stays)."""
+        self.page_cnt -= 1
+        if va_page is not None:
+            self.va_pages.remove(va_page)
+            self.free_epc_page(va_page)
+
     # --- mm_list, lifetime ---
     def mm_add(self, mm: MmStruct) -> None:
         """sgx_encl_mm_add(): the first mapping by an mm takes a reference, and the
@@ -168,7 +204,8 @@ class Encl:
             self.put()
 
     def put(self) -> None:
-        """kref_put(): the last reference EREMOVEs every page, then the SECS."""
+        """kref_put() -> sgx_encl_release(): the last reference EREMOVEs every page,
+        then the SECS, then the VA pages."""
         self.refs -= 1
         if self.refs:
             return
@@ -178,6 +215,9 @@ class Encl:
         if self.secs is not None:
             arch.eremove(self.secs)
             self.secs = None
+        for va_page in self.va_pages:
+            self.free_epc_page(va_page)
+        self.va_pages.clear()
 
     def zap_ptes(self, addr: int) -> None:
         """sgx_zap_enclave_ptes(): drop the PTE of addr in every mm mapping us."""
@@ -226,6 +266,10 @@ class Encl:
                 SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS)), f"EPCM type of {page.addr:#x}"
         nruns = sum(end - start for start, (end, _) in self.intent.runs.items())
         assert nruns == len(self.pages), "intent runs cover pages that are not present"
+        assert self.page_cnt == len(self.pages) + (self.secs is not None), "page_cnt"
+        assert len(self.va_pages) * SGX_VA_SLOT_COUNT >= self.page_cnt, "VA pages missing"
+        assert all(va.valid and va.pt == SGX_PAGE_TYPE_VA for va in self.va_pages), \
+            "a VA page is not a valid PT_VA EPC page"
 
 
 def prot_name(vm_prot: int) -> str:
@@ -341,7 +385,8 @@ SGX_VM_OPS_V40 = SgxVmOpsV40()
 
 def eaug_page(encl: Encl, addr: int) -> EnclPage:
     """sgx_encl_eaug_page(): add a page on fault (SGX2): RWX intent, EPCM PENDING.
-    A refusal is SIGBUS at the faulting address."""
+    The EPC page comes first, then sgx_encl_grow()'s VA page; a refusal is SIGBUS at
+    the faulting address."""
     fault_addr, addr = addr, addr & ~(PAGE_SIZE - 1)
     if not encl.initialized:
         raise Fault(SIGBUS, BUS_ADRERR, fault_addr)
@@ -349,8 +394,14 @@ def eaug_page(encl: Encl, addr: int) -> EnclPage:
     if epc is None:
         raise Fault(SIGBUS, BUS_ADRERR, fault_addr)
     try:
+        va_page = encl.grow()
+    except OSError:
+        encl.cpu.free_epc_page(epc)
+        raise Fault(SIGBUS, BUS_ADRERR, fault_addr) from None
+    try:
         arch.eaug(encl.secs, epc, addr)
     except arch.EnclsFault:
+        encl.shrink(va_page)
         encl.cpu.free_epc_page(epc)
         raise Fault(SIGBUS, BUS_ADRERR, fault_addr) from None
     page = EnclPage(addr, VM_READ | VM_WRITE | VM_EXEC, SGX_PAGE_TYPE_REG, epc)

@@ -69,16 +69,38 @@ def validate_offset_length(encl: Encl, offset: int, length: int) -> None:
 # --- SGX_IOC_ENCLAVE_CREATE ----------------------------------------------------------
 
 def ioc_create(task, encl: Encl, arg: int) -> int:
+    """sgx_ioc_enclave_create()."""
     if encl.created:
         raise kerr(EINVAL)
     (src,) = _read(task, arg, CREATE)
-    secs = copy_from_user(task, src, SECS_SIZE)
+    encl_create(encl, copy_from_user(task, src, SECS_SIZE))
+    return 0
+
+
+def encl_create(encl: Encl, secs: bytes) -> None:
+    """sgx_encl_create(): the power-of-two check, the first VA page (sgx_encl_grow()),
+    then the SECS; a failure gives the VA page back (sgx_encl_shrink())."""
     size, base = struct.unpack_from("<QQ", secs)
     attributes = struct.unpack_from("<Q", secs, 48)[0]
     if not size or size & (size - 1):
         raise kerr(EINVAL)
+    va_page = encl.grow()
+    try:
+        encl.secs = ecreate_secs(encl, secs, size)
+    except OSError:
+        encl.shrink(va_page)
+        raise
+    encl.base, encl.size, encl.attributes = base, size, attributes
+    encl.attributes_mask = SGX_ATTR_UNPRIV_MASK    # a PROVISION before CREATE is lost
+    encl.debug = bool(attributes & SGX_ATTR_DEBUG)
+    encl.created = True
+
+
+def ecreate_secs(encl: Encl, secs: bytes, size: int) -> arch.EpcPage:
+    """sgx_encl_create()'s middle: the backing store (shmem_file_setup() of size +
+    a page + 1/32 for PCMDs), the SECS's EPC page, ECREATE (any fault: EIO)."""
     if size + (size >> 5) + PAGE_SIZE > MAX_LFS_FILESIZE:
-        raise kerr(EINVAL)      # shmem_file_setup() of the backing store
+        raise kerr(EINVAL)
     epc = encl.cpu.alloc_epc_page()
     if epc is None:
         raise kerr(ENOMEM)
@@ -87,12 +109,7 @@ def ioc_create(task, encl: Encl, arg: int) -> int:
     except arch.EnclsFault:
         encl.cpu.free_epc_page(epc)
         raise kerr(EIO) from None
-    encl.secs = epc
-    encl.base, encl.size, encl.attributes = base, size, attributes
-    encl.attributes_mask = SGX_ATTR_UNPRIV_MASK    # a PROVISION before CREATE is lost
-    encl.debug = bool(attributes & SGX_ATTR_DEBUG)
-    encl.created = True
-    return 0
+    return epc
 
 
 # --- SGX_IOC_ENCLAVE_ADD_PAGES ---------------------------------------------------------
@@ -139,40 +156,52 @@ def ioc_add_pages(task, encl: Encl, arg: int) -> int:
 
 
 def encl_add_page(task, encl: Encl, src: int, offset: int, secinfo: int, flags: int) -> None:
-    """sgx_encl_add_page(): insert, EADD from the user page, EEXTEND if measured."""
+    """sgx_encl_add_page(): the EPC page, sgx_encl_grow()'s VA page, insert, EADD from
+    the user page, EEXTEND if measured; a failure undoes them in reverse."""
     addr = encl.base + offset
     epc = encl.cpu.alloc_epc_page()
     if epc is None:
         raise kerr(ENOMEM)
+    try:
+        va_page = encl.grow()
+    except OSError:
+        encl.cpu.free_epc_page(epc)
+        raise
     if addr >> PAGE_SHIFT in encl.pages:
+        encl.shrink(va_page)
         encl.cpu.free_epc_page(epc)
         raise kerr(EBUSY)           # xa_insert() of a present index
     page = EnclPage(addr, secinfo_to_vm_prot(secinfo), (secinfo >> 8) & 0xFF, epc)
     encl.insert_page(page)
     try:
-        vma = task.mm.tree.find_vma(src)       # "Deny noexec"
-        if vma is None:
-            raise kerr(EFAULT)
-        if not vma.flags & VM_MAYEXEC:
-            raise kerr(EACCES)
-        contents = get_user_page(task, src)
-        try:
-            arch.eadd(encl.secs, epc, addr, contents, secinfo)
-        except arch.EnclsFault:
-            raise kerr(EIO) from None
-        if flags & SGX_PAGE_MEASURE:
-            try:
-                for off in range(0, PAGE_SIZE, 256):
-                    arch.eextend(encl.secs, epc, off)
-            except arch.EnclsFault:
-                raise kerr(EIO) from None
+        eadd_from_user(task, encl, epc, addr, src, secinfo, flags)
     except OSError:
         encl.erase_page(page)
+        encl.shrink(va_page)
         if epc.valid:
             encl.free_epc_page(epc)
         else:
             encl.cpu.free_epc_page(epc)
         raise
+
+
+def eadd_from_user(task, encl: Encl, epc: arch.EpcPage, addr: int, src: int, secinfo: int,
+                   flags: int) -> None:
+    """__sgx_encl_add_page() ("Deny noexec", get_user_pages(), EADD) and, if measured,
+    __sgx_encl_extend() (16 EEXTENDs); an EADD/EEXTEND fault is EIO."""
+    vma = task.mm.tree.find_vma(src)
+    if vma is None:
+        raise kerr(EFAULT)
+    if not vma.flags & VM_MAYEXEC:
+        raise kerr(EACCES)
+    contents = get_user_page(task, src)
+    try:
+        arch.eadd(encl.secs, epc, addr, contents, secinfo)
+        if flags & SGX_PAGE_MEASURE:
+            for off in range(0, PAGE_SIZE, 256):
+                arch.eextend(encl.secs, epc, off)
+    except arch.EnclsFault:
+        raise kerr(EIO) from None
 
 
 # --- SGX_IOC_ENCLAVE_INIT --------------------------------------------------------------
@@ -346,6 +375,7 @@ def ioc_remove_pages(task, encl: Encl, arg: int) -> int:
         encl.zap_ptes(addr)
         encl.free_epc_page(page.epc)
         encl.erase_page(page)
+        encl.shrink(None)
     return _sgx2_loop(task, encl, arg, REMOVE_PAGES, params, 2, step)
 
 

@@ -1,5 +1,5 @@
 """An emulated SGX CPU: CPUID, the EPC with its EPCM, and the ENCLS leaves the driver
-uses (ECREATE, EADD, EEXTEND, EINIT, EAUG, EMODPR, EMODT, EREMOVE, ETRACK, EDBGRD,
+uses (ECREATE, EADD, EEXTEND, EINIT, EPA, EAUG, EMODPR, EMODT, EREMOVE, ETRACK, EDBGRD,
 EDBGWR). Semantics from the Intel SDM as summarised in spec/sgx-driver.md §3.
 
 A leaf either succeeds (returns 0), returns an SGX error code (RAX with ZF=1), or
@@ -35,6 +35,7 @@ from .defs import (
     SGX_PAGE_TYPE_SECS,
     SGX_PAGE_TYPE_TCS,
     SGX_PAGE_TYPE_TRIM,
+    SGX_PAGE_TYPE_VA,
     SGX_SECINFO_PAGE_TYPE_MASK,
     SGX_SECINFO_PERMISSION_MASK,
     SGX_SECINFO_R,
@@ -73,15 +74,20 @@ class SgxCpu:
 
     miscselect/attributes/xfrm: the bits ECREATE accepts (CPUID(0x12,0).EBX,
     CPUID(0x12,1).EAX:EBX and .ECX:EDX); max_enclave_size_64/_32: log2 limits
-    (CPUID(0x12,0).EDX); epc_pages: the EPC size in pages.
+    (CPUID(0x12,0).EDX); epc_pages: the EPC size in pages (every page the driver
+    takes counts: the SECS, the enclave's pages and its Version Array pages).
+
+    `attributes` lists what software may set at ECREATE, so ATTRIBUTES.INIT (set by
+    EINIT only) is never among them: sgx_drv_init()'s sgx_attributes_reserved_mask
+    = ~CPUID(0x12,1) | SGX_ATTR_RESERVED_MASK then covers INIT, and a SIGSTRUCT that
+    requires INIT (attributes & attributes_mask) is EINVAL at SGX_IOC_ENCLAVE_INIT.
     """
 
     sgx2: bool = True
     flc: bool = True
     miscselect: int = SGX_MISC_EXINFO
-    attributes: int = (SGX_ATTR_INIT | SGX_ATTR_DEBUG | SGX_ATTR_MODE64BIT |
-                       SGX_ATTR_PROVISIONKEY | SGX_ATTR_EINITTOKENKEY | SGX_ATTR_KSS |
-                       SGX_ATTR_ASYNC_EXIT_NOTIFY)
+    attributes: int = (SGX_ATTR_DEBUG | SGX_ATTR_MODE64BIT | SGX_ATTR_PROVISIONKEY |
+                       SGX_ATTR_EINITTOKENKEY | SGX_ATTR_KSS | SGX_ATTR_ASYNC_EXIT_NOTIFY)
     xfrm: int = 0x2E7           # x87 SSE AVX AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM) PKRU
     max_enclave_size_64: int = 36
     max_enclave_size_32: int = 31
@@ -99,6 +105,7 @@ class SgxCpu:
 
     @property
     def attributes_reserved_mask(self) -> int:
+        """~CPUID(0x12,1).EBX:EAX | SGX_ATTR_RESERVED_MASK (INIT included)."""
         return (~self.attributes & ((1 << 64) - 1)) | SGX_ATTR_RESERVED_MASK
 
     @property
@@ -122,7 +129,8 @@ class EpcPage:
     """One EPC page and its EPCM entry (SDM Table 38-27).
 
     Invariant: `valid` is False exactly while the page is free; `secs` is the SECS
-    page of the owning enclave (None for a SECS); `addr` the enclave linear address.
+    page of the owning enclave (None for a SECS or a VA page, which belong to no
+    enclave); `addr` the enclave linear address.
     A non-enclave access sees abort-page semantics (cpu_page()).
     """
 
@@ -304,6 +312,16 @@ def einit(cpu: SgxCpu, sigstruct: bytes, secs_page: EpcPage | None) -> int:
     return 0
 
 
+def epa(epc: EpcPage) -> None:
+    """EPA: make a free EPC page a Version Array page (PT_VA, its 512 slots empty)."""
+    if epc.valid:
+        raise EnclsFault(PF, "EPC page in use")
+    epc.data[:] = bytes(PAGE_SIZE)
+    epc.valid, epc.pt, epc.secs, epc.addr = True, SGX_PAGE_TYPE_VA, None, 0
+    epc.set_perms(0)
+    epc.blocked = epc.pending = epc.modified = epc.pr = False
+
+
 def eaug(secs_page: EpcPage | None, epc: EpcPage, linaddr: int) -> None:
     """EAUG (SGX2): a zeroed, PENDING, REG RW page at linaddr of an initialized enclave."""
     state = _check_secs(secs_page, initialized=True)
@@ -350,14 +368,15 @@ def emodt(epc: EpcPage, page_type: int) -> int:
 
 
 def eremove(epc: EpcPage) -> int:
-    """EREMOVE: free an EPC page (a SECS only once it has no children)."""
+    """EREMOVE: free an EPC page (a SECS only once it has no children; a VA page
+    belongs to no enclave)."""
     if not epc.valid:
         return 0
     if epc.pt == SGX_PAGE_TYPE_SECS:
         assert epc.enclave is not None
         if epc.enclave.children:
             return SGX_CHILD_PRESENT
-    else:
+    elif epc.pt != SGX_PAGE_TYPE_VA:
         state = epc.owner()
         if state.active_threads:
             return SGX_ENCLAVE_ACT
