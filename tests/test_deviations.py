@@ -114,7 +114,7 @@ def test_epc_exhaustion_is_enomem():
     """Row 8. Linux would reclaim EPC pages (EWB) and carry on."""
     from vmsim.arch.x86.sgx.cpu import SgxCpu
     from vmsim.enclave import loader
-    cpu = SgxCpu(epc_pages=3)           # the SECS and two pages
+    cpu = SgxCpu(epc_pages=4)           # the VA page, the SECS and two pages
     p = vmsim.Kernel(sgx=cpu).spawn()
     dev = loader.SgxDevice(p)
     img = _tiny_image()

@@ -119,7 +119,11 @@ def key():
 # --- plumbing ------------------------------------------------------------------------
 
 class Env:
-    """A kernel with its SGX CPU, one process (with a stack) and helpers."""
+    """A kernel with its SGX CPU, one process (with a stack) and helpers.
+
+    `epc0 - n` counts every EPC page an enclave holds: its Version Array page
+    (sgx_encl_create() -> sgx_encl_grow(), one per 512 pages), the SECS and its pages.
+    """
 
     def __init__(self, cpu: SgxCpu | None = None):
         self.cpu = cpu if cpu is not None else SgxCpu()
@@ -314,12 +318,12 @@ def test_create_ecreate_architectural_failure_eio(case):
     assert e.cpu.epc_free == e.epc0
     good = loader.reserve_aligned(e.p, SIZE)
     dev.create(secs(SIZE, good))
-    assert e.cpu.epc_free == e.epc0 - 1       # the SECS
+    assert e.cpu.epc_free == e.epc0 - 2       # the VA page and the SECS
 
 
 def test_create_attribute_the_cpu_lacks_eio():
     """CPUID(0x12,1) without KSS: a SECS asking for KSS is refused by ECREATE."""
-    e = Env(SgxCpu(attributes=A_INIT | A_DEBUG | A_MODE64BIT | A_PROVISIONKEY))
+    e = Env(SgxCpu(attributes=A_DEBUG | A_MODE64BIT | A_PROVISIONKEY))
     dev = e.device()
     base = loader.reserve_aligned(e.p, SIZE)
     assert err_of(dev.create, secs(SIZE, base, attributes=A_MODE64BIT | A_KSS)) == errno.EIO
@@ -446,7 +450,7 @@ def test_add_bad_secinfo_flags_einval(case):
     dev, _ = e.created()
     err, out = add_raw(e, dev, si=dev.scratch.put(secinfo(BAD_SECINFO[case])), count=0x77)
     assert (err, out[5]) == (errno.EINVAL, 0x77)
-    assert e.cpu.epc_free == e.epc0 - 1       # only the SECS
+    assert e.cpu.epc_free == e.epc0 - 2       # only the VA page and the SECS
 
 
 @pytest.mark.parametrize("pos", [0, 1, 7, 31, 39, 40, 47, 48, 55])
@@ -483,7 +487,7 @@ def test_add_malformed_tcs_contents_eio():
     bad = bytearray(PAGE)
     bad[100] = 1
     assert err_of(e.add, dev, 0, SI_TCS, data=bytes(bad)) == errno.EIO
-    assert e.cpu.epc_free == e.epc0 - 1
+    assert e.cpu.epc_free == e.epc0 - 2
 
 
 def test_add_count_input_ignored_and_unknown_flags_ignored():
@@ -504,7 +508,7 @@ def test_add_duplicate_page_ebusy_with_partial_count():
     err, out = add_raw(e, dev, src=src, offset=0x2000, length=3 * PAGE,
                        si=dev.scratch.put(secinfo(SI_REG | SI_R | SI_X)))
     assert (err, out[5]) == (errno.EBUSY, 2 * PAGE)
-    assert e.cpu.epc_free == e.epc0 - 1 - 3   # SECS, 0x4000, 0x2000, 0x3000
+    assert e.cpu.epc_free == e.epc0 - 2 - 3   # VA, SECS, 0x4000, 0x2000, 0x3000
     # the two pages added by the failing call carry their intent (RX)
     dev_map(e.p, dev, base + 0x2000, 2 * PAGE, RX)
     assert err_of(dev_map, e.p, dev, base + 0x2000, 2 * PAGE, RWX) == errno.EACCES
@@ -527,7 +531,7 @@ def test_add_source_on_noexec_mount_eacces():
     src = e.p.mmap(0, PAGE, R, MAP_PRIVATE, fd, 0)
     err, out = add_raw(e, dev, src=src)
     assert (err, out[5]) == (errno.EACCES, 0)
-    assert e.cpu.epc_free == e.epc0 - 1
+    assert e.cpu.epc_free == e.epc0 - 2
 
 
 def test_add_source_crossing_into_noexec_mapping_partial_count():
@@ -539,7 +543,7 @@ def test_add_source_crossing_into_noexec_mapping_partial_count():
     e.p.mmap(src + PAGE, PAGE, R, MAP_PRIVATE | MAP_FIXED, fd, 0)
     err, out = add_raw(e, dev, src=src, offset=0x3000, length=2 * PAGE)
     assert (err, out[5]) == (errno.EACCES, PAGE)
-    assert e.cpu.epc_free == e.epc0 - 2
+    assert e.cpu.epc_free == e.epc0 - 3
 
 
 def test_add_source_in_hole_checked_against_next_vma():
@@ -555,7 +559,7 @@ def test_add_source_in_hole_checked_against_next_vma():
     anon = e.src(pages=2)
     e.p.munmap(anon, PAGE)
     assert add_raw(e, dev, src=anon)[0] == errno.EFAULT
-    assert e.cpu.epc_free == e.epc0 - 1
+    assert e.cpu.epc_free == e.epc0 - 2
 
 
 def test_add_source_with_no_vma_at_or_above_efault():
@@ -585,7 +589,7 @@ def test_add_source_that_is_an_enclave_mapping_efault():
     assert add_raw(e, dev, src=src)[0] == errno.EFAULT
     own = e.p.mmap(0, PAGE, R, MAP_SHARED, dev.fd, 0)          # before INIT: anywhere
     assert add_raw(e, dev, src=own)[0] == errno.EFAULT
-    assert e.cpu.epc_free == e.epc0 - 1
+    assert e.cpu.epc_free == e.epc0 - 2
 
 
 # =====================================================================================
@@ -823,6 +827,21 @@ def test_unknown_ioctl_enotty(cmd):
     assert err_of(e.p.ioctl, dev.fd, cmd, 0) == errno.ENOTTY
 
 
+@pytest.mark.parametrize("cmd", [0x5401, SGX_IOC_ENCLAVE_CREATE])
+def test_busy_enclave_ebusy_before_the_command_is_dispatched(cmd):
+    """ioctl.c sgx_ioctl(): test_and_set_bit(SGX_ENCL_IOCTL) comes first, so while
+    another ioctl holds the enclave (the bit set) even an unknown command is EBUSY,
+    not ENOTTY; the bit is cleared after every dispatch, unknown commands included."""
+    e = Env()
+    dev = e.device()
+    encl = e.p.files[dev.fd].private_data
+    encl.busy = True                        # another thread is inside sgx_ioctl()
+    assert err_of(e.p.ioctl, dev.fd, cmd, UNMAPPED) == errno.EBUSY
+    encl.busy = False
+    assert err_of(e.p.ioctl, dev.fd, 0x5401, 0) == errno.ENOTTY
+    assert err_of(e.p.ioctl, dev.fd, SGX_IOC_ENCLAVE_CREATE, UNMAPPED) == errno.EFAULT
+
+
 # =====================================================================================
 # SGX2 ioctls (§2.10)
 # =====================================================================================
@@ -915,7 +934,7 @@ def test_sgx2_nonzero_result_or_count_einval_struct_untouched(key, which, field)
     fields[idx] = 0x42
     err, out = raw(loaded.dev, cmd, fmt, *fields)
     assert err == errno.EINVAL and list(out) == fields
-    assert e.cpu.epc_free == e.epc0 - 9
+    assert e.cpu.epc_free == e.epc0 - 10
 
 
 def test_restrict_permissions_on_tcs_einval(key):
@@ -1070,7 +1089,7 @@ def test_remove_trim_before_eaccept_eperm(key):
     loaded.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)
     assert err_of(loaded.dev.remove_pages, DATA_OFF, PAGE) == errno.EPERM
     assert loaded.dev.last[2] == 0
-    assert e.cpu.epc_free == e.epc0 - 9
+    assert e.cpu.epc_free == e.epc0 - 10
 
 
 def test_remove_on_hole_efault(key):
@@ -1089,11 +1108,11 @@ def test_remove_after_eaccept_frees_page_and_makes_a_hole(key):
     loaded.dev.modify_types(RO_OFF, PAGE, PT_TRIM)
     assert eaccept(e.p, loaded.base, a, SI_TRIM | SI_MODIFIED) == 0
     assert loaded.dev.remove_pages(RO_OFF, PAGE)[2] == PAGE
-    assert e.cpu.epc_free == e.epc0 - 8
+    assert e.cpu.epc_free == e.epc0 - 9
     e.p.mprotect(a, PAGE, RWX)
     dev_map(e.p, loaded.dev, a, PAGE, RWX)
     assert e.p.read(a, 1) == b"\xff"                    # EAUG
-    assert e.cpu.epc_free == e.epc0 - 9
+    assert e.cpu.epc_free == e.epc0 - 10
     assert eaccept(e.p, loaded.base, a, SI_REG | SI_R | SI_W | SI_PENDING) == 0
     e.validate()
 
@@ -1399,7 +1418,7 @@ def test_sgx1_hole_sigbus(key):
     a = dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, PAGE, RW)
     f = fault_of(e.p.read, a, 1)
     assert f is not None and (f.signal, f.code) == ("SIGBUS", "BUS_ADRERR")
-    assert e.cpu.epc_free == e.epc0 - 9
+    assert e.cpu.epc_free == e.epc0 - 10
 
 
 def test_eaug_before_init_sigbus():
@@ -1408,7 +1427,7 @@ def test_eaug_before_init_sigbus():
     a = dev_map(e.p, dev, base + HOLE_OFF, PAGE, RW)
     f = fault_of(e.p.read, a, 1)
     assert f is not None and (f.signal, f.code) == ("SIGBUS", "BUS_ADRERR")
-    assert e.cpu.epc_free == e.epc0 - 1
+    assert e.cpu.epc_free == e.epc0 - 2
 
 
 def test_eaug_after_init_adds_a_page(key):
@@ -1416,7 +1435,7 @@ def test_eaug_after_init_adds_a_page(key):
     loaded = e.loaded(key)
     a = dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, PAGE, R)
     assert e.p.read(a, 3) == b"\xff" * 3
-    assert e.cpu.epc_free == e.epc0 - 10
+    assert e.cpu.epc_free == e.epc0 - 11
     e.validate()
 
 
@@ -1429,7 +1448,7 @@ def test_eaug_outside_elrange_sigbus_and_no_leak(key):
     dev.init(empty_image().sigstruct(key))
     f = fault_of(e.p.read, out, 1)
     assert f is not None and f.signal == "SIGBUS"
-    assert e.cpu.epc_free == e.epc0 - 1
+    assert e.cpu.epc_free == e.epc0 - 2
     e.validate()
 
 
@@ -1630,7 +1649,7 @@ def test_fork_then_parent_exit_keeps_the_enclave_until_the_child_exits(key):
     loaded = e.loaded(key)
     child = e.p.fork()
     e.p.exit()
-    assert e.cpu.epc_free == e.epc0 - 9
+    assert e.cpu.epc_free == e.epc0 - 10
     assert enclave_read(child, loaded.base, loaded.base + DATA_OFF, 1) == b"\x5a"
     e.validate(child)
     child.exit()
@@ -1697,7 +1716,7 @@ def test_release_close_after_mmap_does_not_release(key):
     e = Env()
     loaded = e.loaded(key)
     e.p.close(loaded.dev.fd)
-    assert e.cpu.epc_free == e.epc0 - 9
+    assert e.cpu.epc_free == e.epc0 - 10
     assert enclave_read(e.p, loaded.base, loaded.base + DATA_OFF, 1) == b"\x5a"
     e.validate()
 
@@ -1708,10 +1727,10 @@ def test_release_last_munmap_after_close_eremoves_everything(key):
     dev_map(e.p, loaded.dev, loaded.base + HOLE_OFF, PAGE, RW)
     e.p.read(loaded.base + HOLE_OFF, 1)                       # an EAUGed page too
     loaded.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)          # and a TRIM page
-    assert e.cpu.epc_free == e.epc0 - 10
+    assert e.cpu.epc_free == e.epc0 - 11
     e.p.close(loaded.dev.fd)
     e.p.munmap(loaded.base, HOLE_OFF)
-    assert e.cpu.epc_free == e.epc0 - 10                 # the hole's VMA holds the file
+    assert e.cpu.epc_free == e.epc0 - 11                 # the hole's VMA holds the file
     e.p.munmap(loaded.base + HOLE_OFF, PAGE)
     assert e.cpu.epc_free == e.epc0
     e.validate()
@@ -1721,7 +1740,7 @@ def test_release_munmap_without_close_then_close(key):
     e = Env()
     loaded = e.loaded(key)
     e.p.munmap(loaded.base, SIZE)
-    assert e.cpu.epc_free == e.epc0 - 9                  # the fd holds it
+    assert e.cpu.epc_free == e.epc0 - 10                 # the fd holds it
     assert loaded.dev.modify_types(DATA_OFF, PAGE, PT_TRIM)[4] == PAGE
     e.p.close(loaded.dev.fd)
     assert e.cpu.epc_free == e.epc0
@@ -1740,7 +1759,7 @@ def test_release_of_an_enclave_never_created_or_never_initialized():
     e.p.close(dev.fd)
     dev, base = e.created()
     e.add(dev, 0x3000, SI_REG | SI_R, pages=2)
-    assert e.cpu.epc_free == e.epc0 - 3
+    assert e.cpu.epc_free == e.epc0 - 4
     e.p.close(dev.fd)
     assert e.cpu.epc_free == e.epc0
 
@@ -1751,6 +1770,135 @@ def test_release_dup_fd_keeps_it_open(key):
     fd2 = e.p.dup(loaded.dev.fd)
     e.p.munmap(loaded.base, SIZE)
     e.p.close(loaded.dev.fd)
-    assert e.cpu.epc_free == e.epc0 - 9
+    assert e.cpu.epc_free == e.epc0 - 10
     e.p.close(fd2)
+    assert e.cpu.epc_free == e.epc0
+
+
+# =====================================================================================
+# Version Array pages (ioctl.c sgx_encl_grow()/sgx_encl_shrink(), encl.c
+# sgx_encl_eaug_page()/sgx_encl_release())
+# =====================================================================================
+
+VA_SLOTS = 512                      # SGX_VA_SLOT_COUNT (encl.h)
+BIG = 0x400000                      # an ELRANGE of 1024 pages
+
+
+def test_create_takes_a_va_page_then_the_secs():
+    """sgx_encl_create(): sgx_encl_grow() allocates the first VA page (page_cnt 0)
+    before the SECS page, so CREATE needs two EPC pages; the VA page is an EPC page of
+    type PT_VA (EPA)."""
+    e = Env(SgxCpu(epc_pages=2))
+    dev, _ = e.created()
+    assert e.cpu.epc_free == 0
+    encl = e.p.files[dev.fd].private_data
+    assert [(va.valid, va.pt) for va in encl.va_pages] == [(True, PT_VA)]
+    err, out = add_raw(e, dev)
+    assert (err, out[5]) == (errno.ENOMEM, 0)
+    assert e.cpu.epc_free == 0
+
+
+def test_create_with_one_free_epc_page_enomem_and_the_va_page_is_given_back():
+    """sgx_encl_create(): the SECS allocation fails after sgx_encl_grow() took the
+    only EPC page: ENOMEM, and err_out_shrink (sgx_encl_shrink()) frees the VA page;
+    the enclave stays OPEN."""
+    e = Env(SgxCpu(epc_pages=1))
+    dev = e.device()
+    base = loader.reserve_aligned(e.p, SIZE)
+    assert err_of(dev.create, secs(SIZE, base)) == errno.ENOMEM
+    assert e.cpu.epc_free == 1
+    assert err_of(dev.create, secs(SIZE, base)) == errno.ENOMEM
+    assert e.cpu.epc_free == 1
+
+
+def add_pages(e, dev, offset, pages) -> int:
+    """ADD_PAGES of `pages` unmeasured REG RW pages at offset: (errno or 0, count)."""
+    err, out = add_raw(e, dev, src=e.src(pages=pages), offset=offset, length=pages * PAGE,
+                       flags=0)
+    return err, out[5]
+
+
+def test_a_va_page_for_every_512_pages():
+    """sgx_encl_grow(): a new VA page whenever page_cnt % SGX_VA_SLOT_COUNT == 0; the
+    SECS counts, so the 512th added page takes the second VA page (two EPC pages for
+    one), and an ADD that fails at xa_insert (EBUSY) gives that VA page back."""
+    e = Env()
+    dev, _ = e.created(size=BIG)
+    assert add_pages(e, dev, 0, VA_SLOTS - 1) == (0, (VA_SLOTS - 1) * PAGE)
+    assert e.cpu.epc_free == e.epc0 - 1 - 1 - (VA_SLOTS - 1)
+    assert add_pages(e, dev, 0, 1) == (errno.EBUSY, 0)            # a present page
+    assert e.cpu.epc_free == e.epc0 - 1 - 1 - (VA_SLOTS - 1)
+    assert add_pages(e, dev, VA_SLOTS * PAGE, 1) == (0, PAGE)
+    assert e.cpu.epc_free == e.epc0 - 2 - 1 - VA_SLOTS
+    assert add_pages(e, dev, (VA_SLOTS + 1) * PAGE, 1) == (0, PAGE)
+    assert e.cpu.epc_free == e.epc0 - 2 - 1 - (VA_SLOTS + 1)
+    e.p.close(dev.fd)
+    assert e.cpu.epc_free == e.epc0                               # VA pages freed too
+
+
+def test_add_needing_a_va_page_enomem_before_the_duplicate_check():
+    """sgx_encl_add_page(): the EPC page, then sgx_encl_grow(), then xa_insert(): with
+    one free EPC page at the 512 boundary the VA page is what fails (ENOMEM, the EPC
+    page given back), even for a page already present (which would be EBUSY)."""
+    e = Env(SgxCpu(epc_pages=2 + (VA_SLOTS - 1) + 1))
+    dev, _ = e.created(size=BIG)
+    assert add_pages(e, dev, 0, VA_SLOTS - 1) == (0, (VA_SLOTS - 1) * PAGE)
+    assert e.cpu.epc_free == 1
+    assert add_pages(e, dev, VA_SLOTS * PAGE, 1) == (errno.ENOMEM, 0)
+    assert add_pages(e, dev, 0, 1) == (errno.ENOMEM, 0)
+    assert e.cpu.epc_free == 1
+
+
+BOUNDARY_IMAGE = f"""
+size = {0x200000:#x}
+segment tcs  offset=0x0000 pages=1 type=TCS ossa=0x1000 oentry=0x2000
+segment data offset=0x1000 pages={VA_SLOTS - 2} perms=RW unmeasured
+"""
+BOUNDARY_HOLE = (VA_SLOTS - 1) * PAGE       # the SECS and 511 pages: page_cnt is 512
+
+
+def boundary_enclave(e, key):
+    loaded = loader.kselftest_load(e.p, EnclaveImage.from_text(BOUNDARY_IMAGE), key,
+                                   probe=False)
+    a = dev_map(e.p, loaded.dev, loaded.base + BOUNDARY_HOLE, PAGE, RW)
+    return loaded, a
+
+
+def test_eaug_at_the_512_boundary_takes_a_va_page(key):
+    """sgx_encl_eaug_page() calls sgx_encl_grow() too: the fault that EAUGs the page
+    taking page_cnt past 512 costs two EPC pages."""
+    e = Env()
+    loaded, a = boundary_enclave(e, key)
+    assert e.cpu.epc_free == e.epc0 - 1 - 1 - (VA_SLOTS - 1)
+    assert e.p.read(a, 1) == b"\xff"
+    assert e.cpu.epc_free == e.epc0 - 2 - 1 - VA_SLOTS
+    e.validate()
+
+
+def test_eaug_without_an_epc_page_for_the_va_page_sigbus(key):
+    """sgx_encl_eaug_page(): sgx_encl_grow() failing is err_out_epc: the EPC page is
+    freed and the fault is SIGBUS (VM_FAULT_SIGBUS)."""
+    e = Env(SgxCpu(epc_pages=2 + (VA_SLOTS - 1) + 1))
+    _loaded, a = boundary_enclave(e, key)
+    assert e.cpu.epc_free == 1
+    f = fault_of(e.p.read, a, 1)
+    assert f is not None and (f.signal, f.code, f.addr) == ("SIGBUS", "BUS_ADRERR", a)
+    assert e.cpu.epc_free == 1
+
+
+def test_remove_pages_keeps_the_va_page_and_the_next_eaug_takes_another(key):
+    """sgx_encl_remove_pages() calls sgx_encl_shrink(encl, NULL): page_cnt drops, the
+    VA page stays ("the enclave may end up with more VA pages than needed"), so the
+    next EAUG at the boundary allocates a third VA page."""
+    e = Env()
+    loaded, a = boundary_enclave(e, key)
+    e.p.read(a, 1)                                                  # EAUG: VA #2
+    assert eaccept(e.p, loaded.base, a, SI_REG | SI_R | SI_W | SI_PENDING) == 0
+    loaded.dev.modify_types(BOUNDARY_HOLE, PAGE, PT_TRIM)
+    assert eaccept(e.p, loaded.base, a, SI_TRIM | SI_MODIFIED) == 0
+    assert loaded.dev.remove_pages(BOUNDARY_HOLE, PAGE)[2] == PAGE
+    assert e.cpu.epc_free == e.epc0 - 2 - 1 - (VA_SLOTS - 1)
+    assert e.p.read(a, 1) == b"\xff"                               # EAUG: VA #3
+    assert e.cpu.epc_free == e.epc0 - 3 - 1 - VA_SLOTS
+    e.p.exit()
     assert e.cpu.epc_free == e.epc0

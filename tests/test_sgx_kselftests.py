@@ -19,8 +19,8 @@ Differences forced by the model, each stated where it applies:
   sums the CPUID EPC sections: the model does not reclaim EPC pages (no EWB/ELDU),
   so a heap of the *whole* EPC cannot be added (ADD_PAGES fails with ENOMEM). The
   tests use a 64-page EPC and a heap that fills every EPC page the rest of the
-  enclave leaves free (EPC_PAGES - 10: the SECS and the 9 image pages); the real
-  oversubscription is kept as a separate, expected-to-fail test.
+  enclave leaves free (EPC_PAGES - 11: the VA page, the SECS and the 9 image pages);
+  the real oversubscription is kept as a separate, expected-to-fail test.
 """
 
 import errno
@@ -51,8 +51,9 @@ from vmsim.enclave import signing as S
 ENCL_HEAP_SIZE_DEFAULT = PAGE_SIZE          # main.h
 #: the model's EPC for the oversubscribed tests (see the module docstring)
 EPC_PAGES = 64
-#: pages of the enclave other than the heap: the SECS + 2 TCS + 1 text + 6 data
-NON_HEAP_EPC_PAGES = 1 + 2 + 1 + 6
+#: EPC pages of the enclave other than the heap: the VA page (sgx_encl_create() ->
+#: sgx_encl_grow(); one serves 512 pages) + the SECS + 2 TCS + 1 text + 6 data
+NON_HEAP_EPC_PAGES = 1 + 1 + 2 + 1 + 6
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,9 @@
 
 Mirrors include/uapi/asm-generic/mman-common.h, include/uapi/linux/mman.h,
 arch/x86/include/uapi/asm/mman.h, include/uapi/linux/personality.h,
-include/uapi/linux/prctl.h, include/uapi/asm-generic/fcntl.h and
-include/uapi/asm-generic/resource.h.  Values are those of Linux 6.18.
+include/uapi/linux/prctl.h, include/uapi/asm-generic/fcntl.h,
+include/uapi/asm-generic/ioctls.h and include/uapi/asm-generic/resource.h.  Values
+are those of Linux 6.18.
 """
 
 PAGE_SHIFT = 12
@@ -136,12 +137,34 @@ O_NOFOLLOW = 0o400000
 O_CLOEXEC = 0o2000000
 O_PATH = 0o10000000
 O_TMPFILE = 0o20000000 | O_DIRECTORY
+FASYNC = 0o20000            # O_ASYNC: SIGIO on I/O readiness (FIOASYNC sets it)
+
+# --- the ioctls every file answers (asm-generic/ioctls.h, fs/ioctl.c do_vfs_ioctl) ---
+FIONREAD = 0x541B
+FIONBIO = 0x5421
+FIONCLEX = 0x5450
+FIOCLEX = 0x5451
+FIOASYNC = 0x5452
+FIOQSIZE = 0x5460
 
 # --- rlimits ---
+RLIMIT_CPU = 0
+RLIMIT_FSIZE = 1
 RLIMIT_DATA = 2
 RLIMIT_STACK = 3
+RLIMIT_CORE = 4
+RLIMIT_RSS = 5
+RLIMIT_NPROC = 6
+RLIMIT_NOFILE = 7
 RLIMIT_MEMLOCK = 8
 RLIMIT_AS = 9
+RLIMIT_LOCKS = 10
+RLIMIT_SIGPENDING = 11
+RLIMIT_MSGQUEUE = 12
+RLIMIT_NICE = 13
+RLIMIT_RTPRIO = 14
+RLIMIT_RTTIME = 15
+RLIM_NLIMITS = 16
 RLIM_INFINITY = (1 << 64) - 1
 
 # --- signals and fault codes, as reported by Fault ---

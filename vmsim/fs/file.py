@@ -52,8 +52,14 @@ class FileOperations:
     aligned, mmap_min_addr)."""
 
     unlocked_ioctl: Callable[[Any, File, int, int], int] | None = None
-    """unlocked_ioctl(task, file, cmd, arg): ioctl(2) by `task`; returns its result,
-    raise OSError to fail."""
+    """unlocked_ioctl(task, file, cmd, arg): ioctl(2) by `task` of a command the VFS
+    does not answer itself (fs/ioctl.c do_vfs_ioctl()); returns its result, raise
+    OSError to fail."""
+
+    fasync: Callable[[File, bool], None] | None = None
+    """fasync(file, on): FIOASYNC turned SIGIO on I/O readiness on or off; the core then
+    sets or clears FASYNC in file.f_flags. Absent: FIOASYNC on is ENOTTY. Raise OSError
+    to refuse. Returns nothing."""
 
     release: Callable[[File], None] | None = None
     """release(file): the last reference to the open file went away (its last fd
@@ -68,6 +74,10 @@ class FileOperations:
     is_shmem: bool = False
     #: is_file_hugepages(): these are hugetlbfs_file_operations.
     is_hugetlbfs: bool = False
+
+
+#: fs/open.c empty_fops: the file operations of an O_PATH file
+EMPTY_FOPS = FileOperations()
 
 
 class Inode:
@@ -155,7 +165,9 @@ class File:
 
     @property
     def f_op(self) -> FileOperations:
-        return self.inode.fops
+        """The inode's file operations; an O_PATH file has none (fs/open.c
+        do_dentry_open() gives it empty_fops: no mmap, ioctl, or release)."""
+        return EMPTY_FOPS if self.f_mode & FMODE_PATH else self.inode.fops
 
     def get(self) -> File:
         """get_file(): one more reference (an fd, a VMA)."""
