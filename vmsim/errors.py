@@ -57,3 +57,4 @@ EFBIG = _errno.EFBIG
 EPIPE = _errno.EPIPE
 ENOSYS = _errno.ENOSYS
 EINTR = _errno.EINTR
+ESPIPE = _errno.ESPIPE

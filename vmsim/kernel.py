@@ -24,21 +24,66 @@ from .uapi import (
     PAGE_SHIFT,
     PAGE_SIZE,
     RLIM_INFINITY,
+    RLIM_NLIMITS,
     RLIMIT_AS,
+    RLIMIT_CORE,
+    RLIMIT_CPU,
     RLIMIT_DATA,
+    RLIMIT_FSIZE,
+    RLIMIT_LOCKS,
     RLIMIT_MEMLOCK,
+    RLIMIT_MSGQUEUE,
+    RLIMIT_NICE,
+    RLIMIT_NOFILE,
+    RLIMIT_NPROC,
+    RLIMIT_RSS,
+    RLIMIT_RTPRIO,
+    RLIMIT_RTTIME,
+    RLIMIT_SIGPENDING,
     RLIMIT_STACK,
+    U64,
 )
 
-#: rlimits of a root shell on the reference machine
+#: rlimits of a root shell on the reference machine (NPROC and SIGPENDING: fork_init()'s
+#: max_threads / 2 for its 24 GiB), but RLIMIT_NOFILE: the kernel's own INR_OPEN_CUR /
+#: INR_OPEN_MAX (include/asm-generic/resource.h INIT_RLIMITS)
 DEFAULT_RLIMITS = {
-    RLIMIT_STACK: (8 << 20, RLIM_INFINITY),
+    RLIMIT_CPU: (RLIM_INFINITY, RLIM_INFINITY),
+    RLIMIT_FSIZE: (RLIM_INFINITY, RLIM_INFINITY),
     RLIMIT_DATA: (RLIM_INFINITY, RLIM_INFINITY),
-    RLIMIT_AS: (RLIM_INFINITY, RLIM_INFINITY),
+    RLIMIT_STACK: (8 << 20, RLIM_INFINITY),
+    RLIMIT_CORE: (0, RLIM_INFINITY),
+    RLIMIT_RSS: (RLIM_INFINITY, RLIM_INFINITY),
+    RLIMIT_NPROC: (96367, 96367),
+    RLIMIT_NOFILE: (1024, 4096),
     RLIMIT_MEMLOCK: (8 << 20, 8 << 20),
+    RLIMIT_AS: (RLIM_INFINITY, RLIM_INFINITY),
+    RLIMIT_LOCKS: (RLIM_INFINITY, RLIM_INFINITY),
+    RLIMIT_SIGPENDING: (96367, 96367),
+    RLIMIT_MSGQUEUE: (819200, 819200),
+    RLIMIT_NICE: (0, 0),
+    RLIMIT_RTPRIO: (0, 0),
+    RLIMIT_RTTIME: (RLIM_INFINITY, RLIM_INFINITY),
 }
 STACK_RND_PAGES = 0x3FFFFF      # __STACK_RND_MASK(64-bit), in pages
 MMAP_RND_BITS = 28
+
+
+def checked_rlimits(rlimits: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """The rlimits a Kernel is configured with, each a resource below RLIM_NLIMITS
+    mapped to (cur, max), unsigned 64-bit integers with cur <= max; TypeError or
+    ValueError names the first that is not."""
+    for resource, limits in rlimits.items():
+        if not isinstance(resource, int) or not 0 <= resource < RLIM_NLIMITS:
+            raise ValueError(f"rlimits: no resource {resource!r} (0 to {RLIM_NLIMITS - 1})")
+        if not isinstance(limits, tuple) or len(limits) != 2 or \
+                not all(isinstance(v, int) for v in limits):
+            raise TypeError(f"rlimits[{resource}]: expected (cur, max) integers, got {limits!r}")
+        cur, hard = limits
+        if not 0 <= cur <= hard <= U64:
+            raise ValueError(f"rlimits[{resource}]: need 0 <= cur <= max <= RLIM_INFINITY, "
+                             f"got {limits!r}")
+    return rlimits
 
 
 class Kernel:
@@ -70,7 +115,7 @@ class Kernel:
         self.uid = uid
         self.capabilities = frozenset(capabilities)
         self.rlimits = dict(DEFAULT_RLIMITS)
-        self.rlimits.update(rlimits or {})
+        self.rlimits.update(checked_rlimits(rlimits or {}))
         self.fs = Vfs()
         self.processes: dict[int, Process] = {}
         self.committed = 0

@@ -1,24 +1,31 @@
-"""A process: the syscall surface, its file table, personality, PKRU, fork and exit.
+"""A process: the syscall surface, its file table, personality, PKRU, rlimits, fork
+and exit.
 
 Each syscall method reinterprets its arguments as the x86_64 syscall ABI does
-(unsigned 64-bit addresses and lengths, 32-bit ints) and calls the mm function that
-mirrors the kernel's. Failures raise OSError with the kernel's errno.
+(unsigned 64-bit addresses and lengths, 32-bit ints, signed 64-bit file offsets) and
+calls the function that mirrors the kernel's. Failures raise OSError with the kernel's
+errno. An argument of the wrong Python type (a float where the ABI has an integer,
+anything but bytes where it has a buffer) raises TypeError before the call has any
+effect; bool, an int subclass, is the integer 0 or 1, as C converts it. Once the
+process has exited, every syscall and memory access raises ProcessLookupError (ESRCH):
+the task is gone.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+import functools
+from collections.abc import Callable
+from typing import Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar
 
-from .errors import EBADF, EINVAL, EMFILE, ENOTTY, EPERM, kerr
-from .fs.file import FMODE_READ, FMODE_WRITE, S_IFREG, File
-from .fs.vfs import Vfs
+from .errors import EBADF, EINVAL, EMFILE, EPERM, ESRCH, kerr
+from .fs.file import FMODE_PATH, File
+from .fs.vfs import Vfs, do_ftruncate, do_vfs_ioctl, vfs_pread, vfs_pwrite
 from .mm import fault, madvise, mlock, mmap, mprotect, mremap, mseal, pkeys, procfs
 from .mm.flags import VM_MERGEABLE, vma_pkey, vmflags_mnemonics
 from .mm.fork import dup_mmap, exit_mmap
 from .mm.madvise import ksm_compatible
 from .mm.mm_struct import MmStruct
 from .mm.munmap import do_vmi_munmap
-from .mm.truncate import truncate_setsize
 from .uapi import (
     PAGE_SHIFT,
     PR_GET_MDWE,
@@ -28,8 +35,13 @@ from .uapi import (
     PR_SET_MDWE,
     PR_SET_MEMORY_MERGE,
     PR_SET_VMA,
+    RLIM_NLIMITS,
+    RLIMIT_NOFILE,
     U64,
 )
+
+#: fs/file.c sysctl_nr_open: no RLIMIT_NOFILE may exceed it (fs.nr_open)
+NR_OPEN = 1 << 20
 
 
 class KernelView(Protocol):
@@ -64,22 +76,56 @@ class VmaView(NamedTuple):
     inode: int
 
 
-def _ulong(x: object) -> int:
+def _integer(x: object) -> int:
     if not isinstance(x, int):
         raise TypeError(f"expected an integer, got {type(x).__name__}")
-    return x & U64
+    return x
+
+
+def _ulong(x: object) -> int:
+    """unsigned long, size_t: addresses, lengths, flags."""
+    return _integer(x) & U64
+
+
+def _loff(x: object) -> int:
+    """loff_t, off_t: a signed 64-bit file position or size."""
+    return ((_integer(x) + (1 << 63)) & U64) - (1 << 63)
 
 
 def _int(x: object) -> int:
-    if not isinstance(x, int):
-        raise TypeError(f"expected an integer, got {type(x).__name__}")
-    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    return ((_integer(x) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
 def _uint(x: object) -> int:
-    if not isinstance(x, int):
-        raise TypeError(f"expected an integer, got {type(x).__name__}")
-    return x & 0xFFFFFFFF
+    return _integer(x) & 0xFFFFFFFF
+
+
+def _buffer(x: object) -> bytes:
+    """A user buffer the syscall reads: bytes, bytearray or memoryview."""
+    if not isinstance(x, bytes | bytearray | memoryview):
+        raise TypeError(f"expected a bytes-like buffer, got {type(x).__name__}")
+    return bytes(x)
+
+
+def _path(x: object) -> str:
+    if not isinstance(x, str):
+        raise TypeError(f"expected a path (str), got {type(x).__name__}")
+    return x
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _syscall(method: Callable[Concatenate[Process, P], R]) -> Callable[Concatenate[Process, P], R]:
+    """A syscall entry: a task that has exited makes no more calls (ESRCH), so an exited
+    process changes nothing and is charged for nothing."""
+    @functools.wraps(method)
+    def enter(self: Process, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if not self.alive:
+            raise kerr(ESRCH)
+        return method(self, *args, **kwargs)
+    return enter
 
 
 class Process:
@@ -110,13 +156,31 @@ class Process:
     def rlimit(self, resource: int) -> int:
         return self.rlimits[resource][0]
 
+    @_syscall
     def setrlimit(self, resource: int, cur: int, max: int | None = None) -> None:
-        hard = self.rlimits[resource][1] if max is None else max
+        """setrlimit(2): kernel/sys.c do_prlimit(). max None keeps the hard limit.
+        EINVAL for a resource past RLIM_NLIMITS or cur > max; EPERM to raise the hard
+        limit without CAP_SYS_RESOURCE, or RLIMIT_NOFILE's past fs.nr_open."""
+        resource, cur = _uint(resource), _ulong(cur)
+        hard = None if max is None else _ulong(max)
+        if resource >= RLIM_NLIMITS:
+            raise kerr(EINVAL)
+        old_hard = self.rlimits[resource][1]
+        hard = old_hard if hard is None else hard
         if cur > hard:
             raise kerr(EINVAL)
+        if resource == RLIMIT_NOFILE and hard > NR_OPEN:
+            raise kerr(EPERM)
+        if hard > old_hard and not self.capable("CAP_SYS_RESOURCE"):
+            raise kerr(EPERM)
         self.rlimits[resource] = (cur, hard)
 
+    @_syscall
     def getrlimit(self, resource: int) -> tuple[int, int]:
+        """getrlimit(2): kernel/sys.c do_prlimit(); EINVAL past RLIM_NLIMITS."""
+        resource = _uint(resource)
+        if resource >= RLIM_NLIMITS:
+            raise kerr(EINVAL)
         return self.rlimits[resource]
 
     # --- helpers used by mm ---
@@ -127,55 +191,69 @@ class Process:
         return pkeys.mm_pkey_is_allocated(self, pkey)
 
     # --- memory syscalls ---
+    @_syscall
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int = -1,
              offset: int = 0) -> int:
         """mmap(2). Cost: O(log n) plus the VMAs replaced."""
         return mmap.sys_mmap(self, _ulong(addr), _ulong(length), _ulong(prot),
                              _ulong(flags), _ulong(fd), _ulong(offset))
 
+    @_syscall
     def munmap(self, addr: int, length: int) -> int:
         """munmap(2). Cost: O(log n + k) for k VMAs unmapped."""
         do_vmi_munmap(self.mm, _ulong(addr), _ulong(length))
         return 0
 
+    @_syscall
     def mprotect(self, addr: int, length: int, prot: int) -> int:
         """mprotect(2). Cost: O(log n) per VMA of the range."""
         mprotect.do_mprotect_pkey(self, _ulong(addr), _ulong(length), _ulong(prot), -1)
         return 0
 
+    @_syscall
     def pkey_mprotect(self, addr: int, length: int, prot: int, pkey: int) -> int:
         mprotect.do_mprotect_pkey(self, _ulong(addr), _ulong(length), _ulong(prot), _int(pkey))
         return 0
 
+    @_syscall
     def pkey_alloc(self, flags: int = 0, access_rights: int = 0) -> int:
         return pkeys.sys_pkey_alloc(self, _ulong(flags), _ulong(access_rights))
 
+    @_syscall
     def pkey_free(self, pkey: int) -> int:
         return pkeys.sys_pkey_free(self, _int(pkey))
 
+    @_syscall
     def mremap(self, old_addr: int, old_len: int, new_len: int, flags: int = 0,
                new_addr: int = 0) -> int:
         return mremap.sys_mremap(self, _ulong(old_addr), _ulong(old_len), _ulong(new_len),
                                  _ulong(flags), _ulong(new_addr))
 
+    @_syscall
     def mseal(self, addr: int, length: int, flags: int = 0) -> int:
         return mseal.do_mseal(self, _ulong(addr), _ulong(length), _ulong(flags))
 
+    @_syscall
     def madvise(self, addr: int, length: int, advice: int) -> int:
         return madvise.do_madvise(self, _ulong(addr), _ulong(length), _int(advice))
 
+    @_syscall
     def mlock(self, addr: int, length: int) -> int:
         return mlock.sys_mlock2(self, _ulong(addr), _ulong(length), 0)
 
+    @_syscall
     def mlock2(self, addr: int, length: int, flags: int = 0) -> int:
         return mlock.sys_mlock2(self, _ulong(addr), _ulong(length), _int(flags) & U64)
 
+    @_syscall
     def munlock(self, addr: int, length: int) -> int:
         return mlock.sys_munlock(self, _ulong(addr), _ulong(length))
 
+    @_syscall
     def brk(self, addr: int) -> int:
         return mmap.sys_brk(self, _ulong(addr))
 
+    @_syscall
     def personality(self, persona: int) -> int:
         """personality(2): returns the old persona; 0xffffffff only queries."""
         persona = _uint(persona)
@@ -184,6 +262,7 @@ class Process:
             self.persona = persona
         return old
 
+    @_syscall
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
               arg5: int = 0) -> int:
         option = _int(option)
@@ -230,85 +309,128 @@ class Process:
             (PR_MDWE_NO_INHERIT if mm.mdwe_no_inherit else 0)
 
     # --- files ---
-    def _install(self, file: File) -> int:
+    def _unused_fds(self, n: int) -> list[int]:
+        """fs/file.c get_unused_fd_flags(), n times: the n lowest free fds, all below
+        RLIMIT_NOFILE (EMFILE)."""
+        fds: list[int] = []
         fd = 0
-        while fd in self.files:
+        while len(fds) < n:
+            if fd not in self.files:
+                fds.append(fd)
             fd += 1
-        if fd >= 1024:
+        if fds[-1] >= self.rlimit(RLIMIT_NOFILE):
             raise kerr(EMFILE)
-        self.files[fd] = file.get()
-        return fd
+        return fds
 
     def _file(self, fd: int) -> File:
-        file = self.files.get(_int(fd))
+        """fget_raw(): the open file of fd, O_PATH files included (EBADF)."""
+        file = self.files.get(_uint(fd))
         if file is None:
             raise kerr(EBADF)
         return file
 
-    def open(self, path: str, flags: int = 0, mode: int = 0o666) -> int:
-        return self._install(self.kernel.fs.open(path, _int(flags), mode))
+    def _fdget(self, fd: int) -> File:
+        """fdget(): the open file of fd for I/O; an O_PATH file is EBADF."""
+        file = self._file(fd)
+        if file.f_mode & FMODE_PATH:
+            raise kerr(EBADF)
+        return file
 
+    @_syscall
+    def open(self, path: str, flags: int = 0, mode: int = 0o666) -> int:
+        """open(2): fs/open.c do_sys_openat2(): a free fd (EMFILE), then the file."""
+        path, flags, mode = _path(path), _int(flags), _uint(mode) & 0xFFFF     # umode_t
+        (fd,) = self._unused_fds(1)
+        self.files[fd] = self.kernel.fs.open(path, flags, mode).get()
+        return fd
+
+    @_syscall
     def close(self, fd: int) -> int:
         self._file(fd)
-        self.files.pop(_int(fd)).put()
+        self.files.pop(_uint(fd)).put()
         return 0
 
+    @_syscall
     def dup(self, fd: int) -> int:
-        return self._install(self._file(fd))
+        """dup(2): fs/file.c: the file (EBADF), then a free fd (EMFILE)."""
+        file = self._file(fd)
+        (new,) = self._unused_fds(1)
+        self.files[new] = file.get()
+        return new
 
+    @_syscall
     def pipe(self) -> tuple[int, int]:
+        """pipe(2): fs/pipe.c do_pipe2(): both ends, then two free fds (EMFILE)."""
         r, w = self.kernel.fs.pipe()
-        return self._install(r), self._install(w)
+        rfd, wfd = self._unused_fds(2)
+        self.files[rfd], self.files[wfd] = r.get(), w.get()
+        return rfd, wfd
 
+    @_syscall
     def ftruncate(self, fd: int, length: int) -> int:
-        """ftruncate(2): do_truncate() -> truncate_setsize() on a regular file."""
-        file = self._file(fd)
-        if not file.f_mode & FMODE_WRITE or file.inode.kind != S_IFREG or length < 0:
+        """ftruncate(2): fs/open.c do_sys_ftruncate(): a negative length is EINVAL
+        before the fd is looked at; then vfs.do_ftruncate()."""
+        fd, length = _uint(fd), _loff(length)
+        if length < 0:
             raise kerr(EINVAL)
-        truncate_setsize(self.kernel, file.inode, length)
+        do_ftruncate(self.kernel, self._fdget(fd), length)
         return 0
 
+    @_syscall
     def pread(self, fd: int, n: int, offset: int) -> bytes:
-        file = self._file(fd)
-        if not file.f_mode & FMODE_READ:
-            raise kerr(EBADF)
-        return file.inode.read(offset, n)
+        """pread64(2) of n bytes into a buffer of the model's: fs/read_write.c
+        ksys_pread64(): a negative offset is EINVAL before the fd; then vfs.vfs_pread()."""
+        fd, n, offset = _uint(fd), _ulong(n), _loff(offset)
+        if offset < 0:
+            raise kerr(EINVAL)
+        return vfs_pread(self, self._fdget(fd), n, offset)
 
+    @_syscall
     def pwrite(self, fd: int, data: bytes, offset: int) -> int:
-        file = self._file(fd)
-        if not file.f_mode & FMODE_WRITE:
-            raise kerr(EBADF)
-        file.inode.write(offset, bytes(data))
-        return len(data)
+        """pwrite64(2) of data: fs/read_write.c ksys_pwrite64(): a negative offset is
+        EINVAL before the fd; then vfs.vfs_pwrite(). Returns the bytes written."""
+        fd, data, offset = _uint(fd), _buffer(data), _loff(offset)
+        if offset < 0:
+            raise kerr(EINVAL)
+        return vfs_pwrite(self._fdget(fd), data, offset)
 
+    @_syscall
     def unlink(self, path: str) -> int:
-        self.kernel.fs.unlink(path)
+        self.kernel.fs.unlink(_path(path))
         return 0
 
+    @_syscall
     def ioctl(self, fd: int, cmd: int, arg: int = 0) -> int:
-        file = self._file(fd)
-        if file.f_op.unlocked_ioctl is None:
-            raise kerr(ENOTTY)
-        return file.f_op.unlocked_ioctl(self, file, _uint(cmd), _ulong(arg))
+        """ioctl(2): fs/ioctl.c: fdget() (an O_PATH file is EBADF), then
+        vfs.do_vfs_ioctl(): the VFS's own commands, the rest to the driver."""
+        fd, cmd, arg = _uint(fd), _uint(cmd), _ulong(arg)
+        return do_vfs_ioctl(self, self._fdget(fd), cmd, arg)
 
     # --- memory access ---
+    @_syscall
     def read(self, addr: int, n: int) -> bytes:
         """Read n bytes as the process would. Raises vmsim.Fault."""
-        return fault.access(self, _ulong(addr), n, "r")
+        return fault.access(self, _ulong(addr), _ulong(n), "r")
 
+    @_syscall
     def write(self, addr: int, data: bytes) -> None:
         """Write bytes as the process would. Raises vmsim.Fault."""
-        fault.access(self, _ulong(addr), len(data), "w", bytes(data))
+        addr, data = _ulong(addr), _buffer(data)
+        fault.access(self, addr, len(data), "w", data)
 
+    @_syscall
     def touch(self, addr: int, mode: str = "r") -> None:
         """One access of kind "r", "w" or "x" at addr."""
+        addr = _ulong(addr)
+        if not isinstance(mode, str):
+            raise TypeError(f"expected a mode (str), got {type(mode).__name__}")
         if mode not in ("r", "w", "x"):
             raise ValueError("mode must be 'r', 'w' or 'x'")
         if mode == "w":
-            vma = fault.user_fault(self, _ulong(addr), "w")
-            fault.fault_page(self, vma, _ulong(addr), True)
+            vma = fault.user_fault(self, addr, "w")
+            fault.fault_page(self, vma, addr, True)
         else:
-            fault.access(self, _ulong(addr), 1, mode)
+            fault.access(self, addr, 1, mode)
 
     # --- views ---
     def maps(self) -> str:
@@ -332,6 +454,7 @@ class Process:
                 for v in self.mm.tree]
 
     # --- lifecycle ---
+    @_syscall
     def fork(self) -> Process:
         """fork(2): kernel/fork.c copy_process(): the file table and dup_mmap();
         returns the child."""
@@ -341,11 +464,10 @@ class Process:
         dup_mmap(self.mm, child.mm)
         return child
 
+    @_syscall
     def exit(self) -> None:
         """exit(2): exit_mmap() (unmapping everything, calling ->close), then close
         every fd."""
-        if not self.alive:
-            return
         exit_mmap(self.mm)
         for fd in list(self.files):
             self.files.pop(fd).put()

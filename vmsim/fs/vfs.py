@@ -1,25 +1,58 @@
-"""The namespace: paths, mounts, regular files, directories, pipes, devices, shmem.
+"""The namespace: paths, mounts, regular files, directories, pipes, devices, shmem; and
+what every open file answers: ioctl, pread, pwrite, ftruncate.
 
-Stands for fs/namei.c, fs/namespace.c, fs/pipe.c, mm/shmem.c (shmem_file_setup,
-shmem_zero_setup) and drivers/char/mem.c (/dev/zero, /dev/null, /dev/random) — only
-as far as the mm layer can observe them: which file types can be mmapped, the mode an
-open file has, noexec mounts, inode identity and contents, and unlinked files.
+Stands for fs/namei.c, fs/namespace.c, fs/open.c, fs/pipe.c, fs/ioctl.c,
+fs/read_write.c, mm/shmem.c (shmem_file_setup, shmem_zero_setup) and
+drivers/char/mem.c (/dev/zero, /dev/null, /dev/random) — only as far as the mm layer
+can observe them: which file types can be mmapped, the mode an open file has, noexec
+mounts, the largest file each filesystem holds, inode identity and contents, and
+unlinked files.
 """
 
 from __future__ import annotations
 
 import posixpath
+import struct
 
-from ..errors import EACCES, EEXIST, EINVAL, EISDIR, ENOENT, ENOMEM, ENOTDIR, EOPNOTSUPP, kerr
-from ..mm.fault import FILE_VM_OPS, hugetlb_vm_ops
+from ..errors import (
+    EACCES,
+    EBADF,
+    EEXIST,
+    EFAULT,
+    EFBIG,
+    EINVAL,
+    EISDIR,
+    ENOENT,
+    ENOMEM,
+    ENOTDIR,
+    ENOTTY,
+    EOPNOTSUPP,
+    EPERM,
+    ESPIPE,
+    kerr,
+)
+from ..mm.fault import FILE_VM_OPS, copy_from_user, copy_to_user, hugetlb_vm_ops
 from ..mm.flags import VM_DONTEXPAND, VM_HUGETLB, VM_NORESERVE, VM_SHARED, VM_SYNC
+from ..mm.mmap import MAX_LFS_FILESIZE
 from ..mm.placement import hugetlb_unmapped_area, mm_get_unmapped_area, thp_get_unmapped_area
+from ..mm.truncate import truncate_setsize
 from ..uapi import (
+    FASYNC,
+    FIOASYNC,
+    FIOCLEX,
+    FIONBIO,
+    FIONCLEX,
+    FIONREAD,
+    FIOQSIZE,
     MAP_SHARED,
     O_ACCMODE,
+    O_APPEND,
+    O_CLOEXEC,
     O_CREAT,
     O_DIRECTORY,
     O_EXCL,
+    O_NOFOLLOW,
+    O_NONBLOCK,
     O_PATH,
     O_RDONLY,
     O_RDWR,
@@ -40,11 +73,18 @@ from .file import (
     Inode,
 )
 
+#: fs/ext4/super.c ext4_max_size() of an extent-mapped file with 4 KiB blocks: 2^32 - 1
+#: blocks (the tmpfs, devtmpfs, procfs and hugetlbfs limit is MAX_LFS_FILESIZE)
+EXT4_MAXBYTES = 0xFFFFFFFF000
+#: open(2) with O_PATH keeps only these flags (fs/open.c build_open_how())
+O_PATH_FLAGS = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC
+
 
 class Mount:
-    """A mounted filesystem: its device number, type and the noexec option."""
+    """A mounted filesystem: its device number, type, the noexec option and the
+    largest file it holds (sb->s_maxbytes)."""
 
-    __slots__ = ("path", "dev", "fstype", "noexec", "next_ino")
+    __slots__ = ("path", "dev", "fstype", "noexec", "next_ino", "maxbytes")
 
     def __init__(self, path, dev, fstype, noexec=False, first_ino=2):
         self.path = path
@@ -52,6 +92,7 @@ class Mount:
         self.fstype = fstype
         self.noexec = noexec
         self.next_ino = first_ino
+        self.maxbytes = EXT4_MAXBYTES if fstype == "ext4" else MAX_LFS_FILESIZE
 
     def new_ino(self) -> int:
         self.next_ino += 1
@@ -61,7 +102,30 @@ class Mount:
 # --- file types -------------------------------------------------------------------
 
 class NoMmapOps(FileOperations):
-    """Directories, pipes, procfs files, /dev/null, /dev/random: no ->mmap (ENODEV)."""
+    """Directories, procfs files, /dev/null: no ->mmap (ENODEV)."""
+
+
+class RandomOps(NoMmapOps):
+    """/dev/random (drivers/char/random.c): no ->mmap; SIGIO may be asked for."""
+
+    def fasync(self, file, on):
+        """random_fasync(): the core keeps FASYNC in f_flags; the model sends no SIGIO."""
+
+
+class PipeOps(NoMmapOps):
+    """fs/pipe.c pipefifo_fops: no ->mmap; SIGIO may be asked for; FIONREAD tells the
+    bytes waiting."""
+
+    def fasync(self, file, on):
+        """pipe_fasync(): the core keeps FASYNC in f_flags; the model sends no SIGIO."""
+
+    def unlocked_ioctl(self, task, file, cmd, arg):
+        """pipe_ioctl(): FIONREAD puts the bytes waiting (the model's pipes carry none);
+        any other command is ENOTTY."""
+        if cmd != FIONREAD:
+            raise kerr(ENOTTY)
+        copy_to_user(task, arg, struct.pack("<i", 0))
+        return 0
 
 
 class Ext4FileOps(FileOperations):
@@ -153,6 +217,8 @@ class HugetlbFileOps(FileOperations):
 SHMEM_OPS = ShmemFileOps()
 EXT4_OPS = Ext4FileOps()
 NO_MMAP_OPS = NoMmapOps()
+RANDOM_OPS = RandomOps()
+PIPE_OPS = PipeOps()
 
 
 class Vfs:
@@ -185,7 +251,7 @@ class Vfs:
         self.inodes["/dev"] = Inode(dev.new_ino(), dev.dev, S_IFDIR, NO_MMAP_OPS, "/dev", dev)
         self.add_device("/dev/null", NO_MMAP_OPS, ino=3)
         self.add_device("/dev/zero", DevZeroOps(self), ino=4)
-        self.add_device("/dev/random", NO_MMAP_OPS, ino=6)
+        self.add_device("/dev/random", RANDOM_OPS, ino=6)
         dev.next_ino = 7
         self.mkdir("/dev/shm")
         shm = self.mounts["/dev/shm"] = Mount("/dev/shm", self.SHM_DEV, "tmpfs", first_ino=1)
@@ -287,7 +353,11 @@ class Vfs:
 
     # --- opening ---
     def open(self, path: str, flags: int, mode: int = 0o666) -> File:
-        """do_sys_open(): the File for `path` with f_mode from the access mode."""
+        """do_sys_open(): the File for `path` with f_mode from the access mode. O_PATH
+        keeps only O_PATH_FLAGS (build_open_how()) and gives a file with empty_fops
+        whose driver is never opened (do_dentry_open())."""
+        if flags & O_PATH:
+            flags &= O_PATH_FLAGS
         try:
             inode = self.lookup(path)
             if flags & O_CREAT and flags & O_EXCL:
@@ -296,13 +366,13 @@ class Vfs:
             if not flags & O_CREAT:
                 raise
             inode = self.create(path, b"", mode)
+        if flags & O_DIRECTORY and inode.kind != S_IFDIR:
+            raise kerr(ENOTDIR)
         if flags & O_PATH:
             return File(inode, FMODE_PATH, flags)
         acc = flags & O_ACCMODE
         if acc == O_ACCMODE:
             raise kerr(EINVAL)
-        if flags & O_DIRECTORY and inode.kind != S_IFDIR:
-            raise kerr(ENOTDIR)
         if inode.kind == S_IFDIR and acc != O_RDONLY:
             raise kerr(EISDIR)
         f_mode = {O_RDONLY: FMODE_READ, O_WRONLY: FMODE_WRITE,
@@ -318,7 +388,7 @@ class Vfs:
 
     def pipe(self) -> tuple[File, File]:
         """fs/pipe.c: a pipe inode (pipefs, 00:0e) and its two ends."""
-        inode = Inode(self._pipe_ino(), (0x00, 0x0E), S_IFIFO, NO_MMAP_OPS, "pipe:")
+        inode = Inode(self._pipe_ino(), (0x00, 0x0E), S_IFIFO, PIPE_OPS, "pipe:")
         inode.path = f"pipe:[{inode.ino}]"
         return File(inode, FMODE_READ, O_RDONLY), File(inode, FMODE_WRITE, O_WRONLY)
 
@@ -351,3 +421,128 @@ class Vfs:
             vma.file.put()
         vma.file = file
         vma.vm_ops = FILE_VM_OPS
+
+
+# --- what every open file answers: fs/ioctl.c, fs/read_write.c, fs/open.c ----------
+
+#: fs/read_write.c MAX_RW_COUNT: the most one read or write transfers
+MAX_RW_COUNT = 0x7FFFF000
+#: LLONG_MAX: a file position (loff_t) never passes it
+LOFF_MAX = (1 << 63) - 1
+
+
+def do_vfs_ioctl(task, file: File, cmd: int, arg: int) -> int:
+    """fs/ioctl.c do_vfs_ioctl(), then vfs_ioctl(): the commands the VFS answers for
+    every file never reach the driver; the rest go to ->unlocked_ioctl (none: ENOTTY).
+    `arg` is a user address where the command reads or writes its argument (EFAULT).
+
+    The model has no execve, so the close-on-exec flag FIOCLEX/FIONCLEX set is not
+    kept; and no read(2), so FIONREAD counts from position 0."""
+    inode = file.inode
+    if cmd in (FIOCLEX, FIONCLEX):
+        return 0
+    if cmd == FIONBIO:
+        on = _get_user_int(task, arg)
+        file.f_flags = file.f_flags | O_NONBLOCK if on else file.f_flags & ~O_NONBLOCK
+        return 0
+    if cmd == FIOASYNC:
+        return ioctl_fioasync(task, file, arg)
+    if cmd == FIOQSIZE:
+        if inode.kind not in (S_IFDIR, S_IFREG):
+            raise kerr(ENOTTY)
+        copy_to_user(task, arg, struct.pack("<q", inode_get_bytes(inode)))
+        return 0
+    if cmd == FIONREAD and inode.kind == S_IFREG:
+        copy_to_user(task, arg, struct.pack("<I", inode.size & 0xFFFFFFFF))
+        return 0
+    if file.f_op.unlocked_ioctl is None:
+        raise kerr(ENOTTY)
+    return file.f_op.unlocked_ioctl(task, file, cmd, arg)
+
+
+def _get_user_int(task, arg: int) -> int:
+    """get_user() of an int at the user address arg (EFAULT)."""
+    return int.from_bytes(copy_from_user(task, arg, 4), "little", signed=True)
+
+
+def ioctl_fioasync(task, file: File, arg: int) -> int:
+    """fs/ioctl.c ioctl_fioasync(): turning FASYNC on or off needs ->fasync (ENOTTY)."""
+    on = _get_user_int(task, arg) != 0
+    if bool(file.f_flags & FASYNC) != on:
+        if file.f_op.fasync is None:
+            raise kerr(ENOTTY)
+        file.f_op.fasync(file, on)
+        file.f_flags ^= FASYNC
+    return 0
+
+
+def inode_get_bytes(inode: Inode) -> int:
+    """fs/stat.c inode_get_bytes(): the bytes of the blocks the inode holds: a block per
+    page-cache page of a file (for ext4 after writeback; delayed allocation shows 0
+    before it), one block for an ext4 directory, none for a tmpfs one."""
+    if inode.kind == S_IFDIR:
+        return 1 << PAGE_SHIFT if inode.mount is not None and inode.mount.fstype == "ext4" else 0
+    return len(inode.pages) << PAGE_SHIFT
+
+
+def rw_verify_area(pos: int, count: int) -> None:
+    """fs/read_write.c rw_verify_area(): pos + count must stay a file position."""
+    if pos + count > LOFF_MAX:
+        raise kerr(EINVAL)
+
+
+def vfs_pread(task, file: File, count: int, pos: int) -> bytes:
+    """fs/read_write.c ksys_pread64() once the file is found, and vfs_read(): pipes
+    cannot seek (ESPIPE), the file must be open for reading (EBADF), a count no user
+    buffer can hold fails access_ok() (EFAULT); directories are EISDIR. Reads
+    min(count, MAX_RW_COUNT) bytes, fewer at the end of the file."""
+    if file.inode.kind == S_IFIFO:
+        raise kerr(ESPIPE)              # no FMODE_PREAD
+    if not file.f_mode & FMODE_READ:
+        raise kerr(EBADF)
+    if count > task.kernel.task_size:
+        raise kerr(EFAULT)
+    rw_verify_area(pos, count)
+    if file.inode.kind == S_IFDIR:
+        raise kerr(EISDIR)              # generic_read_dir()
+    return file.inode.read(pos, min(count, MAX_RW_COUNT))
+
+
+def vfs_pwrite(file: File, data: bytes, pos: int) -> int:
+    """fs/read_write.c ksys_pwrite64() once the file is found, vfs_write() and
+    mm/filemap.c generic_write_checks(): ESPIPE, EBADF, EINVAL past LOFF_MAX; nothing
+    to write succeeds anywhere; O_APPEND writes at the end whatever pos says; a write
+    starting at or past the filesystem's s_maxbytes is EFBIG, one crossing it is short.
+    Returns the bytes written."""
+    inode = file.inode
+    if inode.kind == S_IFIFO:
+        raise kerr(ESPIPE)              # no FMODE_PWRITE
+    if not file.f_mode & FMODE_WRITE:
+        raise kerr(EBADF)
+    rw_verify_area(pos, len(data))
+    data = data[:MAX_RW_COUNT]
+    if not data:
+        return 0
+    if file.f_flags & O_APPEND:
+        pos = inode.size                # IOCB_APPEND
+    maxbytes = inode.mount.maxbytes
+    if pos >= maxbytes:
+        raise kerr(EFBIG)               # generic_write_check_limits()
+    data = data[:maxbytes - pos]
+    inode.write(pos, data)
+    return len(data)
+
+
+def do_ftruncate(kernel, file: File, length: int) -> None:
+    """fs/open.c do_ftruncate() (do_sys_ftruncate() has refused a negative length and
+    found the file), do_truncate() and fs/attr.c inode_newsize_ok(): a regular file
+    open for writing (EINVAL), not append-only (EPERM), growing no further than the
+    filesystem's s_maxbytes (EFBIG). RLIMIT_FSIZE (SIGXFSZ) is not modelled."""
+    inode = file.inode
+    if inode.kind != S_IFREG or not file.f_mode & FMODE_WRITE:
+        raise kerr(EINVAL)
+    if inode.append_only:
+        raise kerr(EPERM)
+    if length > inode.size and length > inode.mount.maxbytes:
+        raise kerr(EFBIG)
+    truncate_setsize(kernel, inode, length)

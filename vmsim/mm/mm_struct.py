@@ -7,9 +7,12 @@ mm/vma.c (vma_link, insert_vm_struct).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..errors import HookContractError
 from ..uapi import PAGE_SHIFT, PAGE_SIZE, RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK
 from .flags import VM_ACCOUNT, VM_LOCKED, is_data_mapping, is_exec_mapping, is_stack_mapping
 from .tree import VmaTree
@@ -21,6 +24,18 @@ class Pfn(Protocol):
     def cpu_page(self) -> bytearray:
         """What an ordinary (non enclave-mode) access to the page reads and writes."""
         ...
+
+
+@dataclass(slots=True)
+class HookFrame:
+    """A driver hook the core is running in an mm (MmStruct.hook), or an operation that
+    holds the mm while drivers run (fork, exit): what it is, whether the mmap_lock is
+    held across it (`locked`: a call into this mm is a re-entry), and the first call
+    into the mm made under it."""
+
+    what: str
+    locked: bool
+    entered: str | None = None
 
 
 class MmStruct:
@@ -73,6 +88,39 @@ class MmStruct:
         self.owner: Any = None
         #: mmu notifiers' ->release, called by exit_mmap()
         self.exit_notifiers: list[Callable[[MmStruct], None]] = []
+        #: the innermost driver hook running in this mm (mm.hooks), None when none is
+        self.hook: HookFrame | None = None
+
+    # --- mmap_lock ---
+    def mmap_lock(self, call: str) -> None:
+        """mmap_write_lock()/mmap_read_lock() at the entry of an mm operation `call`.
+
+        The model is single-threaded, so the lock is only ever found taken while the
+        core runs a driver hook under it: Linux would deadlock, the model raises
+        HookContractError and records the call, so that a hook that catches the error
+        is caught all the same. Under a hook that runs without the lock (an ioctl, a
+        ->release) the call is allowed and recorded. O(1)."""
+        frame = self.hook
+        if frame is None:
+            return
+        if frame.entered is None:
+            frame.entered = call
+        if frame.locked:
+            raise HookContractError(
+                f"{frame.what} called {call}() with the mmap_lock held: a hook cannot "
+                "re-enter mm (Linux would deadlock)")
+
+    @contextmanager
+    def held(self, what: str) -> Iterator[None]:
+        """Hold the mmap_lock model across an operation that runs driver hooks on
+        behalf of this mm (dup_mmap() of the parent, exit_mmap()): a call into the mm
+        from any of them is a re-entry."""
+        outer = self.hook
+        self.hook = HookFrame(what, locked=True)
+        try:
+            yield
+        finally:
+            self.hook = outer
 
     @property
     def map_count(self) -> int:

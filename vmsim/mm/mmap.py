@@ -355,7 +355,9 @@ def mm_populate(task, start, length, ignore_errors=True) -> int:
 # --- brk --------------------------------------------------------------------------
 
 def sys_brk(task, brk: int) -> int:
-    """mm/mmap.c brk(2): returns the new break, or the old one on any failure."""
+    """mm/mmap.c brk(2): returns the new break, or the old one on any failure (a break
+    past the top of the address space included: its PAGE_ALIGN() wraps to 0, and
+    check_brk_limits() refuses the wrapped length)."""
     mm, kernel = task.mm, task.kernel
     origbrk = mm.brk
     if brk < mm.start_brk:
@@ -380,7 +382,7 @@ def sys_brk(task, brk: int) -> int:
             return origbrk
         return brk
     # check_brk_limits(): get_unmapped_area(MAP_FIXED) and the mlock limit
-    length = newbrk - oldbrk
+    length = (newbrk - oldbrk) & U64
     if length > kernel.task_size or oldbrk > kernel.task_size - length or \
             not mm.mlock_future_ok(task, mm.def_flags, length):
         return origbrk

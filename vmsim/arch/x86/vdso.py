@@ -179,11 +179,13 @@ class EnclaveContext:
         with MODIFIED alone: #GP; a page that is not a valid, unblocked REG/TCS/TRIM
         page of this enclave: #PF. Then the SECINFO must match the EPCM entry exactly
         (address, PT, R/W/X, PENDING, MODIFIED; the PR bit is not compared), else
-        SGX_PAGE_ATTRIBUTES_MISMATCH; a TCS is checked as EADD would (#GP). Success
-        clears PENDING, MODIFIED and PR."""
+        SGX_PAGE_ATTRIBUTES_MISMATCH; then a new TCS's contents are checked (#GP).
+        Success clears PENDING, MODIFIED and PR. A fault is an AEX, and ERESUME
+        re-executes the leaf."""
         return self._retry(lambda: self._eaccept(addr, secinfo_flags))
 
     def _eaccept(self, addr: int, flags: int) -> int:
+        """One execution of EACCEPT: RAX, or a fault raised as _Exception."""
         inside = self.enclave.base <= addr < self.enclave.base + self.enclave.size
         if flags & SGX_SECINFO_FLAGS_RESERVED_MASK or addr % PAGE_SIZE or not inside:
             raise _Exception(13, 0, 0)
