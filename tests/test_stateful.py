@@ -10,7 +10,10 @@ child is then driven by the same rules) through random sequences of
     DONTUNMAP, old_len 0 on shared mappings), mseal, madvise (every advice value),
     mlock/mlock2/munlock, brk, personality (READ_IMPLIES_EXEC), prctl (PR_SET_MDWE,
     PR_SET_MEMORY_MERGE), open/close/dup/pwrite/ftruncate, fork/exit and memory
-    reads, writes and touches,
+    reads, writes and touches, and misuse: arguments of the wrong Python type, brk
+    below start_brk or past TASK_SIZE, rlimit resources out of range, cur > max and
+    raised hard limits, the VFS's own ioctls (O_PATH fds included), negative file
+    offsets, and calls by exited processes,
 
 all inside a small window (NPAGES pages at WINDOW) so that calls collide often.  Two
 machines run: `PkuMachine` (Kernel(pkeys=True)) and `NoPkuMachine` (pkeys=False).
@@ -40,7 +43,9 @@ semantics of a call are:
 * a memory access leaves maps unchanged unless it grew a stack; the fault it raises
   (or not) agrees with the VMA's permissions, the PKRU and the file size;
 * sealed pages keep their protection, file and offset for ever;
-* MDWE: once set, no successful call makes a page W+X or adds X to a page.
+* MDWE: once set, no successful call makes a page W+X or adds X to a page;
+* a misused call raises TypeError (wrong type) or the kernel's errno (ESRCH after
+  exit) and changes nothing: maps, fds, rlimits, break, commit charge, files.
 
 Keep the default run short for CI; for long local runs:
 
@@ -62,6 +67,7 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     multiple,
+    precondition,
     rule,
 )
 
@@ -69,6 +75,12 @@ import vmsim
 from vmsim import (
     ADDR_COMPAT_LAYOUT,
     ADDR_NO_RANDOMIZE,
+    FIOASYNC,
+    FIOCLEX,
+    FIONBIO,
+    FIONCLEX,
+    FIONREAD,
+    FIOQSIZE,
     MADV_COLD,
     MADV_COLLAPSE,
     MADV_DODUMP,
@@ -134,6 +146,9 @@ from vmsim import (
     PROT_SEM,
     PROT_WRITE,
     READ_IMPLIES_EXEC,
+    RLIM_INFINITY,
+    RLIM_NLIMITS,
+    RLIMIT_MEMLOCK,
     VM_ACCOUNT,
     VM_DONTCOPY,
     VM_DONTDUMP,
@@ -354,6 +369,55 @@ mmap_extra = st.sets(st.sampled_from([MAP_GROWSDOWN, MAP_LOCKED, MAP_POPULATE, M
 placement = st.sampled_from(["fixed", "fixed", "noreplace", "hint", "none"])
 proc_index = st.integers(0, MAX_PROCS - 1)
 
+#: misuse: calls as (name, ((kind, good value), ...)); a rule spoils one argument
+MISUSE_CALLS = [
+    ("mmap", (("int", WINDOW), ("int", PAGE), ("int", PROT_READ),
+              ("int", MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED), ("int", -1), ("int", 0))),
+    ("munmap", (("int", WINDOW), ("int", PAGE))),
+    ("mprotect", (("int", WINDOW), ("int", PAGE), ("int", PROT_READ))),
+    ("mremap", (("int", WINDOW), ("int", PAGE), ("int", 2 * PAGE), ("int", MREMAP_MAYMOVE))),
+    ("madvise", (("int", WINDOW), ("int", PAGE), ("int", MADV_DONTNEED))),
+    ("mlock2", (("int", WINDOW), ("int", PAGE), ("int", MLOCK_ONFAULT))),
+    ("mseal", (("int", WINDOW), ("int", PAGE), ("int", 0))),
+    ("brk", (("int", BRK_START + PAGE),)),
+    ("personality", (("int", READ_IMPLIES_EXEC),)),
+    ("prctl", (("int", PR_SET_MEMORY_MERGE), ("int", 1))),
+    ("open", (("path", "/tmp/new"), ("int", O_RDWR | O_CREAT), ("int", 0o600))),
+    ("dup", (("int", 0),)),
+    ("close", (("int", 0),)),
+    ("ftruncate", (("int", 0), ("int", 0))),
+    ("pread", (("int", 0), ("int", 8), ("int", 0))),
+    ("pwrite", (("int", 0), ("buf", b"spoilt!!"), ("int", 0))),
+    ("ioctl", (("int", 0), ("int", FIONBIO), ("int", WINDOW))),
+    ("setrlimit", (("int", RLIMIT_MEMLOCK), ("int", 0))),
+    ("getrlimit", (("int", RLIMIT_MEMLOCK),)),
+    ("unlink", (("path", "/tmp/f0"),)),
+    ("write", (("int", WINDOW), ("buf", b"spoilt"))),
+    ("read", (("int", WINDOW), ("int", 8))),
+    ("touch", (("int", WINDOW), ("mode", "w"))),
+]
+BAD_VALUES = {
+    "int": [1.5, float(PAGE), None, "7", b"7", [7], 2.0 ** 70],
+    "buf": [5, 2 ** 200, "text", None, [1, 2]],
+    "path": [b"/tmp/f0", None, 3],
+    "mode": [1, None, b"w"],
+}
+#: calls an exited process tries
+AFTER_EXIT_CALLS = [
+    ("mmap", (0, 1 << 30, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)),
+    ("munmap", (WINDOW, PAGE)), ("mprotect", (WINDOW, PAGE, PROT_READ)),
+    ("mremap", (WINDOW, PAGE, 2 * PAGE, MREMAP_MAYMOVE)), ("mseal", (WINDOW, PAGE)),
+    ("madvise", (WINDOW, PAGE, MADV_WILLNEED)), ("mlock", (WINDOW, PAGE)),
+    ("munlock", (WINDOW, PAGE)), ("pkey_alloc", ()), ("pkey_free", (1,)),
+    ("pkey_mprotect", (WINDOW, PAGE, PROT_READ, 0)), ("brk", (BRK_START + PAGE,)),
+    ("personality", (0xFFFFFFFF,)), ("prctl", (PR_GET_MDWE,)), ("open", ("/tmp/f0", O_RDWR)),
+    ("close", (0,)), ("dup", (0,)), ("pipe", ()), ("ftruncate", (0, 0)), ("pread", (0, 8, 0)),
+    ("pwrite", (0, b"x", 0)), ("unlink", ("/tmp/f0",)), ("ioctl", (0, FIOCLEX)),
+    ("getrlimit", (RLIMIT_MEMLOCK,)), ("setrlimit", (RLIMIT_MEMLOCK, 0)),
+    ("read", (WINDOW, 1)), ("write", (WINDOW, b"x")), ("touch", (WINDOW, "w")),
+    ("fork", ()), ("exit", ()),
+]
+
 
 class VmsimMachine(RuleBasedStateMachine):
     """The machine; subclasses choose the kernel configuration."""
@@ -373,6 +437,7 @@ class VmsimMachine(RuleBasedStateMachine):
         p = k.spawn(stack=True, brk=BRK_START)
         ps = PState(p)
         self.procs = [ps]
+        self.dead: list[vmsim.Process] = []     # exited processes (the misuse rules call them)
         # a few descriptors to start with (the rules open, dup and close more)
         for path, flags in [("/tmp/f0", O_RDWR), ("/tmp/f0", O_RDONLY), ("/dev/zero", O_RDWR),
                             ("/dev/shm/s0", O_RDWR), ("/mnt/nx/x0", O_RDWR)]:
@@ -1212,9 +1277,142 @@ class VmsimMachine(RuleBasedStateMachine):
         note(f"pid {ps.p.pid}: exit")
         ps.p.exit()
         self.procs.remove(ps)
+        self.dead.append(ps.p)
         for q in self.procs:
             assert q.p.maps() == snap[id(q)][0], "exit changed another process's maps"
         assert ps.p.maps() == VSYSCALL_ONLY, "an exited process still has mappings"
+
+    # ------------------------------------------------------------------ misuse
+    def global_state(self):
+        """Everything a refused call must leave alone, in every process and the VFS."""
+        return ([(q.p.maps(), sorted(q.p.files), dict(q.p.rlimits), q.p.mm.brk, q.p.persona)
+                 for q in self.procs], self.k.committed, sorted(self.k.processes),
+                {path: self.file_size(path) for path in FILES}, sorted(self.k.fs.inodes))
+
+    @rule(i=proc_index, data=st.data())
+    def wrong_type(self, i, data):
+        """One argument of the wrong Python type: TypeError before any effect."""
+        p = self.proc(i).p
+        name, args = data.draw(st.sampled_from(MISUSE_CALLS), label="call")
+        slot = data.draw(st.integers(0, len(args) - 1), label="slot")
+        kind, _ = args[slot]
+        bad = data.draw(st.sampled_from(BAD_VALUES[kind]), label="bad value")
+        values = [bad if j == slot else good for j, (_, good) in enumerate(args)]
+        note(f"pid {p.pid}: {name}{tuple(values)} (argument {slot} of the wrong type)")
+        before = self.global_state()
+        try:
+            getattr(p, name)(*values)
+        except TypeError:
+            pass
+        else:
+            raise AssertionError(f"{name} accepted {bad!r} as argument {slot}")
+        assert self.global_state() == before, f"a refused {name} changed something"
+
+    @rule(i=proc_index, where=st.builds(lambda w, k: w + (k << 64),
+                                        st.one_of(st.integers(TASK_SIZE + 1, U64),
+                                                  st.integers(0, BRK_START - 1)),
+                                        st.integers(-2, 2)))
+    def brk_wild(self, i, where):
+        """brk below start_brk or past TASK_SIZE (in any of its 2**64 spellings): the
+        break stays, nothing changes."""
+        ps = self.proc(i)
+        before = self.global_state()
+        ok, res = self.call(ps, "brk", where)
+        assert ok and res == ps.brk, f"brk({where:#x}) -> {res:#x}, the break is {ps.brk:#x}"
+        assert self.global_state() == before, "a refused brk changed something"
+
+    @rule(i=proc_index,
+          resource=st.one_of(st.integers(0, RLIM_NLIMITS + 2),
+                             st.sampled_from([-1, U64, (1 << 32) | 7, 1 << 40, 99])),
+          how=st.sampled_from(["get", "same", "cur>max", "raise"]))
+    def rlimit_misuse(self, i, resource, how):
+        """do_prlimit(): EINVAL for a resource past RLIM_NLIMITS (an unsigned int) or
+        cur > max; EPERM to raise a hard limit (the kernel has no CAP_SYS_RESOURCE)."""
+        ps = self.proc(i)
+        valid = resource & 0xFFFFFFFF < RLIM_NLIMITS
+        cur, hard = ps.p.rlimits[resource & 0xFFFFFFFF] if valid else (0, 0)
+        before = self.global_state()
+        if how == "get":
+            ok, r = self.call(ps, "getrlimit", resource)
+            assert (ok, r) == ((True, (cur, hard)) if valid else (False, errno.EINVAL))
+        elif how == "same":
+            ok, r = self.call(ps, "setrlimit", resource, cur, hard)
+            assert ok == valid and (ok or r == errno.EINVAL)
+        elif how == "cur>max":
+            ok, r = self.call(ps, "setrlimit", resource, 5, 4)
+            assert (ok, r) == (False, errno.EINVAL)
+        elif hard < RLIM_INFINITY:
+            ok, r = self.call(ps, "setrlimit", resource, cur, hard + 1)
+            assert (ok, r) == (False, errno.EPERM if valid else errno.EINVAL)
+        assert self.global_state() == before, f"setrlimit/getrlimit ({how}) changed something"
+
+    @rule(i=proc_index, fd=st.integers(-1, 9),
+          cmd=st.sampled_from([FIOCLEX, FIONCLEX, FIONBIO, FIOASYNC, FIOQSIZE, FIONREAD, 0x1234,
+                               (1 << 32) | FIOCLEX]),
+          arg=st.one_of(st.just(0), win_addr))
+    def vfs_ioctl(self, i, fd, cmd, arg):
+        """The VFS's own ioctls: EBADF for no file or an O_PATH one; then the answers
+        of fs/ioctl.c do_vfs_ioctl() (none of these files has a driver ioctl)."""
+        ps = self.proc(i)
+        ok, r = self.call(ps, "ioctl", fd, cmd, arg)
+        if fd not in ps.fds or ps.fds[fd][1] & O_PATH:
+            assert (ok, r) == (False, errno.EBADF)
+            return
+        path = ps.fds[fd][0]
+        kind = "dir" if path == "/tmp" else "chr" if path in ("/dev/zero", "/dev/null") else "reg"
+        cmd &= 0xFFFFFFFF
+        if cmd in (FIOCLEX, FIONCLEX):
+            assert (ok, r) == (True, 0)
+        elif cmd == 0x1234 or (cmd == FIOQSIZE and kind == "chr") or \
+                (cmd == FIONREAD and kind != "reg"):
+            assert (ok, r) == (False, errno.ENOTTY)
+        elif cmd == FIOASYNC:
+            assert ok or r in (errno.EFAULT, errno.ENOTTY)
+        else:
+            assert ok or r == errno.EFAULT
+        if ok and cmd in (FIOQSIZE, FIONREAD):
+            ps.drop(arg, arg + 8)               # the answer was written at arg
+
+    @rule(i=proc_index, fd=st.integers(-1, 9), call=st.sampled_from(["ftruncate", "pread", "pwrite"]),
+          value=st.sampled_from([-1, U64, 1 << 63, -(1 << 62), (1 << 63) - 1]))
+    def file_misuse(self, i, fd, call, value):
+        """A negative file offset or length (as loff_t) is EINVAL before the fd is looked
+        at; an offset whose end passes LLONG_MAX is EINVAL after it."""
+        ps = self.proc(i)
+        before = self.global_state()
+        if call == "ftruncate":
+            value = value if value != (1 << 63) - 1 else -1     # growing a tmpfs file is legal
+            ok, r = self.call(ps, "ftruncate", fd, value)
+        elif call == "pread":
+            ok, r = self.call(ps, "pread", fd, 8, value)
+        else:
+            ok, r = self.call(ps, "pwrite", fd, b"12345678", value)
+        assert not ok
+        if value == (1 << 63) - 1:
+            mode = ps.fds[fd][1] & (O_PATH | 3) if fd in ps.fds else None
+            usable = mode is not None and not mode & O_PATH and \
+                (mode in (O_RDONLY, O_RDWR) if call == "pread" else mode in (O_WRONLY, O_RDWR))
+            assert r == (errno.EINVAL if usable else errno.EBADF), (call, fd, mode)
+        else:
+            assert r == errno.EINVAL
+        assert self.global_state() == before, f"a refused {call} changed something"
+
+    @precondition(lambda self: getattr(self, "dead", None))
+    @rule(data=st.data())
+    def call_after_exit(self, data):
+        """An exited process makes no calls: ESRCH, and nothing is created or charged."""
+        p = data.draw(st.sampled_from(self.dead), label="exited process")
+        name, args = data.draw(st.sampled_from(AFTER_EXIT_CALLS), label="call")
+        before = self.global_state()
+        note(f"exited pid {p.pid}: {name}{args}")
+        try:
+            getattr(p, name)(*args)
+        except ProcessLookupError as e:
+            assert e.errno == errno.ESRCH
+        else:
+            raise AssertionError(f"exited pid {p.pid}: {name} succeeded")
+        assert self.global_state() == before, f"{name} after exit changed something"
+        assert p.maps() == VSYSCALL_ONLY and not p.files
 
     # ------------------------------------------------------------------ invariants
     @invariant()

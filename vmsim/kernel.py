@@ -5,22 +5,21 @@ the process table and the system-wide commit counter (mm/util.c vm_committed_as)
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .arch.x86.sgx.cpu import SgxCpu
 from .drivers.sgx.driver import install as install_sgx
 from .errors import ENOMEM, kerr
 from .fs import procmaps
+from .fs.binfmt_elf import REFERENCE_HWCAPS, load_elf_binary
+from .fs.exec import LoadBinary, setup_new_exec
 from .fs.vfs import Vfs
 from .mm.flags import VM_STACK_DEFAULT_FLAGS
 from .mm.mm_struct import MmStruct
-from .mm.placement import mmap_base
 from .mm.vma import Vma
 from .process import Process
 from .uapi import (
-    ADDR_COMPAT_LAYOUT,
     ADDR_NO_RANDOMIZE,
-    PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
     RLIM_INFINITY,
@@ -65,8 +64,6 @@ DEFAULT_RLIMITS = {
     RLIMIT_RTPRIO: (0, 0),
     RLIMIT_RTTIME: (RLIM_INFINITY, RLIM_INFINITY),
 }
-STACK_RND_PAGES = 0x3FFFFF      # __STACK_RND_MASK(64-bit), in pages
-MMAP_RND_BITS = 28
 
 
 def checked_rlimits(rlimits: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
@@ -117,6 +114,10 @@ class Kernel:
         self.rlimits = dict(DEFAULT_RLIMITS)
         self.rlimits.update(checked_rlimits(rlimits or {}))
         self.fs = Vfs()
+        #: the binary formats execve tries, in order (fs/exec.c formats)
+        self.binfmts: list[LoadBinary] = [load_elf_binary]
+        #: what the CPU puts in an exec's auxv (AT_HWCAP, AT_HWCAP2, AT_MINSIGSTKSZ)
+        self.elf_hwcaps = REFERENCE_HWCAPS
         self.processes: dict[int, Process] = {}
         self.committed = 0
         self._next_pid = 1000
@@ -160,37 +161,39 @@ class Kernel:
 
     def spawn(self, *, stack: bool = False, brk: int = 0x555555559000,
               personality: int = 0, maps: str | None = None, smaps: str | None = None,
-              maps_path: str | None = None) -> Process:
+              maps_path: str | None = None, smaps_path: str | None = None,
+              argv: Sequence[str | bytes] | None = None,
+              envp: Sequence[str | bytes] = ()) -> Process:
         """A process with an empty address space, as after execve of a static binary
         whose image is not shown: mmap_base and layout from the stack rlimit,
         start_brk = brk, and optionally a 132 KiB [stack] at the top.
 
+        argv (and envp): instead, execve(argv[0], argv, envp) in the new process (with
+        `personality` set first, as setarch does); if execve fails the process is gone
+        and the OSError raised.
+
         maps (and smaps): start instead from the address space of a real process's
         /proc/PID/maps (smaps) dump (vmsim.fs.procmaps); a malformed dump raises
-        procmaps.MapsError naming maps_path and the line."""
+        procmaps.MapsError naming maps_path (smaps_path) and the line."""
+        if argv is not None and (not argv or maps is not None or stack):
+            raise ValueError("spawn(argv=...) needs argv[0], the file to execute, and "
+                             "takes neither maps= nor stack=")
         p = self._new_process()
         p.persona = personality
+        if argv is not None:
+            self._execve(p, argv, envp)
+            return p
         mm = p.mm
         randomize = self.aslr and not personality & ADDR_NO_RANDOMIZE
-        rnd = 0
-        stack_rnd = 0
-        if randomize:
-            rnd = self.random.getrandbits(MMAP_RND_BITS) << PAGE_SHIFT
-            stack_rnd = STACK_RND_PAGES << PAGE_SHIFT
-            p.map32_begin = 0x40000000 + (self.random.randrange(0x2000000 >> PAGE_SHIFT)
-                                          << PAGE_SHIFT)
-        mm.mmap_base = mmap_base(self.task_size, p.rlimit(RLIMIT_STACK),
-                                 self.stack_guard_gap, stack_rnd, rnd)
-        mm.mmap_legacy_base = ((self.task_size // 3 + PAGE_SIZE - 1) & PAGE_MASK) + rnd
-        mm.topdown = not (personality & ADDR_COMPAT_LAYOUT or self.legacy_va_layout)
+        setup_new_exec(p, p.rlimit(RLIMIT_STACK), randomize)
         if randomize:       # arch_randomize_brk(): a page within 32 MiB
             brk += self.random.randrange(0x2000000 >> PAGE_SHIFT) << PAGE_SHIFT
         mm.start_brk = mm.brk = brk
         if maps is not None:
             lines = procmaps.parse_maps(maps, maps_path)
             if smaps is not None:
-                procmaps.parse_smaps_into(lines, smaps, maps_path)
-            procmaps.populate(p, lines)
+                procmaps.parse_smaps_into(lines, smaps, smaps_path)
+            procmaps.populate(p, lines, maps_path)
             return p
         if stack:
             top = self.task_size
@@ -198,6 +201,17 @@ class Kernel:
                 top -= self.random.getrandbits(22) << PAGE_SHIFT
             self._setup_stack(p, top)
         return p
+
+    @staticmethod
+    def _execve(p: Process, argv: Sequence[str | bytes], envp: Sequence[str | bytes]) -> None:
+        """execve(argv[0], argv, envp) in the new process p; p exits if it fails
+        before the point of no return (after it, execve has killed p already)."""
+        try:
+            p.execve(argv[0], argv, envp)
+        except BaseException:
+            if p.alive:
+                p.exit()
+            raise
 
     def _setup_stack(self, p: Process, end: int) -> None:
         """fs/exec.c setup_arg_pages(): the initial 132 KiB [stack] VMA ending at end."""

@@ -5,19 +5,21 @@ Each syscall method reinterprets its arguments as the x86_64 syscall ABI does
 (unsigned 64-bit addresses and lengths, 32-bit ints, signed 64-bit file offsets) and
 calls the function that mirrors the kernel's. Failures raise OSError with the kernel's
 errno. An argument of the wrong Python type (a float where the ABI has an integer,
-anything but bytes where it has a buffer) raises TypeError before the call has any
-effect; bool, an int subclass, is the integer 0 or 1, as C converts it. Once the
-process has exited, every syscall and memory access raises ProcessLookupError (ESRCH):
-the task is gone.
+anything but a bytes-like object where it has a buffer) raises TypeError before the
+call has any effect; bool, an int subclass, is the integer 0 or 1, as C converts it.
+Once the process has exited, every syscall and memory access raises
+ProcessLookupError (ESRCH): the task is gone.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from typing import Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar
 
 from .errors import EBADF, EINVAL, EMFILE, EPERM, ESRCH, kerr
+from .fs.exec import do_execveat_common
 from .fs.file import FMODE_PATH, File
 from .fs.vfs import Vfs, do_ftruncate, do_vfs_ioctl, vfs_pread, vfs_pwrite
 from .mm import fault, madvise, mlock, mmap, mprotect, mremap, mseal, pkeys, procfs
@@ -27,6 +29,9 @@ from .mm.madvise import ksm_compatible
 from .mm.mm_struct import MmStruct
 from .mm.munmap import do_vmi_munmap
 from .uapi import (
+    FIOCLEX,
+    FIONCLEX,
+    O_CLOEXEC,
     PAGE_SHIFT,
     PR_GET_MDWE,
     PR_GET_MEMORY_MERGE,
@@ -113,6 +118,22 @@ def _path(x: object) -> str:
     return x
 
 
+def _c_strings(xs: object) -> list[bytes]:
+    """An argv or envp: a sequence of str (encoded as os.fsencode() does) or bytes,
+    none with a NUL inside (a C string ends at its first NUL)."""
+    if isinstance(xs, str | bytes) or not isinstance(xs, Sequence):
+        raise TypeError(f"expected a sequence of strings, got {type(xs).__name__}")
+    out = []
+    for x in xs:
+        if not isinstance(x, str | bytes):
+            raise TypeError(f"expected str or bytes, got {type(x).__name__}")
+        b = os.fsencode(x)
+        if b"\0" in b:
+            raise ValueError("embedded NUL in an argument or environment string")
+        out.append(b)
+    return out
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -141,6 +162,8 @@ class Process:
         self.mm = mm
         mm.owner = self
         self.files: dict[int, File] = {}
+        #: the fds marked close-on-exec (the fdtable's close_on_exec bitmap)
+        self.close_on_exec: set[int] = set()
         self.persona = 0            # current->personality
         self.pkru = pkeys.INIT_PKRU_VALUE if kernel.pkeys else 0
         self.rlimits = dict(kernel.rlimits)
@@ -342,12 +365,15 @@ class Process:
         path, flags, mode = _path(path), _int(flags), _uint(mode) & 0xFFFF     # umode_t
         (fd,) = self._unused_fds(1)
         self.files[fd] = self.kernel.fs.open(path, flags, mode).get()
+        if flags & O_CLOEXEC:
+            self.close_on_exec.add(fd)
         return fd
 
     @_syscall
     def close(self, fd: int) -> int:
         self._file(fd)
-        self.files.pop(_uint(fd)).put()
+        self.close_on_exec.discard(_uint(fd))
+        self.files.pop(_uint(fd)).put(self.mm)
         return 0
 
     @_syscall
@@ -404,7 +430,12 @@ class Process:
         """ioctl(2): fs/ioctl.c: fdget() (an O_PATH file is EBADF), then
         vfs.do_vfs_ioctl(): the VFS's own commands, the rest to the driver."""
         fd, cmd, arg = _uint(fd), _uint(cmd), _ulong(arg)
-        return do_vfs_ioctl(self, self._fdget(fd), cmd, arg)
+        file = self._fdget(fd)
+        if cmd == FIOCLEX:
+            self.close_on_exec.add(fd)
+        elif cmd == FIONCLEX:
+            self.close_on_exec.discard(fd)
+        return do_vfs_ioctl(self, file, cmd, arg)
 
     # --- memory access ---
     @_syscall
@@ -455,21 +486,51 @@ class Process:
 
     # --- lifecycle ---
     @_syscall
+    def execve(self, path: str, argv: Sequence[str | bytes],
+               envp: Sequence[str | bytes] = ()) -> None:
+        """execve(2): fs/exec.c with the ELF loader (vmsim.fs.exec, fs.binfmt_elf): the
+        address space becomes the program's (its segments, ld.so, the vDSO, the stack
+        with argv, envp and the auxv), close-on-exec fds are closed. A path the model
+        lacks is taken from this machine. Returns nothing; fails with ENOENT, EACCES,
+        ETXTBSY, ENOEXEC, E2BIG, ELIBBAD, ...; a failure past the point of no return
+        kills the process (it has exited when the OSError is raised)."""
+        do_execveat_common(self, _path(path), _c_strings(argv), _c_strings(envp))
+
+    @_syscall
     def fork(self) -> Process:
         """fork(2): kernel/fork.c copy_process(): the file table and dup_mmap();
         returns the child."""
         child = self.kernel._new_process(self)
         for fd, file in self.files.items():
             child.files[fd] = file.get()
-        dup_mmap(self.mm, child.mm)
+        child.close_on_exec = set(self.close_on_exec)
+        try:
+            dup_mmap(self.mm, child.mm)
+        except BaseException:
+            child.exit()        # copy_process()'s error path: mmput(), the files put
+            raise
         return child
 
     @_syscall
     def exit(self) -> None:
-        """exit(2): exit_mmap() (unmapping everything, calling ->close), then close
-        every fd."""
-        exit_mmap(self.mm)
-        for fd in list(self.files):
-            self.files.pop(fd).put()
+        """exit(2): the task makes no more calls; exit_mmap() (unmapping everything,
+        calling ->close), then every fd closed, with the mm held so that no hook calls
+        back into it. A hook that broke its contract is raised once all is done."""
         self.alive = False
-        self.kernel.processes.pop(self.pid, None)
+        with self.mm.held("exit"):
+            try:
+                exit_mmap(self.mm)
+            finally:
+                self._close_files()
+                self.kernel.processes.pop(self.pid, None)
+
+    def _close_files(self) -> None:
+        """exit_files(): put every open file, the first failure raised after the last."""
+        failure = None
+        for fd in list(self.files):
+            try:
+                self.files.pop(fd).put(self.mm)
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure

@@ -3,7 +3,8 @@
 Mirrors include/uapi/asm-generic/mman-common.h, include/uapi/linux/mman.h,
 arch/x86/include/uapi/asm/mman.h, include/uapi/linux/personality.h,
 include/uapi/linux/prctl.h, include/uapi/asm-generic/fcntl.h,
-include/uapi/asm-generic/ioctls.h and include/uapi/asm-generic/resource.h.  Values
+include/uapi/asm-generic/ioctls.h, include/uapi/asm-generic/resource.h,
+include/uapi/linux/memfd.h, include/uapi/linux/ipc.h and include/uapi/linux/shm.h.  Values
 are those of Linux 6.18.
 """
 
@@ -11,6 +12,8 @@ PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PAGE_MASK = ~(PAGE_SIZE - 1)
 PMD_SIZE = 1 << 21
+#: include/uapi/linux/limits.h: getname() refuses a path this long (with its NUL)
+PATH_MAX = 4096
 #: unsigned long: syscall addresses and lengths, and the kernel's arithmetic on them,
 #: wrap modulo 2**64
 U64 = (1 << 64) - 1
@@ -91,8 +94,16 @@ MADV_GUARD_REMOVE = 103
 MADV_HWPOISON = 100
 MADV_SOFT_OFFLINE = 101
 
-# --- mlock2 ---
+# --- mlock2, mlockall ---
 MLOCK_ONFAULT = 0x01
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+MCL_ONFAULT = 4
+
+# --- msync (mman-common.h) ---
+MS_ASYNC = 1
+MS_INVALIDATE = 2
+MS_SYNC = 4
 
 # --- pkeys ---
 PKEY_DISABLE_ACCESS = 0x1
@@ -138,6 +149,57 @@ O_CLOEXEC = 0o2000000
 O_PATH = 0o10000000
 O_TMPFILE = 0o20000000 | O_DIRECTORY
 FASYNC = 0o20000            # O_ASYNC: SIGIO on I/O readiness (FIOASYNC sets it)
+
+# --- *at() calls, fcntl and file sealing (include/uapi/linux/fcntl.h) ---
+AT_FDCWD = -100
+AT_REMOVEDIR = 0x200
+F_ADD_SEALS = 1033
+F_GET_SEALS = 1034
+F_SEAL_SEAL = 0x0001
+F_SEAL_SHRINK = 0x0002
+F_SEAL_GROW = 0x0004
+F_SEAL_WRITE = 0x0008
+F_SEAL_FUTURE_WRITE = 0x0010
+F_SEAL_EXEC = 0x0020
+
+# --- memfd_create (include/uapi/linux/memfd.h) ---
+MFD_CLOEXEC = 0x0001
+MFD_ALLOW_SEALING = 0x0002
+MFD_HUGETLB = 0x0004
+MFD_NOEXEC_SEAL = 0x0008
+MFD_EXEC = 0x0010
+MFD_HUGE_SHIFT = 26
+MFD_HUGE_MASK = 0x3F
+
+# --- pidfd_open (include/uapi/linux/pidfd.h) ---
+PIDFD_NONBLOCK = O_NONBLOCK
+PIDFD_THREAD = O_EXCL
+
+# --- System V IPC (include/uapi/linux/ipc.h, shm.h; asm/shmparam.h) ---
+IPC_PRIVATE = 0
+IPC_CREAT = 0o1000
+IPC_EXCL = 0o2000
+IPC_NOWAIT = 0o4000
+IPC_RMID = 0
+IPC_SET = 1
+IPC_STAT = 2
+IPC_INFO = 3
+SHM_RDONLY = 0o10000
+SHM_RND = 0o20000
+SHM_REMAP = 0o40000
+SHM_EXEC = 0o100000
+SHM_HUGETLB = 0o4000
+SHM_NORESERVE = 0o10000
+SHM_HUGE_SHIFT = 26
+SHM_HUGE_MASK = 0x3F
+SHM_LOCK = 11
+SHM_UNLOCK = 12
+SHM_STAT = 13
+SHM_INFO = 14
+SHM_STAT_ANY = 15
+SHM_DEST = 0o1000           # shm_perm.mode: IPC_RMID while attached
+SHM_LOCKED = 0o2000         # shm_perm.mode: SHM_LOCK
+SHMLBA = PAGE_SIZE          # x86
 
 # --- the ioctls every file answers (asm-generic/ioctls.h, fs/ioctl.c do_vfs_ioctl) ---
 FIONREAD = 0x541B

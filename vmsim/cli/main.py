@@ -6,6 +6,7 @@
     vmsim maps TRACE [--form maps|smaps|pmap] the address space a trace leaves behind
     vmsim diff SCENARIO...                    run scenarios on the model and the host kernel
     vmsim diff --fuzz N --seed S [--out DIR]  random differential testing with shrinking
+    vmsim check [--design D] [--depth N]      every call sequence up to N, properties checked
     vmsim sgx measure IMAGE                   MRENCLAVE of an enclave image
     vmsim sgx sign IMAGE --key K -o OUT       a signed SIGSTRUCT for it
     vmsim tour                                a short tour of the Python API
@@ -25,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from . import diff, sgx, tour, trace
+from . import check, diff, sgx, tour, trace
 
 #: what bare `vmsim` runs
 DEFAULT_COMMAND = "demo"
@@ -57,6 +58,7 @@ def build_parser() -> Parser:
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     trace.add_parsers(sub)
     diff.add_parsers(sub)
+    check.add_parsers(sub)
     sgx.add_parsers(sub)
     tour.add_parsers(sub)
     return ap

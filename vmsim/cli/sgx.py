@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ..enclave import signing
 from ..enclave.image import EnclaveImage
 from ..enclave.segment import ImageError, perms_str
+from ..syscalls.inputs import InputError, read_bytes
 from ..uapi import PAGE_SIZE
 
 if TYPE_CHECKING:
@@ -156,12 +157,13 @@ class _Refused(Exception):
 
 
 def _read_key(path: str) -> RSAPrivateKey:
-    """The signing key in the PEM file."""
+    """The signing key in the PEM file (text, at most MAX_KEY_SIZE bytes)."""
     try:
-        with open(path, "rb") as f:
-            pem = f.read()
+        pem = read_bytes(path, signing.MAX_KEY_SIZE, binary_magic=b"")
     except OSError as e:
         raise _Refused(f"{path}: {e.strerror or e}", 2) from None
+    except InputError as e:
+        raise _Refused(str(ImageError(e.reason, path, e.line)), 2) from None
     try:
         return signing.load_key(pem)
     except ValueError as e:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..fs.procmaps import MapsError
 from ..kernel import Kernel
+from ..syscalls.inputs import InputError, read_text
 from ..trace import views
 from ..trace.demo import demo_trace_path
 from ..trace.format import TraceError
@@ -36,15 +37,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _read_text(path: str) -> str:
+    """The text of a maps or smaps dump (vmsim.syscalls.inputs: size-capped)."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        return read_text(path)
     except OSError as exc:
         raise TraceError(f"cannot read: {exc.strerror}", path) from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TraceError("not UTF-8 text", path, raw[:exc.start].count(b"\n") + 1) from None
+    except InputError as exc:
+        raise TraceError(exc.reason, path, exc.line) from None
 
 
 def _bad(prog: str, msg: str, as_json: bool) -> int:
@@ -62,7 +61,7 @@ def _replayer(args: argparse.Namespace) -> Replayer:
     smaps = _read_text(args.smaps) if args.smaps else None
     try:
         return Replayer(trace, maps=maps, smaps=smaps, maps_path=args.maps,
-                        placement=args.placement)
+                        smaps_path=args.smaps, placement=args.placement)
     except MapsError as exc:
         raise TraceError(exc.reason, exc.path, exc.line) from None
 
@@ -105,8 +104,6 @@ def _replay(args: argparse.Namespace, prog: str, banner: str | None = None,
         r = _replayer(args)
     except TraceError as exc:
         return _bad(prog, str(exc), args.json)
-    except (ValueError, OverflowError, RecursionError, MemoryError) as exc:
-        return _bad(prog, f"{args.trace}: cannot read the input: {exc}", args.json)
     try:
         outcomes = r.run_all()
     except TraceError as exc:
@@ -270,7 +267,8 @@ def cmd_maps(args: argparse.Namespace) -> int:
             maps = _read_text(args.maps)
             smaps = _read_text(args.smaps) if args.smaps else None
             try:
-                p = Kernel().spawn(maps=maps, smaps=smaps, maps_path=args.maps)
+                p = Kernel().spawn(maps=maps, smaps=smaps, maps_path=args.maps,
+                                   smaps_path=args.smaps)
             except MapsError as exc:
                 raise TraceError(exc.reason, exc.path, exc.line) from None
     except TraceError as exc:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..syscalls import strace
+from ..syscalls.inputs import InputError, read_text
 from ..syscalls.strace import Expr, Result
 from ..syscalls.table import TABLE, fold
 from ..uapi import U64
@@ -118,13 +119,14 @@ def parse(text: str, path: str | None = None) -> Scenario:
 
 
 def load(path: str) -> Scenario:
+    """The scenario in file `path` (vmsim.syscalls.inputs: at most MAX_INPUT_SIZE
+    bytes); ScenarioError naming the file (and line)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = read_text(path)
     except OSError as exc:
         raise ScenarioError(f"cannot read: {exc.strerror}", path) from None
-    except UnicodeDecodeError:
-        raise ScenarioError("not UTF-8 text", path) from None
+    except InputError as exc:
+        raise ScenarioError(exc.reason, path, exc.line) from None
     return parse(text, path)
 
 

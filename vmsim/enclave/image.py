@@ -20,6 +20,7 @@ prints.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import struct
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from ..arch.x86.sgx.defs import (
 )
 from ..arch.x86.sgx.measure import Measurement
 from ..arch.x86.sgx.sigstruct import Sigstruct
+from ..syscalls.inputs import InputError, read_bytes
 from ..uapi import PAGE_SIZE
 from . import elf, signing, textformat
 from .segment import U16, U32, U64, ImageError, Segment, covering_size, is_power_of_two, tcs_after_eadd
@@ -78,9 +80,8 @@ class EnclaveImage:
             v = getattr(self, name)
             if not isinstance(v, int) or not 0 <= v <= limit:
                 raise ImageError(f"{name} {v!r} out of range")
-        seen: list[Segment] = []
-        for seg in self.segments:
-            label = f"segment {seg.name or f'#{len(seen)}'}"
+        for i, seg in enumerate(self.segments):
+            label = _label(seg, i)
             if seg.offset < 0 or seg.offset % PAGE_SIZE:
                 raise ImageError(f"{label}: offset {seg.offset:#x} is not page aligned")
             if not seg.data or len(seg.data) % PAGE_SIZE:
@@ -91,12 +92,18 @@ class EnclaveImage:
                                  f"ELRANGE [0, {self.size:#x})")
             if seg.page_type not in (SGX_PAGE_TYPE_REG, SGX_PAGE_TYPE_TCS):
                 raise ImageError(f"{label}: page type {seg.page_type} is neither REG nor TCS")
-            for other in seen:
-                if seg.offset < other.end and other.offset < seg.end:
-                    raise ImageError(f"{label}: [{seg.offset:#x}, {seg.end:#x}) overlaps "
-                                     f"segment {other.name} [{other.offset:#x}, "
-                                     f"{other.end:#x})")
-            seen.append(seg)
+        self._check_no_overlap()
+
+    def _check_no_overlap(self) -> None:
+        """ImageError naming the later of two segments that share a page (by offset,
+        so O(n log n))."""
+        by_offset = sorted(range(len(self.segments)), key=lambda i: self.segments[i].offset)
+        for a, b in itertools.pairwise(by_offset):
+            if self.segments[b].offset < self.segments[a].end:
+                i, j = max(a, b), min(a, b)
+                seg, other = self.segments[i], self.segments[j]
+                raise ImageError(f"{_label(seg, i)}: [{seg.offset:#x}, {seg.end:#x}) overlaps "
+                                 f"segment {other.name} [{other.offset:#x}, {other.end:#x})")
 
     # -- measurement and signing --
 
@@ -143,13 +150,10 @@ class EnclaveImage:
 
     @classmethod
     def load(cls, path: str, heap_size: int = PAGE_SIZE) -> EnclaveImage:
-        """An ELF (by its magic) or a declarative image file."""
-        try:
-            with open(path, "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            raise ImageError(e.strerror or str(e), path) from None
-        if raw[:4] == b"\x7fELF":
+        """An ELF (by its magic) or a declarative image file, of at most
+        MAX_INPUT_SIZE bytes (vmsim.syscalls.inputs)."""
+        raw = _read(path, binary_magic=ELF_MAGIC)
+        if raw[:4] == ELF_MAGIC:
             return cls.from_elf(raw, heap_size=heap_size, path=path)
         try:
             text = raw.decode("utf-8")
@@ -171,11 +175,7 @@ class EnclaveImage:
             path = path or "<elf>"
         else:
             path = path or os.fspath(source)
-            try:
-                with open(source, "rb") as f:
-                    raw = f.read()
-            except OSError as e:
-                raise ImageError(e.strerror or str(e), path) from None
+            raw = _read(os.fspath(source))
         segments = elf.kselftest_segments(raw, heap_size, path)
         image = cls(size=covering_size(segments[-1].end), segments=segments,
                     ssa_frame_size=ssa_frame_size, attributes=attributes, xfrm=xfrm)
@@ -210,3 +210,20 @@ class EnclaveImage:
         header = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                   if f.name != "segments"}
         return textformat.format_image(header, self.segments)
+
+
+ELF_MAGIC = b"\x7fELF"
+
+
+def _label(seg: Segment, index: int) -> str:
+    return f"segment {seg.name or f'#{index}'}"
+
+
+def _read(path: str, binary_magic: bytes | None = None) -> bytes:
+    """The bytes of an image file; ImageError naming it when it cannot be read."""
+    try:
+        return read_bytes(path, binary_magic=binary_magic)
+    except OSError as e:
+        raise ImageError(e.strerror or str(e), path) from None
+    except InputError as e:
+        raise ImageError(e.reason, path, e.line) from None

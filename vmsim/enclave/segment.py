@@ -23,6 +23,9 @@ from ..uapi import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE
 
 #: the largest values of the SECS, TCS and SIGSTRUCT fields, by width
 U16, U32, U64 = (1 << 16) - 1, (1 << 32) - 1, (1 << 64) - 1
+#: the most page data an image may hold, all its segments together (the ELF heap
+#: included): checked before a segment's pages are built
+MAX_IMAGE_SIZE = 256 << 20
 
 
 class ImageError(Exception):

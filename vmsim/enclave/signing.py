@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -36,6 +37,11 @@ def check_key(key: object) -> rsa.RSAPrivateKey:
     return key
 
 
+#: the largest PEM key file read (an RSA-3072 key takes 2.5 KiB; a far larger one
+#: would only cost time to parse before it is refused)
+MAX_KEY_SIZE = 64 << 10
+
+
 def load_key(pem: bytes | str, password: bytes | None = None) -> rsa.RSAPrivateKey:
     """Parse a PEM private key (PKCS#1 or PKCS#8); ValueError with a one-line
     reason if it is not usable for SGX signing."""
@@ -43,7 +49,7 @@ def load_key(pem: bytes | str, password: bytes | None = None) -> rsa.RSAPrivateK
         pem = pem.encode()
     try:
         key = serialization.load_pem_private_key(pem, password=password)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ValueError(f"cannot read PEM private key: {reason}") from None
     return check_key(key)

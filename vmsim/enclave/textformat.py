@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Mapping
+
+from sortedcontainers import SortedList  # type: ignore[import-untyped]  # ships no types
 
 from ..arch.x86.sgx.defs import (
     SGX_ATTR_ASYNC_EXIT_NOTIFY,
@@ -32,8 +33,10 @@ from ..arch.x86.sgx.defs import (
     SGX_SECINFO_W,
     SGX_SECINFO_X,
 )
+from ..syscalls.inputs import MAX_INPUT_SIZE, InputError, cut, quote, read_bytes, size_text
 from ..uapi import PAGE_SIZE, PROT_READ, PROT_WRITE
 from .segment import (
+    MAX_IMAGE_SIZE,
     TCS_DEFAULTS,
     TCS_FIELDS,
     U16,
@@ -85,6 +88,48 @@ _SEGMENT_KEYS = {"offset", "pages", "type", "perms", "prot", "fill", "hex", "bin
 _CONTENT_KEYS = ("fill", "hex", "bin", "data")
 
 
+#: a piece of a word, as POSIX shlex splits a line: a run of plain characters, a
+#: '...' string (no escapes), a "..." string (\\ escapes \\ and "), an escaped
+#: character; possessive, so a word is read in one pass however long it is
+_WORD_PIECE = re.compile(r"""[^ \t\r\n'"\\#]++|'[^']*+'|"(?:[^"\\]++|\\.)*+"|\\.""", re.S)
+_BLANKS = re.compile(r"[ \t\r\n]*+")
+_QUOTED_ESCAPE = re.compile(r'\\([\\"])')
+
+
+def split_words(line: str) -> list[str]:
+    """The words of one line as shlex.split(line, comments=True) gives them (quotes,
+    backslash escapes, a `#` comment ending the line), in time linear in the line.
+    ValueError for an unclosed quote or a trailing backslash."""
+    words: list[str] = []
+    pos = _after_blanks(line, 0)
+    while pos < len(line) and line[pos] != "#":
+        pieces = []
+        while (m := _WORD_PIECE.match(line, pos)) is not None:
+            piece = m.group()
+            if piece[0] == "'":
+                pieces.append(piece[1:-1])
+            elif piece[0] == '"':
+                pieces.append(_QUOTED_ESCAPE.sub(r"\1", piece[1:-1]))
+            else:
+                pieces.append(piece[1:] if piece[0] == "\\" else piece)
+            pos = m.end()
+        if pos < len(line) and line[pos] in "'\"":
+            backslashes = len(line) - len(line.rstrip("\\"))
+            raise ValueError("No escaped character" if line[pos] == '"' and backslashes % 2
+                             else "No closing quotation")
+        if pos < len(line) and line[pos] == "\\":
+            raise ValueError("No escaped character")
+        words.append("".join(pieces))
+        pos = _after_blanks(line, pos)
+    return words
+
+
+def _after_blanks(line: str, pos: int) -> int:
+    m = _BLANKS.match(line, pos)
+    assert m is not None                    # [...]*+ matches anywhere
+    return m.end()
+
+
 def parse_image(text: str, path: str = "<text>",
                 base_dir: str = ".") -> tuple[dict[str, int], list[Segment]]:
     """The header (always with its size) and the segments of an image in the text
@@ -98,6 +143,10 @@ class _TextParser:
         self.path = path
         self.base_dir = base_dir
         self.lineno = 0
+        self.names: dict[str, int] = {}          # segment name -> its line
+        #: the segments so far by offset: (offset, end, name, line), never overlapping
+        self.placed: SortedList = SortedList()
+        self.room = MAX_IMAGE_SIZE               # the page data the image may still take
 
     def error(self, reason: str, line: int | None = None) -> ImageError:
         return ImageError(reason, self.path, self.lineno if line is None else line)
@@ -109,27 +158,26 @@ class _TextParser:
         pending_tcs: list[tuple[int, Segment, dict[str, int]]] = []
         for self.lineno, line in enumerate(text.splitlines(), 1):
             try:
-                lex = shlex.shlex(line, posix=True)
-                lex.whitespace_split = True
-                lex.commenters = "#"
-                tokens = list(lex)
+                tokens = split_words(line)
             except ValueError as e:
                 raise self.error(f"cannot split line: {e}") from None
             if not tokens:
                 continue
             if tokens[0] == "segment":
-                seg, tcs = self.segment(tokens[1:], segments)
+                seg, tcs = self.segment(tokens[1:], segments, header.get("size"))
                 segments.append((self.lineno, seg))
+                self.names[seg.name] = self.lineno
+                self.placed.add((seg.offset, seg.end, seg.name, self.lineno))
                 if tcs is not None:
                     pending_tcs.append((self.lineno, seg, tcs))
                 continue
             joined = " ".join(tokens)
             if "=" not in joined:
                 raise self.error(f"expected 'key = value' or 'segment NAME ...', "
-                                 f"got {tokens[0]!r}")
+                                 f"got {quote(tokens[0])}")
             key, value = (s.strip() for s in joined.split("=", 1))
             if key not in HEADER_KEYS:
-                raise self.error(f"unknown key {key!r} (known: "
+                raise self.error(f"unknown key {quote(key)} (known: "
                                  f"{', '.join(HEADER_KEYS)}, segment)")
             if key in header:
                 raise self.error(f"{key} given twice (first on line {header_line[key]})")
@@ -177,12 +225,12 @@ class _TextParser:
                 v = int(p, 0)
             except ValueError:
                 hint = f" or one of {'|'.join(names)}" if names else ""
-                raise self.error(f"{key}: {p!r} is not a number{hint}") from None
+                raise self.error(f"{key}: {quote(p)} is not a number{hint}") from None
             if v < 0:
-                raise self.error(f"{key}: {p!r} is negative")
+                raise self.error(f"{key}: {quote(p)} is negative")
             total |= v
         if total > limit:
-            raise self.error(f"{key}: {total:#x} does not fit in {limit.bit_length()} bits")
+            raise self.error(f"{key}: {cut(hex(total))} does not fit in {limit.bit_length()} bits")
         return total
 
     def perms(self, key: str, value: str) -> int:
@@ -190,21 +238,23 @@ class _TextParser:
         if v in ("NONE", "-", "0"):
             return 0
         if not v or any(c not in "RWX" for c in v) or len(set(v)) != len(v):
-            raise self.error(f"{key}: {value!r} is not a permission set "
+            raise self.error(f"{key}: {quote(value)} is not a permission set "
                              "(letters R, W, X, or NONE)")
         return ((SGX_SECINFO_R if "R" in v else 0) | (SGX_SECINFO_W if "W" in v else 0)
                 | (SGX_SECINFO_X if "X" in v else 0))
 
-    def segment(self, words: list[str],
-                previous: list[tuple[int, Segment]]) -> tuple[Segment, dict[str, int] | None]:
+    def segment(self, words: list[str], previous: list[tuple[int, Segment]],
+                size: int | None) -> tuple[Segment, dict[str, int] | None]:
+        """A `segment NAME key=value...` line's segment (and its TCS fields, when the
+        pages are built later); its pages are built only once they are known to fit
+        the image: in `size` if given so far, in MAX_IMAGE_SIZE, beside the others."""
         if not words:
             raise self.error("segment needs a name")
         name = words[0]
         if not _NAME_RE.fullmatch(name):
-            raise self.error(f"segment name {name!r} must match [A-Za-z_][A-Za-z0-9_.-]*")
-        for line, seg in previous:
-            if seg.name == name:
-                raise self.error(f"segment {name} already defined on line {line}")
+            raise self.error(f"segment name {quote(name)} must match [A-Za-z_][A-Za-z0-9_.-]*")
+        if name in self.names:
+            raise self.error(f"segment {name} already defined on line {self.names[name]}")
         opts: dict[str, str] = {}
         measured: bool | None = None
         for w in words[1:]:
@@ -214,18 +264,18 @@ class _TextParser:
                         raise self.error(f"segment {name}: measured/unmeasured given twice")
                     measured = w == "measured"
                     continue
-                raise self.error(f"segment {name}: unexpected word {w!r} (options are "
+                raise self.error(f"segment {name}: unexpected word {quote(w)} (options are "
                                  "key=value, plus 'measured' or 'unmeasured')")
             k, v = w.split("=", 1)
             if k not in _SEGMENT_KEYS:
-                raise self.error(f"segment {name}: unknown option {k!r}")
+                raise self.error(f"segment {name}: unknown option {quote(k)}")
             if k in opts:
                 raise self.error(f"segment {name}: {k} given twice")
             opts[k] = v
 
         kind = opts.get("type", "REG").upper()
         if kind not in ("REG", "TCS"):
-            raise self.error(f"segment {name}: type {opts['type']!r} is neither REG nor TCS")
+            raise self.error(f"segment {name}: type {quote(opts['type'])} is neither REG nor TCS")
         tcs_keys = [k for k in TCS_FIELDS if k in opts]
         content_keys = [k for k in _CONTENT_KEYS if k in opts]
         if len(content_keys) > 1:
@@ -273,32 +323,48 @@ class _TextParser:
         length = pages * PAGE_SIZE
         if offset + length > U64:
             raise self.error(f"segment {name}: offset + size overflows")
-
         tcs = None
+        if content is None and tcs_keys:
+            tcs = dict(TCS_DEFAULTS)
+            for k in tcs_keys:
+                tcs[k] = self.number(f"segment {name}: {k}", opts[k], _TCS_WIDTH[k])
+        if isinstance(content, bytes) and len(content) > length:
+            raise self.error(f"segment {name}: {len(content)} content bytes do not fit "
+                             f"in {pages} page(s)")
+        self.check_room(name, offset, pages, size)
+
         if content is None:
             data = bytes(length)
-            if tcs_keys:
-                tcs = dict(TCS_DEFAULTS)
-                for k in tcs_keys:
-                    tcs[k] = self.number(f"segment {name}: {k}", opts[k], _TCS_WIDTH[k])
         elif isinstance(content, int):             # one fill byte
             data = bytes([content]) * length
         elif isinstance(content, str):             # "ramp"
             data = _ramp(length)
         else:
-            if len(content) > length:
-                raise self.error(f"segment {name}: {len(content)} content bytes do not fit "
-                                 f"in {pages} page(s)")
             data = content + bytes(length - len(content))
 
-        for line, seg in previous:
-            if offset < seg.end and seg.offset < offset + length:
-                raise self.error(f"segment {name} [{offset:#x}, {offset + length:#x}) "
-                                 f"overlaps segment {seg.name} [{seg.offset:#x}, "
-                                 f"{seg.end:#x}) from line {line}")
         seg = Segment(offset, data, secinfo, prot,
                       True if measured is None else measured, name)
         return seg, tcs
+
+    def check_room(self, name: str, offset: int, pages: int, size: int | None) -> None:
+        """ImageError unless `pages` pages at `offset` fit the image, before they are
+        built: inside `size` (when given so far), beside every segment so far (two
+        sharing a page: ADD_PAGES would refuse the second with EBUSY), and within the
+        MAX_IMAGE_SIZE all segments together may hold."""
+        end = offset + pages * PAGE_SIZE
+        if size is not None and end > size:
+            raise self.error(f"segment {name} [{offset:#x}, {end:#x}) does not fit in size "
+                             f"{size:#x}")
+        below = self.placed.bisect_left((end,))
+        if below:
+            start, other_end, other, line = self.placed[below - 1]
+            if other_end > offset:
+                raise self.error(f"segment {name} [{offset:#x}, {end:#x}) overlaps segment "
+                                 f"{other} [{start:#x}, {other_end:#x}) from line {line}")
+        if end - offset > self.room:
+            raise self.error(f"segment {name}: {pages} pages take the image past "
+                             f"{size_text(MAX_IMAGE_SIZE)}, the most an image may hold")
+        self.room -= end - offset
 
     def content(self, name: str, key: str, value: str) -> int | str | bytes:
         """fill -> int byte or "ramp"; hex/bin/data -> bytes."""
@@ -313,23 +379,25 @@ class _TextParser:
             except ValueError:
                 b = -1
             if not 0 <= b <= 255:
-                raise self.error(f"segment {name}: fill={value!r} is not zero, ramp or a "
+                raise self.error(f"segment {name}: fill={quote(value)} is not zero, ramp or a "
                                  "byte value 0..0xff")
             return b
         if key == "data":
             return self.hex_text(name, value, self.path, self.lineno, inline=True)
         fpath = os.path.join(self.base_dir, value)
         try:
-            with open(fpath, "rb") as f:
-                raw = f.read()
+            raw = read_bytes(fpath, MAX_IMAGE_SIZE if key == "bin" else MAX_INPUT_SIZE,
+                             binary_magic=None if key == "bin" else b"")
         except OSError as e:
-            raise self.error(f"segment {name}: {key}={value}: {e.strerror or e}") from None
+            raise self.error(f"segment {name}: {key}={cut(value)}: {e.strerror or e}") from None
+        except InputError as e:
+            raise self.error(f"segment {name}: {key}={cut(value)}: {e.reason}") from None
         if key == "bin":
             return raw
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError:
-            raise self.error(f"segment {name}: {key}={value}: not a text hex file") from None
+            raise self.error(f"segment {name}: {key}={cut(value)}: not a text hex file") from None
         return self.hex_text(name, text, fpath, 1, inline=False)
 
     def hex_text(self, name: str, text: str, where: str, first_line: int,

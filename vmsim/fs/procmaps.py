@@ -7,14 +7,20 @@ as ld.so maps a library's segments through one fd), `(deleted)` files are unlink
 `[heap]` sets the brk range and `[stack]` the stack. The flags the maps line cannot show
 (VM_MAY*, VM_ACCOUNT, VM_GROWSDOWN, ...) are taken from smaps `VmFlags` when given, and
 otherwise derived as the kernel would have set them for an ordinary mapping of that kind.
+
+`mirror_host_file()` brings a file of this machine into the model with its contents and
+identity (execve uses it for the binaries it runs).
 """
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
+import stat
 from dataclasses import dataclass
 
-from ..errors import EINVAL, kerr
+from ..errors import EINVAL, EISDIR, ENOENT, kerr
 from ..mm.fault import FILE_VM_OPS
 from ..mm.flags import (
     MNEMONICS,
@@ -34,11 +40,15 @@ from ..mm.flags import (
     VM_WRITE,
 )
 from ..mm.vma import AnonVma, Vma, VmOperations
-from ..uapi import PAGE_SHIFT, PAGE_SIZE
-from .file import FMODE_READ, FMODE_WRITE, S_IFREG, File
+from ..uapi import PAGE_SHIFT, PAGE_SIZE, PATH_MAX
+from .file import FMODE_READ, FMODE_WRITE, S_IFDIR, S_IFREG, File, Inode
 
-LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])([x-])([sp]) ([0-9a-f]+) "
-                  r"([0-9a-f]+):([0-9a-f]+) (\d+) ?(.*)$")
+LINE = re.compile(r"^([0-9a-f]{1,17})-([0-9a-f]{1,17}) ([r-])([w-])([x-])([sp]) ([0-9a-f]{1,17}) "
+                  r"([0-9a-f]{1,8}):([0-9a-f]{1,8}) ([0-9]{1,20}) ?(.*)$")
+#: smaps `Anonymous:    12 kB`
+ANONYMOUS = re.compile(r"^Anonymous:\s+([0-9]{1,20}) kB\s*$")
+#: the end of the address space: no range may pass it
+ADDRESS_LIMIT = 1 << 64
 SPECIAL = ("[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "[uprobes]")
 
 
@@ -77,14 +87,21 @@ def parse_maps(text: str, path: str | None = None) -> list[MapsLine]:
         m = LINE.match(raw)
         if m is None:
             raise MapsError("not a /proc/PID/maps line", path, n)
-        start, end = int(m[1], 16), int(m[2], 16)
+        start, end, offset = int(m[1], 16), int(m[2], 16), int(m[7], 16)
         if start >= end or start % PAGE_SIZE or end % PAGE_SIZE:
             raise MapsError(f"bad range {m[1]}-{m[2]}", path, n)
+        if end > ADDRESS_LIMIT:
+            raise MapsError(f"bad range {m[1]}-{m[2]}: past the 64-bit address "
+                            "space", path, n)
+        if offset >= ADDRESS_LIMIT:
+            raise MapsError(f"bad offset {m[7]}: past 64 bits", path, n)
         if start < prev_end:
             raise MapsError("ranges overlap or are out of order", path, n)
         prev_end = end
         name = m[11].strip()
-        out.append(MapsLine(start, end, m[3] + m[4] + m[5] + m[6], int(m[7], 16),
+        if len(name.encode("utf-8", "surrogateescape")) >= PATH_MAX:
+            raise MapsError(f"a name longer than PATH_MAX ({PATH_MAX}) allows", path, n)
+        out.append(MapsLine(start, end, m[3] + m[4] + m[5] + m[6], offset,
                             (int(m[8], 16), int(m[9], 16)), int(m[10]), name, n))
     return out
 
@@ -105,11 +122,14 @@ def parse_smaps_into(lines: list[MapsLine], text: str, path: str | None = None) 
             flags = 0
             for word in raw.split()[1:]:
                 if word not in names:
-                    raise MapsError(f"unknown VmFlags mnemonic {word!r}", path, n)
+                    raise MapsError(f"unknown VmFlags mnemonic {word[:20]!r}", path, n)
                 flags |= names[word]
             current.vmflags = flags
         elif raw.startswith("Anonymous:"):
-            current.anonymous_kb = int(raw.split()[1])
+            anonymous = ANONYMOUS.match(raw)
+            if anonymous is None:
+                raise MapsError("expected `Anonymous: N kB`", path, n)
+            current.anonymous_kb = int(anonymous[1])
 
 
 class SpecialMappingOps(VmOperations):
@@ -144,13 +164,19 @@ def default_flags(ln: MapsLine) -> int:
     return flags
 
 
-def populate(process, lines: list[MapsLine]) -> None:
-    """Create the VMAs of `lines` in an empty process (an execve-like setup).
+def populate(process, lines: list[MapsLine], path: str | None = None) -> None:
+    """Create the VMAs of `lines` in an empty process (an execve-like setup); MapsError
+    naming `path` (the dump) and the line for one the process cannot have: above
+    TASK_SIZE, or a file the model cannot recreate.
 
     mmap_base becomes the end of the highest mapping below [stack] (where the first
     top-down mapping of the exec, ld.so, ended), since the dump's layout may have
     been randomised."""
     kernel, mm = process.kernel, process.mm
+    for ln in lines:
+        if ln.end > kernel.task_size and ln.name != "[vsyscall]":
+            raise MapsError(f"range {ln.start:x}-{ln.end:x} ends above TASK_SIZE "
+                            f"{kernel.task_size:x}", path, ln.lineno)
     stack = [ln for ln in lines if ln.name == "[stack]"]
     below = [ln.end for ln in lines if stack and ln.end <= stack[0].start]
     if below and max(below) > kernel.task_size // 3:
@@ -169,7 +195,11 @@ def populate(process, lines: list[MapsLine]) -> None:
         elif name == "[stack]":
             mm.start_stack = ln.end - PAGE_SIZE
         elif name.startswith("/"):
-            vma.file = _file_for(kernel, files, ln).get()
+            try:
+                vma.file = _file_for(kernel, files, ln).get()
+            except OSError as exc:
+                raise MapsError(f"cannot recreate {name[:60]!r} in the model: "
+                                f"{exc.strerror}", path, ln.lineno) from None
             vma.pgoff = ln.offset >> PAGE_SHIFT
             vma.vm_ops = None if _anonymous_dev_zero(ln) else FILE_VM_OPS
         if ln.anonymous_kb:
@@ -200,6 +230,8 @@ def _file_for(kernel, files: dict, ln: MapsLine):
                 _mkdirs(fs, path)
                 inode = fs.create(path)
                 inode.dev, inode.ino = ln.dev, ln.inode     # as the dump printed them
+            if inode.kind == S_IFDIR:
+                raise kerr(EISDIR)
             file = File(inode, FMODE_READ | FMODE_WRITE, 0o2)
             if deleted:
                 fs.unlink(path)
@@ -211,6 +243,12 @@ def _file_for(kernel, files: dict, ln: MapsLine):
 
 
 def _mkdirs(fs, path: str) -> None:
+    """Create the directories above `path` that are missing (none, mostly: one lookup)."""
+    try:
+        fs.lookup(posixpath.dirname(path) or "/")
+        return
+    except OSError:
+        pass
     parts = path.strip("/").split("/")[:-1]
     cur = ""
     for part in parts:
@@ -219,3 +257,30 @@ def _mkdirs(fs, path: str) -> None:
             fs.lookup(cur)
         except OSError:
             fs.mkdir(cur)
+
+
+def mirror_host_file(fs, path: str) -> Inode:
+    """The model's copy of the host's file at `path`, made on first use: at the host's
+    resolved path (symlinks followed, as d_path() prints it), with the host file's
+    bytes, permission bits, device and inode number (so maps lines show the host's
+    identity), its parent directories created. A host directory becomes a model
+    directory; a host path that is neither is ENOENT (the errno of the host's lookup
+    when it fails: ENOENT, ENOTDIR). Cost: O(file size) the first time."""
+    real = os.path.realpath(path)
+    try:
+        return fs.lookup(real)
+    except FileNotFoundError:
+        pass
+    try:
+        st = os.stat(real)
+    except OSError as err:
+        raise kerr(err.errno or ENOENT) from None
+    if not stat.S_ISDIR(st.st_mode) and not stat.S_ISREG(st.st_mode):
+        raise kerr(ENOENT)
+    _mkdirs(fs, real)
+    if stat.S_ISDIR(st.st_mode):
+        return fs.mkdir(real)
+    with open(real, "rb") as host:
+        inode = fs.create(real, host.read(), stat.S_IMODE(st.st_mode))
+    inode.dev, inode.ino = (os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino
+    return inode

@@ -17,6 +17,7 @@ import struct
 from ..errors import (
     EACCES,
     EBADF,
+    EBUSY,
     EEXIST,
     EFAULT,
     EFBIG,
@@ -25,18 +26,25 @@ from ..errors import (
     ENOENT,
     ENOMEM,
     ENOTDIR,
+    ENOTEMPTY,
     ENOTTY,
     EOPNOTSUPP,
     EPERM,
     ESPIPE,
+    EXDEV,
     kerr,
 )
 from ..mm.fault import FILE_VM_OPS, copy_from_user, copy_to_user, hugetlb_vm_ops
 from ..mm.flags import VM_DONTEXPAND, VM_HUGETLB, VM_NORESERVE, VM_SHARED, VM_SYNC
+from ..mm.hooks import f_unlocked_ioctl
 from ..mm.mmap import MAX_LFS_FILESIZE
 from ..mm.placement import hugetlb_unmapped_area, mm_get_unmapped_area, thp_get_unmapped_area
 from ..mm.truncate import truncate_setsize
 from ..uapi import (
+    F_SEAL_FUTURE_WRITE,
+    F_SEAL_GROW,
+    F_SEAL_SHRINK,
+    F_SEAL_WRITE,
     FASYNC,
     FIOASYNC,
     FIOCLEX,
@@ -58,7 +66,9 @@ from ..uapi import (
     O_RDWR,
     O_TRUNC,
     O_WRONLY,
+    PAGE_MASK,
     PAGE_SHIFT,
+    PAGE_SIZE,
 )
 from .file import (
     FMODE_PATH,
@@ -164,6 +174,19 @@ class ShmemFileOps(FileOperations):
         vma.vm_ops = FILE_VM_OPS
 
 
+class AccountedShmemOps(ShmemFileOps):
+    """The shmem object behind one shared anonymous mapping, charged whole against the
+    commit limit when it was set up (mm/shmem.c shmem_acct_size()); the charge goes
+    with its last reference (shmem_evict_inode() -> shmem_unacct_size())."""
+
+    def __init__(self, kernel, pages: int):
+        self.kernel = kernel
+        self.pages = pages
+
+    def release(self, file):
+        self.kernel.committed -= self.pages     # vm_unacct_memory()
+
+
 class DevZeroOps(FileOperations):
     """/dev/zero (drivers/char/mem.c mmap_zero, get_unmapped_area_zero).
 
@@ -221,6 +244,14 @@ RANDOM_OPS = RandomOps()
 PIPE_OPS = PipeOps()
 
 
+class PidfdOps(NoMmapOps):
+    """fs/pidfs.c pidfs_file_operations: a pidfd names a process (file.private_data:
+    its pid); no ->mmap (ENODEV) [obs]."""
+
+
+PIDFD_OPS = PidfdOps()
+
+
 class Vfs:
     """The file namespace of one Kernel.
 
@@ -232,6 +263,7 @@ class Vfs:
     DEVTMPFS_DEV = (0x00, 0x06)
     SHM_DEV = (0x00, 0x1B)
     SHM_MNT_DEV = (0x00, 0x01)  # the kernel-internal shm_mnt (shared anonymous memory)
+    PIDFS_DEV = (0x00, 0x05)
 
     def __init__(self):
         self.inodes: dict[str, Inode] = {}
@@ -303,9 +335,12 @@ class Vfs:
 
     # --- the public face (Kernel.fs) ---
     def create(self, path: str, data: bytes = b"", mode: int = 0o644) -> Inode:
-        """A regular file with `data`. Cost: O(len(data))."""
+        """A regular file with `data` and the permission bits of `mode`. Cost:
+        O(len(data))."""
         mnt = self.mount_of(self._norm(path))
-        return self._create(path, S_IFREG, self._regular_ops(mnt), bytes(data))
+        inode = self._create(path, S_IFREG, self._regular_ops(mnt), bytes(data))
+        inode.mode = mode & 0o7777
+        return inode
 
     def mkdir(self, path: str) -> Inode:
         return self._create(path, S_IFDIR, NO_MMAP_OPS)
@@ -338,6 +373,71 @@ class Vfs:
             raise kerr(EISDIR)
         inode.nlink = 0
         del self.inodes[self._norm(path)]
+
+    def rmdir(self, path: str) -> None:
+        """fs/namei.c do_rmdir(), vfs_rmdir(): a directory (ENOTDIR) that is not a mount
+        point (EBUSY) and is empty (ENOTEMPTY). Cost: O(paths in the namespace)."""
+        path = self._norm(path)
+        inode = self.lookup(path)
+        if inode.kind != S_IFDIR:
+            raise kerr(ENOTDIR)
+        if path in self.mounts:
+            raise kerr(EBUSY)
+        if self._has_children(path):
+            raise kerr(ENOTEMPTY)
+        inode.nlink = 0
+        del self.inodes[path]
+
+    def rename(self, old: str, new: str) -> None:
+        """fs/namei.c do_renameat2() and vfs_rename() without flags: both parents exist
+        (ENOENT, ENOTDIR) on one mount (EXDEV); the source exists (ENOENT), is not an
+        ancestor of the target (EINVAL) nor below it (ENOTEMPTY: lock_rename()'s trap),
+        and neither is a mount point (EBUSY). A target is replaced only by the same kind
+        (EISDIR, ENOTDIR), a directory only if empty (ENOTEMPTY); the replaced inode is
+        unlinked, so its mappings show its old name and " (deleted)". The source keeps
+        its inode, open files and mappings, which show the new name (d_path), as does
+        everything below a renamed directory [obs]. Cost: O(paths in the namespace)."""
+        old, new = self._norm(old), self._norm(new)
+        old_dir, new_dir = self._parent_dir(old), self._parent_dir(new)
+        if self.mount_of(old_dir) is not self.mount_of(new_dir):
+            raise kerr(EXDEV)
+        inode = self.lookup(old)
+        if old == new:
+            return
+        if new.startswith(old + "/"):
+            raise kerr(EINVAL)
+        if old.startswith(new + "/"):
+            raise kerr(ENOTEMPTY)
+        if old in self.mounts or new in self.mounts:
+            raise kerr(EBUSY)
+        target = self.inodes.get(new)
+        if target is not None:
+            if inode.kind == S_IFDIR and target.kind != S_IFDIR:
+                raise kerr(ENOTDIR)
+            if inode.kind != S_IFDIR and target.kind == S_IFDIR:
+                raise kerr(EISDIR)
+            if target.kind == S_IFDIR and self._has_children(new):
+                raise kerr(ENOTEMPTY)
+            target.nlink = 0
+        for path in [p for p in self.inodes if p == old or p.startswith(old + "/")]:
+            moved = self.inodes.pop(path)
+            moved.path = new + path[len(old):]
+            self.inodes[moved.path] = moved
+        for path in [p for p in self.mounts if p.startswith(old + "/")]:
+            mnt = self.mounts.pop(path)
+            mnt.path = new + path[len(old):]
+            self.mounts[mnt.path] = mnt
+
+    def _parent_dir(self, path: str) -> str:
+        """The parent of path, which must be a directory (ENOENT, ENOTDIR)."""
+        parent = posixpath.dirname(path)
+        if self.lookup(parent).kind != S_IFDIR:
+            raise kerr(ENOTDIR)
+        return parent
+
+    def _has_children(self, path: str) -> bool:
+        prefix = path.rstrip("/") + "/"
+        return any(p.startswith(prefix) for p in self.inodes)
 
     def read(self, path: str) -> bytes:
         inode = self.lookup(path)
@@ -399,24 +499,44 @@ class Vfs:
         return Vfs._pipe_count
 
     # --- shmem (mm/shmem.c) ---
-    def shmem_file(self, size: int, name: str = "/dev/zero") -> File:
+    def shmem_file(self, size: int, name: str = "/dev/zero",
+                   fops: ShmemFileOps = SHMEM_OPS) -> File:
         """shmem_kernel_file_setup(): an unlinked shmem object on the internal mount."""
-        inode = Inode(self.shm_mnt.new_ino(), self.shm_mnt.dev, S_IFREG, SHMEM_OPS, name,
+        inode = Inode(self.shm_mnt.new_ino(), self.shm_mnt.dev, S_IFREG, fops, name,
                       self.shm_mnt, size=size)
         inode.nlink = 0
         return File(inode, FMODE_READ | FMODE_WRITE, O_RDWR)
 
-    def hugetlb_file(self, shift: int, size: int) -> File:
-        """hugetlb_file_setup(HUGETLB_ANON_FILE): the object behind anonymous
-        MAP_HUGETLB, shown as "/anon_hugepage (deleted)"."""
+    def hugetlb_file(self, shift: int, size: int, name: str = "/anon_hugepage") -> File:
+        """hugetlb_file_setup(): an unlinked hugetlbfs object on the internal mount of its
+        page size: the object behind anonymous MAP_HUGETLB, shown as "/anon_hugepage
+        (deleted)", a MFD_HUGETLB memfd or a SHM_HUGETLB segment."""
         mnt, fops = self.hugetlb_mnts[shift]
-        inode = Inode(mnt.new_ino(), mnt.dev, S_IFREG, fops, "/anon_hugepage", mnt, size=size)
+        inode = Inode(mnt.new_ino(), mnt.dev, S_IFREG, fops, name, mnt, size=size)
         inode.nlink = 0
         return File(inode, FMODE_READ | FMODE_WRITE, O_RDWR)
 
+    def pidfd_file(self, pid: int, flags: int) -> File:
+        """fs/pidfs.c pidfd_prepare(): an open file (O_RDWR, and O_NONBLOCK from the
+        flags) of the pid's pidfs inode (00:05 [obs]; the model numbers it by the pid),
+        whose private_data is the pid."""
+        inode = Inode(pid, self.PIDFS_DEV, S_IFREG, PIDFD_OPS, "anon_inode:[pidfd]")
+        file = File(inode, FMODE_READ | FMODE_WRITE, O_RDWR | (flags & O_NONBLOCK))
+        file.private_data = pid
+        return file
+
     def shmem_zero_setup(self, vma) -> None:
-        """shmem_zero_setup(): back a shared anonymous VMA by a new shmem object."""
-        file = self.shmem_file(vma.end - vma.start).get()
+        """mm/shmem.c shmem_zero_setup(): back a shared anonymous VMA by a new shmem
+        object of its size. Unless VM_NORESERVE, __shmem_file_setup() charges the whole
+        object against the commit limit first (shmem_acct_size(): ENOMEM, as a private
+        writable mapping of that size would get) [obs: 32 GiB on a 24 GiB machine]."""
+        size = vma.end - vma.start
+        fops = SHMEM_OPS
+        if not vma.flags & VM_NORESERVE:
+            mm = vma.mm
+            mm.kernel.vm_enough_memory(mm, size >> PAGE_SHIFT)
+            fops = AccountedShmemOps(mm.kernel, size >> PAGE_SHIFT)
+        file = self.shmem_file(size, fops=fops).get()
         if vma.file is not None:
             vma.file.put()
         vma.file = file
@@ -457,7 +577,7 @@ def do_vfs_ioctl(task, file: File, cmd: int, arg: int) -> int:
         return 0
     if file.f_op.unlocked_ioctl is None:
         raise kerr(ENOTTY)
-    return file.f_op.unlocked_ioctl(task, file, cmd, arg)
+    return f_unlocked_ioctl(task, file, cmd, arg)
 
 
 def _get_user_int(task, arg: int) -> int:
@@ -529,6 +649,9 @@ def vfs_pwrite(file: File, data: bytes, pos: int) -> int:
     if pos >= maxbytes:
         raise kerr(EFBIG)               # generic_write_check_limits()
     data = data[:maxbytes - pos]
+    data = data[:shmem_write_begin_seals(inode, pos, len(data))]
+    if pos > inode.size and inode.mount.fstype == "ext4":
+        ext4_block_zero_eof(inode, inode.size, pos)         # ext4_write_checks()
     inode.write(pos, data)
     return len(data)
 
@@ -545,4 +668,52 @@ def do_ftruncate(kernel, file: File, length: int) -> None:
         raise kerr(EPERM)
     if length > inode.size and length > inode.mount.maxbytes:
         raise kerr(EFBIG)
+    shmem_setattr_seals(inode, length)
+    if length > inode.size and inode.mount.fstype == "ext4":
+        ext4_block_zero_eof(inode, inode.size, LOFF_MAX)    # ext4_setattr()
     truncate_setsize(kernel, inode, length)
+
+
+def shmem_setattr_seals(inode: Inode, newsize: int) -> None:
+    """mm/shmem.c shmem_setattr() and fs/hugetlbfs/inode.c hugetlbfs_setattr() on a size
+    change: a hugetlbfs file changes only by whole huge pages (EINVAL) [obs]; F_SEAL_SHRINK
+    and F_SEAL_GROW refuse a smaller and a larger size (EPERM) [obs]."""
+    fops = inode.fops
+    if isinstance(fops, HugetlbFileOps) and newsize & (fops.size - 1):
+        raise kerr(EINVAL)
+    if not (fops.is_shmem or fops.is_hugetlbfs):
+        return
+    if newsize < inode.size and inode.seals & F_SEAL_SHRINK or \
+            newsize > inode.size and inode.seals & F_SEAL_GROW:
+        raise kerr(EPERM)
+
+
+def shmem_write_begin_seals(inode: Inode, pos: int, count: int) -> int:
+    """mm/shmem.c shmem_write_begin() on a sealed shmem file, as generic_perform_write()
+    calls it page by page: F_SEAL_WRITE and F_SEAL_FUTURE_WRITE refuse every write
+    (EPERM); F_SEAL_GROW refuses the first page-sized piece that would end past i_size,
+    so a write crossing the end is short and one starting at it is EPERM [obs]. Returns
+    how many of the count bytes at pos may be written."""
+    if not inode.fops.is_shmem:
+        return count
+    if inode.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE):
+        raise kerr(EPERM)
+    if inode.seals & F_SEAL_GROW and pos + count > inode.size:
+        count = max((inode.size & PAGE_MASK) - pos, 0)
+        if not count:
+            raise kerr(EPERM)
+    return count
+
+
+def ext4_block_zero_eof(inode: Inode, start: int, end: int) -> None:
+    """fs/ext4/inode.c ext4_block_zero_eof(): before an ext4 file grows from i_size
+    `start`, the block holding the old EOF is zeroed from there to `end` or to the
+    block's end, whichever comes first; so what a shared mapping wrote past EOF does
+    not become file data (a write at pos > i_size: end = pos; a truncate up: end =
+    LLONG_MAX). tmpfs has no such step and keeps those bytes [obs]. The blocks of the
+    reference machine's ext4 are pages (4 KiB)."""
+    offset = start % PAGE_SIZE
+    page = inode.pages.get(start // PAGE_SIZE)
+    if offset and page is not None:
+        stop = min(PAGE_SIZE, offset + end - start)
+        page[offset:stop] = bytes(stop - offset)

@@ -4,7 +4,10 @@ anon_vma_prepare() and mm/mmap.c expand_downwards() (stack growth).
 
 Pages live in two places: the page cache of a file's inode (shared and file pages)
 and the mm's `anon_pages` (anonymous pages and private COW copies), keyed by virtual
-page number. A read fault on anonymous memory maps the zero page: no page, no anon_vma.
+page number. A read fault on anonymous memory maps the zero page: no page, no anon_vma
+(but where THP may serve the fault: mm/huge_memory.c do_huge_pmd_anonymous_page()).
+`mm.pmd_tables` holds the 2 MiB blocks that have a page table (or a huge PMD); a PMD
+mapping of a shmem huge folio is all 512 of its pages in `mm.file_ptes`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ..uapi import (
     PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
+    PMD_SIZE,
     RLIMIT_STACK,
     SEGV_ACCERR,
     SEGV_MAPERR,
@@ -27,15 +31,20 @@ from .flags import (
     VM_ACCESS_FLAGS,
     VM_EXEC,
     VM_GROWSDOWN,
+    VM_HUGEPAGE,
     VM_IGNORE_MERGE,
     VM_IO,
     VM_LOCKED,
+    VM_MAYREAD,
+    VM_MAYWRITE,
+    VM_NOHUGEPAGE,
     VM_PFNMAP,
     VM_READ,
     VM_SHARED,
     VM_WRITE,
     vma_pkey,
 )
+from .hooks import vm_access, vm_fault
 from .vma import AnonVma, VmOperations
 
 
@@ -172,6 +181,7 @@ def access_error(task, vma, kind: str):
 
 def user_fault(task, addr: int, kind: str):
     """do_user_addr_fault() up to handle_mm_fault: the VMA, or raise the signal."""
+    task.mm.mmap_lock("fault")
     vma = lock_mm_and_find_vma(task, addr)
     if vma is None:
         raise Fault(SIGSEGV, SEGV_MAPERR, addr)
@@ -190,72 +200,178 @@ def user_fault(task, addr: int, kind: str):
 
 def fault_page(task, vma, addr: int, write: bool):
     """handle_mm_fault(): the page now mapped at addr (a bytearray), or None for the
-    zero page. Raises Fault(SIGBUS) from the driver/file."""
+    zero page. Raises Fault(SIGBUS) from the driver/file. A fault that fails leaves
+    the block without the page table it did not need."""
     mm = task.mm
     vpn = addr >> PAGE_SHIFT
-    mm.pmd_tables.add(addr >> 21)               # __handle_mm_fault(): pmd/pte_alloc
     if vpn in mm.guards:
         raise Fault(SIGSEGV, SEGV_MAPERR, addr)     # a guard PTE marker
     page = mm.anon_pages.get(vpn)
     if page is not None:
         return page
-    if vma.vm_ops is None:                      # do_anonymous_page()
-        if not write:
-            return None
-        anon_vma_prepare(vma)
-        page = mm.anon_pages[vpn] = bytearray(PAGE_SIZE)
-        return page
+    if vma.vm_ops is None:
+        return do_anonymous_fault(mm, vma, addr, write)
     if vma.vm_ops.fault is None:
         raise Fault(SIGBUS, BUS_ADRERR, addr)
     if vma.flags & VM_PFNMAP:                   # the driver inserts the PFN itself
         pfn = mm.pfn_ptes.get(vpn)
         if pfn is None:
-            vma.vm_ops.fault(vma, addr, write)
-            pfn = mm.pfn_ptes.get(vpn)
-            if pfn is None:
-                raise HookContractError(
-                    "->fault of a VM_PFNMAP VMA must map a PFN (vmf_insert_pfn) or fail")
+            vm_fault(vma, addr, write)
+            pfn = mm.pfn_ptes[vpn]
+            mm.pmd_tables.add(addr >> 21)
         return pfn.cpu_page()
-    if write and not vma.flags & VM_SHARED:     # do_cow_fault(): anon_vma first
+    cow = write and not vma.flags & VM_SHARED
+    if cow:                                     # do_cow_fault(), wp_page_copy(): anon_vma first
         anon_vma_prepare(vma)
-    page = vma.vm_ops.fault(vma, addr, write)   # do_read_fault/do_shared_fault
-    if write and not vma.flags & VM_SHARED:
+    page = file_page_mapped(mm, vma, addr)
+    if page is None:
+        page = do_file_fault(mm, vma, addr, write, cow)
+    if cow:
         mm.file_ptes.pop(vpn, None)
         page = mm.anon_pages[vpn] = bytearray(page)
-        return page
-    if write:
+    elif write:
         mm.file_ptes[vpn] = True                # dirty
-    elif vpn not in mm.file_ptes:
-        if isinstance(vma.vm_ops, FileVmOps):
-            fault_around(mm, vma, addr)
-        mm.file_ptes[vpn] = False
     return page
 
 
-def fault_around(mm, vma, addr: int) -> None:
-    """do_fault_around(): a read fault also maps the cached pages of the aligned
-    16-page (fault_around_bytes) window around it, clipped to the VMA and to the
-    page table; the window slides right when clipped at the VMA start."""
+def do_anonymous_fault(mm, vma, addr: int, write: bool):
+    """do_anonymous_page(); or, where the block has no page table yet and THP may serve
+    the fault, do_huge_pmd_anonymous_page(), whose vmf_anon_prepare() gives the VMA its
+    anon_vma even for a read fault (that maps the huge zero page). The model maps 4 KiB
+    pages only."""
+    block = addr >> 21
+    if block not in mm.pmd_tables and thp_fault_allowed(vma, addr):
+        anon_vma_prepare(vma)
+    mm.pmd_tables.add(block)
+    if not write:
+        return None
+    anon_vma_prepare(vma)
+    page = mm.anon_pages[addr >> PAGE_SHIFT] = bytearray(PAGE_SIZE)
+    return page
+
+
+def file_page_mapped(mm, vma, addr: int):
+    """The page-cache page a present PTE (or the PMD of a huge folio) maps at addr, which
+    the CPU reaches without a fault, past EOF too; None if not mapped."""
+    if addr >> PAGE_SHIFT not in mm.file_ptes or not isinstance(vma.vm_ops, FileVmOps):
+        return None
+    return vma.file.inode.pages.get(vma.pgoff_at(addr))
+
+
+def do_file_fault(mm, vma, addr: int, write: bool, cow: bool) -> bytearray:
+    """do_read_fault() (fault-around first), do_cow_fault(), do_shared_fault(): the
+    page from ->fault, then finish_fault()."""
+    vpn = addr >> PAGE_SHIFT
+    if not write and isinstance(vma.vm_ops, FileVmOps) and fault_around(mm, vma, addr):
+        return vma.file.inode.pages[vma.pgoff_at(addr)]
+    page = vm_fault(vma, addr, write)
+    assert page is not None                     # vm_fault() held ->fault to that
+    if not cow and huge_folio_at(vma, addr) and pmd_mappable(mm, vma, addr):
+        map_huge_pmd(mm, vma, addr)             # finish_fault() -> do_set_pmd()
+    mm.pmd_tables.add(addr >> 21)
+    if not cow:
+        mm.file_ptes.setdefault(vpn, False)
+    return page
+
+
+def fault_around(mm, vma, addr: int) -> bool:
+    """do_fault_around() and filemap_map_pages(): a read fault first maps the cached
+    pages of the aligned 16-page (fault_around_bytes) window around it, clipped to the
+    VMA, the page table and EOF; the window slides right when clipped at the VMA start.
+    The first cached page of the window inside EOF decides how: a shmem huge folio is
+    mapped whole by a PMD if the block has no page table yet and the VMA can hold it;
+    otherwise the block gets its page table (filemap_map_pmd()) and the pages their
+    PTEs — but for a file other than shmem whose first such page is its last one
+    (can_map_large false: no table is installed, so with none yet nothing is mapped).
+    True if addr is now mapped."""
     nr = 16
-    pte_off = (addr >> PAGE_SHIFT) & 511
+    vpn = addr >> PAGE_SHIFT
+    pte_off = vpn & 511
     vma_off = (addr - vma.start) >> PAGE_SHIFT
     from_pte = max(pte_off & ~(nr - 1), pte_off - min(pte_off, vma_off))
     to_pte = min(from_pte + nr, 512, pte_off + vma.pages - vma_off)
     inode = vma.file.inode
     eof_pages = -(-inode.size // PAGE_SIZE)
-    base_vpn = (addr >> PAGE_SHIFT) - pte_off
-    for pte in range(from_pte, to_pte):
-        vpn = base_vpn + pte
-        index = vma.pgoff + vpn - (vma.start >> PAGE_SHIFT)
-        if index < eof_pages and index in inode.pages and vpn not in mm.anon_pages \
-                and vpn not in mm.file_ptes and vpn not in mm.guards:
-            mm.file_ptes[vpn] = False
+    first_vpn = vpn - pte_off + from_pte
+    window = [(v, vma.pgoff_at(v << PAGE_SHIFT)) for v in range(first_vpn, vpn - pte_off + to_pte)]
+    cached = [(v, index) for v, index in window if index < eof_pages and index in inode.pages]
+    if not cached:
+        return False
+    block = addr >> 21
+    if vma.file.f_op.is_shmem or cached[0][1] + 1 < eof_pages:     # can_map_large
+        if huge_folio_at(vma, addr) and pmd_mappable(mm, vma, addr):
+            map_huge_pmd(mm, vma, addr)
+            return True
+        mm.pmd_tables.add(block)
+    elif block not in mm.pmd_tables:
+        return False
+    for v, _ in cached:
+        if v not in mm.anon_pages and v not in mm.file_ptes and v not in mm.guards:
+            mm.file_ptes[v] = False
+    return vpn in mm.file_ptes
+
+
+# --- transparent huge pages (mm/huge_memory.c, include/linux/huge_mm.h) ----------
+
+#: pages in a PMD-sized folio
+HPAGE_PMD_NR = PMD_SIZE >> PAGE_SHIFT
+
+
+def thp_vma_suitable_order(vma, addr: int) -> bool:
+    """thp_vma_suitable_order(vma, addr, PMD_ORDER): the aligned 2 MiB block holding
+    addr lies inside the VMA, and a file VMA's pages line up with the file's huge pages
+    ((vm_start >> PAGE_SHIFT) - vm_pgoff a multiple of 512); in the kernel's unsigned
+    arithmetic."""
+    if not vma.is_anonymous() and ((vma.start >> PAGE_SHIFT) - vma.pgoff) % HPAGE_PMD_NR:
+        return False
+    haddr = addr & ~(PMD_SIZE - 1)
+    return vma.start <= haddr and (haddr + PMD_SIZE) & U64 <= vma.end
+
+
+def thp_fault_allowed(vma, addr: int) -> bool:
+    """thp_vma_allowable_order(vma, TVA_PAGEFAULT, PMD_ORDER) and thp_vma_suitable_order()
+    for an anonymous fault: THP "always", or "madvise" and MADV_HUGEPAGE; not
+    MADV_NOHUGEPAGE; the block inside the VMA."""
+    mode = vma.mm.kernel.thp
+    if vma.flags & VM_NOHUGEPAGE or mode == "never":
+        return False
+    if mode == "madvise" and not vma.flags & VM_HUGEPAGE:
+        return False
+    return thp_vma_suitable_order(vma, addr)
+
+
+def huge_folio_at(vma, addr: int) -> bool:
+    """The page cache holds a PMD-sized folio (shmem after MADV_COLLAPSE) at addr."""
+    if not isinstance(vma.vm_ops, FileVmOps):
+        return False
+    return vma.pgoff_at(addr) & ~(HPAGE_PMD_NR - 1) in vma.file.inode.huge_folios
+
+
+def pmd_mappable(mm, vma, addr: int) -> bool:
+    """do_set_pmd()'s conditions: the block has no page table yet, THP is not disabled
+    in the VMA (MADV_NOHUGEPAGE) and the VMA can hold the folio."""
+    return addr >> 21 not in mm.pmd_tables and not vma.flags & VM_NOHUGEPAGE and \
+        thp_vma_suitable_order(vma, addr)
+
+
+def map_huge_pmd(mm, vma, addr: int) -> None:
+    """do_set_pmd(): one PMD maps all 512 pages of the huge folio at addr, past EOF too
+    (shmem has long mapped PMDs across i_size), so none of them faults."""
+    first = (addr & ~(PMD_SIZE - 1)) >> PAGE_SHIFT
+    for vpn in range(first, first + HPAGE_PMD_NR):
+        if vpn not in mm.anon_pages and vpn not in mm.guards:
+            mm.file_ptes.setdefault(vpn, False)
+    mm.pmd_tables.add(addr >> 21)
 
 
 def vmf_insert_pfn(vma, addr: int, pfn) -> None:
     """mm/memory.c vmf_insert_pfn(): a driver's fault handler maps `pfn` at addr.
     `pfn` stands for the physical page: pfn.cpu_page() is what an ordinary (non
-    enclave-mode) access to it reads and writes."""
+    enclave-mode) access to it reads and writes. Outside the VMA, or in a VMA without
+    VM_PFNMAP, it is a driver bug (Linux: VM_FAULT_SIGBUS, BUG_ON): HookContractError."""
+    if not vma.start <= addr < vma.end or not vma.flags & VM_PFNMAP:
+        raise HookContractError(f"vmf_insert_pfn() at {addr:#x}, outside the VM_PFNMAP VMA "
+                                f"{vma.start:#x}-{vma.end:#x}")
     vma.mm.pfn_ptes[addr >> PAGE_SHIFT] = pfn
 
 
@@ -321,3 +437,68 @@ def get_user_page(task, addr: int) -> bytes:
         raise kerr(EFAULT)
     page_addr = addr & PAGE_MASK
     return copy_from_user(task, page_addr, PAGE_SIZE)
+
+
+# --- another process's memory (ptrace, /proc/PID/mem) --------------------------------
+
+def access_remote_vm(task, addr: int, length: int, write: bool, data: bytes = b"") -> bytes | int:
+    """mm/memory.c __access_remote_vm(): ptrace and /proc/PID/mem read or write `task`'s
+    memory with FOLL_FORCE. An ordinary VMA is faulted in and copied (FOLL_FORCE needs
+    VM_MAYREAD, or for a write VM_MAYWRITE and a private mapping if VM_WRITE is
+    clear); a VM_IO|VM_PFNMAP VMA goes to its driver's vm_ops->access, which may do
+    part. Stops at the first byte it cannot reach. Returns the bytes read, or for a
+    write the count written."""
+    mm = task.mm
+    mm.mmap_lock("access_remote_vm")
+    out = bytearray()
+    done = 0
+    while done < length:
+        at = (addr + done) & U64
+        vma = mm.tree.find(at)
+        if vma is None:
+            break
+        if vma.flags & (VM_IO | VM_PFNMAP):
+            n = _access_by_driver(vma, at, length - done, write, data[done:], out)
+        else:
+            n = _access_page(task, vma, at, length - done, write, data[done:], out)
+        if n <= 0:
+            break
+        done += n
+    return done if write else bytes(out)
+
+
+def _access_by_driver(vma, addr: int, length: int, write: bool, data: bytes,
+                      out: bytearray) -> int:
+    """vm_ops->access (none: nothing); its refusal ends the access."""
+    if vma.vm_ops is None or vma.vm_ops.access is None:
+        return 0
+    try:
+        result = vm_access(vma, addr, length, write, data)
+    except OSError:
+        return 0
+    if isinstance(result, int):
+        return result
+    out += result
+    return len(result)
+
+
+def _access_page(task, vma, addr: int, length: int, write: bool, data: bytes,
+                 out: bytearray) -> int:
+    """One page through get_user_pages(FOLL_FORCE): check_vma_flags(), then the fault."""
+    flags = vma.flags
+    if write and not (flags & VM_WRITE or (flags & VM_MAYWRITE and not flags & VM_SHARED)):
+        return 0
+    if not write and not flags & (VM_READ | VM_MAYREAD):
+        return 0
+    try:
+        page = fault_page(task, vma, addr, write)
+    except Fault:
+        return 0
+    off = addr & (PAGE_SIZE - 1)
+    n = min(PAGE_SIZE - off, length)
+    if write:
+        assert page is not None     # a write fault maps a page of its own
+        page[off:off + n] = data[:n]
+    else:
+        out += page[off:off + n] if page is not None else bytes(n)
+    return n

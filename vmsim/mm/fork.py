@@ -5,6 +5,7 @@ and mm/mmap.c exit_mmap().
 from __future__ import annotations
 
 from .flags import VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED_MASK, VM_MAYBE_GUARD, VM_PFNMAP, VM_WIPEONFORK
+from .hooks import vm_open
 from .mm_struct import MmStruct
 from .munmap import VmaMunmap
 from .vma import AnonVma, Vma
@@ -16,31 +17,47 @@ INHERITED = ("def_flags", "topdown", "mmap_base", "mmap_legacy_base", "start_brk
 
 def dup_mmap(old: MmStruct, mm: MmStruct) -> None:
     """kernel/fork.c dup_mmap(): copy every VMA but VM_DONTCOPY ones; VM_WIPEONFORK
-    VMAs start empty; VM_LOCKED is dropped; forked anon_vmas link the parent's."""
+    VMAs start empty; VM_LOCKED is dropped; forked anon_vmas link the parent's.
+
+    The parent's mm is held throughout (both mmap_locks are, in Linux). On an error
+    (ENOMEM from the commit charge, an ->open that breaks its contract) the VMA being
+    copied is dropped and the error propagates: the caller tears the child down, as
+    copy_process() does with mmput()."""
     for attr in INHERITED:
         setattr(mm, attr, getattr(old, attr))
     if not old.mdwe_no_inherit:
         mm.has_mdwe = old.has_mdwe
-    for vma in old.tree:
-        if vma.flags & VM_DONTCOPY:
-            continue
-        if vma.flags & VM_ACCOUNT:
-            mm.account(vma.pages)
-        new = vma.dup()
-        new.mm = mm
-        new.flags &= ~VM_LOCKED_MASK
-        if new.flags & VM_WIPEONFORK:
-            new.anon_vma, new.avc = None, ()
-        elif vma.anon_vma is not None:
-            av = AnonVma(parent=vma.anon_vma)
-            new.anon_vma, new.avc = av, vma.avc + (av,)
+    with old.held("dup_mmap"):
+        for vma in list(old.tree):
+            if not vma.flags & VM_DONTCOPY:
+                dup_vma(old, mm, vma)
+
+
+def dup_vma(old: MmStruct, mm: MmStruct, vma: Vma) -> None:
+    """One VMA of dup_mmap(): charge, copy, ->open, link, copy the page tables."""
+    if vma.flags & VM_ACCOUNT:
+        mm.account(vma.pages)
+    new = vma.dup()
+    new.mm = mm
+    new.flags &= ~VM_LOCKED_MASK
+    if new.flags & VM_WIPEONFORK:
+        new.anon_vma, new.avc = None, ()
+    elif vma.anon_vma is not None:
+        av = AnonVma(parent=vma.anon_vma)
+        new.anon_vma, new.avc = av, vma.avc + (av,)
+    if new.file is not None:
+        new.file.get()
+    try:
+        vm_open(new, parent=old)
+    except BaseException:
         if new.file is not None:
-            new.file.get()
-        if new.vm_ops is not None and new.vm_ops.open is not None:
-            new.vm_ops.open(new)
-        mm.vma_link(new)
-        if not new.flags & VM_WIPEONFORK:
-            copy_page_range(old, mm, vma)
+            new.file.put(mm)
+        if vma.flags & VM_ACCOUNT:
+            mm.unaccount(vma.pages)
+        raise
+    mm.vma_link(new)
+    if not new.flags & VM_WIPEONFORK:
+        copy_page_range(old, mm, vma)
 
 
 def copy_page_range(old: MmStruct, mm: MmStruct, vma: Vma) -> None:
@@ -64,15 +81,21 @@ def copy_page_range(old: MmStruct, mm: MmStruct, vma: Vma) -> None:
 
 def exit_mmap(mm: MmStruct) -> None:
     """mm/mmap.c exit_mmap(): unmap every VMA (->close, fput, counters, the commit
-    charge), then tell the mmu notifiers (mmu_notifier_release)."""
-    if len(mm.tree):
-        vms = VmaMunmap(mm, 0, mm.kernel.task_size)
-        for vma in list(mm.tree):
-            mm.tree.remove(vma)
-            vms.detached.append(vma)
-            if vma.flags & VM_ACCOUNT:
-                vms.nr_accounted += vma.pages
-        vms.complete()
-    for notify in mm.exit_notifiers:
-        notify(mm)
-    mm.exit_notifiers.clear()
+    charge), then tell the mmu notifiers (mmu_notifier_release). The mm is held
+    throughout: a ->close or ->release that calls into it is refused (Linux runs the
+    last __fput() after exit_mm(), with no mm left to call into). A hook that breaks
+    its contract is raised once everything is torn down."""
+    with mm.held("exit_mmap"):
+        try:
+            if len(mm.tree):
+                vms = VmaMunmap(mm, 0, mm.kernel.task_size)
+                for vma in list(mm.tree):
+                    mm.tree.remove(vma)
+                    vms.detached.append(vma)
+                    if vma.flags & VM_ACCOUNT:
+                        vms.nr_accounted += vma.pages
+                vms.complete()
+        finally:
+            for notify in mm.exit_notifiers:
+                notify(mm)
+            mm.exit_notifiers.clear()

@@ -41,7 +41,13 @@ from ..uapi import (
     PMD_SIZE,
     U64,
 )
-from .fault import anon_vma_prepare, fault_page
+from .fault import (
+    HPAGE_PMD_NR,
+    anon_vma_prepare,
+    fault_page,
+    map_huge_pmd,
+    thp_vma_suitable_order,
+)
 from .flags import (
     VM_DONTCOPY,
     VM_DONTDUMP,
@@ -70,7 +76,7 @@ from .flags import (
 )
 from .merge import vma_modify_flags
 from .munmap import checked_range
-from .truncate import truncate_pagecache_range
+from .truncate import loff_t, vfs_fallocate_punch_hole
 
 VALID = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE,
          MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE, MADV_UNMERGEABLE,
@@ -107,6 +113,7 @@ def do_madvise(task, start: int, len_in: int, behavior: int) -> int:
     end = checked_range(start, len_in)
     if end == start:
         return 0
+    task.mm.mmap_lock("madvise")
     if behavior in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
         return madvise_populate(task, start, end, behavior == MADV_POPULATE_WRITE)
     return madvise_walk_vmas(task, start, end, behavior)
@@ -154,7 +161,9 @@ def madvise_vma_behavior(task, vma, prev, start, end, behavior):
             if not vma.is_anonymous():
                 raise kerr(EINVAL)
             return vma      # lazily freed: contents stay until reclaim, never here
+        cleared = huge_pmds_in(mm, vma, start, end)
         mm.zap(start, end, markers=False)
+        mm.pmd_tables.difference_update(cleared)
         return vma
     if behavior in (MADV_GUARD_INSTALL, MADV_GUARD_REMOVE):
         return madvise_guard(task, vma, start, end, behavior == MADV_GUARD_INSTALL)
@@ -241,14 +250,12 @@ def madvise_guard(task, vma, start, end, install: bool):
 
 def thp_collapse_allowed(vma) -> bool:
     """thp_vma_allowable_order(..., TVA_FORCED_COLLAPSE, PMD_ORDER): anonymous memory
-    that has an anon_vma, or shmem; not VM_NOHUGEPAGE; and a PMD-sized block fits below
-    vm_end — computed as the kernel does, in unsigned arithmetic (a one-page shmem VMA
-    at address 0 passes)."""
+    that has an anon_vma, or shmem; not VM_NOHUGEPAGE; and thp_vma_suitable_order() at
+    vm_end - 2 MiB, computed as the kernel does, in unsigned arithmetic (a one-page shmem
+    VMA at address 0 passes)."""
     if vma.flags & (VM_NOHUGEPAGE | VM_HUGETLB | VM_SPECIAL):
         return False
-    addr = (vma.end - PMD_SIZE) & U64
-    haddr = addr & ~(PMD_SIZE - 1)
-    if haddr < vma.start or (haddr + PMD_SIZE) & U64 > vma.end:
+    if not thp_vma_suitable_order(vma, (vma.end - PMD_SIZE) & U64):
         return False
     if vma.is_anonymous():
         return vma.anon_vma is not None     # "!vma->anon_vma": only smaps/faults pass
@@ -256,10 +263,11 @@ def thp_collapse_allowed(vma) -> bool:
 
 
 def madvise_collapse(task, vma, start, end):
-    """MADV_COLLAPSE: EINVAL unless THP collapse is allowed here; then each aligned
-    PMD block inside the range collapses: shmem always (holes are filled); anonymous
-    memory if the block has a page table, whatever its PTEs (none: SCAN_PMD_NULL,
-    EINVAL) [obs]. Huge pages themselves are not modelled."""
+    """mm/khugepaged.c madvise_collapse(): EINVAL unless THP collapse is allowed here;
+    then the aligned PMD blocks inside the range, in order. Anonymous memory: a block
+    collapses if it has a page table, whatever its PTEs; one without (SCAN_PMD_NULL)
+    makes the call EINVAL [obs] (anonymous huge pages are not modelled). shmem:
+    collapse_file()."""
     if not thp_collapse_allowed(vma):
         raise kerr(EINVAL)
     mm = task.mm
@@ -269,23 +277,60 @@ def madvise_collapse(task, vma, start, end):
         # "thps == (hend - hstart) >> HPAGE_PMD_SHIFT" in unsigned arithmetic: a range
         # inside one block compares 0 with a huge number, so it fails (EINVAL).
         raise kerr(EINVAL)
-    if vma.is_anonymous():
-        for block in range(hstart, hend, PMD_SIZE):
-            if block >> 21 not in mm.pmd_tables:
+    for haddr in range(hstart, hend, PMD_SIZE):
+        if vma.is_anonymous():
+            if haddr >> 21 not in mm.pmd_tables:
                 raise kerr(EINVAL)
+        else:
+            collapse_file(mm, vma, haddr)
     return vma
 
 
+def collapse_file(mm, vma, haddr: int) -> None:
+    """hpage_collapse_scan_file() and collapse_file() for the shmem block at haddr: a
+    block holding no page of the file (an empty or truncated range: SCAN_TRUNCATED)
+    stops the call with EINVAL, the blocks before it collapsed; otherwise its pages
+    become one PMD-sized folio, the holes filled with zeroes, past EOF too, and
+    collapse_pte_mapped_thp() maps it here by a PMD — unless the block has private COW
+    copies or guard markers, whose PTEs stay."""
+    inode = vma.file.inode
+    first = vma.pgoff_at(haddr)
+    indexes = range(first, first + HPAGE_PMD_NR)
+    if not any(index in inode.pages for index in indexes):
+        raise kerr(EINVAL)
+    for index in indexes:
+        inode.page(index)
+    inode.huge_folios.add(first)
+    if not mm.present_in(haddr, haddr + PMD_SIZE, mm.anon_pages) and \
+            not mm.present_in(haddr, haddr + PMD_SIZE, mm.guards):
+        map_huge_pmd(mm, vma, haddr)
+
+
+def huge_pmds_in(mm, vma, start: int, end: int) -> list[int]:
+    """The blocks wholly inside [start, end) that a PMD maps (all 512 pages of a shmem
+    huge folio mapped): zap_huge_pmd() clears such a PMD, leaving no page table.
+    O(huge folios of the file)."""
+    if vma.file is None:
+        return []
+    blocks = []
+    for head in vma.file.inode.huge_folios:
+        haddr = vma.start + ((head - vma.pgoff) << PAGE_SHIFT)
+        if start <= haddr and haddr + PMD_SIZE <= end and thp_vma_suitable_order(vma, haddr) and \
+                len(mm.present_in(haddr, haddr + PMD_SIZE, mm.file_ptes)) == HPAGE_PMD_NR:
+            blocks.append(haddr >> 21)
+    return blocks
+
+
 def madvise_remove(task, vma, start, end):
-    """Punch a hole in the file behind a shared writable mapping: vfs_fallocate() with
-    FALLOC_FL_PUNCH_HOLE, whose ->fallocate (shmem, ext4) calls
-    truncate_pagecache_range()."""
+    """mm/madvise.c madvise_remove(): punch a hole in the file behind a shared writable
+    mapping, at the loff_t offset (start - vm_start) + (vm_pgoff << PAGE_SHIFT), which
+    wraps negative from 2^63 on: vfs_fallocate_punch_hole()."""
     if vma.flags & VM_LOCKED or vma.file is None:
         raise kerr(EINVAL)
     if vma.flags & (VM_SHARED | VM_MAYWRITE) != (VM_SHARED | VM_MAYWRITE):
         raise kerr(EACCES)          # !vma_is_shared_maywrite()
-    offset = vma.pgoff_at(start) << PAGE_SHIFT
-    truncate_pagecache_range(task.kernel, vma.file.inode, offset, offset + (end - start) - 1)
+    offset = loff_t((start - vma.start) + (vma.pgoff << PAGE_SHIFT))
+    vfs_fallocate_punch_hole(task.kernel, vma.file, offset, end - start)
     return vma
 
 

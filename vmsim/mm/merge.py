@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ENOMEM, kerr
 from ..uapi import PAGE_SHIFT
 from .flags import VM_IGNORE_MERGE, VM_SPECIAL, VM_STICKY
+from .hooks import vm_may_split, vm_open
 from .mm_struct import MmStruct
 from .vma import AnonVma, Vma
 
@@ -327,21 +328,18 @@ def split_vma_unchecked(mm, vma: Vma, addr: int, new_below: bool) -> Vma:
     """__split_vma(): split `vma` at addr; the new VMA is the part below (new_below) or above.
 
     `vma` keeps the other part. Asks ->may_split first and calls ->open on the new
-    VMA. No max_map_count check (callers that need it use split_vma).
+    VMA. No max_map_count check (callers that need it use split_vma). An ->open that
+    breaks its contract fails the split as __split_vma()'s own errors do: the new VMA
+    is freed (its file reference dropped) and `vma` stays whole.
     """
-    ops = vma.vm_ops
-    if ops is not None and ops.may_split is not None:
-        ops.may_split(vma, addr)
+    vm_may_split(vma, addr)
     new = vma.dup()
     if new_below:
         new.end = addr
     else:
         new.start = addr
         new.pgoff += (addr - vma.start) >> PAGE_SHIFT
-    if new.file is not None:
-        new.file.get()
-    if ops is not None and ops.open is not None:
-        ops.open(new)
+    _open_new_vma(new)
     if new_below:
         vma.pgoff += (addr - vma.start) >> PAGE_SHIFT
         mm.tree.rekey(vma, addr)
@@ -408,9 +406,19 @@ def copy_vma(mm, vma: Vma, addr: int, length: int, pgoff: int) -> Vma:
         return merged
     new = vma.dup()
     new.start, new.end, new.pgoff = addr, addr + length, pgoff
-    if new.file is not None:
-        new.file.get()
-    if new.vm_ops is not None and new.vm_ops.open is not None:
-        new.vm_ops.open(new)
+    _open_new_vma(new)
     mm.tree.insert(new)
     return new
+
+
+def _open_new_vma(new: Vma) -> None:
+    """get_file() and ->open for a VMA about to enter the tree; if ->open breaks its
+    contract, the reference goes again (copy_vma()'s and __split_vma()'s unwinding)."""
+    if new.file is not None:
+        new.file.get()
+    try:
+        vm_open(new)
+    except BaseException:
+        if new.file is not None:
+            new.file.put()
+        raise

@@ -76,6 +76,7 @@ from .flags import (
     calc_vm_flag_bits,
     calc_vm_prot_bits,
 )
+from .hooks import f_mmap
 from .madvise import ksm_compatible
 from .merge import VmaMergeStruct, vma_merge_existing_range, vma_merge_new_range
 from .munmap import VmaMunmap, do_vmi_munmap, page_align
@@ -121,6 +122,7 @@ def accountable_mapping(file, flags: int) -> bool:
 
 def sys_mmap(task, addr, length, prot, flags, fd, off) -> int:
     """arch/x86/kernel/sys_x86_64.c sys_mmap() -> ksys_mmap_pgoff() -> vm_mmap_pgoff()."""
+    task.mm.mmap_lock("mmap")
     if off & ~PAGE_MASK:
         raise kerr(EINVAL)
     pgoff = off >> PAGE_SHIFT
@@ -275,31 +277,32 @@ def mmap_region(task, file, addr, length, vm_flags, pgoff) -> int:
             vma = vma_merge_new_range(vmg)
         if vma is None:
             vma = _mmap_new_vma(task, file, addr, end, vm_flags, pgoff)
-    except OSError:
+    except BaseException:
         if charged:
             mm.unaccount(charged)
         if vms:
             vms.abort()
         raise
+    _mmap_complete(mm, vma, pglen)
     if vms:
         vms.complete()
-    _mmap_complete(mm, vma, pglen)
     return addr
 
 
 def _mmap_new_vma(task, file, addr, end, vm_flags, pgoff) -> Vma:
-    """__mmap_new_vma(): a fresh VMA, handed to the file's ->mmap (or shmem)."""
+    """__mmap_new_vma(): a fresh VMA, handed to the file's ->mmap (or shmem). When
+    ->mmap fails or breaks its contract, __mmap_new_file_vma()'s error path: fput(),
+    and unmap_region() undoes what the driver mapped."""
     mm = task.mm
     vma = Vma(mm, addr, end, vm_flags, pgoff)
     if file is not None:
         vma.file = file.get()
         try:
-            file.f_op.mmap(file, vma)
-        except OSError:
-            vma.file.put()
+            f_mmap(file, vma)
+        except BaseException:
+            file.put(mm)
+            mm.zap(addr, end)
             raise
-        if (vma.start, vma.end) != (addr, end):
-            raise AssertionError("a driver's ->mmap changed the VMA's range")
     elif vm_flags & VM_SHARED:
         task.kernel.fs.shmem_zero_setup(vma)
     mm.tree.insert(vma)
@@ -359,6 +362,7 @@ def sys_brk(task, brk: int) -> int:
     past the top of the address space included: its PAGE_ALIGN() wraps to 0, and
     check_brk_limits() refuses the wrapped length)."""
     mm, kernel = task.mm, task.kernel
+    mm.mmap_lock("brk")
     origbrk = mm.brk
     if brk < mm.start_brk:
         return origbrk

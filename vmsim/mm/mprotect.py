@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, cast
 
-from ..errors import EACCES, EINVAL, ENOMEM, EPERM, HookContractError, kerr
+from ..errors import EACCES, EINVAL, ENOMEM, EPERM, kerr
 from ..uapi import (
     PAGE_MASK,
     PAGE_SHIFT,
@@ -37,6 +37,7 @@ from .flags import (
     calc_vm_prot_bits,
     vma_pkey,
 )
+from .hooks import vm_mprotect
 from .merge import vma_modify_flags
 from .mmap import map_deny_write_exec, mm_populate
 from .munmap import page_align
@@ -90,6 +91,7 @@ def do_mprotect_pkey(task, start: int, length: int, prot: int, pkey: int) -> Non
         raise kerr(ENOMEM)
     if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM):
         raise kerr(EINVAL)
+    mm.mmap_lock("mprotect")
     reqprot = prot
     if pkey != -1 and not task.pkey_is_allocated(pkey):
         raise kerr(EINVAL)
@@ -133,7 +135,7 @@ def do_mprotect_pkey(task, start: int, length: int, prot: int, pkey: int) -> Non
                     return
                 tmp = nstart
                 continue
-            call_mprotect_hook(vma, nstart, tmp, newflags)
+            vm_mprotect(vma, nstart, tmp, newflags)
         vma = mprotect_fixup(task, vma, prev, nstart, tmp, newflags)
         prev = vma
         tmp = vma.end
@@ -141,17 +143,6 @@ def do_mprotect_pkey(task, start: int, length: int, prot: int, pkey: int) -> Non
         vma = mm.tree.next(vma)
     if tmp < end:
         raise kerr(ENOMEM)
-
-
-def call_mprotect_hook(vma, start, end, newflags) -> None:
-    """Call vm_ops->mprotect and hold it to its contract: a pure check, so the VMA
-    must come back unchanged (HookContractError otherwise)."""
-    before = vma.snapshot()
-    vma.vm_ops.mprotect(vma, start, end, newflags)
-    if vma.snapshot() != before:
-        raise HookContractError(
-            f"vm_ops->mprotect modified the VMA {vma.start:#x}-{vma.end:#x}: the hook "
-            "must only check permissions; the core does the fixup")
 
 
 def v40_hook_step(task, vma: Vma, prev: Vma | None, nstart: int, tmp: int, end: int,
@@ -202,7 +193,7 @@ def mprotect_fixup(task, vma, prev, start: int, end: int, newflags: int):
         newflags &= ~VM_ACCOUNT
     try:
         vma, newflags = vma_modify_flags(mm, prev, vma, start, end, newflags)
-    except OSError:
+    except BaseException:
         if charged:
             mm.unaccount(charged)
         raise

@@ -35,6 +35,7 @@ from .flags import (
     VM_SEALED,
     VM_SHARED,
 )
+from .hooks import vm_may_split, vm_mremap, vm_pagesize
 from .merge import copy_vma, vma_merge_extend
 from .mmap import mm_populate
 from .munmap import do_vmi_munmap, page_align
@@ -78,6 +79,7 @@ def sys_mremap(task, addr, old_len, new_len, flags, new_addr) -> int:
     """do_mremap()."""
     vrm = VmaRemap(task, addr, page_align(old_len), page_align(new_len), flags, new_addr)
     check_mremap_params(vrm)
+    task.mm.mmap_lock("mremap")
     if vrm.flags & MREMAP_FIXED and vrm.old_len == vrm.new_len:
         res = remap_move(vrm)
     else:
@@ -157,8 +159,7 @@ def check_prep_vma(vrm: VmaRemap) -> None:
 
 def align_hugetlb(vrm: VmaRemap, vma: Vma) -> bool:
     """Huge-page aligned addresses, lengths rounded up, and no expansion."""
-    assert vma.vm_ops is not None and vma.vm_ops.pagesize is not None     # hugetlb_vm_ops
-    size = vma.vm_ops.pagesize(vma)
+    size = vm_pagesize(vma)
     vrm.old_len = (vrm.old_len + size - 1) & ~(size - 1)
     vrm.new_len = (vrm.new_len + size - 1) & ~(size - 1)
     if vrm.addr & (size - 1) or vrm.new_addr & (size - 1):
@@ -273,27 +274,28 @@ def move_vma(vrm: VmaRemap) -> int:
     assert vma is not None
     if len(mm.tree) >= mm.kernel.max_map_count - 3:
         raise kerr(ENOMEM)
-    ops = vma.vm_ops
-    if ops is not None and ops.may_split is not None:
-        if vma.start != vrm.addr:
-            ops.may_split(vma, vrm.addr)
-        if vma.end != vrm.addr + vrm.old_len:
-            ops.may_split(vma, vrm.addr + vrm.old_len)
+    if vma.start != vrm.addr:
+        vm_may_split(vma, vrm.addr)
+    if vma.end != vrm.addr + vrm.old_len:
+        vm_may_split(vma, vrm.addr + vrm.old_len)
     if not vrm_charge(vrm):
         raise kerr(ENOMEM)
-    err = None
+    err: BaseException | None = None
     src_start = vma.start
-    new_vma = copy_vma(mm, vma, vrm.new_addr, vrm.new_len, vma.pgoff_at(vrm.addr))
+    try:
+        new_vma = copy_vma(mm, vma, vrm.new_addr, vrm.new_len, vma.pgoff_at(vrm.addr))
+    except BaseException:
+        vrm_uncharge(vrm)
+        raise
     if new_vma.start <= src_start < new_vma.end:
         vrm.vma = vma = new_vma     # an unfaulted source merged into its copy
     mm.move_pages(vrm.addr, vrm.new_addr, vrm.old_len)
-    if ops is not None and ops.mremap is not None:
-        try:
-            ops.mremap(new_vma)
-        except OSError as exc:
-            err = exc
-            mm.move_pages(vrm.new_addr, vrm.addr, vrm.old_len)
-            vrm.vma, vrm.addr, vrm.old_len = new_vma, vrm.new_addr, vrm.new_len
+    try:
+        vm_mremap(new_vma)
+    except BaseException as exc:
+        err = exc
+        mm.move_pages(vrm.new_addr, vrm.addr, vrm.old_len)
+        vrm.vma, vrm.addr, vrm.old_len = new_vma, vrm.new_addr, vrm.new_len
     vrm_stat_account(vrm, vrm.new_len)
     if err is None and vrm.flags & MREMAP_DONTUNMAP:
         dontunmap_complete(vrm, new_vma)

@@ -29,6 +29,7 @@ def do_mseal(task, start: int, len_in: int, flags: int) -> int:
     end = checked_range(start, len_in)
     if end == start:
         return 0
+    mm.mmap_lock("mseal")
     if range_contains_unmapped(mm, start, end):
         raise kerr(ENOMEM)
     vma = mm.tree.find(start)

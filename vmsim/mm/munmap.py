@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..errors import EINVAL, ENOMEM, EPERM, kerr
 from ..uapi import PAGE_MASK, PAGE_SIZE, U64
 from .flags import VM_ACCOUNT, VM_LOCKED, VM_SEALED
+from .hooks import vm_close
 from .merge import split_vma_unchecked
 
 
@@ -42,7 +43,7 @@ class VmaMunmap:
     """
 
     __slots__ = ("mm", "start", "end", "detached", "prev", "next", "nr_pages",
-                 "nr_accounted", "cleared")
+                 "nr_accounted", "cleared", "failure")
 
     def __init__(self, mm, start: int, end: int):
         self.mm = mm
@@ -53,6 +54,9 @@ class VmaMunmap:
         self.nr_pages = 0
         self.nr_accounted = 0
         self.cleared = False
+        #: what the first ->close or ->release that broke its contract raised: the
+        #: unmap completes (those hooks cannot fail in Linux), then complete() raises it
+        self.failure: BaseException | None = None
 
     def gather(self, vma) -> None:
         """vms_gather_munmap_vmas(): split the edges, detach the range's VMAs.
@@ -80,7 +84,7 @@ class VmaMunmap:
                 self.nr_pages += vma.pages
                 if vma.flags & VM_ACCOUNT:
                     self.nr_accounted += vma.pages
-        except OSError:
+        except BaseException:
             self.reattach()
             raise
         self.next = mm.tree.find_vma(end)
@@ -93,32 +97,52 @@ class VmaMunmap:
         self.nr_pages = self.nr_accounted = 0
 
     def clean_up_area(self) -> None:
-        """vms_clean_up_area(): clear the PTEs and call ->close while detached."""
+        """vms_clean_up_area(): clear the PTEs and call ->close while detached. A
+        ->close that breaks its contract is raised once all are closed."""
         for vma in self.detached:
             self.mm.zap(vma.start, vma.end)
-            ops = vma.vm_ops
-            if ops is not None and ops.close is not None:
-                ops.close(vma)
+            self._close(vma)
         self.cleared = True
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+
+    def _close(self, vma) -> None:
+        try:
+            vm_close(vma)
+        except BaseException as exc:
+            self.failure = self.failure or exc
 
     def complete(self) -> None:
-        """vms_complete_munmap_vmas(): counters, ->close, fput, unaccount."""
+        """vms_complete_munmap_vmas(): counters, ->close, fput, unaccount; then the
+        ->release of every file whose last reference went (Linux defers __fput() to
+        after the operation). Raises what the first hook that broke its contract
+        raised, once everything is done."""
         mm = self.mm
+        released = []
         for vma in self.detached:
             if not self.cleared:
                 mm.zap(vma.start, vma.end)
             mm.vm_stat_account(vma.flags, -vma.pages)
             if vma.flags & VM_LOCKED:
                 mm.locked_vm -= vma.pages
-            if not self.cleared and vma.vm_ops is not None and vma.vm_ops.close is not None:
-                vma.vm_ops.close(vma)
-            if vma.file is not None:
-                vma.file.put()
+            if not self.cleared:
+                self._close(vma)
+            if vma.file is not None and vma.file.drop_ref():
+                released.append(vma.file)
         if self.nr_accounted:
             mm.unaccount(self.nr_accounted)
         if self.detached:
             mm.free_pgtables(self.detached[0].start, self.detached[-1].end)
         self.detached = []
+        for file in released:
+            try:
+                file.release(mm)
+            except BaseException as exc:
+                self.failure = self.failure or exc
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
 
     def abort(self) -> None:
         """vms_abort_munmap_vmas(): reattach if nothing was cleared yet, else leave
@@ -133,6 +157,7 @@ class VmaMunmap:
 
 def do_vmi_munmap(mm, start: int, length: int) -> None:
     """munmap(2) after its argument checks: EINVAL, or unmap (holes are fine)."""
+    mm.mmap_lock("munmap")
     task_size = mm.kernel.task_size
     if start & ~PAGE_MASK or start > task_size or length > task_size - start:
         raise kerr(EINVAL)

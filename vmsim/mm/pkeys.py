@@ -54,6 +54,7 @@ def arch_set_user_pkey_access(task, pkey: int, init_val: int) -> None:
 def sys_pkey_alloc(task, flags: int, init_val: int) -> int:
     if flags or init_val & ~PKEY_ACCESS_MASK:
         raise kerr(EINVAL)
+    task.mm.mmap_lock("pkey_alloc")
     pkey = mm_pkey_alloc(task)
     if pkey == -1:
         raise kerr(ENOSPC)
@@ -78,6 +79,7 @@ def mm_pkey_free(task, pkey: int) -> None:
 
 
 def sys_pkey_free(task, pkey: int) -> int:
+    task.mm.mmap_lock("pkey_free")
     mm_pkey_free(task, pkey)
     return 0
 

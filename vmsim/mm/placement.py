@@ -2,9 +2,9 @@
 
 Mirrors mm/mmap.c (__get_unmapped_area, vm_unmapped_area, unmapped_area,
 unmapped_area_topdown), arch/x86/kernel/sys_x86_64.c (arch_get_unmapped_area,
-arch_get_unmapped_area_topdown, find_start_end), arch/x86/mm/mmap.c (mmap_base),
-mm/huge_memory.c (__thp_get_unmapped_area) and mm/shmem.c (shmem_get_unmapped_area
-with the default shmem_enabled=never, where it adds nothing).
+arch_get_unmapped_area_topdown, find_start_end), arch/x86/mm/mmap.c (mmap_base,
+arch_pick_mmap_layout), mm/huge_memory.c (__thp_get_unmapped_area) and mm/shmem.c
+(shmem_get_unmapped_area with the default shmem_enabled=never, where it adds nothing).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from ..uapi import (
     U64,
 )
 from .flags import VM_GROWSDOWN, VM_SHADOW_STACK
+from .hooks import f_get_unmapped_area
+from .truncate import loff_t
 
 SIZE_128M = 128 << 20
 SIZE_4G = 1 << 32
@@ -35,6 +37,18 @@ def mmap_base(task_size: int, rlim_stack: int, guard_gap: int, stack_rnd: int, r
         gap += pad
     gap = min(max(gap, SIZE_128M), task_size // 6 * 5)
     return (task_size - gap - rnd + PAGE_SIZE - 1) & PAGE_MASK
+
+
+def arch_pick_mmap_layout(mm, rlim_stack: int, legacy: bool, rnd: int, stack_rnd: int) -> None:
+    """arch/x86/mm/mmap.c arch_pick_mmap_layout() for a 64-bit task: MMF_TOPDOWN unless
+    the layout is legacy (mmap_is_legacy()); mmap_legacy_base is TASK_UNMAPPED_BASE +
+    rnd, mmap_base the top-down base (the legacy base in the legacy layout). rnd is
+    arch_rnd(mmap64_rnd_bits) and stack_rnd stack_maxrandom_size(): 0 without ASLR."""
+    task_size = mm.kernel.task_size
+    mm.topdown = not legacy
+    mm.mmap_legacy_base = ((task_size // 3 + PAGE_SIZE - 1) & PAGE_MASK) + rnd
+    mm.mmap_base = mm.mmap_legacy_base if legacy else \
+        mmap_base(task_size, rlim_stack, mm.kernel.stack_guard_gap, stack_rnd, rnd)
 
 
 def vm_start_gap(vma, guard_gap: int) -> int:
@@ -165,24 +179,29 @@ def mm_get_unmapped_area(task, file, addr, length, pgoff, flags) -> int:
 
 
 def thp_get_unmapped_area(task, file, addr, length, pgoff, flags) -> int:
-    """mm/huge_memory.c: place mappings of a PMD-sized chunk PMD-aligned if possible."""
-    off = pgoff << PAGE_SHIFT
-    off_end = off + length
-    off_align = (off + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
-    if off_end > off_align and off_end - off_align >= PMD_SIZE:
-        len_pad = length + PMD_SIZE
-        try:
-            ret = mm_get_unmapped_area(task, file, addr, len_pad, pgoff, flags)
-        except OSError:
-            ret = None
-        if ret is not None:
-            if ret == addr:
-                return addr
-            off_sub = (off - ret) & (PMD_SIZE - 1)
-            if task.mm.topdown and not off_sub:
-                return ret + PMD_SIZE
-            return ret + off_sub
-    return mm_get_unmapped_area(task, file, addr, length, pgoff, flags)
+    """mm/huge_memory.c thp_get_unmapped_area() and __thp_get_unmapped_area(): place a
+    mapping that holds a PMD-sized chunk of file offsets PMD-aligned if possible. The
+    offsets are loff_t and wrap as C arithmetic does: near 2^63, round_up(off, PMD_SIZE)
+    turns negative, the signed difference wraps back and compares unsigned with the
+    size, so the padded search is taken [obs]."""
+    off = loff_t(pgoff << PAGE_SHIFT)
+    off_end = loff_t(off + length)
+    off_align = loff_t(((off - 1) | (PMD_SIZE - 1)) + 1)            # round_up()
+    if off_end <= off_align or (off_end - off_align) & U64 < PMD_SIZE:
+        return mm_get_unmapped_area(task, file, addr, length, pgoff, flags)
+    len_pad = (length + PMD_SIZE) & U64
+    if len_pad < length or (off + len_pad) & U64 < off & U64:
+        return mm_get_unmapped_area(task, file, addr, length, pgoff, flags)
+    try:
+        ret = mm_get_unmapped_area(task, file, addr, len_pad, (off >> PAGE_SHIFT) & U64, flags)
+    except OSError:         # perhaps the padding: the caller retries without it
+        return mm_get_unmapped_area(task, file, addr, length, pgoff, flags)
+    if ret == addr:
+        return addr
+    off_sub = (off - ret) & (PMD_SIZE - 1)
+    if task.mm.topdown and not off_sub:
+        return ret + PMD_SIZE
+    return ret + off_sub
 
 
 def hugetlb_unmapped_area(task, size, addr, length, flags) -> int:
@@ -219,7 +238,7 @@ def get_unmapped_area(task, file, addr, length, pgoff, flags) -> int:
         raise kerr(ENOMEM)
     if file is not None:
         if file.f_op.get_unmapped_area is not None:
-            addr = file.f_op.get_unmapped_area(task, file, addr, length, pgoff, flags)
+            addr = f_get_unmapped_area(task, file, addr, length, pgoff, flags)
         else:
             addr = mm_get_unmapped_area(task, file, addr, length, pgoff, flags)
     elif flags & MAP_SHARED:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..uapi import PAGE_SHIFT, PAGE_SIZE
 from .flags import VM_HUGEPAGE, VM_LOCKED, VM_MAYSHARE, VM_NOHUGEPAGE, vma_pkey, vmflags_mnemonics
+from .hooks import vm_name, vm_pagesize
 
 #: the x86_64 gate VMA (arch/x86/entry/vsyscall), printed last
 VSYSCALL_LINE = ("ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0"
@@ -29,7 +30,7 @@ def vma_name(vma) -> str | None:
         return vma.file.display_path().replace("\n", "\\012")
     ops = vma.vm_ops
     if ops is not None and ops.name is not None:
-        return ops.name(vma)
+        return vm_name(vma)
     mm = vma.mm
     if vma.start < mm.brk and vma.end > mm.start_brk:
         return "[heap]"
@@ -58,6 +59,7 @@ def header(vma) -> str:
 
 def show_maps(mm) -> str:
     """The text of /proc/PID/maps. O(n)."""
+    mm.mmap_lock("show_map")
     return "\n".join([header(v) for v in mm.tree] + [VSYSCALL_LINE])
 
 
@@ -85,8 +87,7 @@ def smaps_counts(mm, vma) -> dict:
 
 def show_smap(mm, vma, pkeys: bool) -> str:
     c = smaps_counts(mm, vma)
-    ops = vma.vm_ops
-    pagesize = ops.pagesize(vma) if ops is not None and ops.pagesize is not None else PAGE_SIZE
+    pagesize = vm_pagesize(vma)
     out = [header(vma) + "\n",
            _kb("Size", vma.end - vma.start), _kb("KernelPageSize", pagesize),
            _kb("MMUPageSize", pagesize), _kb("Rss", c["rss"]), _kb("Pss", c["rss"]),
@@ -118,6 +119,7 @@ def thp_eligible(vma) -> bool:
 
 def show_smaps(mm, pkeys: bool) -> str:
     """The text of /proc/PID/smaps, ending with the [vsyscall] gate VMA. O(n)."""
+    mm.mmap_lock("show_smap")
     gate = [VSYSCALL_LINE, _kb("Size", PAGE_SIZE), _kb("KernelPageSize", PAGE_SIZE),
             _kb("MMUPageSize", PAGE_SIZE)]
     gate += [_kb(name, 0) for name in SMAPS_COUNTERS]

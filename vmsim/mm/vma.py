@@ -39,67 +39,96 @@ class VmOperations:
     Drivers subclass it and define the members they need as methods; a member left
     None is absent, and absence is meaningful (a VMA with ->close is never removed by a
     merge; a VMA without ->fault cannot be faulted in). The core calls each member
-    exactly where Linux 6.18 does and holds it to the contract in its docstring.
+    exactly where Linux 6.18 does (include/linux/mm.h) and holds it to the contract in
+    its docstring (mm/hooks.py; docs/api.md "Driver hooks"):
+
+    * The mmap_lock is held across every member: a call back into mm (munmap, mmap,
+      mprotect, mremap, a fault, maps...) would deadlock in Linux and raises
+      HookContractError here, even if the hook catches it.
+    * "Changes nothing" means nothing the core keeps: every VMA of the mm (the tree,
+      each VMA's fields), the counters (total_vm, data_vm, exec_vm, stack_vm,
+      locked_vm, map_count), the commit charge, the file references. The core compares
+      by identity and integers by exact type. The driver's own state is its own.
+    * A refusal is an OSError whose errno is 1..4095 (vmsim.errors.kerr(errno)), for the
+      members that may refuse; ->fault refuses with vmsim.Fault.
+    * On a violation — a change, a re-entry, another result or exception — the core puts
+      back what the hook changed, takes the kernel's error path for that member (said
+      below), and raises HookContractError. KeyboardInterrupt and SystemExit take the
+      same path and propagate.
+
+    The kernel's own operations (generic_file_vm_ops, shmem, hugetlbfs, the special
+    mappings) are part of the core: they are called without the checks.
     """
 
     open: Callable[[Vma], None] | None = None
     """open(vma): a new VMA now refers to the driver's object: the new half of a split,
-    the child's copy at fork, the destination of an mremap move. May update the
-    driver's own bookkeeping; must not change the VMA. Returns nothing."""
+    the child's copy at fork, the destination of an mremap move; not yet in the tree.
+    May update the driver's own bookkeeping; changes nothing, returns nothing, cannot
+    fail (at fork the parent's mm is checked too). Violation: the new VMA is dropped
+    without further hooks, as __split_vma(), copy_vma() and dup_mmap() unwind: the split
+    fails (the VMA stays whole), mremap fails before anything moved, fork fails and the
+    child is torn down."""
 
     close: Callable[[Vma], None] | None = None
     """close(vma): the VMA is being removed (munmap, MAP_FIXED replacement, exit, mremap
     source), already out of the tree. A VMA with ->close is never deleted by a merge
-    (it may still be extended or shrunk). Must not fail. Returns nothing."""
+    (it may still be extended or shrunk). Changes nothing, returns nothing, cannot
+    fail. Violation: the removal completes, then HookContractError (a MAP_FIXED mmap
+    fails with its range unmapped, as when ->mmap fails)."""
 
     may_split: Callable[[Vma, int], None] | None = None
     """may_split(vma, addr): asked before the VMA is split at addr (mprotect, munmap,
-    mremap, ...). Raise OSError to refuse: the operation fails with that errno. Must
-    not change anything. Returns nothing."""
+    mremap, ...). Returns nothing, or refuses: the operation fails with that errno, as
+    it does on a violation (nothing split)."""
 
     mremap: Callable[[Vma], None] | None = None
-    """mremap(vma): called on the new VMA after its pages moved. Raise OSError to refuse:
-    the pages move back, the new range is unmapped and mremap fails with that errno.
-    Returns nothing."""
+    """mremap(vma): called on the new VMA after its pages moved. Returns nothing, or
+    refuses. Refusal and violation alike: the pages move back, the new range is
+    unmapped (mm/mremap.c copy_vma_and_data()) and mremap fails."""
 
     mprotect: Callable[[Vma, int, int, int], None] | None = None
     """mprotect(vma, start, end, newflags): the 5.11 hook, as merged after review (Mel
     Gorman, LKML 2020-11-06): a pure permission check. Called by mprotect() for each VMA
     of the range, after the VM_MAY*/MDWE/arch checks and before mprotect_fixup(), with
     the part of the request inside this VMA (start, end) and the complete new vm_flags.
-    Raise OSError to refuse. It MUST NOT modify the VMA: the core snapshots it and
-    raises HookContractError if it did. Returning normally lets the core do the
-    split/merge and the flag change.
+    Returns nothing, or refuses. It MUST NOT modify the VMA, nor any other. Refusal and
+    violation alike end the loop: the VMAs before this one keep their new protection
+    (mprotect is not atomic), this one and the rest are unchanged. Returning normally
+    lets the core do the split/merge and the flag change.
 
     Under Kernel(mprotect_hook="v40") the member is the hook of the original SGX patch
     instead (`mm.mprotect.MprotectHookV40`): mprotect(vma, pprev, start, end, newflags),
     called in place of mprotect_fixup(); it must call mm.mprotect.mprotect_fixup()
-    itself and store the resulting VMA in pprev[0]."""
+    itself and store the resulting VMA in pprev[0]. That design gives the hook the VMA
+    surgery, so the core cannot check it: that is why review rejected it."""
 
     fault: Callable[[Vma, int, bool], bytearray | None] | None = None
-    """fault(vma, addr, write): supply the page backing `addr` and return it (a
-    page-cache page for files; the core copies it for a private write). In a VM_PFNMAP
-    VMA, map a PFN with mm.fault.vmf_insert_pfn() instead and return None: the core
-    raises HookContractError if no PFN got mapped. Raise vmsim.Fault (SIGBUS) to
-    refuse. Must not change the VMA."""
+    """fault(vma, addr, write): supply the page backing `addr` and return it: a
+    bytearray of exactly PAGE_SIZE bytes (a page-cache page for files; the core copies
+    it for a private write). In a VM_PFNMAP VMA, map a PFN at addr's page with
+    mm.fault.vmf_insert_pfn() (inside the VMA) instead and return None. Refuses with
+    vmsim.Fault, SIGBUS or SIGSEGV: the access gets that signal at `addr`. Changes
+    nothing else (the read lock is held). Violation: no page is mapped (a PFN it
+    inserted goes) and the access raises HookContractError."""
 
     access: Callable[[Vma, int, int, bool, bytes], bytes | int] | None = None
-    """access(vma, addr, length, write, data): ptrace / `/proc/PID/mem` access to a VMA
-    without struct pages (VM_IO|VM_PFNMAP). Returns the bytes read, or for a write of
-    `data` the count written; raise OSError to fail."""
+    """access(vma, addr, length, write, data): ptrace / `/proc/PID/mem` access
+    (mm.fault.access_remote_vm()) to a VMA without struct pages (VM_IO|VM_PFNMAP).
+    Returns the bytes read (at most length), or for a write of `data` the count written
+    (0..length); a refusal ends the access there. Changes nothing."""
 
     name: Callable[[Vma], str | None] | None = None
-    """name(vma): the name /proc/PID/maps prints for the VMA when it has no file.
-    Must not change anything."""
+    """name(vma): the name /proc/PID/maps prints for the VMA when it has no file: a str,
+    or None. Changes nothing; a violation fails the read of maps."""
 
     pagesize: Callable[[Vma], int] | None = None
-    """pagesize(vma): the page size smaps reports (KernelPageSize, MMUPageSize);
-    absent means PAGE_SIZE. Must not change anything."""
+    """pagesize(vma): the page size smaps reports (KernelPageSize, MMUPageSize): a power
+    of two, at least PAGE_SIZE; absent means PAGE_SIZE. Changes nothing."""
 
     check: Callable[[Vma], None] | None = None
     """check(vma): model only (no kernel counterpart): assert that the driver's private
-    state for this VMA is consistent. MmStruct.validate() calls it. Must not change
-    anything."""
+    state for this VMA is consistent. MmStruct.validate() calls it directly, without
+    the checks: it only reads. Must not change anything."""
 
 
 class Vma:
@@ -158,11 +187,6 @@ class Vma:
         new.avc = self.avc
         new.private_data = self.private_data
         return new
-
-    def snapshot(self) -> tuple[object, ...]:
-        """Every field a check-only hook must leave alone (for HookContractError)."""
-        return (self.start, self.end, self.flags, self.pgoff, self.file, self.anon_vma,
-                self.avc, self.vm_ops, self.private_data)
 
     def had_uncowed_parents(self) -> bool:
         """vma_had_uncowed_parents(): faulted and its chain is not a single entry."""

@@ -5,8 +5,8 @@ names: a regular file, a pipe, /dev/zero, a FIFO nobody writes to, a directory.
 * At most `limit` bytes are read (MAX_INPUT_SIZE unless the format says otherwise): a
   larger input is refused, not truncated, and a regular file's size is checked first.
 * A FIFO is opened without waiting for a writer; with none, it reads as empty.
-* Text stops at its first NUL byte or invalid UTF-8 sequence, so /dev/zero and
-  /dev/urandom are refused after one chunk.
+* Text is refused at its first NUL byte, so /dev/zero and /dev/urandom are refused
+  after one chunk.
 
 A path that cannot be opened or read raises OSError (a directory: IsADirectoryError);
 anything else wrong raises InputError with the line it is on, when it has one.
@@ -14,10 +14,11 @@ anything else wrong raises InputError with the line it is on, when it has one.
 
 from __future__ import annotations
 
-import codecs
 import errno
 import os
 import stat
+
+from ..uapi import PATH_MAX
 
 #: the largest input file vmsim reads (a trace, a dump, a scenario, an image)
 MAX_INPUT_SIZE = 256 << 20
@@ -32,6 +33,14 @@ class InputError(ValueError):
         self.reason, self.line = reason, line
 
 
+def check_path(path: str | bytes) -> None:
+    """ValueError for a path no syscall takes (getname(): PATH_MAX bytes with its NUL),
+    so none a trace, scenario or maps dump can hold."""
+    n = len(path if isinstance(path, bytes) else path.encode("utf-8", "surrogateescape"))
+    if n >= PATH_MAX:
+        raise ValueError(f"a path of {n} bytes: longer than PATH_MAX ({PATH_MAX}) allows")
+
+
 def size_text(n: int) -> str:
     """A byte count as the limits are written: `256 MiB`, `16 KiB`, `100 bytes`."""
     for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
@@ -40,50 +49,60 @@ def size_text(n: int) -> str:
     return f"{n} bytes"
 
 
+def cut(text: str, width: int = 60) -> str:
+    """text, cut after `width` characters (`...` says so): input in a one-line reason."""
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def quote(text: str, width: int = 60) -> str:
+    """repr(text), cut after `width` characters: how a one-line reason quotes input."""
+    return repr(text) if len(text) <= width else repr(text[:width])[:-1] + "..." + repr(text)[-1]
+
+
 def read_bytes(path: str, limit: int = MAX_INPUT_SIZE, *,
                binary_magic: bytes | None = None) -> bytes:
     """The contents of the file at `path`, at most `limit` bytes.  With `binary_magic`,
     a file that does not start with it is text, and its first NUL byte refuses it."""
-    return b"".join(_chunks(path, limit, binary_magic, None))
+    return _read(path, limit, binary_magic)
 
 
 def read_text(path: str, limit: int = MAX_INPUT_SIZE) -> str:
     """The UTF-8 text of the file at `path`, at most `limit` bytes of it."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    parts = []
-    for chunk in _chunks(path, limit, b"", decoder):
-        parts.append(decoder.decode(chunk))
-    return "".join(parts)
+    raw = _read(path, limit, b"")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError("not UTF-8 text", raw.count(b"\n", 0, exc.start) + 1) from None
 
 
-def _chunks(path: str, limit: int, binary_magic: bytes | None,
-            decoder: codecs.IncrementalDecoder | None):
-    """The file's chunks, checked as they arrive; binary_magic b"": always text."""
+def _read(path: str, limit: int, binary_magic: bytes | None) -> bytes:
+    """The file's bytes, a chunk at a time.  binary_magic None: any bytes; b"": text;
+    else text unless the first chunk starts with it."""
     fd = _open(path, limit)
     try:
+        chunks: list[bytes] = []
         total = lines = 0
-        text: bool | None = None if binary_magic else binary_magic is not None
-        head = b""
+        text = binary_magic is not None
         while chunk := os.read(fd, min(_CHUNK, limit + 1 - total)):
+            if not chunks and binary_magic:
+                text = not chunk.startswith(binary_magic)
+            if text:
+                nul = chunk.find(b"\0")
+                if nul >= 0:
+                    raise InputError("binary data, not text (NUL byte)",
+                                     lines + chunk.count(b"\n", 0, nul) + 1)
+                lines += chunk.count(b"\n")
             total += len(chunk)
             if total > limit:
-                raise InputError(f"larger than the {size_text(limit)} an input may have")
-            if text is None:
-                head += chunk[:len(binary_magic or b"")]
-                text = not head.startswith(binary_magic or b"")
-            if text:
-                _check_text(chunk, lines, decoder)
-                lines += chunk.count(b"\n")
-            yield chunk
-            if total > limit:
-                break
-        if decoder is not None:
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                raise InputError("not UTF-8 text", lines + 1) from None
+                raise InputError(_too_large(limit))
+            chunks.append(chunk)
+        return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _too_large(limit: int) -> str:
+    return f"too large: more than {size_text(limit)}, the most vmsim reads of such a file"
 
 
 def _open(path: str, limit: int) -> int:
@@ -95,27 +114,9 @@ def _open(path: str, limit: int) -> int:
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
         if stat.S_ISREG(st.st_mode) and st.st_size > limit:
-            raise InputError(f"larger than the {size_text(limit)} an input may have")
+            raise InputError(_too_large(limit))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return fd
-
-
-def _check_text(chunk: bytes, lines: int, decoder: codecs.IncrementalDecoder | None) -> None:
-    """InputError at the first NUL byte or (with a decoder) invalid UTF-8 of chunk;
-    `lines` newlines came before it."""
-    nul = chunk.find(b"\0")
-    if nul >= 0:
-        raise InputError("binary data, not text (NUL byte)",
-                         lines + chunk.count(b"\n", 0, nul) + 1)
-    if decoder is None:
-        return
-    pending = len(decoder.getstate()[0])
-    try:
-        decoder.decode(chunk)
-    except UnicodeDecodeError as exc:
-        at = max(exc.start - pending, 0)
-        raise InputError("not UTF-8 text", lines + chunk.count(b"\n", 0, at) + 1) from None
-    decoder.setstate((decoder.getstate()[0], 0))

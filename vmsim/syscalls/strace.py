@@ -26,18 +26,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..uapi import MAP_TYPE, O_ACCMODE, U64
+from .inputs import check_path, quote, size_text
 from .names import CONSTANTS, is_errno, strerror, with_prefix
 from .table import Syscall
 
 # --------------------------------------------------------------------------- line prefixes
 
+# Every pattern here is matched in time linear in the line: those searched for (not
+# anchored) start at the beginning of a run of blanks (`(?<!\s)`), so that no run is
+# scanned once per character in it; numbers converted with int() have a bounded length.
+
 #: `12345 ` (strace -o) or `[pid 12345] ` (strace to stderr, several tracees)
-PID_PREFIX = re.compile(r"^(?:\[pid\s+(\d+)\]\s*|(\d+)\s+)")
+PID_PREFIX = re.compile(r"^(?:\[pid\s+(\d{1,10})\]\s*|(\d{1,10})\s+)")
 #: -t `12:34:56`, -tt `12:34:56.123456`, -ttt `1700000000.123456`
 TIMESTAMP = re.compile(r"^(?:\d+:\d+:\d+(?:\.\d+)?|\d+\.\d+)\s+")
 #: -T: the time spent in the call, after the result
-TIMING = re.compile(r"\s*<\d+\.\d+>\s*$")
-UNFINISHED = re.compile(r"\s*<unfinished \.\.\.>\s*$")
+TIMING = re.compile(r"(?<!\s)\s*<\d+\.\d+>\s*$")
+UNFINISHED = re.compile(r"(?<!\s)\s*<unfinished \.\.\.>\s*$")
 RESUMED = re.compile(r"^<\.\.\.\s+([A-Za-z_0-9]+)\s+resumed>\s?")
 CALL_NAME = re.compile(r"^([A-Za-z_][A-Za-z_0-9]*)\s*\(")
 
@@ -183,19 +188,39 @@ def find_close(s: str, start: int) -> int:
 
 # --------------------------------------------------------------------------- expressions
 
+#: every value an expression takes on its way must fit in 128 bits (an argument has at
+#: most 64, the ABI's; `1<<64` and `-(1<<64)` may pass through); so a number has at
+#: most 43 digits (octal) and no chain of operators grows a value without bound
+VALUE_BITS = 128
+_MAX_DIGITS = 43
+
+
 class Expr:
     """An integer expression: numbers (C octal and hex too), constant names (names.py)
-    and the caller's variables, combined with | + - * << and parentheses. Evaluated
-    late: a scenario's variables W and B are known only at run time."""
+    and the caller's variables, combined with | + - * << and parentheses. Kept in
+    postfix order, so that neither parsing nor evaluating recurses however deep the
+    parentheses; evaluated late: a scenario's variables W and B are known only at run
+    time."""
 
-    __slots__ = ("text", "ast")
+    __slots__ = ("text", "postfix")
 
-    def __init__(self, text: str, ast: tuple[Any, ...]):
-        self.text, self.ast = text, ast
+    def __init__(self, text: str, postfix: tuple[tuple[str, Any], ...]):
+        self.text, self.postfix = text, postfix
 
     def eval(self, env: Mapping[str, int]) -> int:
         """The value, with env giving the variables'."""
-        return _eval(self.ast, env)
+        stack: list[int] = []
+        for kind, v in self.postfix:
+            if kind == "num":
+                stack.append(v)
+            elif kind == "name":
+                stack.append(env[v] if v in env else CONSTANTS[v])
+            elif v == "neg":
+                stack.append(-stack.pop())
+            else:
+                b = stack.pop()
+                stack.append(_fits(_apply(v, stack.pop(), b), self.text))
+        return stack[0]
 
     def __repr__(self) -> str:
         return f"Expr({self.text!r})"
@@ -207,30 +232,38 @@ class Expr:
         return hash(self.text)
 
 
-def _eval(node: tuple[Any, ...], env: Mapping[str, int]) -> int:
-    kind = node[0]
-    if kind == "num":
-        return node[1]
-    if kind == "name":
-        name = node[1]
-        return env[name] if name in env else CONSTANTS[name]
-    if kind == "neg":
-        return -_eval(node[1], env)
-    a, b = _eval(node[1], env), _eval(node[2], env)
-    if kind == "|":
+def _apply(op: str, a: int, b: int) -> int:
+    if op == "|":
         return a | b
-    if kind == "+":
+    if op == "+":
         return a + b
-    if kind == "-":
+    if op == "-":
         return a - b
-    if kind == "*":
+    if op == "*":
         return a * b
-    if not 0 <= b < 128:
+    if not 0 <= b < VALUE_BITS:
         raise ValueError(f"shift count {b} out of range")
     return a << b
 
 
+def _fits(v: int, text: str) -> int:
+    if abs(v) >> VALUE_BITS:
+        raise ValueError(f"{quote(text)} does not fit in {VALUE_BITS} bits")
+    return v
+
+
 _TOKEN = re.compile(r"\s*(?:(0[xX][0-9a-fA-F]+|\d+)|([A-Za-z_][A-Za-z_0-9]*)|(<<|[|+\-*()]))")
+
+
+def _number(s: str) -> int:
+    """A number token: hex, C octal (as strace prints modes) or decimal."""
+    hexa = s[:2] in ("0x", "0X")
+    if len((s[2:] if hexa else s).lstrip("0")) > _MAX_DIGITS:
+        raise ValueError(f"number {quote(s)} does not fit in {VALUE_BITS} bits")
+    v = int(s, 16) if hexa else int(s, 8) if len(s) > 1 and s[0] == "0" else int(s)
+    if v >> VALUE_BITS:
+        raise ValueError(f"number {quote(s)} does not fit in {VALUE_BITS} bits")
+    return v
 
 
 def _tokens(text: str, variables: Collection[str]) -> list[tuple[str, Any]]:
@@ -239,20 +272,14 @@ def _tokens(text: str, variables: Collection[str]) -> list[tuple[str, Any]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise ValueError(f"cannot parse {text[pos:]!r} in {text!r}")
+            raise ValueError(f"cannot parse {quote(text[pos:])} in {quote(text)}")
         pos = m.end()
         if m.group(1):
-            s = m.group(1)
-            if s.lower().startswith("0x"):
-                toks.append(("num", int(s, 16)))
-            elif len(s) > 1 and s.startswith("0"):
-                toks.append(("num", int(s, 8)))      # C octal, as strace prints modes
-            else:
-                toks.append(("num", int(s)))
+            toks.append(("num", _number(m.group(1))))
         elif m.group(2):
             name = m.group(2)
             if name not in CONSTANTS and name not in variables:
-                raise ValueError(f"unknown name {name!r}")
+                raise ValueError(f"unknown name {quote(name)}")
             toks.append(("name", name))
         else:
             toks.append(("op", m.group(3)))
@@ -261,56 +288,51 @@ def _tokens(text: str, variables: Collection[str]) -> list[tuple[str, Any]]:
     return toks
 
 
-class _ExprParser:
-    """Precedence climbing over the tokens: | below << below + - below *."""
-
-    LEVELS = (("|",), ("<<",), ("+", "-"), ("*",))
-
-    def __init__(self, text: str, toks: list[tuple[str, Any]]):
-        self.text, self.toks, self.i = text, toks, 0
-
-    def peek(self) -> tuple[str, Any] | None:
-        return self.toks[self.i] if self.i < len(self.toks) else None
-
-    def take(self) -> tuple[str, Any]:
-        self.i += 1
-        return self.toks[self.i - 1]
-
-    def level(self, n: int = 0) -> tuple[Any, ...]:
-        if n == len(self.LEVELS):
-            return self.atom()
-        left = self.level(n + 1)
-        while (t := self.peek()) is not None and t[0] == "op" and t[1] in self.LEVELS[n]:
-            op = self.take()[1]
-            left = (op, left, self.level(n + 1))
-        return left
-
-    def atom(self) -> tuple[Any, ...]:
-        t = self.peek()
-        if t is None:
-            raise ValueError(f"unexpected end of {self.text!r}")
-        self.take()
-        if t[0] in ("num", "name"):
-            return t
-        if t == ("op", "-"):
-            return ("neg", self.atom())
-        if t == ("op", "("):
-            e = self.level()
-            if self.peek() is None or self.take() != ("op", ")"):
-                raise ValueError(f"missing ')' in {self.text!r}")
-            return e
-        raise ValueError(f"unexpected {t[1]!r} in {self.text!r}")
+#: binary operators by precedence: | below << below + - below *; a unary minus binds
+#: tighter than all
+_PRECEDENCE = {"|": 1, "<<": 2, "+": 3, "-": 3, "*": 4, "neg": 5}
 
 
 def parse_expr(text: str, variables: Collection[str] = ()) -> Expr:
     """Parse an integer expression whose names are constants or `variables`;
-    ValueError with the reason."""
+    ValueError with the reason. Operator precedence parsing (Dijkstra's shunting
+    yard): binary operators are left-associative."""
     text_s = text.strip()
-    parser = _ExprParser(text_s, _tokens(text_s, variables))
-    ast = parser.level()
-    if parser.i != len(parser.toks):
-        raise ValueError(f"trailing {parser.toks[parser.i][1]!r} in {text_s!r}")
-    return Expr(text_s, ast)
+    postfix: list[tuple[str, Any]] = []
+    ops: list[str] = []                 # operators waiting for their right operand, "("
+    depth = 0                           # the "(" in ops
+    operand = True                      # an operand comes next
+    for kind, v in _tokens(text_s, variables):
+        if operand and kind != "op":
+            postfix.append((kind, v))
+            operand = False
+        elif operand and v in ("(", "-"):
+            ops.append("neg" if v == "-" else v)
+            depth += v == "("
+        elif operand:
+            raise ValueError(f"unexpected {_shown(v)} in {quote(text_s)}")
+        elif kind == "op" and v in _PRECEDENCE:
+            while ops and ops[-1] != "(" and _PRECEDENCE[ops[-1]] >= _PRECEDENCE[v]:
+                postfix.append(("op", ops.pop()))
+            ops.append(v)
+            operand = True
+        elif v == ")" and depth:
+            while (op := ops.pop()) != "(":
+                postfix.append(("op", op))
+            depth -= 1
+        else:
+            raise ValueError(f"missing ')' in {quote(text_s)}" if depth else
+                             f"trailing {_shown(v)} in {quote(text_s)}")
+    if operand:
+        raise ValueError(f"unexpected end of {quote(text_s)}")
+    if depth:
+        raise ValueError(f"missing ')' in {quote(text_s)}")
+    postfix += [("op", op) for op in reversed(ops)]
+    return Expr(text_s, tuple(postfix))
+
+
+def _shown(token: int | str) -> str:
+    return quote(token) if isinstance(token, str) else repr(token)
 
 
 # --------------------------------------------------------------------------- C strings
@@ -327,7 +349,7 @@ def parse_cstring(text: str) -> tuple[bytes, bool]:
     if truncated:
         t = t[:-3]
     if len(t) < 2 or t[0] != '"' or t[-1] != '"':
-        raise ValueError(f"bad string literal {text!r}")
+        raise ValueError(f"bad string literal {quote(text)}")
     out = bytearray()
     s = t[1:-1]
     i = 0
@@ -339,7 +361,7 @@ def parse_cstring(text: str) -> tuple[bytes, bool]:
             continue
         i += 1
         if i >= len(s):
-            raise ValueError(f"dangling backslash in {text!r}")
+            raise ValueError(f"dangling backslash in {quote(text)}")
         c = s[i]
         if c in "01234567":
             j = i
@@ -352,14 +374,14 @@ def parse_cstring(text: str) -> tuple[bytes, bool]:
             while j < len(s) and j < i + 3 and s[j] in "0123456789abcdefABCDEF":
                 j += 1
             if j == i + 1:
-                raise ValueError(f"bad \\x escape in {text!r}")
+                raise ValueError(f"bad \\x escape in {quote(text)}")
             out.append(int(s[i + 1:j], 16))
             i = j
         elif c in _ESC:
             out += _ESC[c].encode()
             i += 1
         else:
-            raise ValueError(f"unknown escape \\{c} in {text!r}")
+            raise ValueError(f"unknown escape \\{c} in {quote(text)}")
     return bytes(out), truncated
 
 
@@ -416,7 +438,7 @@ def parse_result(text: str, variables: Collection[str] = ()) -> Result:
         return Result("err", errname=m.group(1))
     m = re.match(r"^(\S+)(?:\s+\(.*\))?$", t)
     if not m:
-        raise ValueError(f"cannot parse result {t!r}")
+        raise ValueError(f"cannot parse result {quote(t)}")
     return Result("ok", value=parse_expr(m.group(1), variables))
 
 
@@ -426,14 +448,14 @@ def _signal_result(signal: str, detail: str, variables: Collection[str]) -> Resu
         if not part.strip():
             continue
         if "=" not in part:
-            raise ValueError(f"bad signal detail {part!r}")
+            raise ValueError(f"bad signal detail {quote(part)}")
         k, v = (x.strip() for x in part.split("=", 1))
         if k == "si_code":
             code = v
         elif k == "si_addr":
             addr = parse_expr(v, variables)
         elif k != "si_signo":
-            raise ValueError(f"unknown signal field {k!r}")
+            raise ValueError(f"unknown signal field {quote(k)}")
     return Result("sig", signal=signal, code=code, addr=addr)
 
 
@@ -458,7 +480,7 @@ def parse_event(s: str) -> tuple[str, str | None]:
         return "killed", m.group(1)
     if re.match(r"exited with -?\d+$", body):
         return "exited", None
-    raise ValueError(f"unknown strace event {body!r}")
+    raise ValueError(f"unknown strace event {quote(body)}")
 
 
 # --------------------------------------------------------------------------- lines
@@ -498,7 +520,7 @@ def parse_line(text: str, variables: Collection[str] = ()) -> Line | None:
     result = None
     if rest:
         if not rest.startswith("="):
-            raise ValueError(f"expected '= result' after ')', got {rest!r}")
+            raise ValueError(f"expected '= result' after ')', got {quote(rest)}")
         result = parse_result(rest[1:], variables)
     return Line(m.group(1), raw_args, result, text.rstrip("\n"), comment)
 
@@ -510,13 +532,20 @@ def _bind_arg(kind: str, raw: str, variables: Collection[str]) -> Expr | str | b
         if raw == "NULL":
             return None if kind != "data" else b""
         data, _truncated = parse_cstring(raw)
+        if kind == "path":
+            check_path(data)
         return data if kind == "data" else data.decode("utf-8", "surrogateescape")
     if kind == "touchmode":
         mode = parse_cstring(raw)[0].decode()
         if mode not in ("r", "w", "x"):
-            raise ValueError(f'touch mode must be "r", "w" or "x", not {mode!r}')
+            raise ValueError(f'touch mode must be "r", "w" or "x", not {quote(mode)}')
         return mode
     return parse_expr(raw, variables)
+
+
+#: the most bytes a pwrite64 may write: its buffer is padded with zeros to the count,
+#: strace showing only its start, so the count is memory to allocate
+MAX_PWRITE = 16 << 20
 
 
 def bind_args(call: Syscall, raw: Sequence[str], env: Mapping[str, int]) -> list:
@@ -538,6 +567,9 @@ def bind_args(call: Syscall, raw: Sequence[str], env: Mapping[str, int]) -> list
         data, count = args[1], args[2]
         assert isinstance(data, bytes) and isinstance(count, Expr)
         n = count.eval(env)
+        if n > MAX_PWRITE:
+            raise ValueError(f"pwrite64 count {n} is more than {size_text(MAX_PWRITE)}, "
+                             "the most a pwrite64 may write")
         args[1] = data.ljust(n, b"\0")
         args[2] = n
     args += [None if kind.rstrip("?") in ("str", "path") else 0 for kind in kinds[len(raw):]]

@@ -31,13 +31,15 @@ from ..arch.x86.sgx.defs import SGX_SECINFO_R, SGX_SECINFO_W, SGX_SECINFO_X
 from ..drivers.sgx.uapi import SGX_PAGE_MEASURE
 from ..enclave.loader import IOCTL_ARGS
 from ..syscalls import strace
+from ..syscalls.inputs import check_path, cut, quote, size_text
 from ..syscalls.names import CONSTANTS, is_errno, with_prefix
 from ..syscalls.table import fold, syscall
 from ..uapi import U64
 
 FORMAT_VERSION = 1
-#: the largest byte blob a trace may carry (an ADD_PAGES source of 64 MiB)
-MAX_BLOB = 64 << 20
+#: the most blob bytes a trace may carry, all its blobs together (the EPC of the
+#: model's default CPU: 64 MiB)
+MAX_BLOBS = 64 << 20
 
 #: the calls a trace records (the mm calls, files, SGX ioctls, processes); an alias
 #: is folded onto the call it names, but vfork is kept: its child shares the
@@ -81,6 +83,16 @@ SGX_STRUCTS: dict[str, dict[str, str]] = {
 
 # --------------------------------------------------------------------------- values
 
+def _shown(v: object) -> str:
+    """A JSON value in a one-line reason: strings and numbers cut short, arrays and
+    objects by their kind (they may nest too deeply to print)."""
+    if isinstance(v, str):
+        return quote(v)
+    if v is None or isinstance(v, (bool, int, float)):
+        return cut(json.dumps(v))
+    return "an array" if isinstance(v, list) else "an object"
+
+
 def parse_int(v: object, what: str = "argument") -> int:
     """An integer argument: a JSON number or an expression string. ValueError."""
     if v is None:
@@ -88,9 +100,11 @@ def parse_int(v: object, what: str = "argument") -> int:
     if isinstance(v, bool):
         raise ValueError(f"{what}: expected an integer, got {json.dumps(v)}")
     if isinstance(v, int):
+        if abs(v) >> strace.VALUE_BITS:
+            raise ValueError(f"{what}: {cut(str(v))} does not fit in {strace.VALUE_BITS} bits")
         return v
     if isinstance(v, float):
-        raise ValueError(f"{what}: expected an integer, got {v}")
+        raise ValueError(f"{what}: expected an integer, got {_shown(v)}")
     if not isinstance(v, str):
         raise ValueError(f"{what}: expected an integer, got {type(v).__name__}")
     try:
@@ -99,8 +113,23 @@ def parse_int(v: object, what: str = "argument") -> int:
         raise ValueError(f"{what}: {exc}") from None
 
 
-def parse_blob(v: object, what: str) -> bytes:
-    """{"hex": "..", "size": N} (trailing zeros implied up to size), or a hex string."""
+class BlobBudget:
+    """The blob bytes a trace may still carry: MAX_BLOBS for all its records together,
+    taken before a blob is built."""
+
+    def __init__(self) -> None:
+        self.left = MAX_BLOBS
+
+    def take(self, size: int, what: str) -> None:
+        if size > self.left:
+            raise ValueError(f"{what}: blob of {size} bytes is too large: a trace carries "
+                             f"at most {size_text(MAX_BLOBS)} of blobs in all")
+        self.left -= size
+
+
+def parse_blob(v: object, what: str, budget: BlobBudget) -> bytes:
+    """{"hex": "..", "size": N} (trailing zeros implied up to size), or a hex string;
+    its size taken from budget."""
     if isinstance(v, str):
         v = {"hex": v}
     if not isinstance(v, dict) or "hex" not in v or not set(v) <= {"hex", "size"}:
@@ -108,10 +137,11 @@ def parse_blob(v: object, what: str) -> bytes:
     h = v["hex"]
     if not isinstance(h, str) or len(h) % 2 or not re.fullmatch(r"[0-9a-fA-F]*", h):
         raise ValueError(f"{what}: bad hex string")
+    size = v.get("size", len(h) // 2)
+    if not isinstance(size, int) or isinstance(size, bool) or size < len(h) // 2:
+        raise ValueError(f"{what}: size {_shown(size)} smaller than the hex data")
+    budget.take(size, what)
     data = bytes.fromhex(h)
-    size = v.get("size", len(data))
-    if not isinstance(size, int) or isinstance(size, bool) or not len(data) <= size <= MAX_BLOB:
-        raise ValueError(f"{what}: size {size!r} smaller than the hex data or too large")
     return data + bytes(size - len(data))
 
 
@@ -148,7 +178,7 @@ class Record:
         return self.ret is None and self.err is None
 
 
-def _check_args(call: str, args: list) -> list:
+def _check_args(call: str, args: list, blobs: BlobBudget) -> list:
     entry = syscall(call)
     need, most = entry.required, len(entry.kinds)
     if not need <= len(args) <= most:
@@ -162,12 +192,14 @@ def _check_args(call: str, args: list) -> list:
         if kind in ("path", "str"):
             if v is not None and not isinstance(v, str):
                 raise ValueError(f"{what}: expected a path string")
+            if kind == "path" and v is not None:
+                check_path(v)
             out.append(v)
         elif kind == "ioctlcmd":
             cmd = parse_int(v, what) & 0xFFFFFFFF
             out.append(cmd)
         elif kind == "ioctlarg":
-            out.append(_check_ioctl_arg(cmd, v, what))
+            out.append(_check_ioctl_arg(cmd, v, what, blobs))
         else:
             out.append(parse_int(v, what))
     for kind in entry.kinds[len(args):]:
@@ -175,7 +207,8 @@ def _check_args(call: str, args: list) -> list:
     return out
 
 
-def _check_ioctl_arg(cmd: int | None, v: object, what: str) -> int | dict:
+def _check_ioctl_arg(cmd: int | None, v: object, what: str,
+                     blobs: BlobBudget) -> int | dict:
     if not isinstance(v, dict):
         return parse_int(v, what)       # a bare pointer (strace)
     name = SGX_IOCTL_NAMES.get(cmd) if cmd is not None else None
@@ -185,56 +218,58 @@ def _check_ioctl_arg(cmd: int | None, v: object, what: str) -> int | dict:
     out: dict[str, int | bytes] = {}
     for k, val in v.items():
         if k == "ptr":
-            out[k] = parse_int(val, f"{what}.{k}")
+            out[k] = parse_int(val, f"{what}.{cut(k)}")
         elif k not in fields:
-            raise ValueError(f"{what}: {name} has no field {k!r} "
+            raise ValueError(f"{what}: {name} has no field {quote(k)} "
                              f"(fields: {', '.join(fields) or 'none'}, ptr)")
         elif fields[k] == "blob":
-            out[k] = parse_blob(val, f"{what}.{k}")
+            out[k] = parse_blob(val, f"{what}.{cut(k)}", blobs)
         else:
-            out[k] = parse_int(val, f"{what}.{k}")
+            out[k] = parse_int(val, f"{what}.{cut(k)}")
     return out
 
 
 def _check_event(obj: dict, pid: int | None, line: int | None) -> Record:
     ev = obj["event"]
     if ev not in ("signal", "exited", "killed"):
-        raise ValueError(f"unknown event {ev!r} (signal, exited, killed)")
+        raise ValueError(f"unknown event {_shown(ev)} (signal, exited, killed)")
     sig = obj.get("signal")
     if sig is not None and not (isinstance(sig, str) and re.fullmatch(r"SIG[A-Z0-9]+", sig)):
-        raise ValueError(f"bad signal {sig!r}")
+        raise ValueError(f"bad signal {_shown(sig)}")
     text = obj.get("text")
     return Record(None, pid=pid, event=ev, signal=sig, line=line,
                   text=text if isinstance(text, str) else None)
 
 
-def record_from_json(obj: object, line: int | None = None) -> Record | None:
-    """Validate one decoded JSON line. None for the header. Raises ValueError."""
+def record_from_json(obj: object, line: int | None = None,
+                     blobs: BlobBudget | None = None) -> Record | None:
+    """Validate one decoded JSON line. None for the header. Raises ValueError. Its
+    blobs are taken from `blobs`, the trace's (default: a budget of its own)."""
     if not isinstance(obj, dict):
         raise ValueError("a trace line must be a JSON object")
     if "vmsim_trace" in obj:
         if obj["vmsim_trace"] != FORMAT_VERSION:
-            raise ValueError(f"unsupported trace format version {obj['vmsim_trace']!r}")
+            raise ValueError(f"unsupported trace format version {_shown(obj['vmsim_trace'])}")
         return None
     pid = obj.get("pid")
     if pid is not None and (not isinstance(pid, int) or isinstance(pid, bool) or pid < 0):
-        raise ValueError(f"bad pid {pid!r}")
+        raise ValueError(f"bad pid {_shown(pid)}")
     if "event" in obj:
         return _check_event(obj, pid, line)
     unknown = set(obj) - {"pid", "call", "args", "ret", "err", "fd_path", "ret_path",
                           "text", "line", "comment"}
     if unknown:
-        raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
+        raise ValueError(f"unknown key {quote(min(unknown))}")
     name = obj.get("call")
     if not isinstance(name, str):
         raise ValueError("missing \"call\"")
     call = fold(name, CALLS)
     if call is None:
-        raise ValueError(f"unknown call {name!r}")
+        raise ValueError(f"unknown call {quote(name)}")
     args = obj.get("args", [])
     if not isinstance(args, list):
         raise ValueError("\"args\" must be a list")
-    args = _check_args(call, args)
+    args = _check_args(call, args, blobs or BlobBudget())
     ret = err = None
     if "ret" in obj and "err" in obj:
         raise ValueError("a call has \"ret\" or \"err\", not both")
@@ -243,10 +278,13 @@ def record_from_json(obj: object, line: int | None = None) -> Record | None:
     if "err" in obj:
         err = obj["err"]
         if not isinstance(err, str) or not is_errno(err):
-            raise ValueError(f"unknown errno {err!r}")
+            raise ValueError(f"unknown errno {_shown(err)}")
     for k in ("fd_path", "ret_path", "text", "comment"):
         if k in obj and not isinstance(obj[k], (str, type(None))):
             raise ValueError(f"\"{k}\" must be a string")
+    for k in ("fd_path", "ret_path"):
+        if obj.get(k) is not None:
+            check_path(obj[k])
     return Record(call, args, pid, ret, err, line, obj.get("text"), obj.get("fd_path"),
                   obj.get("ret_path"), comment=obj.get("comment"))
 
@@ -262,8 +300,10 @@ class Trace:
 
 
 def parse_jsonl(text: str, path: str | None = None) -> Trace:
+    """JSON Lines text -> Trace. Raises TraceError(file, line, reason)."""
     records: list[Record] = []
     maps = comment = None
+    blobs = BlobBudget()
     for no, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
@@ -272,10 +312,13 @@ def parse_jsonl(text: str, path: str | None = None) -> Trace:
         except json.JSONDecodeError as exc:
             raise TraceError(f"not valid JSON: {exc.msg} (column {exc.colno})", path, no) \
                 from None
+        except ValueError:          # a number past Python's int-conversion limit
+            raise TraceError("not valid JSON: a number with too many digits", path, no) \
+                from None
         except RecursionError:
             raise TraceError("JSON nested too deeply", path, no) from None
         try:
-            rec = record_from_json(obj, no)
+            rec = record_from_json(obj, no, blobs)
         except (ValueError, OverflowError) as exc:
             raise TraceError(str(exc), path, no) from None
         if rec is None:

@@ -1,8 +1,10 @@
 """Reading a trace file: JSON Lines (vmsim.trace.format) or strace text
-(vmsim.trace.strace), told apart by the name or the first line."""
+(vmsim.trace.strace), told apart by the name or the first line; the file read as
+vmsim.syscalls.inputs reads every input, size-capped."""
 
 from __future__ import annotations
 
+from ..syscalls.inputs import InputError, read_text
 from .format import Trace, TraceError, parse_jsonl
 from .strace import parse_strace
 
@@ -17,18 +19,14 @@ def read_trace(text: str, path: str | None = None) -> Trace:
 
 
 def load_trace(path: str) -> Trace:
-    """The trace in file `path`; TraceError naming the file (and line) when it is not
-    readable UTF-8 text or does not parse."""
+    """The trace in file `path`, of at most MAX_INPUT_SIZE bytes; TraceError naming the
+    file (and line) when it is not readable UTF-8 text, is empty or does not parse."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        text = read_text(path)
     except OSError as exc:
         raise TraceError(f"cannot read: {exc.strerror}", path) from None
-    if b"\0" in raw:
-        raise TraceError("binary data, not a trace (NUL byte)", path,
-                         raw[:raw.index(b"\0")].count(b"\n") + 1)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TraceError("not UTF-8 text", path, raw[:exc.start].count(b"\n") + 1) from None
+    except InputError as exc:
+        raise TraceError(exc.reason, path, exc.line) from None
+    if not text.strip():
+        raise TraceError("empty file: no strace lines, no JSON Lines records", path)
     return read_trace(text, path)

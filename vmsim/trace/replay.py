@@ -57,7 +57,7 @@ from ..uapi import (
 )
 from .explain import RANGED, explain
 from .format import (
-    MAX_BLOB,
+    MAX_BLOBS,
     SGX_IOCTL_NAMES,
     Record,
     Trace,
@@ -185,7 +185,7 @@ class _Proc:
 class Replayer:
     def __init__(self, trace: Trace, maps: str | None = None, smaps: str | None = None,
                  maps_path: str | None = None, placement: str = "trace",
-                 kernel_kwargs: dict | None = None):
+                 kernel_kwargs: dict | None = None, smaps_path: str | None = None):
         if placement not in ("trace", "model"):
             raise ValueError("placement is 'trace' or 'model'")
         self.trace = trace
@@ -195,7 +195,7 @@ class Replayer:
             maps, maps_path = trace.maps, f"{trace.path or '<trace>'} header"
         self.start_maps = maps
         if maps is not None:
-            p = self.k.spawn(maps=maps, smaps=smaps, maps_path=maps_path)
+            p = self.k.spawn(maps=maps, smaps=smaps, maps_path=maps_path, smaps_path=smaps_path)
         else:
             p = self.k.spawn(stack=True)
         for _ in range(3):          # stdin, stdout, stderr: the first open returns 3
@@ -572,7 +572,7 @@ class Replayer:
         if "data" in fields:                # ADD_PAGES: the source pages, `length` of them
             want = fields.get("length", 0)
             data = fields["data"][:want]
-            fields["data"] = data.ljust(want, b"\0") if want <= MAX_BLOB else data
+            fields["data"] = data.ljust(want, b"\0") if want <= MAX_BLOBS else data
         if SGX_IOCTL_NAMES.get(cmd) == "SGX_IOC_ENCLAVE_PROVISION":
             fields["fd"] = st.fds.get(fields.get("fd", -1), -1)
         with self._scratch(st.p, need) as scratch:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 
 from ..syscalls import strace as syntax
+from ..syscalls.inputs import check_path, cut
 from ..syscalls.strace import Expr
 from ..syscalls.table import ALIASES, BY_NUMBER, TABLE, fold
 from .format import CALLS, SGX_IOCTL_NAMES, Record, Trace, TraceError, parse_int
@@ -29,9 +30,11 @@ from .format import CALLS, SGX_IOCTL_NAMES, Record, Trace, TraceError, parse_int
 STRACE_CALLS = CALLS - {"prctl"}
 
 _CALL = re.compile(r"^([A-Za-z_][A-Za-z_0-9]*)\(")
-_BY_NUMBER = re.compile(r"syscall_(0x[0-9a-f]+|\d+)")
-_STRACE_MSG = re.compile(r"(?:\S*/)?strace: Process (\d+) (?:attached|detached|suspended)"
-                         r"(?: \(waiting for parent\))?")
+_BY_NUMBER = re.compile(r"syscall_(0x[0-9a-f]{1,16}|\d{1,20})")
+#: `strace: Process 12 attached`, also as `/usr/bin/strace: ...`; searched for in every
+#: line, so the program name starts where a run of non-blanks does (linear time)
+_STRACE_MSG = re.compile(r"(?:(?<!\S)\S*/)?strace: Process (\d{1,10}) "
+                         r"(?:attached|detached|suspended)(?: \(waiting for parent\))?")
 
 
 def imported_as(name: str) -> str | None:
@@ -46,7 +49,9 @@ def imported_as(name: str) -> str | None:
 
 
 def _path(raw: str) -> str:
-    return syntax.parse_cstring(raw)[0].decode("utf-8", "surrogateescape")
+    data = syntax.parse_cstring(raw)[0]
+    check_path(data)
+    return data.decode("utf-8", "surrogateescape")
 
 
 class _Importer:
@@ -100,8 +105,8 @@ class _Importer:
             name = m.group(1)
             start = self.pending.pop(pid, None)
             if start is None or start[2] != name:
-                raise self.err(f"`<... {name} resumed>` without an earlier "
-                               f"`{name}(... <unfinished ...>` of pid {pid}", no)
+                raise self.err(f"`<... {cut(name)} resumed>` without an earlier "
+                               f"`{cut(name)}(... <unfinished ...>` of pid {pid}", no)
             self.call(start[0] + s[m.end():], pid, start[1], raw)
             return
         if syntax.UNFINISHED.search(s):
@@ -153,12 +158,13 @@ class _Importer:
             raise self.err(str(exc), no) from None
         assert line is not None
         rec = Record(ours, pid=pid, line=no, text=raw.strip())
-        for pos, path in decos:
-            if pos > close:
-                rec.ret_path = path
-            elif not re.search(r"AT_FDCWD\s*$|-100\s*$", clean[:pos]):
-                rec.fd_path = path
         try:
+            for pos, path in decos:
+                check_path(path)
+                if pos > close:
+                    rec.ret_path = path
+                elif not clean.endswith(("AT_FDCWD", "-100"), 0, pos):  # a dirfd: not the fd
+                    rec.fd_path = path
             self.result(rec, line.result)
             args = self.bind(ours, name, line.raw_args)
         except ValueError as exc:
@@ -278,13 +284,16 @@ def _join_strace_messages(lines: list[str], imp: _Importer) -> None:
         else:
             lines[i] = head + ln[m.end():]
         seen_call = seen_call or bool(lines[i].strip())
+    last: int | None = None                 # the last line with text
+    marked: int | None = None               # the last line given an `<unfinished ...>`
     for i, ln in enumerate(lines):
-        if ln.strip() == "<unfinished ...>" and i:
-            j = i - 1
-            while j > 0 and not lines[j].strip():
-                j -= 1
-            lines[j] = lines[j].rstrip() + " <unfinished ...>"
+        if ln.strip() == "<unfinished ...>" and last is not None:
+            if marked != last:
+                lines[last] = lines[last].rstrip() + " <unfinished ...>"
+                marked = last
             lines[i] = ""
+        elif ln.strip():
+            last = i
 
 
 def parse_strace(text: str, path: str | None = None) -> Trace:

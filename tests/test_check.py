@@ -1,0 +1,164 @@
+"""vmsim check: the exhaustive explorer of call sequences (vmsim.check, docs/check.md).
+
+A small configuration keeps it quick: an enclave of two pages (a TCS, intent rw-, and a
+page added r-x), prots r-- and rw-, and the mprotect, mremap and access groups.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vmsim.check import designs, report
+from vmsim.check.explore import Job, explore
+from vmsim.check.state import snapshot, state_key
+from vmsim.check.world import Config, apply, ops, start
+from vmsim.cli.main import main
+
+SMALL = Config(intents=("rw-", "r-x"), prots=("r--", "rw-"),
+               groups=("mprotect", "mremap", "access"))
+PROPS = ("intent", "mprotect", "validate", "leak")
+
+
+def job(design, config=SMALL, props=PROPS):
+    return Job(config, design, props)
+
+
+def test_exact_counts_at_depth_2_for_the_merged_design():
+    res = explore(job("merged"), 2)
+    assert (res.states, res.transitions, res.depth_reached) == (56, 429, 2)
+    assert res.counterexamples == [] and res.violations == {}
+
+
+def test_the_merged_design_meets_the_mremap_hole_at_depth_3():
+    """The hole docs/sgx.md describes: mremap moves a PTE to an address whose intent
+    is laxer, and ->mprotect checks the intent of the new address."""
+    res = explore(job("merged"), 3)
+    assert (res.states, res.transitions) == (121, 1848)
+    (cex,) = res.counterexamples
+    assert cex.property == "intent" and cex.length == 3
+    assert cex.labels == ["touch(E+0x1000, 'r')", "mremap(E+0x1000, 0x1000, 0x1000, 3, E)",
+                          "mprotect(E, 0x1000, 3)"]
+
+
+def test_no_hook_maps_an_enclave_page_beyond_its_intent():
+    res = explore(job("none"), 2)
+    first = res.counterexamples[0]
+    assert first.property == "intent" and first.length == 2
+    assert first.labels[0].startswith("touch(") and first.labels[1].startswith("mprotect(")
+    assert "its intent is" in first.message
+
+
+def test_check_only_v40_driver_breaks_mprotects_postcondition():
+    res = explore(job("v40-check-only"), 1)
+    assert [c.property for c in res.counterexamples] == ["mprotect"]
+    assert res.counterexamples[0].length == 1
+    assert "returned 0 but" in res.counterexamples[0].message
+
+
+def test_the_v40_driver_that_does_the_fixup_keeps_every_property():
+    res = explore(job("v40"), 2)
+    assert res.violations == {}
+
+
+@pytest.mark.parametrize("design", ["none", "v40-check-only", "merged"])
+def test_every_counterexample_replays(tmp_path, design):
+    depth = 3 if design == "merged" else 2
+    res = explore(job(design), depth)
+    assert res.counterexamples
+    for n, cex in enumerate(res.counterexamples):
+        report.write(job(design), cex, str(tmp_path), n)
+        replayed = report.replay(cex.trace, design)
+        verdicts = {o.verdict for o in replayed.outcomes}
+        assert verdicts == {"agree"}, (cex.trace, verdicts)
+
+
+def test_workers_give_the_same_result():
+    one = explore(job("none"), 2)
+    two = explore(job("none"), 2, workers=2)
+    assert (one.states, one.transitions, one.violations) == \
+        (two.states, two.transitions, two.violations)
+    assert [c.path for c in one.counterexamples] == [c.path for c in two.counterexamples]
+
+
+def test_ray_local_cluster_gives_the_same_counts():
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'vmsim[cluster]')")
+    one = explore(job("merged"), 2)
+    on_ray = explore(job("merged"), 2, workers=2, ray_address="local")
+    assert (one.states, one.transitions, one.violations) == \
+        (on_ray.states, on_ray.transitions, on_ray.violations)
+
+
+def test_state_key_ignores_object_identity_and_sees_contents():
+    w = start(SMALL, designs.new_kernel("merged"))
+    a, b = snapshot(w), snapshot(w)
+    assert state_key(a) == state_key(b) == state_key(w)
+    touch = next(op for op in ops(SMALL) if op.call == "touch" and op.args[1] == "r")
+    apply(a, touch)
+    assert state_key(a) != state_key(w)
+
+
+USER_PROPERTIES = """
+def no_readonly_window(world):
+    for vma in world.main.mm.tree:
+        if world.window <= vma.start < world.window + 0x2000 and vma.flags & 7 == 1:
+            return f"{vma.start:#x} is read-only"
+    return None
+
+
+def few_vmas(world):
+    return len(world.main.mm.tree) < 8
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "check_user_props.py").write_text(USER_PROPERTIES)
+
+
+def test_a_user_property_and_a_scenario_without_sgx(tmp_path, user_module):
+    cfg = Config(intents=(), prots=("r--",), groups=("mmap", "mprotect"))
+    props = ("mprotect", "check_user_props:no_readonly_window", "check_user_props:few_vmas")
+    res = explore(Job(cfg, "merged", props), 2)
+    assert list(res.violations) == ["check_user_props:no_readonly_window"]
+    cex = res.counterexamples[0]
+    assert cex.length == 2 and "is read-only" in cex.message
+    report.write(Job(cfg, "merged", props), cex, str(tmp_path), 0)
+    assert cex.scenario is not None
+    text = open(cex.scenario).read()
+    assert "mmap(W, 8192, PROT_READ|PROT_WRITE" in text and "mprotect(W" in text
+    assert {o.verdict for o in report.replay(cex.trace, "merged").outcomes} == {"agree"}
+
+
+def test_cli_exit_status_and_json(tmp_path, capsys):
+    args = ["check", "--intents", "rw-,r-x", "--prots", "r--", "--ops", "mprotect",
+            "--depth", "1", "--out", str(tmp_path)]
+    assert main(args + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"design", "depth", "states", "transitions", "seconds", "properties",
+            "counterexamples"} <= set(out)
+    assert main(args + ["--design", "v40-check-only", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    cex = out["counterexamples"][0]
+    assert cex["property"] == "mprotect" and cex["length"] == 1
+    assert cex["trace"].endswith(".jsonl")
+    assert main(args + ["--design", "v40-check-only"]) == 1
+    assert "mprotect VIOLATED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", [["--design", "nonsense"], ["--depth", "-1"],
+                                 ["--intents", "rw-,r-x,rw-"], ["--prots", "rwz"],
+                                 ["--ops", "teleport"], ["--property", "nope"],
+                                 ["--workers", "0"], ["--depth", "x"]])
+def test_cli_bad_input_is_one_line_and_status_2(bad, capsys):
+    assert main(["check", *bad]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vmsim check: ") and err.count("\n") == 1
+
+
+def test_vmsim_does_not_import_ray():
+    code = ("import sys, vmsim, vmsim.check.explore, vmsim.cli.main; "
+            "assert 'ray' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,221 @@
+"""The exhaustive explorer: every call sequence of a Config's alphabet up to a depth,
+breadth first, each distinct state (vmsim.check.state.state_key) expanded once.
+
+The search is level-synchronous: the frontier of depth d is cut into chunks in order,
+each chunk expanded (in this process, in `workers` local processes, or on Ray actors),
+and the children merged in frontier order, so every way of running it finds the same
+states, the same transitions and the same counterexamples, shortest first. A worker
+holds the start state and rebuilds a frontier state by replaying its path on a
+snapshot (vmsim.check.state.snapshot), keeping the last parent built; paths, keys and
+verdicts are all that cross process boundaries.
+
+A state that violates a property is a counterexample and is not expanded further.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import designs
+from .properties import mprotect_post, state_properties
+from .state import snapshot, state_key
+from .world import Config, Op, World, apply, ops, start
+
+Path = tuple[int, ...]
+#: what expanding one state gives per op: (op index, child key, [(property, message)])
+Child = tuple[int, bytes, list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to rebuild states: picklable."""
+
+    config: Config
+    design: str
+    properties: tuple[str, ...]
+
+
+class Expander:
+    """Expands states of a Job (one per worker process)."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.ops: tuple[Op, ...] = ops(job.config)
+        self.start = start(job.config, designs.new_kernel(job.design))
+        self.props = state_properties(job.properties)
+        self.check_mprotect = "mprotect" in job.properties
+        self.verdicts: dict[bytes, list[tuple[str, str]]] = {}
+        self.last: tuple[Path, World] | None = None
+
+    def world(self, path: Path) -> World:
+        """The state path leads to (a fresh copy)."""
+        if self.last is not None and self.last[0] == path:
+            return snapshot(self.last[1])
+        w = snapshot(self.start)
+        for i in path:
+            apply(w, self.ops[i])
+        self.last = (path, w)
+        return snapshot(w)
+
+    def state_verdicts(self, key: bytes, w: World) -> list[tuple[str, str]]:
+        found = self.verdicts.get(key)
+        if found is None:
+            found = [(name, msg) for name, prop in self.props.items()
+                     if (msg := prop(w)) is not None]
+            self.verdicts[key] = found
+        return found
+
+    def expand(self, path: Path) -> list[Child]:
+        out: list[Child] = []
+        for i, op in enumerate(self.ops):
+            w = self.world(path)
+            result = apply(w, op)
+            key = state_key(w)
+            bad = list(self.state_verdicts(key, w))
+            if self.check_mprotect and (msg := mprotect_post(w, op, result)) is not None:
+                bad.append(("mprotect", msg))
+            out.append((i, key, bad))
+        return out
+
+    def expand_many(self, paths: Sequence[Path]) -> list[list[Child]]:
+        return [self.expand(p) for p in paths]
+
+
+@dataclass
+class Counterexample:
+    property: str
+    message: str
+    path: Path
+    labels: list[str]
+    trace: str | None = None
+    scenario: str | None = None
+
+    @property
+    def length(self) -> int:
+        return len(self.path)
+
+
+@dataclass
+class Result:
+    design: str
+    depth: int
+    depth_reached: int = 0
+    states: int = 0
+    transitions: int = 0
+    seconds: float = 0.0
+    properties: tuple[str, ...] = ()
+    counterexamples: list[Counterexample] = field(default_factory=list)
+    #: distinct violating states per property (all of them, saved or not)
+    violations: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"design": self.design, "depth": self.depth, "depth_reached": self.depth_reached,
+                "states": self.states, "transitions": self.transitions,
+                "seconds": round(self.seconds, 3), "properties": list(self.properties),
+                "violations": self.violations,
+                "counterexamples": [{"property": c.property, "length": c.length,
+                                     "message": c.message, "calls": c.labels,
+                                     "trace": c.trace, "scenario": c.scenario}
+                                    for c in self.counterexamples]}
+
+
+# --------------------------------------------------------------------------- workers
+
+_EXPANDER: Expander | None = None
+
+
+def _init_worker(job: Job) -> None:
+    global _EXPANDER
+    _EXPANDER = Expander(job)
+
+
+def _expand_chunk(paths: Sequence[Path]) -> list[list[Child]]:
+    assert _EXPANDER is not None, "worker not initialised"
+    return _EXPANDER.expand_many(paths)
+
+
+Mapper = Callable[[list[list[Path]]], Iterable[list[list[Child]]]]
+
+
+def _chunks(frontier: list[Path], n: int) -> list[list[Path]]:
+    size = max(1, -(-len(frontier) // n))
+    return [frontier[i:i + size] for i in range(0, len(frontier), size)]
+
+
+# --------------------------------------------------------------------------- the search
+
+def explore(job: Job, depth: int, workers: int = 1, ray_address: str | None = None,
+            max_counterexamples: int = 3,
+            progress: Callable[[int, int, int], None] | None = None) -> Result:
+    """Explore job to depth; keep up to max_counterexamples per property, shortest
+    first. workers > 1 shards over local processes; ray_address over a Ray cluster
+    ("local" starts one)."""
+    t0 = time.perf_counter()
+    local = Expander(job)
+    if ray_address is not None:
+        from .cluster import ray_mapper     # Ray is an optional extra: loaded when asked
+        mapper, close = ray_mapper(job, ray_address, workers)
+        chunking = 4 * max(workers, 1)
+    elif workers > 1:
+        ctx = multiprocessing.get_context("fork")
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(job,))
+        mapper, close = (lambda chunks: pool.imap(_expand_chunk, chunks)), pool.terminate
+        chunking = 4 * workers
+    else:
+        mapper, close = (lambda chunks: map(local.expand_many, chunks)), (lambda: None)
+        chunking = 1
+    try:
+        res = _search(job, local, depth, mapper, chunking, max_counterexamples, progress)
+    finally:
+        close()
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _search(job: Job, local: Expander, depth: int, mapper: Mapper, chunking: int,
+            keep: int, progress: Callable[[int, int, int], None] | None) -> Result:
+    res = Result(job.design, depth, properties=job.properties)
+    key0 = state_key(local.start)
+    seen = {key0}
+    bad_seen: set[tuple[str, bytes]] = set()
+    res.states = 1
+    frontier: list[Path] = [()]
+    for name, msg in local.state_verdicts(key0, snapshot(local.start)):
+        _record(res, local, name, msg, (), keep)
+        frontier = []
+    for d in range(1, depth + 1):
+        if not frontier:
+            break
+        nxt: list[Path] = []
+        chunks = _chunks(frontier, chunking)
+        for chunk, expanded in zip(chunks, mapper(chunks), strict=True):
+            for path, children in zip(chunk, expanded, strict=True):
+                for i, key, bad in children:
+                    res.transitions += 1
+                    child = (*path, i)
+                    if bad:
+                        for name, msg in bad:
+                            if (name, key) not in bad_seen:
+                                bad_seen.add((name, key))
+                                _record(res, local, name, msg, child, keep)
+                        continue
+                    if key not in seen:
+                        seen.add(key)
+                        nxt.append(child)
+        res.states = len(seen)
+        res.depth_reached = d
+        frontier = nxt
+        if progress:
+            progress(d, res.states, res.transitions)
+    return res
+
+
+def _record(res: Result, local: Expander, name: str, msg: str, path: Path, keep: int) -> None:
+    res.violations[name] = res.violations.get(name, 0) + 1
+    if sum(c.property == name for c in res.counterexamples) < keep:
+        res.counterexamples.append(Counterexample(name, msg, path,
+                                                  [local.ops[i].label() for i in path]))

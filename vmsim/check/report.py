@@ -1,0 +1,95 @@
+"""Counterexamples written out: a JSONL trace `vmsim replay` takes (the start state's
+calls — the enclave load — then the counterexample's), and, for a configuration without
+SGX, a scenario file `vmsim diff` takes.
+
+The trace format records syscalls only: a memory access, a fork and the child's exit
+are written as comments on the next call (the calls' results replay all the same; the
+PTE an access installed is not in the trace).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..diff.scenario import DEFAULT_ENV, Call, Scenario, dump
+from ..trace.demo import Recorder
+from ..trace.format import Record, write_trace
+from ..trace.replay import Replayer
+from ..trace.format import parse_jsonl
+from . import designs
+from .explore import Counterexample, Job
+from .world import World, apply, ops, start
+
+PID = 1
+
+
+def recorded_run(job: Job, path: tuple[int, ...]) -> tuple[World, list[Record]]:
+    """Run the start and path again through a trace recorder."""
+    recorder: list[Recorder] = []
+
+    def wrap(p):
+        recorder.append(Recorder(p, PID))
+        return recorder[0]
+    w = start(job.config, designs.new_kernel(job.design), wrap)
+    records = recorder[0].records
+    alphabet = ops(job.config)
+    pending: list[str] = []
+    for i in path:
+        op = alphabet[i]
+        before = len(records)
+        result = apply(w, op)
+        if len(records) == before:
+            pending.append(f"{op.label()} -> {_result_text(result)}")
+        elif pending:
+            records[before].comment = "before this call: " + "; ".join(pending)
+            pending = []
+    if pending and records:
+        records.append(Record("munmap", [0, 0], pid=PID, err="EINVAL",
+                              comment="then: " + "; ".join(pending)))
+    return w, records
+
+
+def _result_text(result: tuple) -> str:
+    if result[0] == "sig":
+        return f"{result[1]} {result[2]} at {result[3]:#x}"
+    return str(result[1])
+
+
+def write(job: Job, cex: Counterexample, out_dir: str, n: int) -> None:
+    """Write cex's trace (and scenario) into out_dir; set cex.trace/cex.scenario."""
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, f"{_safe(job.design)}-{_safe(cex.property)}-{n}")
+    _w, records = recorded_run(job, cex.path)
+    comment = (f"vmsim check --design {job.design}: {cex.property} violated after "
+               f"{cex.length} call(s): {cex.message}; calls: {', '.join(cex.labels)}")
+    cex.trace = stem + ".jsonl"
+    with open(cex.trace, "w", encoding="utf-8") as f:
+        write_trace(records, f, comment=comment)
+    if job.config.pages == 0 and all(ops(job.config)[i].call != "exit_child"
+                                     for i in cex.path):
+        cex.scenario = stem + ".scn"
+        with open(cex.scenario, "w", encoding="utf-8") as f:
+            f.write(dump(scenario(job, cex), DEFAULT_ENV))
+
+
+def scenario(job: Job, cex: Counterexample) -> Scenario:
+    """cex as a scenario (a configuration without SGX: addresses in the window W)."""
+    alphabet = ops(job.config)
+    w = start(job.config, designs.new_kernel(job.design))
+    calls = [Call(alphabet[i].call, [w.addr(a) for a in alphabet[i].args]) for i in cex.path]
+    return Scenario(calls, header=[f"vmsim check --design {job.design}: {cex.property}: "
+                                   f"{cex.message}"])
+
+
+def replay(path: str, design: str) -> Replayer:
+    """Replay a counterexample trace on a kernel of its design (all outcomes run)."""
+    with open(path, encoding="utf-8") as f:
+        trace = parse_jsonl(f.read(), path)
+    r = Replayer(trace, kernel_kwargs=designs.kernel_kwargs(design))
+    designs.install(design, r.k)
+    r.run_all()
+    return r
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

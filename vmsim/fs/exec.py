@@ -1,0 +1,339 @@
+"""execve(2) as fs/exec.c runs it: the file to execute, the argument strings on the
+new stack, the search through the binary formats, the point of no return
+(begin_new_exec: exec_mmap tears the old mm down and installs a new one, the
+close-on-exec fds are closed) and setup_arg_pages (the initial [stack] VMA).
+
+The binary formats themselves (fs/binfmt_elf.c) are in binfmt_elf.py; the Kernel keeps
+them in `binfmts`, the kernel's `formats` list. A format's loader raises ENOEXEC to let
+the next one try, as load_binary() returns -ENOEXEC.
+
+Files are looked up in the model's VFS; a path the model does not have is mirrored
+from the host on first use (procmaps.mirror_host_file), so `execve("/bin/true")` runs
+this machine's binary with its identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..errors import E2BIG, EACCES, EAGAIN, EINVAL, ENAMETOOLONG, ENOEXEC, ENOMEM, ETXTBSY, kerr
+from ..mm.fault import copy_to_user
+from ..mm.flags import VM_EXEC, VM_NOHUGEPAGE, VM_STACK_DEFAULT_FLAGS
+from ..mm.fork import exit_mmap
+from ..mm.mmap import do_brk_flags, do_mmap, mm_populate
+from ..mm.mm_struct import MmStruct
+from ..mm.munmap import do_vmi_munmap, page_align
+from ..mm.pkeys import INIT_PKRU_VALUE
+from ..mm.placement import arch_pick_mmap_layout, get_unmapped_area
+from ..mm.vma import Vma
+from ..uapi import (
+    ADDR_COMPAT_LAYOUT,
+    MAP_FIXED,
+    O_RDONLY,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    READ_IMPLIES_EXEC,
+    RLIMIT_STACK,
+    U64,
+)
+from .file import FMODE_READ, FMODE_WRITE, S_IFREG, File, Inode
+from .procmaps import mirror_host_file
+
+#: include/uapi/linux/binfmts.h: the longest argument or environment string (with its
+#: NUL), and the most strings
+MAX_ARG_STRLEN = 32 * PAGE_SIZE
+MAX_ARG_STRINGS = 0x7FFFFFFF
+#: include/uapi/linux/limits.h: the argument space every stack limit allows, and the
+#: longest path (with its NUL) getname() takes
+ARG_MAX = 131072
+PATH_MAX = 4096
+#: include/linux/sched.h _STK_LIM: 8 MiB
+STK_LIM = 8 << 20
+#: include/linux/binfmts.h: the head of the file every binary format looks at
+BINPRM_BUF_SIZE = 256
+#: setup_arg_pages(): the stack VMA covers the argument pages plus this much
+STACK_EXPAND = 131072
+#: executable_stack, from PT_GNU_STACK (include/linux/binfmts.h)
+EXSTACK_DEFAULT, EXSTACK_DISABLE_X, EXSTACK_ENABLE_X = 0, 1, 2
+#: arch/x86: __STACK_RND_MASK for 64-bit, in pages; mmap_rnd_bits (the default 28)
+STACK_RND_PAGES = 0x3FFFFF
+MMAP_RND_BITS = 28
+#: mm_init(): the def_flags a new mm keeps from the execing one (VM_INIT_DEF_MASK)
+VM_INIT_DEF_MASK = VM_NOHUGEPAGE
+
+
+class LinuxBinprm:
+    """`struct linux_binprm`: one execve in progress.
+
+    The argument strings are laid out as the kernel copies them below the top of the
+    new stack, STACK_TOP_MAX (the Kernel's task_size): 8 zero bytes, then the filename
+    (`exec` points at it: AT_EXECFN), the environment and the arguments, each string
+    in order with its NUL; `p` is the lowest byte used, `argmin` the lowest allowed.
+    setup_arg_pages() moves them to the final stack top; `arg_start` is then where
+    argv[0] is.
+    """
+
+    def __init__(self, file: File, filename: str, argv: list[bytes], envp: list[bytes],
+                 rlim_stack: int, stack_top_max: int) -> None:
+        self.file = file
+        self.filename = filename
+        self.argv = argv
+        self.envp = envp
+        self.rlim_stack = rlim_stack
+        self.stack_top_max = stack_top_max
+        self.p = stack_top_max - 8          # __bprm_mm_init(): vm_end - sizeof(void *)
+        self.argmin = 0
+        self.exec = 0
+        self.arg_start = 0
+        #: prepare_binprm(): the head of the file, zero-padded
+        self.buf = file.inode.read(0, BINPRM_BUF_SIZE).ljust(BINPRM_BUF_SIZE, b"\0")
+        self.point_of_no_return = False
+
+    def strings(self) -> bytes:
+        """The bytes of [p, stack_top_max): every string, then the 8 zero bytes."""
+        return b"".join(s + b"\0" for s in (*self.argv, *self.envp,
+                                            self.filename.encode())) + bytes(8)
+
+
+#: what Kernel.binfmts holds: a format's load_binary(task, bprm)
+LoadBinary = Callable[..., None]
+
+
+def do_execveat_common(task, filename: str, argv: Sequence[bytes],
+                       envp: Sequence[bytes]) -> None:
+    """fs/exec.c do_execveat_common() for execve(2) (AT_FDCWD, no flags): the file,
+    the strings (E2BIG), then bprm_execve(). Before the point of no return a failure
+    leaves the process as it was; after it the process is killed (SIGSEGV) and the
+    errno still raised. Cost: O(strings + the new image's VMAs and pages)."""
+    task.mm.mmap_lock("execve")
+    if len(filename.encode()) >= PATH_MAX:
+        raise kerr(ENAMETOOLONG)                # getname()
+    file = do_open_execat(task.kernel, filename).get()
+    try:
+        bprm = LinuxBinprm(file, filename, list(argv), list(envp),
+                           task.rlimit(RLIMIT_STACK), task.kernel.task_size)
+        copy_strings(bprm)
+        bprm_execve(task, bprm)
+    finally:
+        file.put()
+
+
+def do_open_execat(kernel, name: str) -> File:
+    """fs/exec.c do_open_execat(): the file to execute, opened for reading.
+
+    The path is looked up in the model (a path it lacks is mirrored from the host);
+    may_open() refuses anything but a regular file (EACCES), inode_permission(MAY_EXEC)
+    a file without an x bit (EACCES: file ownership is not modelled, every process
+    passes the DAC check as root does), path_noexec() a noexec mount (EACCES), and
+    exe_file_deny_write_access() a file open for writing (ETXTBSY)."""
+    try:
+        inode = kernel.fs.lookup(name)
+    except FileNotFoundError:
+        inode = mirror_host_file(kernel.fs, name)
+    if inode.kind != S_IFREG or not inode.mode & 0o111 or inode.noexec:
+        raise kerr(EACCES)
+    if _open_for_write(kernel, inode):
+        raise kerr(ETXTBSY)
+    return File(inode, FMODE_READ, O_RDONLY)
+
+
+def _open_for_write(kernel, inode: Inode) -> bool:
+    """i_writecount > 0: some struct file of the inode is open for writing, in a file
+    table or held by a mapping. O(fds + VMAs of every process)."""
+    for proc in kernel.processes.values():
+        files = [*proc.files.values(), *(v.file for v in proc.mm.tree if v.file is not None)]
+        if any(f.inode is inode and f.f_mode & FMODE_WRITE for f in files):
+            return True
+    return False
+
+
+def bprm_stack_limits(bprm: LinuxBinprm) -> None:
+    """fs/exec.c bprm_stack_limits(): the strings may take a quarter of the stack limit
+    (at most 3/4 of _STK_LIM, at least ARG_MAX), less a pointer for each (E2BIG)."""
+    limit = max(min(STK_LIM // 4 * 3, bprm.rlim_stack // 4), ARG_MAX)
+    ptr_size = (max(len(bprm.argv), 1) + len(bprm.envp)) * 8
+    if limit <= ptr_size:
+        raise kerr(E2BIG)
+    bprm.argmin = bprm.p - (limit - ptr_size)
+
+
+def copy_strings(bprm: LinuxBinprm) -> None:
+    """do_execveat_common()'s count(), bprm_stack_limits(), then copy_string_kernel()
+    of the filename and copy_strings() of envp and argv, last string first: each at
+    most MAX_ARG_STRLEN with its NUL, all above argmin (E2BIG). An empty argv gets
+    argv[0] = "" (as 6.18 does, with a warning)."""
+    if len(bprm.argv) > MAX_ARG_STRINGS or len(bprm.envp) > MAX_ARG_STRINGS:
+        raise kerr(E2BIG)
+    bprm_stack_limits(bprm)
+    _copy_string(bprm, bprm.filename.encode())
+    bprm.exec = bprm.p
+    for s in (*reversed(bprm.envp), *reversed(bprm.argv)):
+        _copy_string(bprm, s)
+    if not bprm.argv:
+        bprm.argv = [b""]
+        _copy_string(bprm, b"")
+
+
+def _copy_string(bprm: LinuxBinprm, s: bytes) -> None:
+    length = len(s) + 1
+    if length > MAX_ARG_STRLEN:             # valid_arg_len()
+        raise kerr(E2BIG)
+    bprm.p -= length
+    if bprm.p < bprm.argmin:
+        raise kerr(E2BIG)
+
+
+def bprm_execve(task, bprm: LinuxBinprm) -> None:
+    """fs/exec.c bprm_execve() -> exec_binprm() -> search_binary_handler(): each format
+    in turn until one does not answer ENOEXEC. A failure past the point of no return
+    kills the task (force_fatal_sig(SIGSEGV)): it has exited when the error is raised."""
+    try:
+        for load_binary in task.kernel.binfmts:
+            try:
+                load_binary(task, bprm)
+                return
+            except OSError as err:
+                if bprm.point_of_no_return or err.errno != ENOEXEC:
+                    raise
+        raise kerr(ENOEXEC)
+    except OSError:
+        if bprm.point_of_no_return:
+            task.exit()
+        raise
+
+
+# --- the point of no return --------------------------------------------------------
+
+def begin_new_exec(task, bprm: LinuxBinprm) -> None:
+    """fs/exec.c begin_new_exec(): from here on a failure kills the task. exec_mmap()
+    puts the new mm in place and tears the old one down; the close-on-exec fds are
+    closed (do_close_on_exec); the FPU state, PKRU included, is reset."""
+    bprm.point_of_no_return = True
+    exec_mmap(task, mm_alloc(task.mm))
+    do_close_on_exec(task)
+    if task.kernel.pkeys:
+        task.pkru = INIT_PKRU_VALUE             # fpu_flush_thread()
+
+
+def mm_alloc(old: MmStruct) -> MmStruct:
+    """kernel/fork.c mm_alloc() -> mm_init() while `old` is current->mm: a new, empty mm
+    keeping the inherited MMF_* flags (mmf_init_flags(): MDWE unless NO_INHERIT was
+    set, KSM merge-any) and def_flags & VM_INIT_DEF_MASK."""
+    mm = MmStruct(old.kernel)
+    if not old.mdwe_no_inherit:
+        mm.has_mdwe = old.has_mdwe
+    mm.merge_any = old.merge_any
+    mm.def_flags = old.def_flags & VM_INIT_DEF_MASK
+    return mm
+
+
+def exec_mmap(task, mm: MmStruct) -> None:
+    """fs/exec.c exec_mmap(): the task switches to `mm`; the old mm is dropped (mmput()
+    -> exit_mmap(): every VMA unmapped, ->close called, files put, the commit charge
+    given back)."""
+    old = task.mm
+    task.mm = mm
+    mm.owner = task
+    exit_mmap(old)
+
+
+def do_close_on_exec(task) -> None:
+    """fs/file.c do_close_on_exec(): close every fd marked close-on-exec."""
+    for fd in sorted(task.close_on_exec):
+        task.files.pop(fd).put(task.mm)
+    task.close_on_exec.clear()
+
+
+def setup_new_exec(task, rlim_stack: int, randomize: bool) -> None:
+    """fs/exec.c setup_new_exec(): arch_pick_mmap_layout() with arch_rnd() and
+    stack_maxrandom_size() when the task has PF_RANDOMIZE; the layout is legacy
+    (bottom-up) under ADDR_COMPAT_LAYOUT or vm.legacy_va_layout (mmap_is_legacy()).
+    The model also draws here, once per exec, the base of the MAP_32BIT window that
+    find_start_end() randomises per call."""
+    kernel = task.kernel
+    rnd = kernel.random.getrandbits(MMAP_RND_BITS) << PAGE_SHIFT if randomize else 0
+    stack_rnd = STACK_RND_PAGES << PAGE_SHIFT if randomize else 0
+    legacy = bool(task.persona & ADDR_COMPAT_LAYOUT) or kernel.legacy_va_layout
+    arch_pick_mmap_layout(task.mm, rlim_stack, legacy, rnd, stack_rnd)
+    task.map32_begin = 0x40000000
+    if randomize:
+        task.map32_begin += kernel.random.randrange(0x2000000 >> PAGE_SHIFT) << PAGE_SHIFT
+
+
+def arch_align_stack(task, sp: int, randomize: bool) -> int:
+    """arch/x86/kernel/process.c arch_align_stack(): up to 8 KiB lower under ASLR,
+    16-byte aligned."""
+    if randomize:
+        sp -= task.kernel.random.randrange(8192)
+    return sp & ~0xF
+
+
+def setup_arg_pages(task, bprm: LinuxBinprm, stack_top: int, executable_stack: int,
+                    randomize: bool) -> None:
+    """fs/exec.c setup_arg_pages(): the [stack] VMA of the new mm.
+
+    The strings were copied below STACK_TOP_MAX into a VMA covering their pages; the
+    stack moves to `stack_top` (aligned by arch_align_stack() and rounded up to a
+    page), gets VM_STACK_FLAGS (made executable or not by PT_GNU_STACK) and grows by
+    128 KiB (stack_expand, within RLIMIT_STACK). The model builds the VMA at its final
+    place and size and writes the strings there: the same VMA, pages and charge."""
+    mm = task.mm
+    kernel = task.kernel
+    stack_top = page_align(arch_align_stack(task, stack_top, randomize))
+    vm_end, vm_start = bprm.stack_top_max, bprm.p & PAGE_MASK
+    if stack_top < kernel.mmap_min_addr or vm_end - vm_start >= stack_top - kernel.mmap_min_addr:
+        raise kerr(ENOMEM)
+    stack_shift = vm_end - stack_top
+    bprm.p -= stack_shift
+    bprm.arg_start = bprm.p
+    bprm.exec -= stack_shift
+    flags = VM_STACK_DEFAULT_FLAGS | (VM_EXEC if task.persona & READ_IMPLIES_EXEC else 0)
+    if executable_stack == EXSTACK_ENABLE_X:
+        flags |= VM_EXEC
+    elif executable_stack == EXSTACK_DISABLE_X:
+        flags &= ~VM_EXEC
+    flags |= mm.def_flags
+    end, start = stack_top, vm_start - stack_shift
+    stack_expand = min(bprm.rlim_stack & PAGE_MASK, end - start + STACK_EXPAND)
+    start = min(start, end - stack_expand)
+    mm.insert_vm_struct(Vma(mm, start, end, flags, start >> PAGE_SHIFT))
+    mm.start_stack = bprm.p
+    copy_to_user(task, bprm.p, bprm.strings())
+
+
+# --- the mapping calls of exec (mm/util.c vm_mmap, mm/mmap.c vm_munmap, vm_brk_flags) ---
+
+def vm_mmap(task, file: File | None, addr: int, length: int, prot: int, flags: int,
+            offset: int) -> int:
+    """mm/util.c vm_mmap() -> vm_mmap_pgoff(): do_mmap() on behalf of the kernel, then
+    the populate it asks for; an offset off a page is EINVAL. Returns the address."""
+    if offset & ~PAGE_MASK:
+        raise kerr(EINVAL)
+    addr, populate = do_mmap(task, file, addr, length, prot, flags, offset >> PAGE_SHIFT)
+    if populate:
+        mm_populate(task, addr, populate)
+    return addr
+
+
+def vm_munmap(task, start: int, length: int) -> None:
+    """mm/vma.c vm_munmap()."""
+    do_vmi_munmap(task.mm, start, length)
+
+
+def vm_brk_flags(task, addr: int, request: int, is_exec: bool) -> None:
+    """mm/mmap.c vm_brk_flags(): an anonymous data mapping of [addr, addr + request)
+    rounded to pages, replacing whatever is there (check_brk_limits():
+    get_unmapped_area(MAP_FIXED), then the mlock limit, EAGAIN), made by
+    do_brk_flags(), which extends the VMA before it when they can merge."""
+    length = page_align(request)
+    if length > U64:
+        raise kerr(ENOMEM)
+    if not length:
+        return
+    mm = task.mm
+    get_unmapped_area(task, None, addr, length, 0, MAP_FIXED)
+    if not mm.mlock_future_ok(task, mm.def_flags, length):
+        raise kerr(EAGAIN)
+    do_vmi_munmap(mm, addr, length)
+    do_brk_flags(task, mm.tree.prev_of(addr), addr, length, VM_EXEC if is_exec else 0)
