@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from vmsim.check import designs, report
-from vmsim.check.explore import Job, explore
+from vmsim.check.expand import Job
+from vmsim.check.explore import explore
 from vmsim.check.state import snapshot, state_key
 from vmsim.check.world import Config, apply, ops, start
 from vmsim.cli.main import main

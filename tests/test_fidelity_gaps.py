@@ -155,9 +155,13 @@ def test_map32bit_placement_near_2_63_matches_kernel(tmp_path, ext4_dir):
     fd = p.open("/tmp/f", O_RDONLY)
     ours = []
     for off in OFFSETS:
-        addr = p.mmap(0, PAGE, PROT_READ, MAP_PRIVATE | MAP_32BIT, fd, off)
+        try:
+            addr = p.mmap(0, PAGE, PROT_READ, MAP_PRIVATE | MAP_32BIT, fd, off)
+        except OSError:         # past MAX_LFS_FILESIZE: EOVERFLOW, printed as 0
+            addr = 0
         ours.append(addr)
-        p.munmap(addr, PAGE)
+        if addr:
+            p.munmap(addr, PAGE)
     assert ours == kernel
     assert ours[OFFSETS.index(0x7FFFFFFFFFFFE000)] == 0x401FE000
 

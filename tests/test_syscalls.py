@@ -61,7 +61,7 @@ def test_aliases_resolve():
 
 
 def test_address_results_and_kinds():
-    assert ADDR_RESULT == {"mmap", "mremap", "brk"}
+    assert ADDR_RESULT == {"mmap", "mremap", "brk", "shmat"}
     assert TABLE["mmap"].kinds == ("addr", "len", "prot", "mapflags", "fd", "off")
     assert TABLE["mremap"].required == 3 and len(TABLE["mremap"].kinds) == 5
 

@@ -14,6 +14,7 @@ from .fs import procmaps
 from .fs.binfmt_elf import REFERENCE_HWCAPS, load_elf_binary
 from .fs.exec import LoadBinary, setup_new_exec
 from .fs.vfs import Vfs
+from .ipc.shm import ShmIds
 from .mm.flags import VM_STACK_DEFAULT_FLAGS
 from .mm.mm_struct import MmStruct
 from .mm.vma import Vma
@@ -94,7 +95,8 @@ class Kernel:
                  stack_guard_gap: int = 256 << PAGE_SHIFT, uid: int = 0,
                  capabilities: Iterable[str] = frozenset({"CAP_SYS_RAWIO", "CAP_IPC_LOCK"}),
                  rlimits: dict[int, tuple[int, int]] | None = None,
-                 sgx: bool | SgxCpu = True, mprotect_hook: str = "merged") -> None:
+                 sgx: bool | SgxCpu = True, mprotect_hook: str = "merged",
+                 memfd_noexec: int = 0) -> None:
         self.max_map_count = max_map_count
         self.dac_mmap_min_addr = mmap_min_addr
         #: security/min_addr.c: max(vm.mmap_min_addr, CONFIG_LSM_MMAP_MIN_ADDR)
@@ -114,6 +116,11 @@ class Kernel:
         self.rlimits = dict(DEFAULT_RLIMITS)
         self.rlimits.update(checked_rlimits(rlimits or {}))
         self.fs = Vfs()
+        #: vm.memfd_noexec: 0 lets memfds be executable, 1 makes MFD_NOEXEC_SEAL the
+        #: default, 2 requires it (fs/memfd.py)
+        self.memfd_noexec = memfd_noexec
+        #: the IPC namespace's shared memory segments and shm sysctls (ipc/shm.py)
+        self.shm = ShmIds(self)
         #: the binary formats execve tries, in order (fs/exec.c formats)
         self.binfmts: list[LoadBinary] = [load_elf_binary]
         #: what the CPU puts in an exec's auxv (AT_HWCAP, AT_HWCAP2, AT_MINSIGSTKSZ)

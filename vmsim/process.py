@@ -15,24 +15,45 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 from collections.abc import Callable, Sequence
 from typing import Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar
 
-from .errors import EBADF, EINVAL, EMFILE, EPERM, ESRCH, kerr
+from .errors import EBADF, EFAULT, EINVAL, EMFILE, ENOTDIR, EPERM, ESRCH, kerr
+from .fs import memfd
 from .fs.exec import do_execveat_common
-from .fs.file import FMODE_PATH, File
-from .fs.vfs import Vfs, do_ftruncate, do_vfs_ioctl, vfs_pread, vfs_pwrite
-from .mm import fault, madvise, mlock, mmap, mprotect, mremap, mseal, pkeys, procfs
+from .fs.file import FMODE_PATH, S_IFDIR, File
+from .fs.vfs import MAX_RW_COUNT, PIDFD_OPS, Vfs, do_ftruncate, do_vfs_ioctl, vfs_pread, vfs_pwrite
+from .ipc import shm
+from .ipc.shm import ShmIds
+from .mm import fault, madvise, mlock, mmap, mprotect, mremap, mseal, msync, pkeys, procfs
 from .mm.flags import VM_MERGEABLE, vma_pkey, vmflags_mnemonics
 from .mm.fork import dup_mmap, exit_mmap
 from .mm.madvise import ksm_compatible
 from .mm.mm_struct import MmStruct
 from .mm.munmap import do_vmi_munmap
 from .uapi import (
+    AT_FDCWD,
+    AT_REMOVEDIR,
+    F_ADD_SEALS,
+    F_DUPFD,
+    F_DUPFD_CLOEXEC,
+    F_GET_SEALS,
+    F_GETFD,
+    F_GETFL,
+    F_SETFD,
+    FD_CLOEXEC,
     FIOCLEX,
     FIONCLEX,
+    MADV_COLD,
+    MADV_COLLAPSE,
+    MADV_PAGEOUT,
+    MADV_WILLNEED,
+    MFD_CLOEXEC,
     O_CLOEXEC,
     PAGE_SHIFT,
+    PIDFD_NONBLOCK,
+    PIDFD_THREAD,
     PR_GET_MDWE,
     PR_GET_MEMORY_MERGE,
     PR_MDWE_NO_INHERIT,
@@ -43,10 +64,17 @@ from .uapi import (
     RLIM_NLIMITS,
     RLIMIT_NOFILE,
     U64,
+    UIO_MAXIOV,
 )
 
 #: fs/file.c sysctl_nr_open: no RLIMIT_NOFILE may exceed it (fs.nr_open)
 NR_OPEN = 1 << 20
+#: mm/madvise.c process_madvise_remote_valid(): the advice another process may be given
+REMOTE_MADVISE = frozenset({MADV_COLD, MADV_PAGEOUT, MADV_WILLNEED, MADV_COLLAPSE})
+#: fs/fcntl.c check_fcntl_cmd(): the commands an O_PATH file answers
+O_PATH_FCNTL = frozenset({F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL})
+#: struct iovec: iov_base, iov_len
+IOVEC = struct.Struct("<QQ")
 
 
 class KernelView(Protocol):
@@ -59,6 +87,9 @@ class KernelView(Protocol):
     capabilities: frozenset[str]
     rlimits: dict[int, tuple[int, int]]
     processes: dict[int, Process]
+    task_size: int
+    memfd_noexec: int
+    shm: ShmIds
 
     def _new_process(self, parent: Process | None = None) -> Process: ...
 
@@ -273,6 +304,94 @@ class Process:
         return mlock.sys_munlock(self, _ulong(addr), _ulong(length))
 
     @_syscall
+    def mlockall(self, flags: int) -> int:
+        """mlockall(2): mm/mlock.c (mlock.sys_mlockall())."""
+        return mlock.sys_mlockall(self, _int(flags))
+
+    @_syscall
+    def munlockall(self) -> int:
+        """munlockall(2): mm/mlock.c (mlock.sys_munlockall())."""
+        return mlock.sys_munlockall(self)
+
+    @_syscall
+    def msync(self, addr: int, length: int, flags: int) -> int:
+        """msync(2): mm/msync.c (msync.sys_msync()). Only its result is observable: it
+        changes nothing the model shows."""
+        return msync.sys_msync(self, _ulong(addr), _ulong(length), _int(flags))
+
+    @_syscall
+    def process_madvise(self, pidfd: int, iovec: int, vlen: int, advice: int,
+                        flags: int = 0) -> int:
+        """process_madvise(2): mm/madvise.c (6.18): EINVAL for any flag; the vlen struct
+        iovec at `iovec` (_import_iovec()); the process of the pidfd (_pidfd_task());
+        another process is given only MADV_COLD, MADV_PAGEOUT, MADV_WILLNEED and
+        MADV_COLLAPSE (EINVAL), by CAP_SYS_NICE (EPERM), the caller any advice [obs].
+        Then vector_madvise(): each range as madvise(2) advises it, in order, up to the
+        first error. Returns the bytes of the ranges advised (their iov_len), or that
+        error if it was the first range's [obs: partial success]. ptrace access
+        (mm_access()) is not modelled: a Kernel's processes share one user."""
+        if _uint(flags):
+            raise kerr(EINVAL)
+        ranges = self._import_iovec(_ulong(iovec), _ulong(vlen) & 0xFFFFFFFF)
+        target = self._pidfd_task(pidfd)
+        advice = _int(advice)
+        if target is not self:
+            if advice not in REMOTE_MADVISE:
+                raise kerr(EINVAL)
+            if not self.capable("CAP_SYS_NICE"):
+                raise kerr(EPERM)
+        advised = 0
+        for start, length in ranges:
+            try:
+                madvise.do_madvise(target, start, length, advice)
+            except OSError:
+                if advised:
+                    return advised
+                raise
+            advised += length
+        return advised
+
+    def _import_iovec(self, uvec: int, nr_segs: int) -> list[tuple[int, int]]:
+        """lib/iov_iter.c import_iovec(): nr_segs struct iovec read at uvec: none for 0;
+        EINVAL past UIO_MAXIOV or for a length negative as ssize_t; EFAULT for an array
+        the process cannot read or a range that is not all user space (access_ok():
+        base + len at most TASK_SIZE [obs]). The lengths are cut to add up to at most
+        MAX_RW_COUNT. Returns the (base, len) pairs."""
+        if not nr_segs:
+            return []
+        if nr_segs > UIO_MAXIOV:
+            raise kerr(EINVAL)
+        if uvec + nr_segs * IOVEC.size > self.kernel.task_size:
+            raise kerr(EFAULT)
+        iov = []
+        for i in range(nr_segs):
+            base, length = IOVEC.unpack(fault.copy_from_user(self, uvec + i * IOVEC.size,
+                                                             IOVEC.size))
+            if length >= 1 << 63:
+                raise kerr(EINVAL)
+            iov.append((base, length))
+        total = 0
+        ranges = []
+        for base, length in iov:
+            if base + length > self.kernel.task_size:
+                raise kerr(EFAULT)
+            length = min(length, MAX_RW_COUNT - total)
+            total += length
+            ranges.append((base, length))
+        return ranges
+
+    def _pidfd_task(self, pidfd: int) -> Process:
+        """kernel/pid.c pidfd_get_task(): the process a pidfd names (EBADF for any other
+        file, ESRCH once the process has exited)."""
+        file = self._fdget(pidfd)
+        if file.f_op is not PIDFD_OPS:
+            raise kerr(EBADF)
+        task = self.kernel.processes.get(file.private_data)
+        if task is None:
+            raise kerr(ESRCH)
+        return task
+
+    @_syscall
     def brk(self, addr: int) -> int:
         return mmap.sys_brk(self, _ulong(addr))
 
@@ -424,6 +543,133 @@ class Process:
     def unlink(self, path: str) -> int:
         self.kernel.fs.unlink(_path(path))
         return 0
+
+    @_syscall
+    def unlinkat(self, dirfd: int, pathname: str, flags: int = 0) -> int:
+        """unlinkat(2): fs/namei.c: EINVAL for flags but AT_REMOVEDIR; with it
+        do_rmdir() (Vfs.rmdir), else do_unlinkat() (Vfs.unlink) of the path
+        _at_path() resolves. A mapped file removed shows " (deleted)" in maps."""
+        dirfd, pathname, flags = _int(dirfd), _path(pathname), _int(flags)
+        if flags & ~AT_REMOVEDIR:
+            raise kerr(EINVAL)
+        path = self._at_path(dirfd, pathname)
+        if flags & AT_REMOVEDIR:
+            self.kernel.fs.rmdir(path)
+        else:
+            self.kernel.fs.unlink(path)
+        return 0
+
+    def _at_path(self, dirfd: int, path: str) -> str:
+        """The path an *at() call names: an absolute one as it is (dirfd unused), a
+        relative one below the directory open as dirfd (EBADF, ENOTDIR). The model has
+        no working directory: relative to AT_FDCWD, a path stays relative (ENOENT)."""
+        if path.startswith("/") or dirfd == AT_FDCWD:
+            return path
+        base = self._file(dirfd)
+        if base.inode.kind != S_IFDIR:
+            raise kerr(ENOTDIR)
+        return base.path.rstrip("/") + "/" + path
+
+    @_syscall
+    def rename(self, oldpath: str, newpath: str) -> int:
+        """rename(2): fs/namei.c do_renameat2() (Vfs.rename): a mapped file shows its new
+        name in maps, a file the rename replaced its old name and " (deleted)"."""
+        self.kernel.fs.rename(_path(oldpath), _path(newpath))
+        return 0
+
+    @_syscall
+    def memfd_create(self, name: str | None, flags: int = 0) -> int:
+        """memfd_create(2): mm/memfd.c (fs/memfd.py): the flags (EINVAL; EACCES under
+        vm.memfd_noexec=2), the name (EFAULT for None, EINVAL past 249 bytes), a free fd
+        (EMFILE; close-on-exec under MFD_CLOEXEC), then the file (ENODEV for a huge page
+        size the CPU lacks). maps shows its mappings as "/memfd:NAME (deleted)"."""
+        uname = None if name is None else _path(name)
+        flags = memfd.sanitize_flags(_uint(flags), self.kernel.memfd_noexec)
+        full_name = memfd.alloc_name(uname)
+        (fd,) = self._unused_fds(1)
+        self.files[fd] = memfd.memfd_alloc_file(self.kernel.fs, full_name, flags).get()
+        if flags & MFD_CLOEXEC:
+            self.close_on_exec.add(fd)
+        return fd
+
+    @_syscall
+    def fcntl(self, fd: int, cmd: int, arg: int = 0) -> int:
+        """fcntl(2): fs/fcntl.c: the file of fd (EBADF; an O_PATH one answers only
+        O_PATH_FCNTL). F_DUPFD, F_DUPFD_CLOEXEC: a new fd, the lowest from arg;
+        F_GETFD, F_SETFD: FD_CLOEXEC; F_ADD_SEALS, F_GET_SEALS: memfd.memfd_fcntl().
+        Other commands (F_GETFL, F_SETFL, locks, owners, leases, pipe sizes, ...) are
+        not modelled and answer EINVAL, as an unknown one does."""
+        fd, cmd, arg = _uint(fd), _uint(cmd), _ulong(arg)
+        file = self._file(fd)
+        if file.f_mode & FMODE_PATH and cmd not in O_PATH_FCNTL:
+            raise kerr(EBADF)
+        if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+            return self._dupfd_from(file, arg & 0xFFFFFFFF, cmd == F_DUPFD_CLOEXEC)
+        if cmd == F_GETFD:
+            return FD_CLOEXEC if fd in self.close_on_exec else 0
+        if cmd == F_SETFD:
+            if arg & FD_CLOEXEC:
+                self.close_on_exec.add(fd)
+            else:
+                self.close_on_exec.discard(fd)
+            return 0
+        if cmd in (F_ADD_SEALS, F_GET_SEALS):
+            mms = (p.mm for p in self.kernel.processes.values())
+            return memfd.memfd_fcntl(mms, file, cmd, arg)
+        raise kerr(EINVAL)
+
+    def _dupfd_from(self, file: File, start: int, cloexec: bool) -> int:
+        """fs/file.c f_dupfd(): EINVAL for a start at or past RLIMIT_NOFILE, then the
+        lowest free fd from it (EMFILE)."""
+        nofile = self.rlimit(RLIMIT_NOFILE)
+        if start >= nofile:
+            raise kerr(EINVAL)
+        fd = start
+        while fd in self.files:
+            fd += 1
+        if fd >= nofile:
+            raise kerr(EMFILE)
+        self.files[fd] = file.get()
+        if cloexec:
+            self.close_on_exec.add(fd)
+        return fd
+
+    @_syscall
+    def pidfd_open(self, pid: int, flags: int = 0) -> int:
+        """pidfd_open(2): kernel/pid.c: EINVAL for flags but PIDFD_NONBLOCK and
+        PIDFD_THREAD, or a pid below 1; ESRCH for no live process; then a free fd
+        (EMFILE), always close-on-exec [obs]. mmap of it is ENODEV [obs]."""
+        pid, flags = _int(pid), _uint(flags)
+        if flags & ~(PIDFD_NONBLOCK | PIDFD_THREAD) or pid <= 0:
+            raise kerr(EINVAL)
+        if pid not in self.kernel.processes:
+            raise kerr(ESRCH)
+        (fd,) = self._unused_fds(1)
+        self.files[fd] = self.kernel.fs.pidfd_file(pid, flags).get()
+        self.close_on_exec.add(fd)
+        return fd
+
+    # --- System V shared memory (ipc/shm.py) ---
+    @_syscall
+    def shmget(self, key: int, size: int, shmflg: int) -> int:
+        """shmget(2): ipc/shm.c ksys_shmget(). Returns the id."""
+        return shm.ksys_shmget(self, _int(key), _ulong(size), _int(shmflg))
+
+    @_syscall
+    def shmat(self, shmid: int, shmaddr: int, shmflg: int = 0) -> int:
+        """shmat(2): ipc/shm.c do_shmat(). Returns the address."""
+        return shm.do_shmat(self, _int(shmid), _ulong(shmaddr), _int(shmflg))
+
+    @_syscall
+    def shmdt(self, shmaddr: int) -> int:
+        """shmdt(2): ipc/shm.c ksys_shmdt()."""
+        return shm.ksys_shmdt(self, _ulong(shmaddr))
+
+    @_syscall
+    def shmctl(self, shmid: int, cmd: int, buf: int = 0) -> int:
+        """shmctl(2): ipc/shm.c ksys_shmctl(); buf is the address of a struct in the
+        process's memory."""
+        return shm.ksys_shmctl(self, _int(shmid), _int(cmd), _ulong(buf))
 
     @_syscall
     def ioctl(self, fd: int, cmd: int, arg: int = 0) -> int:

@@ -153,6 +153,12 @@ FASYNC = 0o20000            # O_ASYNC: SIGIO on I/O readiness (FIOASYNC sets it)
 # --- *at() calls, fcntl and file sealing (include/uapi/linux/fcntl.h) ---
 AT_FDCWD = -100
 AT_REMOVEDIR = 0x200
+F_DUPFD = 0
+F_GETFD = 1
+F_SETFD = 2
+F_GETFL = 3
+F_DUPFD_CLOEXEC = 1030
+FD_CLOEXEC = 1
 F_ADD_SEALS = 1033
 F_GET_SEALS = 1034
 F_SEAL_SEAL = 0x0001
@@ -170,6 +176,9 @@ MFD_NOEXEC_SEAL = 0x0008
 MFD_EXEC = 0x0010
 MFD_HUGE_SHIFT = 26
 MFD_HUGE_MASK = 0x3F
+
+# --- iovec arrays (include/uapi/linux/uio.h) ---
+UIO_MAXIOV = 1024
 
 # --- pidfd_open (include/uapi/linux/pidfd.h) ---
 PIDFD_NONBLOCK = O_NONBLOCK

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import ray
 
-from .explore import Child, Expander, Job, Path
+from .expand import Child, Expander, Job, Path
 
 
 class _Worker:
@@ -30,10 +31,8 @@ def connect(address: str) -> None:
     """ray.init() for address ("local": a cluster on this machine), once."""
     if ray.is_initialized():
         return
-    if address == "local":
-        ray.init(include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address=address, log_to_driver=False)
+    ray.init(address=None if address == "local" else address, include_dashboard=False,
+             log_to_driver=False)
 
 
 def ray_mapper(job: Job, address: str, workers: int
@@ -43,8 +42,8 @@ def ray_mapper(job: Job, address: str, workers: int
     function that stops them."""
     connect(address)
     n = workers if workers > 0 else int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
-    remote = ray.remote(num_cpus=1)(_Worker)
-    actors = [remote.remote(job) for _ in range(max(n, 1))]
+    remote: Any = ray.remote(num_cpus=1)(_Worker)
+    actors: list[Any] = [remote.remote(job) for _ in range(max(n, 1))]
 
     def mapper(chunks: list[list[Path]]) -> Iterable[list[list[Child]]]:
         refs = [actors[i % len(actors)].expand_many.remote(c) for i, c in enumerate(chunks)]

@@ -31,7 +31,7 @@ BUILTIN = ("merged", "v40", "v40-check-only", "none")
 class SgxVmOpsNoHook(SgxVmOps):
     """sgx_vm_ops before the series: no ->mprotect, so mprotect consults nobody."""
 
-    mprotect = None
+    mprotect = None     # type: ignore[assignment]  # absent: the point of this design
 
 
 class SgxVmOpsV40CheckOnly(SgxVmOpsV40):
@@ -61,6 +61,7 @@ class VariantFops(SgxEnclaveFops):
 def install_vm_ops(kernel: Kernel, ops: VmOperations) -> None:
     """Give /dev/sgx_enclave's new mappings `ops` (a driver variant)."""
     inode = kernel.fs.lookup("/dev/sgx_enclave")
+    assert isinstance(inode.fops, SgxEnclaveFops), "the SGX driver is not installed"
     inode.fops = VariantFops(inode.fops, ops)
 
 

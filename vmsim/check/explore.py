@@ -2,87 +2,27 @@
 breadth first, each distinct state (vmsim.check.state.state_key) expanded once.
 
 The search is level-synchronous: the frontier of depth d is cut into chunks in order,
-each chunk expanded (in this process, in `workers` local processes, or on Ray actors),
-and the children merged in frontier order, so every way of running it finds the same
-states, the same transitions and the same counterexamples, shortest first. A worker
-holds the start state and rebuilds a frontier state by replaying its path on a
-snapshot (vmsim.check.state.snapshot), keeping the last parent built; paths, keys and
-verdicts are all that cross process boundaries.
+each chunk expanded (vmsim.check.expand: in this process, in `workers` local
+processes, or on Ray actors, vmsim.check.cluster), and the children merged in frontier
+order, so every way of running it finds the same states, the same transitions and the
+same counterexamples, shortest first.
 
 A state that violates a property is a counterexample and is not expanded further.
 """
 
 from __future__ import annotations
 
+import builtins
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import designs
-from .properties import mprotect_post, state_properties
+from ..enclave.signing import key_to_pem
+from .expand import Child, Expander, Job, Path
 from .state import snapshot, state_key
-from .world import Config, Op, World, apply, ops, start
-
-Path = tuple[int, ...]
-#: what expanding one state gives per op: (op index, child key, [(property, message)])
-Child = tuple[int, bytes, list[tuple[str, str]]]
-
-
-@dataclass(frozen=True)
-class Job:
-    """Everything a worker needs to rebuild states: picklable."""
-
-    config: Config
-    design: str
-    properties: tuple[str, ...]
-
-
-class Expander:
-    """Expands states of a Job (one per worker process)."""
-
-    def __init__(self, job: Job):
-        self.job = job
-        self.ops: tuple[Op, ...] = ops(job.config)
-        self.start = start(job.config, designs.new_kernel(job.design))
-        self.props = state_properties(job.properties)
-        self.check_mprotect = "mprotect" in job.properties
-        self.verdicts: dict[bytes, list[tuple[str, str]]] = {}
-        self.last: tuple[Path, World] | None = None
-
-    def world(self, path: Path) -> World:
-        """The state path leads to (a fresh copy)."""
-        if self.last is not None and self.last[0] == path:
-            return snapshot(self.last[1])
-        w = snapshot(self.start)
-        for i in path:
-            apply(w, self.ops[i])
-        self.last = (path, w)
-        return snapshot(w)
-
-    def state_verdicts(self, key: bytes, w: World) -> list[tuple[str, str]]:
-        found = self.verdicts.get(key)
-        if found is None:
-            found = [(name, msg) for name, prop in self.props.items()
-                     if (msg := prop(w)) is not None]
-            self.verdicts[key] = found
-        return found
-
-    def expand(self, path: Path) -> list[Child]:
-        out: list[Child] = []
-        for i, op in enumerate(self.ops):
-            w = self.world(path)
-            result = apply(w, op)
-            key = state_key(w)
-            bad = list(self.state_verdicts(key, w))
-            if self.check_mprotect and (msg := mprotect_post(w, op, result)) is not None:
-                bad.append(("mprotect", msg))
-            out.append((i, key, bad))
-        return out
-
-    def expand_many(self, paths: Sequence[Path]) -> list[list[Child]]:
-        return [self.expand(p) for p in paths]
+from .world import signing_key
 
 
 @dataclass
@@ -94,7 +34,7 @@ class Counterexample:
     trace: str | None = None
     scenario: str | None = None
 
-    @property
+    @builtins.property      # `property` is a field here
     def length(self) -> int:
         return len(self.path)
 
@@ -155,9 +95,11 @@ def explore(job: Job, depth: int, workers: int = 1, ray_address: str | None = No
     first. workers > 1 shards over local processes; ray_address over a Ray cluster
     ("local" starts one)."""
     t0 = time.perf_counter()
+    if not job.key_pem:
+        job = replace(job, key_pem=key_to_pem(signing_key()))
     local = Expander(job)
     if ray_address is not None:
-        from .cluster import ray_mapper     # Ray is an optional extra: loaded when asked
+        from .cluster import ray_mapper  # Ray is an optional extra: loaded when asked
         mapper, close = ray_mapper(job, ray_address, workers)
         chunking = 4 * max(workers, 1)
     elif workers > 1:

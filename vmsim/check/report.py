@@ -13,11 +13,11 @@ import os
 
 from ..diff.scenario import DEFAULT_ENV, Call, Scenario, dump
 from ..trace.demo import Recorder
-from ..trace.format import Record, write_trace
+from ..trace.format import Record, parse_jsonl, write_trace
 from ..trace.replay import Replayer
-from ..trace.format import parse_jsonl
 from . import designs
-from .explore import Counterexample, Job
+from .expand import Job
+from .explore import Counterexample
 from .world import World, apply, ops, start
 
 PID = 1

@@ -86,7 +86,7 @@ def state_key(world: World) -> bytes:
         procs.append((p is world.main, ids(p.mm), p.persona, p.pkru,
                       tuple((fd, ids(f)) for fd, f in sorted(p.files.items())),
                       mm_key(p.mm, ids)))
-    objs = []
+    objs: list[tuple] = []
     i = 0
     while i < len(ids.objs):        # the objects met so far, and those they refer to
         obj = ids.objs[i]

@@ -264,13 +264,15 @@ def image(cfg: Config) -> EnclaveImage:
 
 
 @cache
-def signing_key():
-    """One RSA-3072 key per process: generating it is the slow part of a start."""
-    return signing.generate_key()
+def signing_key(pem: bytes = b""):
+    """The key of pem, or one new RSA-3072 key per process (generating it is the slow
+    part of a start). Workers get the explorer's PEM: the SIGSTRUCT INIT reads lies in
+    the loader's memory, so every process must sign with the same key."""
+    return signing.load_key(pem) if pem else signing.generate_key()
 
 
-def start(cfg: Config, kernel: Kernel, recorder: Callable[[Process], Any] | None = None
-          ) -> World:
+def start(cfg: Config, kernel: Kernel, recorder: Callable[[Process], Any] | None = None,
+          key_pem: bytes = b"") -> World:
     """The start state in `kernel`: a process with stdin/stdout/stderr and a stack, the
     enclave loaded by the kselftest loader (no probe mmaps), /dev/sgx_provision open.
     recorder: wraps the process to act through it (vmsim.trace.demo.Recorder), so that
@@ -282,10 +284,11 @@ def start(cfg: Config, kernel: Kernel, recorder: Callable[[Process], Any] | None
     if not cfg.pages:
         return World(kernel, main, None, WINDOW_BASE, actor=actor)
     img = image(cfg)
-    enclave = kselftest_load(actor, img, signing_key(), probe=False)
+    key = signing_key(key_pem)
+    enclave = kselftest_load(actor, img, key, probe=False)
     prov = actor.open("/dev/sgx_provision", O_RDWR)
     return World(kernel, main, enclave, enclave.base - WINDOW_PAGES * P, prov,
-                 img.sigstruct(signing_key()), actor)
+                 img.sigstruct(key), actor)
 
 
 def reg_secinfo(intent: str) -> int:

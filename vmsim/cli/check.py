@@ -12,7 +12,8 @@ import sys
 from typing import Any
 
 from ..check import designs, properties, report
-from ..check.explore import Job, Result, explore
+from ..check.expand import Job
+from ..check.explore import Result, explore
 from ..check.world import GROUPS, Config
 
 

@@ -39,6 +39,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="ignore the expected results written in scenario files")
     d.add_argument("--json", action="store_true", help="machine-readable output")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    d.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="--fuzz: compare in N local processes, each with its own oracle")
+    d.add_argument("--ray", metavar="ADDRESS", help="--fuzz: compare on a Ray cluster "
+                   "('local' starts one; needs vmsim[cluster])")
     d.set_defaults(func=cmd_diff)
 
 
@@ -48,6 +52,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return 2
     if args.fuzz is not None and args.fuzz < 0:
         print("vmsim diff: --fuzz N must be >= 0", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("vmsim diff: --workers N must be >= 1", file=sys.stderr)
         return 2
     scenarios = []
     for path in args.scenarios:              # parse everything first: exit 2 on bad input
@@ -164,7 +171,8 @@ def _fuzz(args: argparse.Namespace, oracle: Oracle, kw: dict, out: dict[str, Any
     prog = _Progress(args.fuzz, not args.quiet and not args.json)
     try:
         rep = fuzz.campaign(oracle, args.fuzz, args.seed, kw, out_dir=args.out,
-                            progress=prog, shrink_each=not args.no_shrink)
+                            progress=prog, shrink_each=not args.no_shrink,
+                            workers=args.workers, ray_address=args.ray)
     finally:
         prog.close()
     ndiv = sum(rep.signatures.values())

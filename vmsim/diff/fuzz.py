@@ -17,10 +17,13 @@ divergence of every kind (vmsim.diff.shrink).
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 from .. import uapi as U
 from ..oracle import Oracle, OracleError
@@ -425,29 +428,104 @@ def write_divergence(path: str, calls: list[Call], div_after: list[Step],
         f.write(dump(sc, env, results))
 
 
+@dataclass
+class Compared:
+    """One generated scenario compared (or the oracle error that stopped it):
+    picklable, so a worker process can do the comparing."""
+
+    index: int
+    scenario: Scenario
+    kernel_steps: list[Step] | None = None
+    divergence: Divergence | None = None
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def compare_one(oracle: Oracle, seed: int, index: int, kernel_kwargs: dict) -> Compared:
+    """Generate scenario `index` of `seed` and compare it with the host kernel."""
+    sc = scenario_for(seed, index, oracle.env)
+    tc = time.perf_counter()
+    try:
+        ks = oracle.run(sc)
+    except OracleError as exc:          # a hung or dead executor: restarted, noted
+        return Compared(index, sc, error=f"oracle error: {exc}")
+    ms = run_model(sc, kernel_kwargs, oracle.env)
+    d = first_divergence(sc, ks, ms, oracle.env, check_expected=False)
+    return Compared(index, sc, ks, d, time.perf_counter() - tc)
+
+
+_WORKER_ORACLE: Oracle | None = None
+
+
+def _compare_in_worker(seed: int, index: int, kernel_kwargs: dict) -> Compared:
+    """compare_one() with this worker process's own oracle."""
+    global _WORKER_ORACLE
+    if _WORKER_ORACLE is None:
+        _WORKER_ORACLE = Oracle()
+    return compare_one(_WORKER_ORACLE, seed, index, kernel_kwargs)
+
+
+def compared_in_parallel(n: int, seed: int, kernel_kwargs: dict, workers: int,
+                         ray_address: str | None = None,
+                         seconds: float | None = None) -> Iterator[Compared]:
+    """compare_one() for scenarios 0..n-1, in index order, computed by `workers`
+    local processes (each with its own oracle) or, with ray_address, Ray tasks
+    ("local" starts a cluster; Ray is an optional extra imported only here). Stops
+    starting new batches once `seconds` have passed."""
+    t0 = time.perf_counter()
+    batch = 4 * max(workers, 1)
+    if ray_address is not None:
+        import ray  # the optional extra vmsim[cluster]
+        if not ray.is_initialized():
+            ray.init(address=None if ray_address == "local" else ray_address,
+                     include_dashboard=False, log_to_driver=False)
+        task = ray.remote(num_cpus=1)(_compare_in_worker)
+
+        def run(idx: list[int]) -> list[Compared]:
+            return ray.get([task.remote(seed, i, kernel_kwargs) for i in idx])
+        pool = None
+    else:
+        pool = multiprocessing.get_context("fork").Pool(workers)
+
+        def run(idx: list[int]) -> list[Compared]:
+            assert pool is not None
+            return pool.starmap(_compare_in_worker, [(seed, i, kernel_kwargs) for i in idx])
+    try:
+        for lo in range(0, n, batch):
+            if seconds is not None and time.perf_counter() - t0 > seconds:
+                return
+            yield from run(list(range(lo, min(lo + batch, n))))
+    finally:
+        if pool is not None:
+            pool.terminate()
+
+
 def campaign(oracle: Oracle, n: int, seed: int, kernel_kwargs: dict,
              out_dir: str | None = None,
              progress: Callable[[int, int, FuzzReport], None] | None = None,
              shrink_each: bool = True, max_shrink_tries: int = 2000,
-             seconds: float | None = None) -> FuzzReport:
+             seconds: float | None = None, workers: int = 1,
+             ray_address: str | None = None) -> FuzzReport:
     """Generate n scenarios (or as many as fit in `seconds`), compare each; shrink
-    the first divergence of every distinct signature and write it to out_dir."""
+    the first divergence of every distinct signature and write it to out_dir.
+    workers > 1 (or ray_address) compares in parallel (compared_in_parallel); the
+    report is the same, since shrinking stays here, in scenario order."""
     rep = FuzzReport()
     t0 = time.perf_counter()
-    for i in range(n):
-        if seconds is not None and time.perf_counter() - t0 > seconds:
-            break
-        sc = scenario_for(seed, i, oracle.env)
-        tc = time.perf_counter()
-        try:
-            ks = oracle.run(sc)
-        except OracleError as exc:          # a hung or dead executor: restarted, noted
-            why = f"oracle error: {exc}"
+    if workers > 1 or ray_address is not None:
+        results: Iterable[Compared] = compared_in_parallel(n, seed, kernel_kwargs, workers,
+                                                           ray_address, seconds)
+    else:
+        in_time = itertools.takewhile(
+            lambda _: seconds is None or time.perf_counter() - t0 <= seconds, range(n))
+        results = (compare_one(oracle, seed, i, kernel_kwargs) for i in in_time)
+    for c in results:
+        i, sc, ks, d = c.index, c.scenario, c.kernel_steps, c.divergence
+        if c.error is not None or ks is None:
+            why = c.error or "oracle error"
             rep.skipped[why] = rep.skipped.get(why, 0) + 1
             continue
-        ms = run_model(sc, kernel_kwargs, oracle.env)
-        rep.compare_seconds += time.perf_counter() - tc
-        d = first_divergence(sc, ks, ms, oracle.env, check_expected=False)
+        rep.compare_seconds += c.seconds
         rep.scenarios += 1
         sk = skipped(ks)
         if sk is not None:

@@ -44,7 +44,7 @@ from ..uapi import PAGE_SHIFT, PAGE_SIZE, PATH_MAX
 from .file import FMODE_READ, FMODE_WRITE, S_IFDIR, S_IFREG, File, Inode
 
 LINE = re.compile(r"^([0-9a-f]{1,17})-([0-9a-f]{1,17}) ([r-])([w-])([x-])([sp]) ([0-9a-f]{1,17}) "
-                  r"([0-9a-f]{1,8}):([0-9a-f]{1,8}) ([0-9]{1,20}) ?(.*)$")
+                  r"([0-9a-f]{1,8}):([0-9a-f]{1,8}) ([0-9]{1,20})(?: (.*))?$")
 #: smaps `Anonymous:    12 kB`
 ANONYMOUS = re.compile(r"^Anonymous:\s+([0-9]{1,20}) kB\s*$")
 #: the end of the address space: no range may pass it
@@ -98,7 +98,7 @@ def parse_maps(text: str, path: str | None = None) -> list[MapsLine]:
         if start < prev_end:
             raise MapsError("ranges overlap or are out of order", path, n)
         prev_end = end
-        name = m[11].strip()
+        name = (m[11] or "").strip()
         if len(name.encode("utf-8", "surrogateescape")) >= PATH_MAX:
             raise MapsError(f"a name longer than PATH_MAX ({PATH_MAX}) allows", path, n)
         out.append(MapsLine(start, end, m[3] + m[4] + m[5] + m[6], offset,

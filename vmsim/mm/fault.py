@@ -223,6 +223,8 @@ def fault_page(task, vma, addr: int, write: bool):
     cow = write and not vma.flags & VM_SHARED
     if cow:                                     # do_cow_fault(), wp_page_copy(): anon_vma first
         anon_vma_prepare(vma)
+        if pmd_mapped(mm, vma, addr):
+            zap_huge_pmd(mm, vma, addr)         # wp_huge_pmd(): COW is done on PTEs
     page = file_page_mapped(mm, vma, addr)
     if page is None:
         page = do_file_fault(mm, vma, addr, write, cow)
@@ -252,10 +254,17 @@ def do_anonymous_fault(mm, vma, addr: int, write: bool):
 
 def file_page_mapped(mm, vma, addr: int):
     """The page-cache page a present PTE (or the PMD of a huge folio) maps at addr, which
-    the CPU reaches without a fault, past EOF too; None if not mapped."""
+    the CPU reaches without a fault; None if not mapped. Only a PMD maps a page past
+    EOF: if that PMD has been split since (a VMA split or partial unmap, a partial zap,
+    the folio split), __split_huge_pmd() zapped all of it."""
     if addr >> PAGE_SHIFT not in mm.file_ptes or not isinstance(vma.vm_ops, FileVmOps):
         return None
-    return vma.file.inode.pages.get(vma.pgoff_at(addr))
+    inode = vma.file.inode
+    index = vma.pgoff_at(addr)
+    if index >= -(-inode.size // PAGE_SIZE) and not pmd_mapped(mm, vma, addr):
+        zap_huge_pmd(mm, vma, addr)
+        return None
+    return inode.pages.get(index)
 
 
 def do_file_fault(mm, vma, addr: int, write: bool, cow: bool) -> bytearray:
@@ -352,6 +361,40 @@ def pmd_mappable(mm, vma, addr: int) -> bool:
     in the VMA (MADV_NOHUGEPAGE) and the VMA can hold the folio."""
     return addr >> 21 not in mm.pmd_tables and not vma.flags & VM_NOHUGEPAGE and \
         thp_vma_suitable_order(vma, addr)
+
+
+def pmd_mapped(mm, vma, addr: int) -> bool:
+    """A PMD maps the huge folio at addr: the VMA can hold it and all 512 pages of the
+    block are mapped (what map_huge_pmd() leaves)."""
+    if not huge_folio_at(vma, addr) or not thp_vma_suitable_order(vma, addr):
+        return False
+    haddr = addr & ~(PMD_SIZE - 1)
+    return len(mm.present_in(haddr, haddr + PMD_SIZE, mm.file_ptes)) == HPAGE_PMD_NR
+
+
+def pmd_mapped_blocks(mm, vma) -> set[int]:
+    """The 2 MiB blocks of the VMA a PMD maps. O(huge folios of its file)."""
+    if not isinstance(vma.vm_ops, FileVmOps):
+        return set()
+    blocks = set()
+    for head in vma.file.inode.huge_folios:
+        haddr = vma.start + ((head - vma.pgoff) << PAGE_SHIFT)
+        if vma.start <= haddr < vma.end and pmd_mapped(mm, vma, haddr):
+            blocks.add(haddr >> 21)
+    return blocks
+
+
+def zap_huge_pmd(mm, vma, addr: int) -> None:
+    """zap_huge_pmd(), and __split_huge_pmd() of a file folio, which zaps it too: every
+    page of the folio the VMA maps in the block is unmapped, and the block is left
+    without a page table unless something else is mapped in it."""
+    haddr = addr & ~(PMD_SIZE - 1)
+    start, end = max(haddr, vma.start), min(haddr + PMD_SIZE, vma.end)
+    for vpn in mm.present_in(start, end, mm.file_ptes):
+        del mm.file_ptes[vpn]
+    tables = (mm.anon_pages, mm.file_ptes, mm.pfn_ptes, mm.guards)
+    if not any(mm.present_in(haddr, haddr + PMD_SIZE, table) for table in tables):
+        mm.pmd_tables.discard(addr >> 21)
 
 
 def map_huge_pmd(mm, vma, addr: int) -> None:

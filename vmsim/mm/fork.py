@@ -4,15 +4,27 @@ and mm/mmap.c exit_mmap().
 
 from __future__ import annotations
 
-from .flags import VM_ACCOUNT, VM_DONTCOPY, VM_LOCKED_MASK, VM_MAYBE_GUARD, VM_PFNMAP, VM_WIPEONFORK
+from .fault import pmd_mapped_blocks
+from .flags import (
+    VM_ACCOUNT,
+    VM_DONTCOPY,
+    VM_LOCKED_MASK,
+    VM_MAYBE_GUARD,
+    VM_NOHUGEPAGE,
+    VM_PFNMAP,
+    VM_WIPEONFORK,
+)
 from .hooks import vm_open
 from .mm_struct import MmStruct
 from .munmap import VmaMunmap
 from .vma import AnonVma, Vma
 
 #: the mm_struct fields a child inherits as they are (MMF_* flags, layout, brk, pkeys)
-INHERITED = ("def_flags", "topdown", "mmap_base", "mmap_legacy_base", "start_brk", "brk",
+INHERITED = ("topdown", "mmap_base", "mmap_legacy_base", "start_brk", "brk",
              "start_stack", "pkey_allocation_map", "execute_only_pkey", "merge_any")
+#: kernel/fork.c mm_init(): of mm->def_flags a child keeps only VM_INIT_DEF_MASK, not
+#: mlockall(MCL_FUTURE)'s VM_LOCKED [obs]
+VM_INIT_DEF_MASK = VM_NOHUGEPAGE
 
 
 def dup_mmap(old: MmStruct, mm: MmStruct) -> None:
@@ -25,6 +37,7 @@ def dup_mmap(old: MmStruct, mm: MmStruct) -> None:
     copy_process() does with mmput()."""
     for attr in INHERITED:
         setattr(mm, attr, getattr(old, attr))
+    mm.def_flags = old.def_flags & VM_INIT_DEF_MASK
     if not old.mdwe_no_inherit:
         mm.has_mdwe = old.has_mdwe
     with old.held("dup_mmap"):
@@ -68,15 +81,17 @@ def copy_page_range(old: MmStruct, mm: MmStruct, vma: Vma) -> None:
         mm.anon_pages[vpn] = bytearray(old.anon_pages[vpn])
     for vpn in old.present_in(vma.start, vma.end, old.guards):
         mm.guards[vpn] = True
+    huge = pmd_mapped_blocks(old, vma)      # copy_huge_pmd() leaves a file PMD to refault
     if vma.anon_vma is not None or vma.flags & (VM_PFNMAP | VM_MAYBE_GUARD):
         blocks = range(vma.start >> 21, ((vma.end - 1) >> 21) + 1)
-        mm.pmd_tables.update(b for b in blocks if b in old.pmd_tables)
+        mm.pmd_tables.update(b for b in blocks if b in old.pmd_tables and b not in huge)
     if vma.flags & VM_PFNMAP:
         for vpn in old.present_in(vma.start, vma.end, old.pfn_ptes):
             mm.pfn_ptes[vpn] = old.pfn_ptes[vpn]
     if vma.anon_vma is not None:
         for vpn in old.present_in(vma.start, vma.end, old.file_ptes):
-            mm.file_ptes[vpn] = old.file_ptes[vpn]
+            if vpn >> 9 not in huge:
+                mm.file_ptes[vpn] = old.file_ptes[vpn]
 
 
 def exit_mmap(mm: MmStruct) -> None:

@@ -46,7 +46,9 @@ from .fault import (
     anon_vma_prepare,
     fault_page,
     map_huge_pmd,
+    pmd_mapped_blocks,
     thp_vma_suitable_order,
+    zap_huge_pmd,
 )
 from .flags import (
     VM_DONTCOPY,
@@ -161,9 +163,8 @@ def madvise_vma_behavior(task, vma, prev, start, end, behavior):
             if not vma.is_anonymous():
                 raise kerr(EINVAL)
             return vma      # lazily freed: contents stay until reclaim, never here
-        cleared = huge_pmds_in(mm, vma, start, end)
+        zap_huge_pmds(mm, vma, start, end)
         mm.zap(start, end, markers=False)
-        mm.pmd_tables.difference_update(cleared)
         return vma
     if behavior in (MADV_GUARD_INSTALL, MADV_GUARD_REMOVE):
         return madvise_guard(task, vma, start, end, behavior == MADV_GUARD_INSTALL)
@@ -306,19 +307,12 @@ def collapse_file(mm, vma, haddr: int) -> None:
         map_huge_pmd(mm, vma, haddr)
 
 
-def huge_pmds_in(mm, vma, start: int, end: int) -> list[int]:
-    """The blocks wholly inside [start, end) that a PMD maps (all 512 pages of a shmem
-    huge folio mapped): zap_huge_pmd() clears such a PMD, leaving no page table.
-    O(huge folios of the file)."""
-    if vma.file is None:
-        return []
-    blocks = []
-    for head in vma.file.inode.huge_folios:
-        haddr = vma.start + ((head - vma.pgoff) << PAGE_SHIFT)
-        if start <= haddr and haddr + PMD_SIZE <= end and thp_vma_suitable_order(vma, haddr) and \
-                len(mm.present_in(haddr, haddr + PMD_SIZE, mm.file_ptes)) == HPAGE_PMD_NR:
-            blocks.append(haddr >> 21)
-    return blocks
+def zap_huge_pmds(mm, vma, start: int, end: int) -> None:
+    """The PMDs mapping shmem huge folios in [start, end) go whole, even where the range
+    covers a block in part (zap_huge_pmd(), __split_huge_pmd() of a file folio)."""
+    for block in pmd_mapped_blocks(mm, vma):
+        if block << 21 < end and start < (block + 1) << 21:
+            zap_huge_pmd(mm, vma, block << 21)
 
 
 def madvise_remove(task, vma, start, end):

@@ -20,6 +20,8 @@ from ..errors import (
 )
 from ..fs.file import FMODE_PATH, FMODE_READ, FMODE_WRITE, S_IFREG, File
 from ..uapi import (
+    F_SEAL_FUTURE_WRITE,
+    F_SEAL_WRITE,
     LEGACY_MAP_MASK,
     MAP_ANONYMOUS,
     MAP_DROPPABLE,
@@ -194,7 +196,8 @@ def do_mmap(task, file, addr, length, prot, flags, pgoff, vm_flags=0):
 
 
 def _file_vm_flags(file, flags, prot, pgoff, length, vm_flags) -> int:
-    """The file half of do_mmap(): mapping type, access mode, noexec, ->mmap support."""
+    """The file half of do_mmap(): mapping type, access mode, noexec, ->mmap support,
+    seals."""
     if not file_mmap_ok(file, pgoff, length):
         raise kerr(EOVERFLOW)
     flags_mask = LEGACY_MAP_MASK | (MAP_SYNC if file.f_op.mmap_sync else 0)
@@ -223,7 +226,22 @@ def _file_vm_flags(file, flags, prot, pgoff, length, vm_flags) -> int:
         raise kerr(ENODEV)
     if vm_flags & VM_GROWSDOWN:
         raise kerr(EINVAL)
-    return vm_flags
+    return memfd_check_seals_mmap(file, vm_flags)
+
+
+def memfd_check_seals_mmap(file, vm_flags: int) -> int:
+    """mm/memfd.c memfd_check_seals_mmap(): a shmem or hugetlbfs file sealed against
+    writing (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE) is not mapped shared and writable again
+    (EPERM); a shared read-only mapping loses VM_MAYWRITE, so mprotect() cannot make it
+    writable (EACCES) [obs]. Private mappings stay copy-on-write writable. Returns the
+    flags."""
+    f_op = file.f_op
+    if not (f_op.is_shmem or f_op.is_hugetlbfs) or \
+            not file.inode.seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) or not vm_flags & VM_SHARED:
+        return vm_flags
+    if vm_flags & VM_WRITE:
+        raise kerr(EPERM)
+    return vm_flags & ~VM_MAYWRITE
 
 
 def _anon_vm_flags(flags, addr, vm_flags):

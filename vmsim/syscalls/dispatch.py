@@ -30,6 +30,8 @@ PROCESS_METHODS = frozenset({
     "mmap", "munmap", "mprotect", "pkey_mprotect", "pkey_alloc", "pkey_free", "mremap",
     "mseal", "madvise", "mlock", "mlock2", "munlock", "brk", "personality", "prctl",
     "open", "close", "dup", "ftruncate", "unlink", "ioctl",
+    "msync", "mlockall", "munlockall", "process_madvise", "memfd_create", "fcntl",
+    "pidfd_open", "unlinkat", "rename", "shmget", "shmat", "shmdt", "shmctl",
 })
 
 

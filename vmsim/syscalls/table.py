@@ -9,6 +9,11 @@ read and written in strace syntax (vmsim.syscalls.strace):
     prot mapflags mremapflags mlockflags pkeyrights persona oflags msflags
                                     flag sets, printed symbolically
     madv prctl                      enumerations, printed by name
+    msyncflags mlockallflags mfdflags shmflags shmatflags atflags
+                                    flag sets, printed as numbers
+    fcntlcmd shmctlcmd              enumerations, printed as numbers
+    iovec                           a pointer to struct iovec[] (strace prints the
+                                    array itself, which does not bind as a pointer)
     mode                            an octal file mode
     path str                        C strings, decoded as UTF-8 (NULL: None)
     data                            a C string kept as bytes (pwrite64's buffer)
@@ -65,25 +70,38 @@ _ENTRIES = (
     Syscall("ioctl", 16, ("fd", "ioctlcmd", "ioctlarg?")),
     Syscall("pwrite64", 18, ("fd", "data", "int", "int")),
     Syscall("mremap", 25, ("addr", "len", "len", "mremapflags?", "addr?"), addr_result=True),
+    Syscall("msync", 26, ("addr", "len", "msyncflags")),
     Syscall("madvise", 28, ("addr", "len", "madv")),
+    Syscall("shmget", 29, ("int", "len", "shmflags")),
+    Syscall("shmat", 30, ("int", "addr", "shmatflags"), addr_result=True),
+    Syscall("shmctl", 31, ("int", "shmctlcmd", "addr?")),
     Syscall("dup", 32, ("fd",)),
     Syscall("dup2", 33, ("fd", "fd")),
     Syscall("clone", 56, ("cloneflags?",)),
     Syscall("fork", 57, ()),
     Syscall("execve", 59, ("path",)),
     Syscall("exit", 60, ("int?",)),
+    Syscall("shmdt", 67, ("addr",)),
+    Syscall("fcntl", 72, ("fd", "fcntlcmd", "int?")),
     Syscall("ftruncate", 77, ("fd", "int")),
+    Syscall("rename", 82, ("path", "path")),
     Syscall("mkdir", 83, ("path", "mode?")),
     Syscall("unlink", 87, ("path",)),
     Syscall("personality", 135, ("persona",)),
     Syscall("mlock", 149, ("addr", "len")),
     Syscall("munlock", 150, ("addr", "len")),
+    Syscall("mlockall", 151, ("mlockallflags",)),
+    Syscall("munlockall", 152, ()),
     Syscall("prctl", 157, ("prctl", "int?", "int?", "int?", "int?")),
     Syscall("mount", 165, ("str", "path", "str", "msflags", "str?")),
+    Syscall("unlinkat", 263, ("fd", "path", "atflags?")),
+    Syscall("memfd_create", 319, ("str", "mfdflags?")),
     Syscall("mlock2", 325, ("addr", "len", "mlockflags?")),
     Syscall("pkey_mprotect", 329, ("addr", "len", "prot", "pkey")),
     Syscall("pkey_alloc", 330, ("int?", "pkeyrights?")),
     Syscall("pkey_free", 331, ("pkey",)),
+    Syscall("pidfd_open", 434, ("int", "int?")),
+    Syscall("process_madvise", 440, ("fd", "iovec", "int", "madv", "int?")),
     Syscall("mseal", 462, ("addr", "len", "int?")),
     Syscall("touch", None, ("addr", "touchmode")),
     Syscall("peek", None, ("addr",)),

@@ -324,10 +324,12 @@ def parse_jsonl(text: str, path: str | None = None) -> Trace:
         if rec is None:
             if records:
                 raise TraceError("the header must be the first line", path, no)
-            m = obj.get("maps")
+            m, c = obj.get("maps"), obj.get("comment")
             if m is not None and not isinstance(m, str):
                 raise TraceError("header \"maps\" must be a string", path, no)
-            maps, comment = m, obj.get("comment")
+            if c is not None and not isinstance(c, str):
+                raise TraceError("header \"comment\" must be a string", path, no)
+            maps, comment = m, c
             continue
         records.append(rec)
     return Trace(records, path, maps, comment)
