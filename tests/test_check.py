@@ -4,6 +4,7 @@ A small configuration keeps it quick: an enclave of two pages (a TCS, intent rw-
 page added r-x), prots r-- and rw-, and the mprotect, mremap and access groups.
 """
 
+import functools
 import json
 import subprocess
 import sys
@@ -26,8 +27,14 @@ def job(design, config=SMALL, props=PROPS):
     return Job(config, design, props)
 
 
+@functools.cache
+def run(design, depth):
+    """explore() of the small configuration, once per (design, depth) in this session."""
+    return explore(job(design), depth)
+
+
 def test_exact_counts_at_depth_2_for_the_merged_design():
-    res = explore(job("merged"), 2)
+    res = run("merged", 2)
     assert (res.states, res.transitions, res.depth_reached) == (56, 429, 2)
     assert res.counterexamples == [] and res.violations == {}
 
@@ -35,7 +42,7 @@ def test_exact_counts_at_depth_2_for_the_merged_design():
 def test_the_merged_design_meets_the_mremap_hole_at_depth_3():
     """The hole docs/sgx.md describes: mremap moves a PTE to an address whose intent
     is laxer, and ->mprotect checks the intent of the new address."""
-    res = explore(job("merged"), 3)
+    res = run("merged", 3)
     assert (res.states, res.transitions) == (121, 1848)
     (cex,) = res.counterexamples
     assert cex.property == "intent" and cex.length == 3
@@ -44,7 +51,7 @@ def test_the_merged_design_meets_the_mremap_hole_at_depth_3():
 
 
 def test_no_hook_maps_an_enclave_page_beyond_its_intent():
-    res = explore(job("none"), 2)
+    res = run("none", 2)
     first = res.counterexamples[0]
     assert first.property == "intent" and first.length == 2
     assert first.labels[0].startswith("touch(") and first.labels[1].startswith("mprotect(")
@@ -52,7 +59,7 @@ def test_no_hook_maps_an_enclave_page_beyond_its_intent():
 
 
 def test_check_only_v40_driver_breaks_mprotects_postcondition():
-    res = explore(job("v40-check-only"), 1)
+    res = run("v40-check-only", 1)
     assert [c.property for c in res.counterexamples] == ["mprotect"]
     assert res.counterexamples[0].length == 1
     assert "returned 0 but" in res.counterexamples[0].message
@@ -66,7 +73,7 @@ def test_the_v40_driver_that_does_the_fixup_keeps_every_property():
 @pytest.mark.parametrize("design", ["none", "v40-check-only", "merged"])
 def test_every_counterexample_replays(tmp_path, design):
     depth = 3 if design == "merged" else 2
-    res = explore(job(design), depth)
+    res = run(design, depth)
     assert res.counterexamples
     for n, cex in enumerate(res.counterexamples):
         report.write(job(design), cex, str(tmp_path), n)
@@ -76,7 +83,7 @@ def test_every_counterexample_replays(tmp_path, design):
 
 
 def test_workers_give_the_same_result():
-    one = explore(job("none"), 2)
+    one = run("none", 2)
     two = explore(job("none"), 2, workers=2)
     assert (one.states, one.transitions, one.violations) == \
         (two.states, two.transitions, two.violations)
@@ -84,9 +91,12 @@ def test_workers_give_the_same_result():
 
 
 def test_ray_local_cluster_gives_the_same_counts():
-    pytest.importorskip("ray", reason="ray is not installed (pip install 'vmsim[cluster]')")
-    one = explore(job("merged"), 2)
-    on_ray = explore(job("merged"), 2, workers=2, ray_address="local")
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'vmsim[cluster]')")
+    one = run("merged", 2)
+    try:
+        on_ray = explore(job("merged"), 2, workers=2, ray_address="local")
+    finally:
+        ray.shutdown()
     assert (one.states, one.transitions, one.violations) == \
         (on_ray.states, on_ray.transitions, on_ray.violations)
 

@@ -20,9 +20,9 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "vmsim")
 TOP_LEVEL = {"__init__", "__main__", "kernel", "process", "uapi", "errors"}
 
 #: what mm/ may never import (mm sees drivers only through its hook types)
-MM_FORBIDDEN = ("vmsim.fs.vfs", "vmsim.drivers", "vmsim.trace", "vmsim.cli", "vmsim.diff",
-                "vmsim.oracle", "vmsim.kernel", "vmsim.process", "vmsim.arch", "vmsim.enclave",
-                "vmsim.syscalls", "vmsim.check")
+MM_FORBIDDEN = ("vmsim.fs.vfs", "vmsim.fs.memfd", "vmsim.ipc", "vmsim.drivers", "vmsim.trace",
+                "vmsim.cli", "vmsim.diff", "vmsim.oracle", "vmsim.kernel", "vmsim.process",
+                "vmsim.arch", "vmsim.enclave", "vmsim.syscalls", "vmsim.check")
 
 
 def _modules() -> dict[str, str]:

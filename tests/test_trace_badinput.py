@@ -170,28 +170,31 @@ def test_deep_nesting_and_long_chains_get_their_result(tmp_path, capsys, expr):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("expr,why,in_strace", [
-    ("1" * 5000, "does not fit in 128 bits", True),  # past Python's int-conversion limit
-    ("0x" + "f" * 5000, "does not fit in 128 bits", True),
-    ("*".join(["0xffffffffffffffff"] * 20000), "does not fit in 128 bits", True),
-    ("(1<<127)*4", "does not fit in 128 bits", False),   # strace: `1<` starts a -y decoration
-    ("(0x1000", "missing ')'", False),                   # strace: the call's ')' is missing
-    ("0x1000)", "trailing ')'", False),
-    ("(", "unexpected end", False),
-    ("1<<", "unexpected end", False),
-    ("((1+2)", "missing ')'", False),
+@pytest.mark.parametrize("expr,why,where", [
+    ("1" * 5000, "does not fit in 128 bits", "all"),  # past Python's int-conversion limit
+    ("0x" + "f" * 5000, "does not fit in 128 bits", "all"),
+    ("*".join(["0xffffffffffffffff"] * 20000), "does not fit in 128 bits", "all"),
+    ("(1<<127)*4", "does not fit in 128 bits", "scenario"),  # strace: `1<` is a -y decoration
+    ("((1+2)", "missing ')'", "scenario"),
+    ("(0x1000", "missing ')'", "jsonl"),        # in a call line, the call's ')' is missing
+    ("0x1000)", "trailing ')'", "jsonl"),
+    ("(", "unexpected end", "jsonl"),
+    ("1<<", "unexpected end", "jsonl"),
 ])
-def test_bad_numbers_name_the_line(tmp_path, capsys, expr, why, in_strace):
-    """In a JSON Lines argument, a scenario argument and result, an strace argument and
-    result: FILE:LINE and the reason."""
-    f = tmp_path / "t.jsonl"
-    f.write_text(json.dumps({"call": "munmap", "args": [expr, 4096]}) + "\n")
-    _one_line(capsys, 2, ["replay", str(f)], f"{f}:1: ", why)
-    f = tmp_path / "t.scn"
-    for text in (f"munmap({expr}, 4096)\n", f"munmap(W, 4096) = {expr}\n"):
-        f.write_text(text)
-        _one_line(capsys, 2, ["diff", str(f)], f"{f}:1: ", why)
-    if in_strace:
+def test_bad_numbers_name_the_line(tmp_path, capsys, expr, why, where):
+    """In a JSON Lines argument and result; a scenario argument and expected result; an
+    strace argument and result: FILE:LINE and the reason, before anything runs."""
+    for text in (json.dumps({"call": "munmap", "args": [expr, 4096]}),
+                 json.dumps({"call": "munmap", "args": [4096, 4096], "ret": expr})):
+        f = tmp_path / "t.jsonl"
+        f.write_text(text + "\n")
+        _one_line(capsys, 2, ["replay", str(f)], f"{f}:1: ", why)
+    if where in ("all", "scenario"):
+        f = tmp_path / "t.scn"
+        for text in (f"munmap({expr}, 4096)\n", f"munmap(W, 4096) = {expr}\n"):
+            f.write_text(text)
+            _one_line(capsys, 2, ["diff", str(f)], f"{f}:1: ", why)
+    if where == "all":
         f = tmp_path / "t.strace"
         for text in (f"munmap({expr}, 4096) = 0\n", f"munmap(0x1000, 4096) = {expr}\n"):
             f.write_text(text)

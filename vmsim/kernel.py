@@ -4,6 +4,7 @@ the process table and the system-wide commit counter (mm/util.c vm_committed_as)
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterable, Sequence
 
@@ -214,7 +215,7 @@ class Kernel:
         """execve(argv[0], argv, envp) in the new process p; p exits if it fails
         before the point of no return (after it, execve has killed p already)."""
         try:
-            p.execve(argv[0], argv, envp)
+            p.execve(os.fsdecode(argv[0]), argv, envp)
         except BaseException:
             if p.alive:
                 p.exit()

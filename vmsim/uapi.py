@@ -17,7 +17,6 @@ PATH_MAX = 4096
 #: unsigned long: syscall addresses and lengths, and the kernel's arithmetic on them,
 #: wrap modulo 2**64
 U64 = (1 << 64) - 1
-U64 = (1 << 64) - 1         # the range of an unsigned long: syscall arguments and results
 
 # --- prot (mman-common.h) ---
 PROT_NONE = 0x0

@@ -12,14 +12,16 @@ integers in the order the walk first meets them, so no Python object id leaks in
 
 The snapshot is `copy.deepcopy` of the World (kernel, processes, enclave handles in one
 memo), with the enclave's running SHA-256 measurement copied by `hash.copy()` (hashlib
-objects cannot be deep-copied): about 1 ms for the default configuration, against 4 ms
-to rebuild the start and replay a prefix.
+objects cannot be deep-copied), the kernel's random generator by its state (a tuple of
+625 ints deepcopy would walk one by one), and the enclave image, which nothing writes,
+shared (benchmarks/bench_check.py measures it against rebuilding the start).
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import random
 from typing import Any
 
 from ..arch.x86.sgx.cpu import EpcPage
@@ -108,6 +110,11 @@ def snapshot(world: World) -> World:
         if encl.secs is not None and encl.secs.enclave is not None:
             h = encl.secs.enclave.measurement._h
             memo[id(h)] = h.copy()
+    rng = random.Random()
+    rng.setstate(world.kernel.random.getstate())    # not 625 ints one by one
+    memo[id(world.kernel.random)] = rng
+    if world.enclave is not None:                   # the image is only read
+        memo[id(world.enclave.image)] = world.enclave.image
     return copy.deepcopy(world, memo)
 
 

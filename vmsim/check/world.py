@@ -29,7 +29,6 @@ from ..arch.x86.sgx.defs import (
     SGX_SECINFO_R,
     SGX_SECINFO_REG,
     SGX_SECINFO_W,
-    SGX_SECINFO_X,
 )
 from ..diff.scenario import WINDOW_BASE
 from ..enclave import signing
@@ -93,6 +92,9 @@ class Config:
             if name not in PROT_NAMES:
                 raise ValueError(f"unknown permissions {name!r} (one of "
                                  f"{', '.join(PROT_NAMES)})")
+        for name in self.intents:
+            if "r" not in name:
+                raise ValueError(f"intent {name!r}: an enclave page is readable (SECINFO R)")
         for g in self.groups:
             if g not in GROUPS:
                 raise ValueError(f"unknown op group {g!r} (one of {', '.join(GROUPS)})")
@@ -251,8 +253,7 @@ def secinfo(intent: str, tcs: bool) -> str:
     """The image text's segment attributes for one page."""
     if tcs:
         return "type=TCS ossa=0x0 oentry=0x0"
-    perms = "".join(c.upper() for c in intent if c != "-")
-    return f"perms={perms}" if perms else "perms=R"
+    return "perms=" + "".join(c.upper() for c in intent if c != "-")
 
 
 def image(cfg: Config) -> EnclaveImage:
@@ -289,12 +290,6 @@ def start(cfg: Config, kernel: Kernel, recorder: Callable[[Process], Any] | None
     prov = actor.open("/dev/sgx_provision", O_RDWR)
     return World(kernel, main, enclave, enclave.base - WINDOW_PAGES * P, prov,
                  img.sigstruct(key), actor)
-
-
-def reg_secinfo(intent: str) -> int:
-    """SECINFO flags of a REG page with these permissions."""
-    return SGX_SECINFO_REG | (SGX_SECINFO_R if "r" in intent else 0) | \
-        (SGX_SECINFO_W if "w" in intent else 0) | (SGX_SECINFO_X if "x" in intent else 0)
 
 
 def apply(world: World, op: Op) -> tuple:
@@ -334,7 +329,7 @@ def _ioctl(world: World, enclave: LoadedEnclave, call: str, args: list) -> int:
         dev.create(img.secs(enclave.base))
     elif call == "SGX_IOC_ENCLAVE_ADD_PAGES":
         scratch = dev.scratch.put(bytes(P), P)
-        dev.add_pages(scratch, args[0], P, reg_secinfo("rw-"))
+        dev.add_pages(scratch, args[0], P, SGX_SECINFO_REG | SGX_SECINFO_R | SGX_SECINFO_W)
     elif call == "SGX_IOC_ENCLAVE_INIT":
         dev.init(world.sigstruct)
     elif call == "SGX_IOC_ENCLAVE_PROVISION":

@@ -69,7 +69,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
             return 2
     try:
         oracle, kw = Oracle(), kernel_kwargs()
-    except OracleUnavailable as exc:
+    except (OracleUnavailable, OSError) as exc:     # OSError: the executor did not start
         msg = f"vmsim diff: the oracle cannot run here: {exc}"
         if args.json:
             print(json.dumps({"error": msg}))

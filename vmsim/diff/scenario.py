@@ -43,6 +43,7 @@ CALLS = frozenset({
     "mmap", "munmap", "mprotect", "pkey_mprotect", "pkey_alloc", "pkey_free", "mremap",
     "mseal", "madvise", "mlock", "mlock2", "munlock", "brk", "personality", "prctl",
     "open", "close", "dup", "ftruncate", "pwrite64", "unlink", "mkdir", "mount", "fork",
+    "msync", "mlockall", "munlockall",
     "touch", "peek", "poke", "set_pkru",
 })
 
@@ -86,7 +87,8 @@ class Scenario:
 
 def parse_call(line: strace.Line) -> Call:
     """A parsed line as a scenario Call: the name checked against CALLS (aliases
-    folded: openat, pwrite, vfork, mmap2), the arguments bound by kind. ValueError."""
+    folded: openat, pwrite, vfork, mmap2), the arguments bound by kind, the expected
+    result's expressions evaluated (with the default W and B). ValueError."""
     raw = line.raw_args
     if line.name == "openat" and (not raw or raw[0].strip() not in ("AT_FDCWD", "-100")):
         raise ValueError("openat is supported only with AT_FDCWD")
@@ -96,7 +98,12 @@ def parse_call(line: strace.Line) -> Call:
     if line.name == "openat":
         raw = raw[1:]
     args = strace.bind_args(TABLE[name], raw, DEFAULT_ENV)
-    return Call(name, args, line.result, text=line.text, comment=line.comment)
+    expect = line.result
+    if expect is not None:              # evaluated now: a bad value is a parse error
+        for value in (expect.value, expect.addr):
+            if isinstance(value, Expr):
+                value.eval(DEFAULT_ENV)
+    return Call(name, args, expect, text=line.text, comment=line.comment)
 
 
 def parse(text: str, path: str | None = None) -> Scenario:

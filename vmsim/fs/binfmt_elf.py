@@ -27,7 +27,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from ..errors import EFAULT, EINVAL, ELIBBAD, ENOEXEC, EIO, EPERM, kerr
+from ..errors import EFAULT, EINVAL, EIO, ELIBBAD, ENOEXEC, EPERM, kerr
 from ..mm.fault import copy_to_user, vmf_insert_pfn
 from ..mm.flags import (
     VM_DONTDUMP,
@@ -52,6 +52,7 @@ from ..uapi import (
     MMAP_PAGE_ZERO,
     PAGE_MASK,
     PAGE_SIZE,
+    PATH_MAX,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
@@ -62,7 +63,6 @@ from .exec import (
     EXSTACK_DISABLE_X,
     EXSTACK_ENABLE_X,
     MMAP_RND_BITS,
-    PATH_MAX,
     STACK_RND_PAGES,
     LinuxBinprm,
     arch_align_stack,

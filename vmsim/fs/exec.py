@@ -20,8 +20,8 @@ from ..errors import E2BIG, EACCES, EAGAIN, EINVAL, ENAMETOOLONG, ENOEXEC, ENOME
 from ..mm.fault import copy_to_user
 from ..mm.flags import VM_EXEC, VM_NOHUGEPAGE, VM_STACK_DEFAULT_FLAGS
 from ..mm.fork import exit_mmap
-from ..mm.mmap import do_brk_flags, do_mmap, mm_populate
 from ..mm.mm_struct import MmStruct
+from ..mm.mmap import do_brk_flags, do_mmap, mm_populate
 from ..mm.munmap import do_vmi_munmap, page_align
 from ..mm.pkeys import INIT_PKRU_VALUE
 from ..mm.placement import arch_pick_mmap_layout, get_unmapped_area
@@ -33,6 +33,7 @@ from ..uapi import (
     PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
+    PATH_MAX,
     READ_IMPLIES_EXEC,
     RLIMIT_STACK,
     U64,
@@ -44,10 +45,8 @@ from .procmaps import mirror_host_file
 #: NUL), and the most strings
 MAX_ARG_STRLEN = 32 * PAGE_SIZE
 MAX_ARG_STRINGS = 0x7FFFFFFF
-#: include/uapi/linux/limits.h: the argument space every stack limit allows, and the
-#: longest path (with its NUL) getname() takes
+#: include/uapi/linux/limits.h: the argument space every stack limit allows
 ARG_MAX = 131072
-PATH_MAX = 4096
 #: include/linux/sched.h _STK_LIM: 8 MiB
 STK_LIM = 8 << 20
 #: include/linux/binfmts.h: the head of the file every binary format looks at

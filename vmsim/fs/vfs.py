@@ -556,8 +556,9 @@ def do_vfs_ioctl(task, file: File, cmd: int, arg: int) -> int:
     every file never reach the driver; the rest go to ->unlocked_ioctl (none: ENOTTY).
     `arg` is a user address where the command reads or writes its argument (EFAULT).
 
-    The model has no execve, so the close-on-exec flag FIOCLEX/FIONCLEX set is not
-    kept; and no read(2), so FIONREAD counts from position 0."""
+    FIOCLEX/FIONCLEX set the fd's close-on-exec flag, which lives in the process's fd
+    table (Process.ioctl sets it before calling here). The model has no read(2), so
+    FIONREAD counts from position 0."""
     inode = file.inode
     if cmd in (FIOCLEX, FIONCLEX):
         return 0

@@ -90,10 +90,20 @@ def truncate_pagecache_range(kernel, inode: Inode, lstart: int, lend: int) -> No
     split. O(min(pages, cached))."""
     unmap_mapping_range(kernel, inode, lstart, lend + 1 - lstart, False)
     first, last = lstart >> PAGE_SHIFT, (lend + 1) >> PAGE_SHIFT
-    inode.huge_folios = {h for h in inode.huge_folios
-                         if h + HPAGE_PMD_NR <= first or h >= last}
+    for head in [h for h in inode.huge_folios if first < h + HPAGE_PMD_NR and h < last]:
+        split_huge_folio(inode, head)
     cache = inode.pages
     gone = range(first, last) if last - first <= len(cache) else \
         [index for index in cache if first <= index < last]
     for index in gone:
         cache.pop(index, None)
+
+
+def split_huge_folio(inode: Inode, head: int) -> None:
+    """mm/huge_memory.c split_folio() of the shmem huge folio at index `head`: its pages
+    become small folios, and those past EOF leave the page cache. (Its PMD mappings go
+    too: the fault path finds them split, fault.file_page_mapped().)"""
+    inode.huge_folios.discard(head)
+    eof_pages = -(-inode.size // PAGE_SIZE)
+    for index in range(max(head, eof_pages), head + HPAGE_PMD_NR):
+        inode.pages.pop(index, None)
