@@ -4,7 +4,7 @@ process_madvise with pidfd_open, and unlinkat/rename of mapped files.
 
 Every test runs the same calls twice: in a small C program of its own, built with the
 system C compiler at test time and run on this machine's kernel, and on the model. Each
-side reports the same things in the same words -- "R label value" for a call's result
+side reports the same things in the same words -- "R label<TAB>value" for a call's result
 (the number, or the errno's name) and the smaps of the VMAs in the window W (maps line,
 Rss, KernelPageSize, Locked, VmFlags) -- and the two reports must be equal line for
 line, maps lines byte for byte. Where the kernel numbers an object from system-wide
@@ -24,6 +24,8 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
 
 import pytest
 
@@ -134,16 +136,16 @@ PRELUDE = r"""
 /* a call's result: its value, or the name of its errno */
 static void R(const char *label, long r) {
     if (r == -1)
-        printf("R %s %s\n", label, strerrorname_np(errno));
+        printf("R %s\t%s\n", label, strerrorname_np(errno));
     else
-        printf("R %s %ld\n", label, r);
+        printf("R %s\t%ld\n", label, r);
 }
 /* a result whose value the model cannot share (an fd, an id, a kernel-chosen address) */
 static void RID(const char *label, long r) {
     if (r == -1)
-        printf("R %s %s\n", label, strerrorname_np(errno));
+        printf("R %s\t%s\n", label, strerrorname_np(errno));
     else
-        printf("R %s ok\n", label);
+        printf("R %s\tok\n", label);
 }
 /* the inode number of an open file */
 static void I(const char *name, int fd) {
@@ -204,7 +206,7 @@ def kernel_side(tmp_path, source: str, *args: str) -> tuple[Report, dict[str, in
     for line in lines:
         kind, _, rest = line.partition(" ")
         if kind == "R":
-            label, _, value = rest.rpartition(" ")
+            label, _, value = rest.partition("\t")
             report.append(("R", label, value))
         elif kind == "I":
             name, number = rest.split()
@@ -255,13 +257,13 @@ class Model:
     """The model's side: a process of a Kernel configured like this host, and its
     report in the C programs' words."""
 
-    def __init__(self, **config: object) -> None:
+    def __init__(self, stack: bool = True, **config: object) -> None:
         kw = {**O.kernel_kwargs(), "capabilities": host_caps(), "uid": os.geteuid(), **config}
         self.k = vmsim.Kernel(**kw)             # type: ignore[arg-type]  # kernel_kwargs()
-        self.p = self.k.spawn(stack=True)
+        self.p = self.k.spawn(stack=stack)
         self.report: Report = []
 
-    def r(self, label: str, call: Callable[[], object], hide: bool = False) -> object:
+    def r(self, label: str, call: Callable[[], Any], hide: bool = False) -> Any:
         """R (hide=False) or RID (hide=True) of one call; returns its value or None."""
         try:
             value = call()
@@ -653,7 +655,10 @@ int main(int argc, char **argv) {
     W[0x100000] = 'a';
     R("file sync", msync(W + 0x100000, 8192, MS_SYNC));
     R("file invalidate", msync(W + 0x100000, 8192, MS_INVALIDATE));
-    map(W + 0x200000, 8192, RW, MAP_SHARED | MAP_ANONYMOUS, -1);
+    int z = mfd("z", 0);
+    ftruncate(z, 8192);
+    I("z", z);
+    map(W + 0x200000, 8192, RW, MAP_SHARED, z);
     R("shmem sync", msync(W + 0x200000, 8192, MS_SYNC));
     S("after");
     return 0;
@@ -666,7 +671,7 @@ def test_msync(tmp_path, ext4_dir):
     within a page of 2^64 rounds to 0: success), ENOMEM for unmapped parts -- at once
     for a plain MS_ASYNC, at the end otherwise, EBUSY first for MS_INVALIDATE on a
     locked VMA met after a hole. It changes nothing the smaps show."""
-    kernel, _ = kernel_side(tmp_path, MSYNC, str(ext4_dir / "f"))
+    kernel, inodes = kernel_side(tmp_path, MSYNC, str(ext4_dir / "f"))
     m = Model()
     p = m.p
     p.mmap(W, 16 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
@@ -691,14 +696,17 @@ def test_msync(tmp_path, ext4_dir):
             ("past the last vma", W + 9 * PAGE, 4 * PAGE, MS_SYNC),
             ("no vma after", W + 12 * PAGE, PAGE, MS_SYNC),
             ("in the hole", W + 4 * PAGE, PAGE, MS_SYNC)):
-        m.r(label, lambda a=addr, n=length, f=flags: p.msync(a, n, f))
+        m.r(label, partial(p.msync, addr, length, flags))
     fd = p.open(m.mkdirs(ext4_dir) + "/f", O_RDWR | O_CREAT, 0o600)
     p.ftruncate(fd, 8192)
     p.mmap(W + 0x100000, 8192, RW, MAP_SHARED | MAP_FIXED, fd)
     p.write(W + 0x100000, b"a")
     m.r("file sync", lambda: p.msync(W + 0x100000, 8192, MS_SYNC))
     m.r("file invalidate", lambda: p.msync(W + 0x100000, 8192, MS_INVALIDATE))
-    p.mmap(W + 0x200000, 8192, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED)
+    z = p.memfd_create("z", 0)
+    p.ftruncate(z, 8192)
+    p.files[z].inode.ino = inodes["z"]
+    p.mmap(W + 0x200000, 8192, RW, MAP_SHARED | MAP_FIXED, z)
     m.r("shmem sync", lambda: p.msync(W + 0x200000, 8192, MS_SYNC))
     p.files[fd].inode.ino = os.stat(ext4_dir / "f").st_ino
     m.s("after")
@@ -731,8 +739,10 @@ int main(void) {
     anon(W + 24 * 4096, 2 * 4096, RW);
     S("future onfault, then mmap");
     R("current and future", mlockall(MCL_CURRENT | MCL_FUTURE));
-    map(W + 32 * 4096, 2 * 4096, PROT_READ, MAP_SHARED | MAP_ANONYMOUS, -1);
-    brk((void *)sbrk(0));
+    int z = mfd("z", 0);
+    ftruncate(z, 2 * 4096);
+    I("z", z);
+    map(W + 32 * 4096, 2 * 4096, PROT_READ, MAP_SHARED, z);
     S("current and future, then shared mmap");
     R("munlockall again", munlockall());
     S("unlocked");
@@ -746,13 +756,13 @@ def test_mlockall_vmas(tmp_path):
     or not under MCL_ONFAULT), and any later mlockall without it cancels that;
     MCL_CURRENT locks every VMA, PROT_NONE ones too, and populates them; munlockall()
     undoes both. VmFlags "lo"/"lf", Rss and Locked as the kernel shows them."""
-    kernel, _ = kernel_side(tmp_path, MLOCKALL)
+    kernel, inodes = kernel_side(tmp_path, MLOCKALL)
     m = Model()
     p = m.p
     anon = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
     for label, flags in (("no flag", 0), ("unknown flag", 8), ("onfault alone", MCL_ONFAULT),
                          ("all bits", -1)):
-        m.r(label, lambda f=flags: p.mlockall(f))
+        m.r(label, partial(p.mlockall, flags))
     p.mmap(W, 2 * PAGE, RW, anon)
     p.mmap(W + 2 * PAGE, PAGE, PROT_NONE, anon)
     p.mmap(W + 3 * PAGE, PAGE, PROT_READ, anon)
@@ -771,7 +781,10 @@ def test_mlockall_vmas(tmp_path):
     p.mmap(W + 24 * PAGE, 2 * PAGE, RW, anon)
     m.s("future onfault, then mmap")
     m.r("current and future", lambda: p.mlockall(MCL_CURRENT | MCL_FUTURE))
-    p.mmap(W + 32 * PAGE, 2 * PAGE, PROT_READ, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED)
+    z = p.memfd_create("z", 0)
+    p.ftruncate(z, 2 * PAGE)
+    p.files[z].inode.ino = inodes["z"]
+    p.mmap(W + 32 * PAGE, 2 * PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, z)
     m.s("current and future, then shared mmap")
     m.r("munlockall again", p.munlockall)
     m.s("unlocked")
@@ -823,7 +836,7 @@ def test_mlockall_memlock_rlimit(tmp_path):
     m.r("future", lambda: p.mlockall(MCL_FUTURE))
     for label, at, pages in (("mmap over the limit", 0x10000, 32), ("mmap half", 0x10000, 8),
                              ("mmap other half", 0x18000, 8), ("mmap past the limit", 0x20000, 8)):
-        m.r(label, lambda a=at, n=pages: p.mmap(W + a, n * PAGE, RW, anon))
+        m.r(label, partial(p.mmap, W + at, pages * PAGE, RW, anon))
     m.s("limited")
     m.r("munlockall", p.munlockall)
     p.setrlimit(RLIMIT_MEMLOCK, 0, 0)
@@ -869,3 +882,738 @@ def test_mlockall_is_not_inherited(tmp_path):
     p.mmap(W + 0x4000, PAGE, PROT_READ, anon)
     m.s("parent")
     same(m, kernel)
+
+
+# --------------------------------------------------------------------------- System V shm
+
+SHM_PRELUDE = r"""
+static int created[16], ncreated;
+/* a segment of this run: its id is reported, and it is removed at exit */
+static int seg(long key, size_t size, int flags) {
+    int id = shmget(key, size, flags);
+    RID("shmget", id);
+    if (id >= 0) {
+        created[ncreated++] = id;
+        printf("I seg%d %d\n", ncreated, id);
+    }
+    return id;
+}
+static void cleanup(void) {
+    for (int i = 0; i < ncreated; i++)
+        shmctl(created[i], IPC_RMID, NULL);
+}
+/* what IPC_STAT says, but for the times (and for the last pid in a fork child: the
+   model's current is the VMA's process, Linux's the parent at fork) */
+static void ST_(const char *label, int id, int lpid) {
+    struct shmid_ds d;
+    char l[128];
+    snprintf(l, sizeof l, "%s stat", label);
+    if (shmctl(id, IPC_STAT, &d)) {
+        R(l, -1);
+        return;
+    }
+    printf("R %s\tkey=%x mode=%o segsz=%zu nattch=%lu cpid=%d lpid=%d uid=%d gid=%d\n", l,
+           d.shm_perm.__key, d.shm_perm.mode, d.shm_segsz, d.shm_nattch,
+           d.shm_cpid == getpid(), lpid && d.shm_lpid == getpid(), d.shm_perm.uid,
+           d.shm_perm.gid);
+}
+#define ST(label, id) ST_(label, id, 1)
+"""
+
+#: the fields of struct shmid64_ds the tests compare: ipc64_perm's key, uid, gid, cuid,
+#: cgid and mode; shm_segsz; the cpid, lpid and nattch
+SHMID_DS = struct.Struct("<iIIIII24xQ24xiiQ16x")
+
+
+class ShmModel(Model):
+    """The model's side of the shm tests: segments given the kernel's ids as inode
+    numbers, and IPC_STAT read from the model's memory."""
+
+    def __init__(self, inodes: dict[str, int], **config: object) -> None:
+        super().__init__(stack=False, **config)
+        self.inodes = inodes
+        self.segments = 0
+        self.buf = self.scratch()
+
+    def seg(self, key: int, size: int, flags: int) -> int | None:
+        shmid = self.r("shmget", lambda: self.p.shmget(key, size, flags), hide=True)
+        if shmid is not None:
+            assert isinstance(shmid, int)
+            self.segments += 1
+            self.k.shm.obtain_check(shmid).file.inode.ino = self.inodes[f"seg{self.segments}"]
+            return shmid
+        return None
+
+    def st(self, label: str, shmid: int, p: vmsim.Process | None = None,
+           lpid: bool = True) -> None:
+        p = p or self.p
+        try:
+            p.shmctl(shmid, IPC_STAT, self.buf)
+        except OSError as exc:
+            assert exc.errno is not None
+            self.report.append(("R", f"{label} stat", errno.errorcode[exc.errno]))
+            return
+        key, uid, gid, _, _, mode, segsz, cpid, last, nattch = SHMID_DS.unpack(
+            p.read(self.buf, SHMID_DS.size))
+        self.report.append(("R", f"{label} stat", f"key={key & 0xFFFFFFFF:x} mode={mode:o} "
+                            f"segsz={segsz} "
+                            f"nattch={nattch} cpid={int(cpid == p.pid)} "
+                            f"lpid={int(lpid and last == p.pid)} uid={uid} gid={gid}"))
+
+
+SHM_ATTACH = SHM_PRELUDE + r"""
+int main(int argc, char **argv) {
+    atexit(cleanup);
+    long key = strtol(argv[1], NULL, 0);
+    int id = seg(key, 5000, IPC_CREAT | 0600);
+    ST("new", id);
+    R("at", (long)shmat(id, W, 0));
+    ST("attached", id);
+    R("at rdonly", (long)shmat(id, W + 0x10000, SHM_RDONLY));
+    R("at exec", (long)shmat(id, W + 0x20000, SHM_EXEC));
+    R("at rdonly exec", (long)shmat(id, W + 0x30000, SHM_RDONLY | SHM_EXEC));
+    ST("four", id);
+    R("at unaligned", (long)shmat(id, W + 0x40100, 0));
+    R("at rounded onto a mapping", (long)shmat(id, W + 0x100, SHM_RND));
+    R("at rounded", (long)shmat(id, W + 0x40100, SHM_RND));
+    R("at over a mapping", (long)shmat(id, W + 0x41000, 0));
+    R("at remap", (long)shmat(id, W + 0x41000, SHM_REMAP));
+    R("remap without address", (long)shmat(id, NULL, SHM_REMAP));
+    R("rounded to 0, remap", (long)shmat(id, (void *)0x100, SHM_RND | SHM_REMAP));
+    R("negative id", (long)shmat(-1, NULL, 0));
+    R("stale id", (long)shmat(id + (1 << 30), NULL, 0));
+    R("past TASK_SIZE", (long)shmat(id, (void *)(0x7ffffffff000UL - 4096), 0));
+    R("unknown flag", (long)shmat(id, W + 0x50000, 0x8000000));
+    ST("eight", id);
+    S("attaches");
+    R("shmctl IPC_64", shmctl(id, IPC_STAT | 0x100, NULL));
+    R("shmctl unknown", shmctl(id, 99, NULL));
+    R("shmctl negative id", shmctl(-1, IPC_RMID, NULL));
+    R("shmctl negative cmd", shmctl(id, -1, NULL));
+    R("IPC_STAT to NULL", syscall(SYS_shmctl, id, IPC_STAT, NULL));
+    R("IPC_SET from NULL", syscall(SYS_shmctl, id, IPC_SET, NULL));
+    R("lock", shmctl(id, SHM_LOCK, NULL));
+    ST("locked", id);
+    R("unlock", shmctl(id, SHM_UNLOCK, NULL));
+    struct shmid_ds d;
+    shmctl(id, IPC_STAT, &d);
+    d.shm_perm.mode = 0640;
+    d.shm_perm.gid = 7;
+    R("set", shmctl(id, IPC_SET, &d));
+    ST("set", id);
+    d.shm_perm.uid = -1;
+    R("set invalid uid", shmctl(id, IPC_SET, &d));
+    return 0;
+}
+"""
+
+
+def test_shmat_maps_lines_and_nattch(tmp_path):
+    """ipc/shm.c do_shmat(): "/SYSV%08x (deleted)" on 00:01 with the id as inode from
+    the first attach on; SHM_RDONLY maps from a read-only file (no "sh", no "mw"),
+    SHM_EXEC adds x; the address rules (SHM_RND, alignment, no overlap without
+    SHM_REMAP, SHM_REMAP needs an address); every VMA counts in shm_nattch. shmctl's
+    argument checks, SHM_LOCK and IPC_SET."""
+    key = 0x7E000000 | (os.getpid() & 0xFFFF)
+    kernel, inodes = kernel_side(tmp_path, SHM_ATTACH, hex(key))
+    m = ShmModel(inodes)
+    p = m.p
+    shmid = m.seg(key, 5000, IPC_CREAT | 0o600)
+    assert shmid is not None
+    m.st("new", shmid)
+    m.r("at", lambda: p.shmat(shmid, W, 0))
+    m.st("attached", shmid)
+    for label, addr, flags in (
+            ("at rdonly", W + 0x10000, SHM_RDONLY), ("at exec", W + 0x20000, SHM_EXEC),
+            ("at rdonly exec", W + 0x30000, SHM_RDONLY | SHM_EXEC)):
+        m.r(label, partial(p.shmat, shmid, addr, flags))
+    m.st("four", shmid)
+    for label, sid, addr, flags in (
+            ("at unaligned", shmid, W + 0x40100, 0),
+            ("at rounded onto a mapping", shmid, W + 0x100, SHM_RND),
+            ("at rounded", shmid, W + 0x40100, SHM_RND),
+            ("at over a mapping", shmid, W + 0x41000, 0),
+            ("at remap", shmid, W + 0x41000, SHM_REMAP),
+            ("remap without address", shmid, 0, SHM_REMAP),
+            ("rounded to 0, remap", shmid, 0x100, SHM_RND | SHM_REMAP),
+            ("negative id", -1, 0, 0), ("stale id", shmid + (1 << 30), 0, 0),
+            ("past TASK_SIZE", shmid, 0x7FFFFFFFF000 - PAGE, 0),
+            ("unknown flag", shmid, W + 0x50000, 0x8000000)):
+        m.r(label, partial(p.shmat, sid, addr, flags))
+    m.st("eight", shmid)
+    m.s("attaches")
+    for label, sid, cmd, buf in (
+            ("shmctl IPC_64", shmid, IPC_STAT | 0x100, 0), ("shmctl unknown", shmid, 99, 0),
+            ("shmctl negative id", -1, IPC_RMID, 0), ("shmctl negative cmd", shmid, -1, 0),
+            ("IPC_STAT to NULL", shmid, IPC_STAT, 0), ("IPC_SET from NULL", shmid, IPC_SET, 0),
+            ("lock", shmid, SHM_LOCK, 0)):
+        m.r(label, partial(p.shmctl, sid, cmd, buf))
+    m.st("locked", shmid)
+    m.r("unlock", lambda: p.shmctl(shmid, SHM_UNLOCK, 0))
+    p.shmctl(shmid, IPC_STAT, m.buf)
+    p.write(m.buf + 8, struct.pack("<I", 7))               # shm_perm.gid
+    p.write(m.buf + 20, struct.pack("<I", 0o640))          # shm_perm.mode
+    m.r("set", lambda: p.shmctl(shmid, IPC_SET, m.buf))
+    m.st("set", shmid)
+    p.write(m.buf + 4, struct.pack("<I", 0xFFFFFFFF))      # shm_perm.uid
+    m.r("set invalid uid", lambda: p.shmctl(shmid, IPC_SET, m.buf))
+    same(m, kernel)
+
+
+SHM_DETACH = SHM_PRELUDE + r"""
+int main(void) {
+    atexit(cleanup);
+    int id = seg(IPC_PRIVATE, 3 * 4096, IPC_CREAT | 0600);
+    R("at", (long)shmat(id, W, 0));
+    R("at 2", (long)shmat(id, W + 0x10000, 0));
+    R("split", mprotect(W + 0x11000, 4096, PROT_READ));
+    R("cut the head", munmap(W + 0x10000, 4096));
+    ST("pieces", id);
+    S("pieces");
+    R("dt unaligned", shmdt(W + 1));
+    R("dt inside", shmdt(W + 0x11000));
+    R("dt the pieces", shmdt(W + 0x10000));
+    ST("pieces gone", id);
+    R("at 3", (long)shmat(id, W + 0x20000, 0));
+    R("mprotect middle", mprotect(W + 0x21000, 4096, PROT_READ));
+    R("mprotect back", mprotect(W + 0x21000, 4096, RW));
+    S("not merged back");
+    R("dt 3", shmdt(W + 0x20000));
+    R("dt", shmdt(W));
+    R("dt again", shmdt(W));
+    R("at 4", (long)shmat(id, W + 0x30000, 0));
+    R("moved", (long)mremap(W + 0x30000, 3 * 4096, 3 * 4096, MREMAP_MAYMOVE | MREMAP_FIXED,
+                            W + 0x40000));
+    R("dt moved", shmdt(W + 0x40000));
+    R("at 5", (long)shmat(id, W + 0x50000, 0));
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        ST_("child", id, 0);
+        R("child dt", shmdt(W + 0x50000));
+        ST("child after dt", id);
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    ST("parent", id);
+    S("end");
+    return 0;
+}
+"""
+
+
+def test_shmdt_pieces_and_nattch(tmp_path):
+    """ipc/shm.c ksys_shmdt(): from the address up, the first VMA of an attach that
+    starts as many pages above it as its pgoff (a piece left by munmap or mprotect
+    too), then the further pieces of that attach within the segment's size; EINVAL if
+    none. ->close keeps the pieces of an undone mprotect apart; nattch counts VMAs,
+    through mremap and fork."""
+    kernel, inodes = kernel_side(tmp_path, SHM_DETACH)
+    m = ShmModel(inodes)
+    p = m.p
+    shmid = m.seg(IPC_PRIVATE, 3 * PAGE, IPC_CREAT | 0o600)
+    assert shmid is not None
+    m.r("at", lambda: p.shmat(shmid, W, 0))
+    m.r("at 2", lambda: p.shmat(shmid, W + 0x10000, 0))
+    m.r("split", lambda: p.mprotect(W + 0x11000, PAGE, PROT_READ))
+    m.r("cut the head", lambda: p.munmap(W + 0x10000, PAGE))
+    m.st("pieces", shmid)
+    m.s("pieces")
+    m.r("dt unaligned", lambda: p.shmdt(W + 1))
+    m.r("dt inside", lambda: p.shmdt(W + 0x11000))
+    m.r("dt the pieces", lambda: p.shmdt(W + 0x10000))
+    m.st("pieces gone", shmid)
+    m.r("at 3", lambda: p.shmat(shmid, W + 0x20000, 0))
+    m.r("mprotect middle", lambda: p.mprotect(W + 0x21000, PAGE, PROT_READ))
+    m.r("mprotect back", lambda: p.mprotect(W + 0x21000, PAGE, RW))
+    m.s("not merged back")
+    m.r("dt 3", lambda: p.shmdt(W + 0x20000))
+    m.r("dt", lambda: p.shmdt(W))
+    m.r("dt again", lambda: p.shmdt(W))
+    m.r("at 4", lambda: p.shmat(shmid, W + 0x30000, 0))
+    m.r("moved", lambda: p.mremap(W + 0x30000, 3 * PAGE, 3 * PAGE,
+                                  MREMAP_MAYMOVE | MREMAP_FIXED, W + 0x40000))
+    m.r("dt moved", lambda: p.shmdt(W + 0x40000))
+    m.r("at 5", lambda: p.shmat(shmid, W + 0x50000, 0))
+    child = p.fork()
+    m.st("child", shmid, child, lpid=False)
+    m.r("child dt", lambda: child.shmdt(W + 0x50000))
+    m.st("child after dt", shmid, child)
+    child.exit()
+    m.st("parent", shmid)
+    m.s("end")
+    same(m, kernel)
+
+
+SHM_RMID = SHM_PRELUDE + r"""
+int main(int argc, char **argv) {
+    atexit(cleanup);
+    long key = strtol(argv[1], NULL, 0);
+    int id = seg(key, 4096, IPC_CREAT | 0600);
+    R("at", (long)shmat(id, W, 0));
+    R("rmid", shmctl(id, IPC_RMID, NULL));
+    ST("removed", id);
+    R("rmid again", shmctl(id, IPC_RMID, NULL));
+    R("get by key", shmget(key, 4096, 0));
+    R("at removed", (long)shmat(id, W + 0x10000, 0));
+    ST("removed, two", id);
+    S("removed");
+    R("dt", shmdt(W));
+    R("dt last", shmdt(W + 0x10000));
+    R("stat destroyed", shmctl(id, IPC_STAT, NULL));
+    R("at destroyed", (long)shmat(id, W, 0));
+    R("rmid destroyed", shmctl(id, IPC_RMID, NULL));
+    int e = seg(key, 5000, IPC_CREAT | 0600);
+    R("excl", shmget(key, 5000, IPC_CREAT | IPC_EXCL | 0600));
+    R("bigger", shmget(key, 8192, 0));
+    RID("smaller", shmget(key, 4096, 0));
+    RID("any size", shmget(key, 0, 0));
+    R("no such key", shmget(key + 1, 4096, 0));
+    R("no such key, excl", shmget(key + 1, 4096, IPC_EXCL | 0600));
+    R("size 0", shmget(IPC_PRIVATE, 0, IPC_CREAT | 0600));
+    R("size 0 for a new key", shmget(key + 1, 0, IPC_CREAT | 0600));
+    R("size -1", shmget(IPC_PRIVATE, -1UL, IPC_CREAT | 0600));
+    R("size 2^62", shmget(IPC_PRIVATE, 1UL << 62, IPC_CREAT | 0600));
+    R("hugetlb", shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600 | SHM_HUGETLB));
+    R("hugetlb 4m", shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600 | SHM_HUGETLB | SHM_NORESERVE
+                                              | (22 << 26)));
+    int h = seg(IPC_PRIVATE, 4096, IPC_CREAT | 0600 | SHM_HUGETLB | SHM_NORESERVE);
+    int u = seg(IPC_PRIVATE, 4096, 0600 | 0x10000000);
+    ST("private without IPC_CREAT", u);
+    R("future", mlockall(MCL_FUTURE));
+    R("at locked", (long)shmat(e, W + 0x100000, 0));
+    R("at hugetlb", (long)shmat(h, W + 0x200000, 0));
+    ST("hugetlb", h);
+    R("munlockall", munlockall());
+    S("hugetlb");
+    struct shminfo info;
+    R("ipc info", shmctl(0, IPC_INFO, (struct shmid_ds *)&info) >= 0 ? 0 : -1);
+    printf("R shminfo\t%lu %lu %lu %lu %lu\n", info.shmmax, info.shmmin, info.shmmni,
+           info.shmseg, info.shmall);
+    return 0;
+}
+"""
+
+
+def test_shm_rmid_shmget_and_hugetlb(tmp_path):
+    """IPC_RMID while attached marks the segment SHM_DEST and hides its key (key 0),
+    the maps lines do not change, attaching by id still works, and the last detach
+    destroys it (EINVAL after). shmget's checks (EEXIST, EINVAL, ENOENT, ENOMEM for a
+    size past the commit limit or a SHM_HUGETLB segment without SHM_NORESERVE).
+    SHM_HUGETLB attaches a 2 MiB VMA ("de ht", no "nr", never "lo"); mlockall
+    (MCL_FUTURE) locks a normal attach. IPC_INFO's limits."""
+    key = 0x7E010000 | (os.getpid() & 0xFFFF)
+    kernel, inodes = kernel_side(tmp_path, SHM_RMID, hex(key))
+    m = ShmModel(inodes)
+    p = m.p
+    shmid = m.seg(key, PAGE, IPC_CREAT | 0o600)
+    assert shmid is not None
+    m.r("at", lambda: p.shmat(shmid, W, 0))
+    m.r("rmid", lambda: p.shmctl(shmid, IPC_RMID, 0))
+    m.st("removed", shmid)
+    m.r("rmid again", lambda: p.shmctl(shmid, IPC_RMID, 0))
+    m.r("get by key", lambda: p.shmget(key, PAGE, 0))
+    m.r("at removed", lambda: p.shmat(shmid, W + 0x10000, 0))
+    m.st("removed, two", shmid)
+    m.s("removed")
+    m.r("dt", lambda: p.shmdt(W))
+    m.r("dt last", lambda: p.shmdt(W + 0x10000))
+    m.r("stat destroyed", lambda: p.shmctl(shmid, IPC_STAT, 0))
+    m.r("at destroyed", lambda: p.shmat(shmid, W, 0))
+    m.r("rmid destroyed", lambda: p.shmctl(shmid, IPC_RMID, 0))
+    e = m.seg(key, 5000, IPC_CREAT | 0o600)
+    m.r("excl", lambda: p.shmget(key, 5000, IPC_CREAT | IPC_EXCL | 0o600))
+    m.r("bigger", lambda: p.shmget(key, 8192, 0))
+    m.r("smaller", lambda: p.shmget(key, 4096, 0), hide=True)
+    m.r("any size", lambda: p.shmget(key, 0, 0), hide=True)
+    for label, k, size, flags in (
+            ("no such key", key + 1, PAGE, 0), ("no such key, excl", key + 1, PAGE, IPC_EXCL | 0o600),
+            ("size 0", IPC_PRIVATE, 0, IPC_CREAT | 0o600),
+            ("size 0 for a new key", key + 1, 0, IPC_CREAT | 0o600),
+            ("size -1", IPC_PRIVATE, -1, IPC_CREAT | 0o600),
+            ("size 2^62", IPC_PRIVATE, 1 << 62, IPC_CREAT | 0o600),
+            ("hugetlb", IPC_PRIVATE, PAGE, IPC_CREAT | 0o600 | SHM_HUGETLB),
+            ("hugetlb 4m", IPC_PRIVATE, PAGE,
+             IPC_CREAT | 0o600 | SHM_HUGETLB | SHM_NORESERVE | (22 << 26))):
+        m.r(label, partial(p.shmget, k, size, flags))
+    h = m.seg(IPC_PRIVATE, PAGE, IPC_CREAT | 0o600 | SHM_HUGETLB | SHM_NORESERVE)
+    u = m.seg(IPC_PRIVATE, PAGE, 0o600 | 0x10000000)
+    assert e is not None and h is not None and u is not None
+    m.st("private without IPC_CREAT", u)
+    m.r("future", lambda: p.mlockall(MCL_FUTURE))
+    m.r("at locked", lambda: p.shmat(e, W + 0x100000, 0))
+    m.r("at hugetlb", lambda: p.shmat(h, W + 0x200000, 0))
+    m.st("hugetlb", h)
+    m.r("munlockall", p.munlockall)
+    m.s("hugetlb")
+    m.r("ipc info", lambda: p.shmctl(0, IPC_INFO, m.buf) and 0)
+    info = struct.unpack("<5Q", p.read(m.buf, 40))
+    m.report.append(("R", "shminfo", " ".join(map(str, info))))
+    same(m, kernel)
+
+
+# --------------------------------------------------------------------------- pidfds
+
+PIDFD = r"""
+int main(void) {
+    int me = syscall(SYS_pidfd_open, getpid(), 0);
+    RID("open", me);
+    R("cloexec", fcntl(me, F_GETFD));
+    R("unknown flag", syscall(SYS_pidfd_open, getpid(), 1));
+    RID("nonblock", syscall(SYS_pidfd_open, getpid(), O_NONBLOCK));
+    RID("thread", syscall(SYS_pidfd_open, getpid(), O_EXCL));
+    R("pid 0", syscall(SYS_pidfd_open, 0, 0));
+    R("pid -1", syscall(SYS_pidfd_open, -1, 0));
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0);
+    R("reaped", syscall(SYS_pidfd_open, child, 0));
+    R("mmap shared", (long)mmap(NULL, 4096, PROT_READ, MAP_SHARED, me, 0));
+    R("mmap private", (long)mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, me, 0));
+    return 0;
+}
+"""
+
+
+def test_pidfd_open(tmp_path):
+    """kernel/pid.c pidfd_open(): close-on-exec, flags PIDFD_NONBLOCK and PIDFD_THREAD
+    only, a positive pid of a live process (ESRCH once reaped); not mappable (ENODEV)."""
+    kernel, _ = kernel_side(tmp_path, PIDFD)
+    m = Model()
+    p = m.p
+    me = m.r("open", lambda: p.pidfd_open(p.pid, 0), hide=True)
+    m.r("cloexec", lambda: p.fcntl(me, F_GETFD))
+    m.r("unknown flag", lambda: p.pidfd_open(p.pid, 1))
+    m.r("nonblock", lambda: p.pidfd_open(p.pid, O_NONBLOCK), hide=True)
+    m.r("thread", lambda: p.pidfd_open(p.pid, vmsim.O_EXCL), hide=True)
+    m.r("pid 0", lambda: p.pidfd_open(0, 0))
+    m.r("pid -1", lambda: p.pidfd_open(-1, 0))
+    child = p.fork()
+    child.exit()
+    m.r("reaped", lambda: p.pidfd_open(child.pid, 0))
+    m.r("mmap shared", lambda: p.mmap(0, PAGE, PROT_READ, MAP_SHARED, me))
+    m.r("mmap private", lambda: p.mmap(0, PAGE, PROT_READ, MAP_PRIVATE, me))
+    same(m, kernel)
+
+
+# --------------------------------------------------------------------------- process_madvise
+
+PROCESS_MADVISE = r"""
+static long pm(int fd, struct iovec *v, unsigned long n, int advice, unsigned flags) {
+    return syscall(SYS_process_madvise, fd, v, n, advice, flags);
+}
+int main(void) {
+    int me = syscall(SYS_pidfd_open, getpid(), 0);
+    anon(W, 8 * 4096, RW);
+    munmap(W + 4 * 4096, 4096);
+    struct iovec v[4] = {{W, 4096}, {W + 4096, 100}, {W + 4 * 4096, 4096}, {W + 5 * 4096, 4096}};
+    R("one", pm(me, v, 1, MADV_DONTNEED, 0));
+    R("two, unaligned length", pm(me, v, 2, MADV_DONTNEED, 0));
+    R("stops at the hole", pm(me, v, 4, MADV_DONTNEED, 0));
+    R("hole first", pm(me, v + 2, 2, MADV_DONTNEED, 0));
+    R("flags", pm(me, v, 2, MADV_DONTNEED, 1));
+    R("bad advice", pm(me, v, 2, 999, 0));
+    R("nothing, bad advice", pm(me, v, 0, 999, 0));
+    R("nothing, flags", pm(me, v, 0, MADV_DONTNEED, 1));
+    R("NULL vector", pm(me, NULL, 1, MADV_DONTNEED, 0));
+    R("NULL, nothing", pm(me, NULL, 0, MADV_DONTNEED, 0));
+    R("past UIO_MAXIOV", pm(me, v, 1025, MADV_DONTNEED, 0));
+    R("vlen's high bits", pm(me, v, (1UL << 32) + 1, MADV_DONTNEED, 0));
+    R("not a pidfd", pm(0, v, 1, MADV_DONTNEED, 0));
+    R("no fd, bad advice", pm(100, v, 1, 999, 0));
+    struct iovec u[3] = {{W + 1, 4096}, {W, 0}, {W, 4096}};
+    R("unaligned", pm(me, u, 1, MADV_DONTNEED, 0));
+    R("empty first", pm(me, u + 1, 2, MADV_DONTNEED, 0));
+    struct iovec g[2] = {{W, 4096}, {W, (size_t)-1}};
+    R("negative length", pm(me, g, 2, MADV_DONTNEED, 0));
+    struct iovec t[2] = {{W, 4096}, {(char *)0x7ffffffff000UL - 4096, 4097}};
+    R("past user space", pm(me, t, 2, MADV_DONTNEED, 0));
+    struct iovec c[1] = {{(char *)0x7ffffffff000UL, 0}};
+    R("empty at the top", pm(me, c, 1, MADV_COLD, 0));
+    R("willneed", pm(me, v, 2, MADV_WILLNEED, 0));
+    R("cold", pm(me, v, 2, MADV_COLD, 0));
+    R("pageout", pm(me, v, 2, MADV_PAGEOUT, 0));
+    R("collapse", pm(me, v, 2, MADV_COLLAPSE_, 0));
+    R("hugepage", pm(me, v, 2, MADV_HUGEPAGE, 0));
+    R("guard", pm(me, v, 2, MADV_GUARD_INSTALL_, 0));
+    R("populate over the guard", pm(me, v, 2, MADV_POPULATE_WRITE, 0));
+    R("hwpoison", pm(me, v, 2, MADV_HWPOISON, 0));
+    S("self");
+    int pipefd[2];
+    pipe(pipefd);
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        char x;
+        read(pipefd[0], &x, 1);
+        _exit(0);
+    }
+    int cf = syscall(SYS_pidfd_open, child, 0);
+    R("remote dontneed", pm(cf, v, 1, MADV_DONTNEED, 0));
+    R("remote cold", pm(cf, v, 1, MADV_COLD, 0));
+    R("remote pageout", pm(cf, v, 2, MADV_PAGEOUT, 0));
+    R("remote willneed", pm(cf, v, 1, MADV_WILLNEED, 0));
+    R("remote collapse", pm(cf, v, 1, MADV_COLLAPSE_, 0));
+    R("remote cold to the hole", pm(cf, v, 4, MADV_COLD, 0));
+    R("remote hugepage", pm(cf, v, 1, MADV_HUGEPAGE, 0));
+    write(pipefd[1], "x", 1);
+    waitpid(child, NULL, 0);
+    R("remote exited", pm(cf, v, 1, MADV_COLD, 0));
+    return 0;
+}
+"""
+
+
+def test_process_madvise(tmp_path):
+    """mm/madvise.c process_madvise() (6.18): the calling process may give itself any
+    advice; another only COLD, PAGEOUT, WILLNEED and COLLAPSE. Checks in order: flags,
+    the iovec array (UIO_MAXIOV, vlen's low 32 bits, negative lengths, access_ok), the
+    pidfd; each range then as madvise(2) advises it, and the result is the bytes of the
+    ranges advised before the first error, or that error."""
+    if "CAP_SYS_NICE" not in host_caps():
+        pytest.skip("advising another process needs CAP_SYS_NICE")
+    kernel, _ = kernel_side(tmp_path, PROCESS_MADVISE)
+    m = Model()
+    p = m.p
+    buf = m.scratch()
+
+    def vec(*ranges: tuple[int, int]) -> int:
+        """An iovec array at the scratch page: its address."""
+        p.write(buf, b"".join(struct.pack("<QQ", base, length) for base, length in ranges))
+        return buf
+
+    me = p.pidfd_open(p.pid, 0)
+    p.mmap(W, 8 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    p.munmap(W + 4 * PAGE, PAGE)
+    v = vec((W, PAGE), (W + PAGE, 100), (W + 4 * PAGE, PAGE), (W + 5 * PAGE, PAGE))
+    top = 0x7FFFFFFFF000
+    for label, fd, iov, n, advice, flags in (
+            ("one", me, v, 1, MADV_DONTNEED, 0),
+            ("two, unaligned length", me, v, 2, MADV_DONTNEED, 0),
+            ("stops at the hole", me, v, 4, MADV_DONTNEED, 0),
+            ("hole first", me, v + 32, 2, MADV_DONTNEED, 0),
+            ("flags", me, v, 2, MADV_DONTNEED, 1), ("bad advice", me, v, 2, 999, 0),
+            ("nothing, bad advice", me, v, 0, 999, 0),
+            ("nothing, flags", me, v, 0, MADV_DONTNEED, 1),
+            ("NULL vector", me, 0, 1, MADV_DONTNEED, 0),
+            ("NULL, nothing", me, 0, 0, MADV_DONTNEED, 0),
+            ("past UIO_MAXIOV", me, v, 1025, MADV_DONTNEED, 0),
+            ("vlen's high bits", me, v, (1 << 32) + 1, MADV_DONTNEED, 0),
+            ("not a pidfd", p.open("/dev/null", O_RDONLY), v, 1, MADV_DONTNEED, 0),
+            ("no fd, bad advice", 100, v, 1, 999, 0)):
+        m.r(label, partial(p.process_madvise, fd, iov, n, advice, flags))
+    m.r("unaligned", lambda: p.process_madvise(me, vec((W + 1, PAGE)), 1, MADV_DONTNEED))
+    m.r("empty first", lambda: p.process_madvise(me, vec((W, 0), (W, PAGE)), 2, MADV_DONTNEED))
+    m.r("negative length", lambda: p.process_madvise(me, vec((W, PAGE), (W, 2**64 - 1)), 2,
+                                                     MADV_DONTNEED))
+    m.r("past user space", lambda: p.process_madvise(
+        me, vec((W, PAGE), (top - PAGE, PAGE + 1)), 2, MADV_DONTNEED))
+    m.r("empty at the top", lambda: p.process_madvise(me, vec((top, 0)), 1, MADV_COLD))
+    v = vec((W, PAGE), (W + PAGE, 100), (W + 4 * PAGE, PAGE), (W + 5 * PAGE, PAGE))
+    for label, advice in (("willneed", MADV_WILLNEED), ("cold", MADV_COLD),
+                          ("pageout", MADV_PAGEOUT), ("collapse", MADV_COLLAPSE),
+                          ("hugepage", MADV_HUGEPAGE), ("guard", MADV_GUARD_INSTALL),
+                          ("populate over the guard", MADV_POPULATE_WRITE),
+                          ("hwpoison", MADV_HWPOISON)):
+        m.r(label, partial(p.process_madvise, me, v, 2, advice))
+    m.s("self")
+    child = p.fork()
+    cf = p.pidfd_open(child.pid, 0)
+    for label, n, advice in (("remote dontneed", 1, MADV_DONTNEED), ("remote cold", 1, MADV_COLD),
+                             ("remote pageout", 2, MADV_PAGEOUT),
+                             ("remote willneed", 1, MADV_WILLNEED),
+                             ("remote collapse", 1, MADV_COLLAPSE),
+                             ("remote cold to the hole", 4, MADV_COLD),
+                             ("remote hugepage", 1, MADV_HUGEPAGE)):
+        m.r(label, partial(p.process_madvise, cf, v, n, advice))
+    child.exit()
+    m.r("remote exited", lambda: p.process_madvise(cf, v, 1, MADV_COLD))
+    same(m, kernel)
+
+
+# --------------------------------------------------------------------------- unlink, rename
+
+RENAME = r"""
+static char path[4096];
+static const char *at(const char *dir, const char *name) {
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return path;
+}
+static char path2[4096];
+static const char *at2(const char *dir, const char *name) {
+    snprintf(path2, sizeof path2, "%s/%s", dir, name);
+    return path2;
+}
+static int file(const char *p) {
+    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    ftruncate(fd, 4096);
+    return fd;
+}
+int main(int argc, char **argv) {
+    const char *d = argv[1], *shm = argv[2];
+    mkdir(at(d, "sub"), 0755);
+    int a = file(at(d, "a")), b = file(at(d, "b")), e = file(at(d, "e"));
+    I("a", a);
+    I("b", b);
+    I("e", e);
+    map(W, 4096, PROT_READ, MAP_SHARED, a);
+    map(W + 0x1000, 4096, PROT_READ, MAP_PRIVATE, b);
+    map(W + 0x2000, 4096, PROT_READ, MAP_SHARED, e);
+    S("opened");
+    R("rename over a mapped file", rename(at(d, "a"), at2(d, "b")));
+    S("renamed");
+    R("into a directory", rename(at(d, "b"), at2(d, "sub/c")));
+    R("onto itself", rename(at(d, "sub/c"), at2(d, "sub/c")));
+    R("no source", rename(at(d, "none"), at2(d, "x")));
+    R("directory into itself", rename(at(d, "sub"), at2(d, "sub/x")));
+    R("file onto its directory", rename(at(d, "sub/c"), at2(d, "sub")));
+    R("directory onto a file", rename(at(d, "sub"), at2(d, "e")));
+    R("file onto a directory", rename(at(d, "e"), at2(d, "sub")));
+    R("no target directory", rename(at(d, "e"), at2(d, "none/e")));
+    R("directory", rename(at(d, "sub"), at2(d, "sub2")));
+    S("directory renamed");
+    R("unlinkat", unlinkat(AT_FDCWD, at(d, "e"), 0));
+    R("unlinkat a directory", unlinkat(AT_FDCWD, at(d, "sub2"), 0));
+    R("rmdir not empty", unlinkat(AT_FDCWD, at(d, "sub2"), AT_REMOVEDIR));
+    R("rmdir a file", unlinkat(AT_FDCWD, at(d, "sub2/c"), AT_REMOVEDIR));
+    R("unknown flag", unlinkat(AT_FDCWD, at(d, "sub2/c"), 0x100));
+    int dirfd = open(d, O_RDONLY | O_DIRECTORY);
+    R("relative to a dirfd", unlinkat(dirfd, "sub2/c", 0));
+    R("rmdir", unlinkat(AT_FDCWD, at(d, "sub2"), AT_REMOVEDIR));
+    R("unlink a directory", unlink(d));
+    R("unlink nothing", unlink(at(d, "none")));
+    R("relative to a file", unlinkat(a, "x", 0));
+    S("removed");
+    int t = file(at(shm, "t"));
+    I("t", t);
+    map(W + 0x3000, 4096, PROT_READ, MAP_SHARED, t);
+    R("across mounts", rename(at(shm, "t"), at2(d, "t")));
+    R("within /dev/shm", rename(at(shm, "t"), at2(shm, "t2")));
+    S("tmpfs renamed");
+    R("unlink /dev/shm", unlink(at(shm, "t2")));
+    S("tmpfs removed");
+    return 0;
+}
+"""
+
+
+def test_unlink_and_rename_in_maps(tmp_path, ext4_dir):
+    """A mapped file keeps its mappings when removed ("NAME (deleted)") or renamed (the
+    new name, also through a renamed directory); a file a rename replaced shows its old
+    name and " (deleted)". rename's and unlinkat's errors in the kernel's order."""
+    shm = f"/dev/shm/vmsim-test-{os.getpid()}"
+    os.mkdir(shm)
+    try:
+        kernel, inodes = kernel_side(tmp_path, RENAME, str(ext4_dir), shm)
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+    m = Model()
+    p = m.p
+    d = m.mkdirs(ext4_dir)
+    m.k.fs.mkdir(shm)
+    p.kernel.fs.mkdir(d + "/sub")
+
+    def file(path: str, name: str) -> int:
+        fd = p.open(path, O_RDWR | O_CREAT | vmsim.O_TRUNC, 0o600)
+        p.ftruncate(fd, PAGE)
+        p.files[fd].inode.ino = inodes[name]
+        return fd
+
+    a, b, e = file(d + "/a", "a"), file(d + "/b", "b"), file(d + "/e", "e")
+    p.mmap(W, PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, a)
+    p.mmap(W + 0x1000, PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED, b)
+    p.mmap(W + 0x2000, PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, e)
+    m.s("opened")
+    m.r("rename over a mapped file", lambda: p.rename(d + "/a", d + "/b"))
+    m.s("renamed")
+    for label, old, new in (
+            ("into a directory", "b", "sub/c"), ("onto itself", "sub/c", "sub/c"),
+            ("no source", "none", "x"), ("directory into itself", "sub", "sub/x"),
+            ("file onto its directory", "sub/c", "sub"), ("directory onto a file", "sub", "e"),
+            ("file onto a directory", "e", "sub"), ("no target directory", "e", "none/e"),
+            ("directory", "sub", "sub2")):
+        m.r(label, partial(p.rename, f"{d}/{old}", f"{d}/{new}"))
+    m.s("directory renamed")
+    for label, path, flags in (
+            ("unlinkat", "e", 0), ("unlinkat a directory", "sub2", 0),
+            ("rmdir not empty", "sub2", AT_REMOVEDIR), ("rmdir a file", "sub2/c", AT_REMOVEDIR),
+            ("unknown flag", "sub2/c", 0x100)):
+        m.r(label, partial(p.unlinkat, AT_FDCWD, f"{d}/{path}", flags))
+    dirfd = p.open(d, O_RDONLY | vmsim.O_DIRECTORY)
+    m.r("relative to a dirfd", lambda: p.unlinkat(dirfd, "sub2/c", 0))
+    m.r("rmdir", lambda: p.unlinkat(AT_FDCWD, d + "/sub2", AT_REMOVEDIR))
+    m.r("unlink a directory", lambda: p.unlink(d))
+    m.r("unlink nothing", lambda: p.unlink(d + "/none"))
+    m.r("relative to a file", lambda: p.unlinkat(a, "x", 0))
+    m.s("removed")
+    t = file(shm + "/t", "t")
+    p.mmap(W + 0x3000, PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, t)
+    m.r("across mounts", lambda: p.rename(shm + "/t", d + "/t"))
+    m.r("within /dev/shm", lambda: p.rename(shm + "/t", shm + "/t2"))
+    m.s("tmpfs renamed")
+    m.r("unlink /dev/shm", lambda: p.unlink(shm + "/t2"))
+    m.s("tmpfs removed")
+    same(m, kernel)
+
+
+# --------------------------------------------------------------------------- table, scenarios
+
+SCENARIO = """\
+# msync and mlockall in a scenario, on the host kernel and on the model
+mmap(W, 16*4096, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0)
+munmap(W+4*4096, 4096)
+mlock(W+8*4096, 4096)
+msync(W, 8*4096, MS_SYNC) = -1 ENOMEM
+msync(W, 9*4096, MS_INVALIDATE) = -1 EBUSY
+msync(W, 9*4096, MS_ASYNC) = -1 ENOMEM
+msync(W, -1, 0) = 0
+mlockall(MCL_ONFAULT) = -1 EINVAL
+mlockall(MCL_FUTURE) = 0
+mmap(W+0x20000, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0)
+mlockall(MCL_CURRENT|MCL_ONFAULT) = 0
+mmap(W+0x30000, 8192, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS|MAP_FIXED, -1, 0)
+mlockall(MCL_FUTURE|MCL_ONFAULT) = 0
+brk(B+0x3000)
+fork()
+mmap(W+0x40000, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0)
+munlockall() = 0
+"""
+
+
+def test_scenario_with_msync_and_mlockall(oracle, kw):
+    """The scenario language has msync, mlockall and munlockall (integer arguments
+    only, so the oracle's executor runs them by number): `vmsim diff` agrees."""
+    from vmsim.diff import scenario as S
+    from vmsim.diff.compare import diff
+    d, _, _ = diff(oracle, S.parse(SCENARIO), kw)
+    assert d is None, d.describe(oracle.env)
+
+
+def test_table_and_dispatcher():
+    """Each new call has its x86-64 number and is dispatched to the Process method of
+    its name; shmat's result is an address."""
+    from vmsim.syscalls.dispatch import dispatch, outcome
+    from vmsim.syscalls.table import TABLE
+    numbers = {"msync": 26, "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "fcntl": 72,
+               "rename": 82, "mlockall": 151, "munlockall": 152, "unlinkat": 263,
+               "memfd_create": 319, "pidfd_open": 434, "process_madvise": 440}
+    assert {name: TABLE[name].nr for name in numbers} == numbers
+    assert TABLE["shmat"].addr_result
+    p = vmsim.Kernel().spawn()
+    fd = dispatch(p, "memfd_create", ["x", MFD_CLOEXEC])
+    assert dispatch(p, "fcntl", [fd, F_GET_SEALS]) == F_SEAL_SEAL
+    assert outcome(p, "fcntl", [fd, F_ADD_SEALS, F_SEAL_WRITE]) == ("err", "EPERM")
+    shmid = dispatch(p, "shmget", [IPC_PRIVATE, PAGE, IPC_CREAT | 0o600])
+    assert dispatch(p, "shmat", [shmid, W, 0]) == W
+    assert dispatch(p, "msync", [W, PAGE, MS_SYNC]) == 0
+    assert dispatch(p, "shmdt", [W]) == 0
+    assert dispatch(p, "shmctl", [shmid, IPC_RMID, 0]) == 0
+    assert dispatch(p, "mlockall", [MCL_CURRENT]) == 0 and dispatch(p, "munlockall", []) == 0
+    pidfd = dispatch(p, "pidfd_open", [p.pid, 0])
+    assert dispatch(p, "process_madvise", [pidfd, 0, 0, MADV_COLD, 0]) == 0
+    p.kernel.fs.create("/tmp/a")
+    assert dispatch(p, "rename", ["/tmp/a", "/tmp/b"]) == 0
+    assert dispatch(p, "unlinkat", [AT_FDCWD, "/tmp/b", 0]) == 0
+    assert outcome(p, "unlinkat", [AT_FDCWD, "/tmp/b", 0]) == ("err", "ENOENT")

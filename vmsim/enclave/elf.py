@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 
 from ..arch.x86.sgx.defs import SGX_SECINFO_R, SGX_SECINFO_REG, SGX_SECINFO_TCS, SGX_SECINFO_W
-from ..syscalls.inputs import size_text
+from ..syscalls.inputs import cut, size_text
 from ..uapi import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE
 from .segment import MAX_IMAGE_SIZE, ImageError, Segment
 
@@ -66,8 +66,8 @@ def kselftest_segments(raw: bytes, heap_size: int, path: str) -> list[Segment]:
     if heap_size < 0 or heap_size % PAGE_SIZE:
         raise ImageError(f"heap size {heap_size:#x} is not a multiple of the page size", path)
     if heap_size > MAX_IMAGE_SIZE:
-        raise ImageError(f"heap size {heap_size:#x} is more than {size_text(MAX_IMAGE_SIZE)}, "
-                         "the most an image may hold", path)
+        raise ImageError(f"heap size {cut(hex(heap_size))} is more than "
+                         f"{size_text(MAX_IMAGE_SIZE)}, the most an image may hold", path)
     phdrs, shdrs, strtab = _headers(raw, path)
     loads = _load_segments(raw, phdrs, MAX_IMAGE_SIZE - heap_size, path)
     if not loads:

@@ -5,7 +5,7 @@ arch_setup_additional_pages() (arch/x86/entry/vdso/vma.c map_vdso(): [vvar],
 [vvar_vclock], [vdso]).
 
 What 6.18 does that older descriptions do not (read in the source, confirmed on this
-machine, docs/kernel-observations.md §10):
+machine, docs/kernel-observations.md §11):
 * every PT_LOAD goes through elf_load() (6.7): the file part is mapped by elf_map(),
   the tail of its last page is zeroed (padzero(): a write fault, so an anonymous page,
   and an error only when the segment is writable), and the rest of p_memsz is an
@@ -115,7 +115,7 @@ class ElfHwcaps(NamedTuple):
     minsigstksz: int
 
 
-#: this machine's values (its /proc/self/auxv; docs/kernel-observations.md §10)
+#: this machine's values (its /proc/self/auxv; docs/kernel-observations.md §11)
 REFERENCE_HWCAPS = ElfHwcaps(hwcap=0x178BFBFF, hwcap2=0x2, minsigstksz=0xD30)
 
 

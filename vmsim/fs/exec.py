@@ -14,6 +14,7 @@ this machine's binary with its identity.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 from ..errors import E2BIG, EACCES, EAGAIN, EINVAL, ENAMETOOLONG, ENOEXEC, ENOMEM, ETXTBSY, kerr
@@ -92,7 +93,7 @@ class LinuxBinprm:
     def strings(self) -> bytes:
         """The bytes of [p, stack_top_max): every string, then the 8 zero bytes."""
         return b"".join(s + b"\0" for s in (*self.argv, *self.envp,
-                                            self.filename.encode())) + bytes(8)
+                                            os.fsencode(self.filename))) + bytes(8)
 
 
 #: what Kernel.binfmts holds: a format's load_binary(task, bprm)
@@ -106,7 +107,7 @@ def do_execveat_common(task, filename: str, argv: Sequence[bytes],
     leaves the process as it was; after it the process is killed (SIGSEGV) and the
     errno still raised. Cost: O(strings + the new image's VMAs and pages)."""
     task.mm.mmap_lock("execve")
-    if len(filename.encode()) >= PATH_MAX:
+    if len(os.fsencode(filename)) >= PATH_MAX:
         raise kerr(ENAMETOOLONG)                # getname()
     file = do_open_execat(task.kernel, filename).get()
     try:
@@ -165,7 +166,7 @@ def copy_strings(bprm: LinuxBinprm) -> None:
     if len(bprm.argv) > MAX_ARG_STRINGS or len(bprm.envp) > MAX_ARG_STRINGS:
         raise kerr(E2BIG)
     bprm_stack_limits(bprm)
-    _copy_string(bprm, bprm.filename.encode())
+    _copy_string(bprm, os.fsencode(bprm.filename))
     bprm.exec = bprm.p
     for s in (*reversed(bprm.envp), *reversed(bprm.argv)):
         _copy_string(bprm, s)
@@ -240,7 +241,9 @@ def exec_mmap(task, mm: MmStruct) -> None:
 def do_close_on_exec(task) -> None:
     """fs/file.c do_close_on_exec(): close every fd marked close-on-exec."""
     for fd in sorted(task.close_on_exec):
-        task.files.pop(fd).put(task.mm)
+        file = task.files.pop(fd, None)
+        if file is not None:
+            file.put(task.mm)
     task.close_on_exec.clear()
 
 

@@ -4,5 +4,7 @@
 call to a vmsim Process (dispatch.py).
 
 Scenarios (vmsim/diff/), strace logs and JSON Lines traces (vmsim/trace/) all go
-through these modules.
+through these modules; inputs.py reads them -- and every other input file: maps
+dumps, enclave images, keys -- in bounded time and memory, and says how a one-line
+reason quotes them.
 """
