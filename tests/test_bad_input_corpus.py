@@ -49,7 +49,7 @@ SIZE = int(os.environ.get("VMSIM_CORPUS_SIZE", "320"))
 #: seconds one input may take (the SIGALRM limit is twice this)
 INPUT_SECONDS = 5.0
 #: the address space of a worker process
-WORKER_MEMORY = 2 << 30
+WORKER_MEMORY = 1 << 30
 WORKERS = 2
 
 #: the seeds of each kind: the files the project already has

@@ -60,7 +60,7 @@ from .vma import Vma, VmOperations
 MAX_ERRNO = 4095
 #: the modules that define the kernel's own vm_operations and file_operations
 KERNEL_OPS_MODULES = frozenset({"vmsim.mm.fault", "vmsim.fs.vfs", "vmsim.fs.procmaps",
-                                "vmsim.ipc.shm"})
+                                "vmsim.fs.binfmt_elf", "vmsim.ipc.shm"})
 #: flags ->mmap may neither add nor remove: they decide access, sharing, accounting,
 #: stack growth, sealing and the pkey, all settled by do_mmap() before the call
 MMAP_FIXED_FLAGS = VM_ACCESS_FLAGS | VM_SHARED | VM_MAYSHARE | VM_ACCOUNT | VM_GROWSDOWN | \

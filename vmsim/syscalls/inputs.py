@@ -56,7 +56,10 @@ def cut(text: str, width: int = 60) -> str:
 
 def quote(text: str, width: int = 60) -> str:
     """repr(text), cut after `width` characters: how a one-line reason quotes input."""
-    return repr(text) if len(text) <= width else repr(text[:width])[:-1] + "..." + repr(text)[-1]
+    if len(text) <= width:
+        return repr(text)
+    head = repr(text[:width])
+    return head[:-1] + "..." + head[-1]
 
 
 def read_bytes(path: str, limit: int = MAX_INPUT_SIZE, *,
