@@ -51,8 +51,8 @@ MFD_ALL_FLAGS = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL 
 F_ALL_SEALS = (F_SEAL_SEAL | F_SEAL_EXEC | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
                | F_SEAL_FUTURE_WRITE)
 #: vm.memfd_noexec (include/linux/pid_namespace.h MEMFD_NOEXEC_SCOPE_*): 0, the default
-#: and this machine's [obs], lets memfds be executable
-MEMFD_NOEXEC_SCOPE_EXEC = 0
+#: and this machine's [obs], lets memfds be executable; from 1 on, MFD_NOEXEC_SEAL is
+#: the default, from 2 on it is required
 MEMFD_NOEXEC_SCOPE_NOEXEC_SEAL = 1
 MEMFD_NOEXEC_SCOPE_NOEXEC_ENFORCED = 2
 

@@ -1,12 +1,13 @@
-"""The namespace: paths, mounts, regular files, directories, pipes, devices, shmem; and
-what every open file answers: ioctl, pread, pwrite, ftruncate.
+"""The namespace: paths, mounts, regular files, directories, pipes, devices, shmem,
+pidfds; and what every open file answers: ioctl, pread, pwrite, ftruncate.
 
-Stands for fs/namei.c, fs/namespace.c, fs/open.c, fs/pipe.c, fs/ioctl.c,
-fs/read_write.c, mm/shmem.c (shmem_file_setup, shmem_zero_setup) and
+Stands for fs/namei.c (lookup, unlink, rmdir, rename), fs/namespace.c, fs/open.c,
+fs/pipe.c, fs/pidfs.c, fs/ioctl.c, fs/read_write.c, mm/shmem.c (shmem_file_setup,
+shmem_zero_setup, the seal checks of shmem_setattr and shmem_write_begin) and
 drivers/char/mem.c (/dev/zero, /dev/null, /dev/random) — only as far as the mm layer
 can observe them: which file types can be mmapped, the mode an open file has, noexec
 mounts, the largest file each filesystem holds, inode identity and contents, and
-unlinked files.
+unlinked and renamed files.
 """
 
 from __future__ import annotations
@@ -115,11 +116,50 @@ class NoMmapOps(FileOperations):
     """Directories, procfs files, /dev/null: no ->mmap (ENODEV)."""
 
 
+class DevNullOps(NoMmapOps):
+    """/dev/null (drivers/char/mem.c null_fops): no ->mmap; reads find the end of the
+    file, writes are discarded (see chrdev_read(), chrdev_write())."""
+
+
+#: include/uapi/linux/random.h: the ioctls of /dev/random and /dev/urandom
+RNDGETENTCNT = 0x80045200
+RNDADDTOENTCNT = 0x40045201
+RNDADDENTROPY = 0x40085203
+RNDZAPENTCNT = 0x5204
+RNDCLEARPOOL = 0x5206
+RNDRESEEDCRNG = 0x5207
+#: drivers/char/random.c POOL_READY_BITS: the entropy count of a ready input pool
+POOL_READY_BITS = 256
+
+
 class RandomOps(NoMmapOps):
-    """/dev/random (drivers/char/random.c): no ->mmap; SIGIO may be asked for."""
+    """/dev/random (drivers/char/random.c): no ->mmap; SIGIO may be asked for; reads
+    give random bytes (from the kernel's seeded generator), writes are mixed in."""
 
     def fasync(self, file, on):
         """random_fasync(): the core keeps FASYNC in f_flags; the model sends no SIGIO."""
+
+    def unlocked_ioctl(self, task, file, cmd, arg):
+        """random_ioctl(): RNDGETENTCNT puts the pool's entropy count (the model's pool
+        is always ready: POOL_READY_BITS); the commands that feed or reset the pool need
+        CAP_SYS_ADMIN (EPERM), read their arguments (EFAULT; a negative count is EINVAL)
+        and change nothing the model shows; any other command is EINVAL, FIONREAD
+        included [obs]."""
+        if cmd == RNDGETENTCNT:
+            copy_to_user(task, arg, struct.pack("<i", POOL_READY_BITS))
+            return 0
+        if cmd not in (RNDADDTOENTCNT, RNDADDENTROPY, RNDZAPENTCNT, RNDCLEARPOOL, RNDRESEEDCRNG):
+            raise kerr(EINVAL)
+        if not task.capable("CAP_SYS_ADMIN"):
+            raise kerr(EPERM)
+        if cmd in (RNDADDTOENTCNT, RNDADDENTROPY) and _get_user_int(task, arg) < 0:
+            raise kerr(EINVAL)
+        if cmd == RNDADDENTROPY:
+            size = _get_user_int(task, arg + 4) & 0xFFFFFFFF
+            if size > task.kernel.task_size:
+                raise kerr(EFAULT)      # import_ubuf() of a negative int's length
+            copy_from_user(task, arg + 8, size)
+        return 0
 
 
 class PipeOps(NoMmapOps):
@@ -240,6 +280,7 @@ class HugetlbFileOps(FileOperations):
 SHMEM_OPS = ShmemFileOps()
 EXT4_OPS = Ext4FileOps()
 NO_MMAP_OPS = NoMmapOps()
+DEV_NULL_OPS = DevNullOps()
 RANDOM_OPS = RandomOps()
 PIPE_OPS = PipeOps()
 
@@ -281,7 +322,7 @@ class Vfs:
         self.mkdir("/dev")
         dev = self.mounts["/dev"] = Mount("/dev", self.DEVTMPFS_DEV, "devtmpfs", first_ino=1)
         self.inodes["/dev"] = Inode(dev.new_ino(), dev.dev, S_IFDIR, NO_MMAP_OPS, "/dev", dev)
-        self.add_device("/dev/null", NO_MMAP_OPS, ino=3)
+        self.add_device("/dev/null", DEV_NULL_OPS, ino=3)
         self.add_device("/dev/zero", DevZeroOps(self), ino=4)
         self.add_device("/dev/random", RANDOM_OPS, ino=6)
         dev.next_ino = 7
@@ -452,10 +493,13 @@ class Vfs:
         return EXT4_OPS if mnt.fstype == "ext4" else SHMEM_OPS
 
     # --- opening ---
-    def open(self, path: str, flags: int, mode: int = 0o666) -> File:
-        """do_sys_open(): the File for `path` with f_mode from the access mode. O_PATH
-        keeps only O_PATH_FLAGS (build_open_how()) and gives a file with empty_fops
-        whose driver is never opened (do_dentry_open())."""
+    def open(self, kernel, path: str, flags: int, mode: int = 0o666) -> File:
+        """do_sys_open() and fs/namei.c do_open(): the File for `path` with f_mode from
+        the access mode. O_PATH keeps only O_PATH_FLAGS (build_open_how()) and gives a
+        file with empty_fops whose driver is never opened (do_dentry_open()). Access
+        mode 3 asks for read and write permission but gives neither FMODE_READ nor
+        FMODE_WRITE (OPEN_FMODE(): a file for ioctl(2) only). Then may_open(), the
+        driver's ->open, and O_TRUNC's handle_truncate()."""
         if flags & O_PATH:
             flags &= O_PATH_FLAGS
         try:
@@ -470,20 +514,14 @@ class Vfs:
             raise kerr(ENOTDIR)
         if flags & O_PATH:
             return File(inode, FMODE_PATH, flags)
-        acc = flags & O_ACCMODE
-        if acc == O_ACCMODE:
-            raise kerr(EINVAL)
-        if inode.kind == S_IFDIR and acc != O_RDONLY:
-            raise kerr(EISDIR)
+        may_open(inode, flags)
         f_mode = {O_RDONLY: FMODE_READ, O_WRONLY: FMODE_WRITE,
-                  O_RDWR: FMODE_READ | FMODE_WRITE}[acc]
-        if flags & O_TRUNC and f_mode & FMODE_WRITE and inode.kind == S_IFREG:
-            inode.truncate(0)
-        if inode.append_only and f_mode & FMODE_WRITE and not flags & 0o2000:
-            raise kerr(EACCES)
+                  O_RDWR: FMODE_READ | FMODE_WRITE, O_ACCMODE: 0}[flags & O_ACCMODE]
         file = File(inode, f_mode, flags)
         if inode.fops.open is not None:
             inode.fops.open(file)
+        if flags & O_TRUNC and inode.kind == S_IFREG:
+            handle_truncate(kernel, inode)
         return file
 
     def pipe(self) -> tuple[File, File]:
@@ -541,6 +579,28 @@ class Vfs:
             vma.file.put()
         vma.file = file
         vma.vm_ops = FILE_VM_OPS
+
+
+def may_open(inode: Inode, flags: int) -> None:
+    """fs/namei.c may_open() for a process that passes every permission check (the
+    model's are root's): a directory opened with write access (an access mode but
+    O_RDONLY, or O_TRUNC) is EISDIR; an append-only file opened for writing without
+    O_APPEND, or with O_TRUNC, is EPERM [obs]."""
+    wants_write = flags & O_ACCMODE != O_RDONLY or flags & O_TRUNC
+    if inode.kind == S_IFDIR and wants_write:
+        raise kerr(EISDIR)
+    if inode.append_only and (flags & O_ACCMODE != O_RDONLY and not flags & O_APPEND
+                              or flags & O_TRUNC):
+        raise kerr(EPERM)
+
+
+def handle_truncate(kernel, inode: Inode) -> None:
+    """fs/namei.c handle_truncate() -> fs/open.c do_truncate() to size 0, whatever the
+    access mode (O_RDONLY|O_TRUNC truncates too) [obs]: the shmem seals are checked
+    (F_SEAL_SHRINK: EPERM), then truncate_setsize(): every mapping of the file loses
+    its PTEs, private COW copies included, so a later access is SIGBUS."""
+    shmem_setattr_seals(inode, 0)
+    truncate_setsize(kernel, inode, 0)
 
 
 # --- what every open file answers: fs/ioctl.c, fs/read_write.c, fs/open.c ----------

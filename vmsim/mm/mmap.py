@@ -42,6 +42,7 @@ from ..uapi import (
     PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
+    PMD_SIZE,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
@@ -360,10 +361,8 @@ def mm_populate(task, start, length, ignore_errors=True) -> int:
         write = vma.flags & (VM_WRITE | VM_SHARED) == VM_WRITE
         lo, hi = max(start, vma.start), min(end, vma.end)
         if not write and vma.is_anonymous():
-            # read faults map the zero page: nothing to record but guard markers
-            if mm.present_in(lo, hi, mm.guards):
-                if not ignore_errors:
-                    return EFAULT
+            if not populate_zero_pages(task, vma, lo, hi) and not ignore_errors:
+                return EFAULT
             continue
         for addr in range(lo, hi, PAGE_SIZE):
             if not handle_mm_fault(task, vma, addr, write):
@@ -371,6 +370,21 @@ def mm_populate(task, start, length, ignore_errors=True) -> int:
                     return EFAULT
                 break
     return 0
+
+
+def populate_zero_pages(task, vma, lo: int, hi: int) -> bool:
+    """Read faults over [lo, hi) of an anonymous VMA map the zero page: only the first
+    fault of each 2 MiB block is observable (do_anonymous_fault(): a page table, or the
+    huge zero page and the VMA's anon_vma), so one fault per block is made. False at a
+    guard marker (its block already has a page table)."""
+    mm = task.mm
+    addr = lo
+    while addr < hi:
+        block_end = min(hi, (addr | (PMD_SIZE - 1)) + 1)
+        if mm.present_in(addr, block_end, mm.guards) or not handle_mm_fault(task, vma, addr, False):
+            return False
+        addr = block_end
+    return True
 
 
 # --- brk --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """msync(2): mm/msync.c SYSCALL_DEFINE3(msync).
 
-msync changes nothing the model can observe: MS_ASYNC does no I/O at all since 2.6.19,
+msync changes nothing the model can observe: MS_ASYNC starts no I/O (not since 2.5.68),
 and MS_SYNC writes dirty page-cache pages back to the file's storage, which the model
 does not have (its page cache is the file). What is left is the result: the argument
 checks, the walk that skips unmapped holes and answers ENOMEM at the end, and EBUSY for
