@@ -17,6 +17,7 @@ from vmsim.check.explore import explore
 from vmsim.check.state import snapshot, state_key
 from vmsim.check.world import Config, apply, ops, start
 from vmsim.cli.main import main
+from vmsim.diff import fuzz
 
 SMALL = Config(intents=("rw-", "r-x"), prots=("r--", "rw-"),
                groups=("mprotect", "mremap", "access"))
@@ -173,3 +174,12 @@ def test_vmsim_does_not_import_ray():
     code = ("import sys, vmsim, vmsim.check.explore, vmsim.cli.main; "
             "assert 'ray' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fuzz_workers_give_the_same_report(oracle, kw):
+    """`vmsim diff --fuzz N --workers 2`: each worker compares with its own oracle;
+    the report (shrinking stays in the parent) is the one of a single process."""
+    one = fuzz.campaign(oracle, 12, 5, kw, shrink_each=False)
+    two = fuzz.campaign(oracle, 12, 5, kw, shrink_each=False, workers=2)
+    assert (one.scenarios, one.calls, one.signatures, one.skipped) == \
+        (two.scenarios, two.calls, two.signatures, two.skipped)

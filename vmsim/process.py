@@ -483,7 +483,7 @@ class Process:
         """open(2): fs/open.c do_sys_openat2(): a free fd (EMFILE), then the file."""
         path, flags, mode = _path(path), _int(flags), _uint(mode) & 0xFFFF     # umode_t
         (fd,) = self._unused_fds(1)
-        self.files[fd] = self.kernel.fs.open(path, flags, mode).get()
+        self.files[fd] = self.kernel.fs.open(self.kernel, path, flags, mode).get()
         if flags & O_CLOEXEC:
             self.close_on_exec.add(fd)
         return fd
@@ -518,7 +518,7 @@ class Process:
         fd, length = _uint(fd), _loff(length)
         if length < 0:
             raise kerr(EINVAL)
-        do_ftruncate(self.kernel, self._fdget(fd), length)
+        do_ftruncate(self, self._fdget(fd), length)
         return 0
 
     @_syscall
@@ -537,7 +537,7 @@ class Process:
         fd, data, offset = _uint(fd), _buffer(data), _loff(offset)
         if offset < 0:
             raise kerr(EINVAL)
-        return vfs_pwrite(self._fdget(fd), data, offset)
+        return vfs_pwrite(self, self._fdget(fd), data, offset)
 
     @_syscall
     def unlink(self, path: str) -> int:

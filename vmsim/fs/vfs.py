@@ -16,7 +16,6 @@ import posixpath
 import struct
 
 from ..errors import (
-    EACCES,
     EBADF,
     EBUSY,
     EEXIST,
@@ -70,6 +69,8 @@ from ..uapi import (
     PAGE_MASK,
     PAGE_SHIFT,
     PAGE_SIZE,
+    RLIM_INFINITY,
+    RLIMIT_FSIZE,
 )
 from .file import (
     FMODE_PATH,
@@ -674,42 +675,51 @@ def rw_verify_area(pos: int, count: int) -> None:
 
 def vfs_pread(task, file: File, count: int, pos: int) -> bytes:
     """fs/read_write.c ksys_pread64() once the file is found, and vfs_read(): pipes
-    cannot seek (ESPIPE), the file must be open for reading (EBADF), a count no user
-    buffer can hold fails access_ok() (EFAULT); directories are EISDIR. Reads
-    min(count, MAX_RW_COUNT) bytes, fewer at the end of the file."""
+    cannot seek (ESPIPE), the file must be open for reading (EBADF) and have a ->read
+    (EINVAL), a count no user buffer can hold fails access_ok() (EFAULT); directories
+    are EISDIR. Reads min(count, MAX_RW_COUNT) bytes, fewer at the end of the file."""
     if file.inode.kind == S_IFIFO:
         raise kerr(ESPIPE)              # no FMODE_PREAD
     if not file.f_mode & FMODE_READ:
         raise kerr(EBADF)
+    if not can_read(file.inode):
+        raise kerr(EINVAL)              # no FMODE_CAN_READ
     if count > task.kernel.task_size:
         raise kerr(EFAULT)
     rw_verify_area(pos, count)
+    count = min(count, MAX_RW_COUNT)
+    if file.inode.kind == S_IFCHR:
+        return chrdev_read(task, file.inode, count)
     if file.inode.kind == S_IFDIR:
         raise kerr(EISDIR)              # generic_read_dir()
-    return file.inode.read(pos, min(count, MAX_RW_COUNT))
+    return file.inode.read(pos, count)
 
 
-def vfs_pwrite(file: File, data: bytes, pos: int) -> int:
+def vfs_pwrite(task, file: File, data: bytes, pos: int) -> int:
     """fs/read_write.c ksys_pwrite64() once the file is found, vfs_write() and
-    mm/filemap.c generic_write_checks(): ESPIPE, EBADF, EINVAL past LOFF_MAX; nothing
-    to write succeeds anywhere; O_APPEND writes at the end whatever pos says; a write
-    starting at or past the filesystem's s_maxbytes is EFBIG, one crossing it is short.
-    Returns the bytes written."""
+    mm/filemap.c generic_write_checks(): ESPIPE (pipes, and procfs files, whose
+    seq_open() clears FMODE_PWRITE [obs]), EBADF, EINVAL without a ->write (hugetlbfs
+    [obs], SGX), EINVAL past LOFF_MAX; nothing to write succeeds anywhere; a character
+    device takes the bytes (chrdev_write()); O_APPEND writes at the end whatever pos
+    says; then generic_write_check_limits(): RLIMIT_FSIZE and the filesystem's
+    s_maxbytes each make a write starting at or past them EFBIG and one crossing them
+    short. Returns the bytes written."""
     inode = file.inode
-    if inode.kind == S_IFIFO:
+    if inode.kind == S_IFIFO or inode.mount is not None and inode.mount.fstype == "proc":
         raise kerr(ESPIPE)              # no FMODE_PWRITE
     if not file.f_mode & FMODE_WRITE:
         raise kerr(EBADF)
+    if not can_write(inode):
+        raise kerr(EINVAL)              # no FMODE_CAN_WRITE
     rw_verify_area(pos, len(data))
     data = data[:MAX_RW_COUNT]
     if not data:
         return 0
+    if inode.kind == S_IFCHR:
+        return len(data)                # write_null(), write_iter_zero(), random_write_iter()
     if file.f_flags & O_APPEND:
         pos = inode.size                # IOCB_APPEND
-    maxbytes = inode.mount.maxbytes
-    if pos >= maxbytes:
-        raise kerr(EFBIG)               # generic_write_check_limits()
-    data = data[:maxbytes - pos]
+    data = data[:write_check_limits(task, inode, pos, len(data))]
     data = data[:shmem_write_begin_seals(inode, pos, len(data))]
     if pos > inode.size and inode.mount.fstype == "ext4":
         ext4_block_zero_eof(inode, inode.size, pos)         # ext4_write_checks()
@@ -717,22 +727,62 @@ def vfs_pwrite(file: File, data: bytes, pos: int) -> int:
     return len(data)
 
 
-def do_ftruncate(kernel, file: File, length: int) -> None:
+def write_check_limits(task, inode: Inode, pos: int, count: int) -> int:
+    """mm/filemap.c generic_write_check_limits(): a write starting at or past
+    RLIMIT_FSIZE is EFBIG (Linux also sends SIGXFSZ: the model does not, see
+    docs/deviations.md), one crossing it is cut there; the same for s_maxbytes.
+    Returns how many of the count bytes at pos may be written."""
+    limit = task.rlimit(RLIMIT_FSIZE)
+    if limit != RLIM_INFINITY:
+        if pos >= limit:
+            raise kerr(EFBIG)
+        count = min(count, limit - pos)
+    maxbytes = inode.mount.maxbytes
+    if pos >= maxbytes:
+        raise kerr(EFBIG)
+    return min(count, maxbytes - pos)
+
+
+def can_read(inode: Inode) -> bool:
+    """FMODE_CAN_READ (do_dentry_open(): the file operations have ->read or
+    ->read_iter): every file type of the model but a driver's character device."""
+    return inode.kind != S_IFCHR or isinstance(inode.fops, (DevNullOps, DevZeroOps, RandomOps))
+
+
+def can_write(inode: Inode) -> bool:
+    """FMODE_CAN_WRITE (->write or ->write_iter): not hugetlbfs, nor a driver's
+    character device."""
+    return not inode.fops.is_hugetlbfs and can_read(inode)
+
+
+def chrdev_read(task, inode: Inode, count: int) -> bytes:
+    """The ->read_iter of the character devices of drivers/char/mem.c (read_iter_null():
+    end of file; read_iter_zero(): zeros) and drivers/char/random.c (random_read_iter():
+    bytes from the kernel's seeded generator); the position does not matter."""
+    if isinstance(inode.fops, DevNullOps):
+        return b""
+    if isinstance(inode.fops, RandomOps):
+        return task.kernel.random.randbytes(count)
+    return bytes(count)
+
+
+def do_ftruncate(task, file: File, length: int) -> None:
     """fs/open.c do_ftruncate() (do_sys_ftruncate() has refused a negative length and
     found the file), do_truncate() and fs/attr.c inode_newsize_ok(): a regular file
-    open for writing (EINVAL), not append-only (EPERM), growing no further than the
-    filesystem's s_maxbytes (EFBIG). RLIMIT_FSIZE (SIGXFSZ) is not modelled."""
+    open for writing (EINVAL), not append-only (EPERM), growing no further than
+    RLIMIT_FSIZE (EFBIG; Linux also sends SIGXFSZ, the model does not) and the
+    filesystem's s_maxbytes (EFBIG)."""
     inode = file.inode
     if inode.kind != S_IFREG or not file.f_mode & FMODE_WRITE:
         raise kerr(EINVAL)
     if inode.append_only:
         raise kerr(EPERM)
-    if length > inode.size and length > inode.mount.maxbytes:
+    if length > inode.size and (length > task.rlimit(RLIMIT_FSIZE) or length > inode.mount.maxbytes):
         raise kerr(EFBIG)
     shmem_setattr_seals(inode, length)
     if length > inode.size and inode.mount.fstype == "ext4":
         ext4_block_zero_eof(inode, inode.size, LOFF_MAX)    # ext4_setattr()
-    truncate_setsize(kernel, inode, length)
+    truncate_setsize(task.kernel, inode, length)
 
 
 def shmem_setattr_seals(inode: Inode, newsize: int) -> None:
