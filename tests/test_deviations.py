@@ -3,6 +3,10 @@ knowingly differs from Linux 6.18, so a change there is a deliberate one. The
 docstring of each test says what the kernel does instead."""
 
 import errno
+import itertools
+import shutil
+import struct
+import subprocess
 
 import pytest
 
@@ -14,10 +18,15 @@ from vmsim import (
     MAP_HUGETLB,
     MAP_NORESERVE,
     MAP_PRIVATE,
+    O_CREAT,
+    O_RDONLY,
+    O_RDWR,
     PAGE_SIZE,
     PROT_READ,
     PROT_WRITE,
+    RLIMIT_FSIZE,
 )
+from vmsim.fs.binfmt_elf import AT_EGID, AT_EUID, AT_GID, AT_SECURE, AT_UID
 
 P = PAGE_SIZE
 W = 0x7E0000000000
@@ -137,3 +146,86 @@ def test_add_pages_is_never_interrupted():
     dev.create(img.secs(base))
     src = p.mmap(0, 3 * P, RW, ANON)
     assert dev.add_pages(src, 0x1000, 3 * P, 0x203) == 3 * P
+
+
+def _auxv(p) -> dict[int, int]:
+    """The auxv on the stack of a process that has just exec'd."""
+    words = struct.unpack(f"<{(0x7FFFFFFFF000 - p.mm.start_stack) // 8}Q",
+                          p.read(p.mm.start_stack, 0x7FFFFFFFF000 - p.mm.start_stack))
+    at = words.index(0, words.index(0, 1) + 1) + 1      # past argv's and envp's NULLs
+    pairs = zip(words[at::2], words[at + 1::2], strict=False)
+    return dict(itertools.takewhile(lambda pair: pair[0] != 0, pairs))
+
+
+def _program(k, path: str, mode: int) -> str:
+    k.fs.create(path, open("/bin/true", "rb").read(), mode)
+    return path
+
+
+ELF32_START = """
+.globl _start
+_start:
+    movl $1, %eax
+    movl $7, %ebx
+    int $0x80
+"""
+
+
+def test_32bit_binaries_are_enoexec(tmp_path):
+    """Row 11. Linux runs an ia32 binary (here one that exits with 7, built with gcc -m32
+    if this machine can, and run for real) through compat_binfmt_elf."""
+    elf32 = b"\x7fELF\x01\x01\x01" + bytes(9) + struct.pack("<HHI", 2, 3, 1) + bytes(32)
+    src, exe = tmp_path / "t32.S", tmp_path / "t32"
+    src.write_text(ELF32_START)
+    if shutil.which("gcc") and subprocess.run(["gcc", "-m32", "-nostdlib", "-static", "-o", str(exe),
+                                               str(src)], capture_output=True).returncode == 0:
+        assert subprocess.run([str(exe)]).returncode == 7
+        elf32 = exe.read_bytes()
+    k = vmsim.Kernel()
+    p = k.spawn(stack=True)
+    k.fs.create("/tmp/t32", elf32, 0o755)
+    with pytest.raises(OSError) as err:
+        p.execve("/tmp/t32", ["t32"])
+    assert err.value.errno == errno.ENOEXEC
+
+
+def test_every_process_passes_permission_checks_as_root():
+    """Row 12. On Linux uid 1000 could not run a mode-0700 file it does not own
+    (EACCES), and AT_GID/AT_EGID would be its gids."""
+    k = vmsim.Kernel(uid=1000)
+    p = k.spawn(stack=True)
+    p.execve(_program(k, "/tmp/prog", 0o700), ["prog"])
+    auxv = _auxv(p)
+    assert (auxv[AT_UID], auxv[AT_EUID], auxv[AT_GID], auxv[AT_EGID]) == (1000, 1000, 0, 0)
+
+
+def test_setuid_bit_is_ignored():
+    """Row 13. Linux runs a set-user-ID root file with euid 0 and AT_SECURE 1."""
+    k = vmsim.Kernel(uid=1000)
+    p = k.spawn(stack=True)
+    p.execve(_program(k, "/tmp/suid", 0o4755), ["suid"])
+    auxv = _auxv(p)
+    assert (auxv[AT_EUID], auxv[AT_SECURE]) == (1000, 0)
+
+
+def test_no_comm_and_no_proc_pid_exe():
+    """Row 14. Linux names the process after its program (comm) and links
+    /proc/self/exe to it."""
+    k = vmsim.Kernel()
+    p = k.spawn(stack=True)
+    p.execve(_program(k, "/tmp/prog", 0o755), ["prog"])
+    assert p.exe_file is not None and p.exe_file.inode is k.fs.lookup("/tmp/prog")
+    assert not hasattr(p, "comm")
+    with pytest.raises(FileNotFoundError):
+        p.open("/proc/self/exe", O_RDONLY)
+
+
+def test_rlimit_fsize_is_efbig_without_sigxfsz():
+    """Row 15. Linux also sends SIGXFSZ, whose default action kills the process."""
+    p = vmsim.Kernel().spawn()
+    fd = p.open("/tmp/f", O_RDWR | O_CREAT)
+    p.setrlimit(RLIMIT_FSIZE, PAGE_SIZE)
+    with pytest.raises(OSError) as err:
+        p.pwrite(fd, b"x", PAGE_SIZE)
+    assert err.value.errno == errno.EFBIG
+    assert p.alive and p.pwrite(fd, b"x", 0) == 1

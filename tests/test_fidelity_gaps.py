@@ -10,14 +10,20 @@ x86_64, no C compiler, no ext4 directory or tmpfs at /dev/shm).
 
 from __future__ import annotations
 
+import array
 import errno
+import fcntl
+import mmap
 import os
 import platform
 import shutil
 import statistics
 import subprocess
+import sys
+import termios
 
 import pytest
+import test_execve
 
 import vmsim
 from vmsim import oracle as O
@@ -341,3 +347,334 @@ def test_mremap_shrink_move_leaks_commit_like_the_kernel(tmp_path):
     deltas = [int(line) for line in run(exe, str(BATCHES), str(ITERATIONS))]
     kernel_kb = statistics.median(deltas) / ITERATIONS
     assert abs(kernel_kb - ours_kb) <= 1.0, f"kernel {deltas} kB per {ITERATIONS} iterations"
+
+
+# --- open files: the ioctl-only access mode, O_TRUNC, devices, RLIMIT_FSIZE -----------
+#
+# The host side runs the same calls through Python's os module (as root, as the model's
+# processes are); a call's outcome is its result or its errno's name.
+
+def outcome(call):
+    try:
+        result = call()
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+    return None if result is None else result
+
+
+def host_ioctl_int(fd: int, cmd: int):
+    """ioctl(fd, cmd, &int) on the host: the int it put, or the errno's name."""
+    buf = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, cmd, buf)
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+    return buf[0]
+
+
+def model_ioctl_int(p, fd: int, cmd: int):
+    """The same in the model, through an int in the process's memory at W."""
+    if not p.mm.tree.find(W):
+        p.mmap(W, PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    p.write(W, bytes(4))
+    try:
+        p.ioctl(fd, cmd, W)
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+    return int.from_bytes(p.read(W, 4), "little", signed=True)
+
+
+def ioctl_only_calls(opener, pread, pwrite, ftruncate, mmap_private):
+    fd = opener(3)
+    return [outcome(lambda: pread(fd, 1, 0)), outcome(lambda: pwrite(fd, b"x", 0)),
+            outcome(lambda: ftruncate(fd, 0)), outcome(lambda: mmap_private(fd))]
+
+
+def test_open_access_mode_3_is_ioctl_only(tmp_path):
+    """fs/open.c build_open_flags(): access mode 3 asks for MAY_READ|MAY_WRITE but
+    OPEN_FMODE() gives neither FMODE_READ nor FMODE_WRITE: the open succeeds, pread and
+    pwrite are EBADF, ftruncate EINVAL, mmap EACCES, ioctl works (FIONREAD gives the
+    size of a regular file); a directory is EISDIR, and O_TRUNC truncates."""
+    path = str(tmp_path / "f")
+    with open(path, "wb") as f:
+        f.write(b"hello")
+    host = ioctl_only_calls(lambda acc: os.open(path, acc), os.pread, os.pwrite, os.ftruncate,
+                            lambda fd: mmap.mmap(fd, 5, mmap.MAP_PRIVATE, mmap.PROT_READ))
+    host_fd = os.open(path, 3)
+    host += [host_ioctl_int(host_fd, termios.FIONREAD), outcome(lambda: os.open(str(tmp_path), 3))]
+    os.close(os.open(path, 3 | os.O_TRUNC))
+    host.append(os.stat(path).st_size)
+
+    k, p = model()
+    k.fs.create("/tmp/f", b"hello")
+    ours = ioctl_only_calls(lambda acc: p.open("/tmp/f", acc), p.pread, p.pwrite, p.ftruncate,
+                            lambda fd: p.mmap(0, PAGE, PROT_READ, MAP_PRIVATE, fd, 0))
+    ours += [model_ioctl_int(p, p.open("/tmp/f", 3), termios.FIONREAD),
+             outcome(lambda: p.open("/tmp", 3))]
+    p.open("/tmp/f", 3 | os.O_TRUNC)
+    ours.append(k.fs.lookup("/tmp/f").size)
+    assert host == ["EBADF", "EBADF", "EINVAL", "EACCES", 5, "EISDIR", 0]
+    assert ours == host
+
+
+def open_close(open_, close, path: str, flags: int) -> None:
+    close(open_(path, flags))
+
+
+def test_append_only_file_opened_for_writing_is_eperm(tmp_path):
+    """fs/namei.c may_open(): an append-only inode opened for writing without O_APPEND,
+    or with O_TRUNC, is EPERM (the model said EACCES). Host side: chattr +a."""
+    path = tmp_path / "log"
+    path.write_bytes(b"abc")
+    flag_sets = [os.O_WRONLY, os.O_WRONLY | os.O_APPEND, os.O_RDONLY | os.O_TRUNC, os.O_RDWR, os.O_RDONLY]
+    if shutil.which("chattr") is None or \
+            subprocess.run(["chattr", "+a", str(path)], capture_output=True).returncode:
+        pytest.skip("cannot set the append-only attribute here")
+    try:
+        host = [outcome(lambda flags=flags: open_close(os.open, os.close, str(path), flags))
+                for flags in flag_sets]
+    finally:
+        subprocess.run(["chattr", "-a", str(path)], check=True)
+    k, p = model()
+    k.fs.create("/tmp/log", b"abc").append_only = True
+    ours = [outcome(lambda flags=flags: open_close(p.open, p.close, "/tmp/log", flags))
+            for flags in flag_sets]
+    assert host == ["EPERM", None, "EPERM", "EPERM", None]
+    assert ours == host
+
+
+DEV_RANDOM_IOCTLS = [0x541B, 0x1234, 0x80045200]       # FIONREAD, unknown, RNDGETENTCNT
+
+
+def test_dev_random_ioctls():
+    """drivers/char/random.c random_ioctl(): FIONREAD reaches the driver (the VFS
+    answers it for regular files only) and, like any command it does not know, is
+    EINVAL, not ENOTTY; RNDGETENTCNT gives 256 (POOL_READY_BITS) once the pool is
+    ready."""
+    fd = os.open("/dev/random", os.O_RDONLY)
+    try:
+        host = [host_ioctl_int(fd, cmd) for cmd in DEV_RANDOM_IOCTLS]
+    finally:
+        os.close(fd)
+    k, p = model()
+    fd = p.open("/dev/random", O_RDONLY)
+    ours = [model_ioctl_int(p, fd, cmd) for cmd in DEV_RANDOM_IOCTLS]
+    assert host == ["EINVAL", "EINVAL", 256]
+    assert ours == host
+
+
+def device_io(opener, pread, pwrite, path: str):
+    rw, ro = opener(path, O_RDWR), opener(path, O_RDONLY)
+    return [outcome(lambda: pread(rw, 16, 0)), outcome(lambda: pread(rw, 16, 1 << 40)),
+            outcome(lambda: pwrite(rw, b"abc", 0)), outcome(lambda: pwrite(rw, b"", 0)),
+            outcome(lambda: pwrite(ro, b"abc", 0))]
+
+
+@pytest.mark.parametrize("path", ["/dev/null", "/dev/zero", "/proc/self/status"])
+def test_pread_pwrite_of_special_files(path):
+    """drivers/char/mem.c: /dev/null reads the end of the file and discards writes,
+    /dev/zero reads zeros and discards writes, whatever the position (the model went
+    through a page cache); procfs files are seq_files, whose seq_open() clears
+    FMODE_PWRITE, so pwrite is ESPIPE even on a read-only fd (the check comes before
+    EBADF). The contents of /proc/self/status are not modelled: only the writes are
+    compared there."""
+    host = device_io(os.open, os.pread, os.pwrite, path)
+    k, p = model()
+    ours = device_io(p.open, p.pread, p.pwrite, path)
+    if path.startswith("/proc"):
+        host, ours = host[2:], ours[2:]
+    assert ours == host
+
+
+def test_pread_pwrite_without_read_write_ops():
+    """fs/read_write.c vfs_read()/vfs_write(): a file whose file_operations lack
+    ->read/->write has no FMODE_CAN_READ/FMODE_CAN_WRITE: EINVAL, checked before the
+    count (a zero-length pwrite too). hugetlbfs has ->read_iter but no ->write_iter
+    (compared with the host); the SGX device (arch/x86/kernel/cpu/sgx/driver.c
+    sgx_encl_fops) has neither (this machine has no SGX: the model alone)."""
+    def calls(fd, pread, pwrite):
+        return [outcome(lambda: pread(fd, 1, 0)), outcome(lambda: pwrite(fd, b"a", 0)),
+                outcome(lambda: pwrite(fd, b"", 0))]
+    try:
+        host_fd = os.memfd_create("h", os.MFD_HUGETLB)
+    except OSError as exc:
+        pytest.skip(f"no hugetlbfs memfd here: {exc}")
+    host = calls(host_fd, os.pread, os.pwrite)
+    os.close(host_fd)
+    k, p = model()
+    assert calls(p.memfd_create("h", os.MFD_HUGETLB), p.pread, p.pwrite) == host == [b"", "EINVAL", "EINVAL"]
+    assert calls(p.open("/dev/sgx_enclave", O_RDWR), p.pread, p.pwrite) == ["EINVAL"] * 3
+
+
+FSIZE_CALLS = """
+import errno, os, resource, sys
+out = []
+def tr(call):
+    try:
+        r = call()
+        out.append("ok" if r is None else str(r))
+    except OSError as exc:
+        out.append(errno.errorcode[exc.errno])
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+app = os.open(sys.argv[1], os.O_RDWR | os.O_APPEND)
+null = os.open("/dev/null", os.O_WRONLY)
+resource.setrlimit(resource.RLIMIT_FSIZE, (10000, resource.RLIM_INFINITY))
+for call in (lambda: os.pwrite(fd, b"abcde", 9998), lambda: os.pwrite(fd, b"a", 10000),
+             lambda: os.pwrite(fd, b"", 10000), lambda: os.pwrite(app, b"a", 0),
+             lambda: os.ftruncate(fd, 10001), lambda: os.ftruncate(fd, 10000),
+             lambda: os.ftruncate(fd, 5), lambda: os.pwrite(null, b"a", 20000)):
+    tr(call)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+print(" ".join(out))
+"""
+
+
+@pytest.mark.parametrize("path", ["/tmp/fsize", "/dev/shm/fsize"])
+def test_rlimit_fsize(tmp_path, path):
+    """mm/filemap.c generic_write_check_limits() and fs/attr.c inode_newsize_ok(): a
+    write starting at or past RLIMIT_FSIZE is EFBIG, one crossing it is short, an
+    O_APPEND write is checked at EOF; ftruncate may not grow the file past it (but may
+    shrink it); devices are not limited. Linux also sends SIGXFSZ: the host side runs
+    in a Python child, which ignores SIGXFSZ as the model does not send it
+    (docs/deviations.md)."""
+    host_path = str(tmp_path / "fsize") if path.startswith("/tmp") else f"{path}-{os.getpid()}"
+    if not os.path.isdir(os.path.dirname(host_path)):
+        pytest.skip(f"no {os.path.dirname(host_path)} here")
+    try:
+        host = subprocess.run([sys.executable, "-c", FSIZE_CALLS, host_path], capture_output=True,
+                              text=True, check=True).stdout.split()
+    finally:
+        if os.path.exists(host_path):
+            os.unlink(host_path)
+    k, p = model()
+    fd = p.open(path, O_RDWR | O_CREAT | os.O_TRUNC, 0o600)
+    app, null = p.open(path, O_RDWR | os.O_APPEND), p.open("/dev/null", os.O_WRONLY)
+    p.setrlimit(vmsim.RLIMIT_FSIZE, 10000)
+
+    def ftruncate(fd: int, length: int) -> None:
+        p.ftruncate(fd, length)
+    ours = [outcome(call) for call in (
+        lambda: p.pwrite(fd, b"abcde", 9998), lambda: p.pwrite(fd, b"a", 10000),
+        lambda: p.pwrite(fd, b"", 10000), lambda: p.pwrite(app, b"a", 0),
+        lambda: ftruncate(fd, 10001), lambda: ftruncate(fd, 10000),
+        lambda: ftruncate(fd, 5), lambda: p.pwrite(null, b"a", 20000))]
+    ours = ["ok" if r is None else str(r) for r in ours]
+    assert host == ["2", "EFBIG", "0", "EFBIG", "EFBIG", "ok", "ok", "1"]
+    assert ours == host
+
+
+# --- "#!" scripts (fs/binfmt_script.c) against the real execve ---------------------------
+#
+# The tracer of test_execve.py stops the real process at its exec event and prints its
+# maps, smaps, auxv and stack; the model's process right after execve must match.
+
+@pytest.fixture(scope="module")
+def tracer(tmp_path_factory):
+    """tracer(path, argv, envp): test_execve's tracer run on one execve."""
+    exe = build(tmp_path_factory.mktemp("tracer"), "tracer", test_execve.TRACER_C)
+
+    def run(path: str, argv: list[str], envp: list[str]) -> test_execve.RealExec:
+        words = ["0", path, str(len(argv)), *argv, str(len(envp)), *envp, "0"]
+        data = b"".join(os.fsencode(w) + b"\0" for w in words)
+        r = subprocess.run([exe], input=data, capture_output=True, check=True)
+        return test_execve.RealExec.parse(r.stdout.decode())
+    return run
+
+
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory):
+    """Scripts whose interpreter is /bin/echo: with an argument (blanks inside kept,
+    trailing blanks trimmed), tab-separated, a first line with no newline, a chain of
+    scripts five deep (runs) and six deep (ELOOP), an interpreter path too long for
+    the 256 bytes execve reads (ENOEXEC), an argument cut there (fine), a CR before
+    the newline (part of the path: ENOENT), no interpreter, a missing one, one that is
+    not executable, and a script that names itself."""
+    d = tmp_path_factory.mktemp("scripts")
+    texts = {"arg": "#!/bin/echo  arg  one \nignored\n", "tab": "#!\t/bin/echo\t-n\tx \t\n",
+             "no-newline": "#!/bin/echo", "long-path": "#!" + "/" * 300 + "bin/echo\n",
+             "long-arg": "#!/bin/echo " + "y" * 300 + "\n", "crlf": "#!/bin/echo\r\n",
+             "blank": "#!  \n", "missing": f"#!{d}/none\n", "not-executable": "#!/etc/passwd\n",
+             "self": f"#!{d}/s-self\n"}
+    prev = "/bin/echo"
+    for depth in range(1, 7):
+        texts[f"depth-{depth}"] = f"#!{prev}\n"
+        prev = f"{d}/s-depth-{depth}"
+    for name, text in texts.items():
+        path = d / f"s-{name}"
+        path.write_text(text)
+        path.chmod(0o755)
+    return {name: str(d / f"s-{name}") for name in texts}
+
+
+def script_argv(scripts, name: str, argv: list[str]) -> list[str]:
+    """The argv /bin/echo gets from execve(script, argv): what load_script() builds."""
+    d = os.path.dirname(scripts[name])
+    if name.startswith("depth-"):
+        chain = [f"{d}/s-depth-{i}" for i in range(1, int(name[6:]) + 1)]
+        return ["/bin/echo", *chain, *argv[1:]]
+    extra = {"arg": ["arg  one"], "tab": ["-n\tx"], "long-arg": ["y" * 243]}.get(name, [])
+    return ["/bin/echo", *extra, scripts[name], *argv[1:]]
+
+
+@pytest.mark.parametrize("name", ["arg", "tab", "no-newline", "long-arg", "depth-1", "depth-5"])
+def test_script_runs_its_interpreter_as_the_kernel_does(kw, tracer, scripts, name):
+    """load_script(): argv[0] is replaced by the interpreter's path, its argument (one
+    string) and the script's path; AT_EXECFN stays the script's path; the address
+    space is the interpreter's. A chain of five scripts runs (exec_binprm())."""
+    argv, envp = ["X", "a"], ["E=1"]
+    real = tracer(scripts[name], argv, envp)
+    k, p = test_execve.model_exec(kw, scripts[name], argv, envp)
+    test_execve.assert_same_exec(real, k, p, script_argv(scripts, name, argv), envp)
+
+
+SCRIPT_ERRNOS = {"depth-6": errno.ELOOP, "self": errno.ELOOP, "long-path": errno.ENOEXEC,
+                 "blank": errno.ENOEXEC, "crlf": errno.ENOENT, "missing": errno.ENOENT,
+                 "not-executable": errno.EACCES}
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPT_ERRNOS))
+def test_script_errno_is_the_kernels(kw, tracer, scripts, name):
+    """The refusals of load_script() and exec_binprm(), before the point of no return:
+    the process is left as it was."""
+    real = tracer(scripts[name], ["X"], [])
+    assert real.errno == SCRIPT_ERRNOS[name]
+    k = vmsim.Kernel(**kw)
+    p = k.spawn(stack=True)
+    maps, committed = p.maps(), k.committed
+    with pytest.raises(OSError) as err:
+        p.execve(scripts[name], ["X"], [])
+    assert err.value.errno == real.errno
+    test_execve.assert_untouched_by_failed_exec(k, p, maps, committed)
+
+
+RUNNING_PROGRAM_OPENS = [O_RDWR, os.O_WRONLY, O_RDONLY | os.O_TRUNC, 3, 3 | os.O_TRUNC, O_RDONLY]
+
+
+def test_running_program_cannot_be_written(tmp_path):
+    """exe_file_deny_write_access(): while a program runs (it is some mm's exe_file),
+    opening its file for writing (do_dentry_open()) or with O_TRUNC (handle_truncate())
+    is ETXTBSY; the ioctl-only mode 3 and O_RDONLY open. Once the last process running
+    it is gone (a fork keeps it), the file opens for writing again. Host side: a copy
+    of /bin/sleep, running."""
+    prog = tmp_path / "prog"
+    shutil.copy("/bin/sleep", prog)
+    running = subprocess.Popen([str(prog), "30"])
+    try:
+        host = [outcome(lambda flags=flags: open_close(os.open, os.close, str(prog), flags))
+                for flags in RUNNING_PROGRAM_OPENS]
+    finally:
+        running.kill()
+        running.wait()
+    k, p = model()
+    k.fs.create("/tmp/prog", prog.read_bytes(), 0o755)
+    runner = k.spawn(stack=True)
+    runner.execve("/tmp/prog", ["prog", "30"])
+    ours = [outcome(lambda flags=flags: open_close(p.open, p.close, "/tmp/prog", flags))
+            for flags in RUNNING_PROGRAM_OPENS]
+    assert host == ["ETXTBSY"] * 3 + [None, "ETXTBSY", None]
+    assert ours == host
+    child = runner.fork()
+    runner.exit()
+    assert outcome(lambda: open_close(p.open, p.close, "/tmp/prog", O_RDWR)) == "ETXTBSY"
+    child.exit()
+    assert outcome(lambda: open_close(p.open, p.close, "/tmp/prog", O_RDWR)) is None

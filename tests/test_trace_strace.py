@@ -10,6 +10,7 @@ from vmsim import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE
 from vmsim.drivers.sgx import uapi as sgx
 from vmsim.trace import strace as T
 from vmsim.trace.format import TraceError
+from vmsim.trace.load import read_trace
 
 
 def recs(text):
@@ -64,8 +65,28 @@ def test_unfinished_resumed_pairs():
             "100 <... mmap resumed>)                 = 0x7f0000000000\n"
             "101 <... munmap resumed>) = 0\n")
     a, b = recs(text)
-    assert (a.pid, a.call, a.ret, a.line) == (100, "mmap", 0x7F0000000000, 1)
-    assert (b.pid, b.call, b.ret, b.line) == (101, "munmap", 0, 2)
+    assert (a.pid, a.call, a.ret, a.line) == (100, "mmap", 0x7F0000000000, 3)
+    assert (b.pid, b.call, b.ret, b.line) == (101, "munmap", 0, 4)
+
+
+def test_calls_are_in_completion_order():
+    """A call is replayed where it completes: here pid 101's munmap, started later,
+    completes first (replaying at the start lines unmapped before the mmap)."""
+    text = ("100 mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0 <unfinished ...>\n"
+            "101 munmap(0x7f0000000000, 4096 <unfinished ...>\n"
+            "101 <... munmap resumed>) = 0\n"
+            "100 <... mmap resumed>) = 0x7f0000000000\n")
+    assert [r.call for r in recs(text)] == ["munmap", "mmap"]
+
+
+def test_capabilities_are_not_decorations_and_pid_first_is_strace():
+    """`1<<CAP_CHOWN` is a shift, not a -y decoration; a log whose first line starts
+    with `[pid N]` is strace text, not JSON Lines."""
+    text = ("[pid 7] capget({version=_LINUX_CAPABILITY_VERSION_3, pid=0}, "
+            "{effective=1<<CAP_CHOWN|1<<CAP_KILL, permitted=0}) = 0\n"
+            "[pid 7] mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000\n")
+    trace = read_trace(text, "t.strace")
+    assert [r.call for r in trace.records] == ["mmap"] and trace.skipped == {"capget": 1}
 
 
 def test_unfinished_never_resumed_has_unknown_result():

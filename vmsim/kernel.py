@@ -13,6 +13,7 @@ from .drivers.sgx.driver import install as install_sgx
 from .errors import ENOMEM, kerr
 from .fs import procmaps
 from .fs.binfmt_elf import REFERENCE_HWCAPS, load_elf_binary
+from .fs.binfmt_script import load_script
 from .fs.exec import LoadBinary, setup_new_exec
 from .fs.vfs import Vfs
 from .ipc.shm import ShmIds
@@ -123,7 +124,7 @@ class Kernel:
         #: the IPC namespace's shared memory segments and shm sysctls (ipc/shm.py)
         self.shm = ShmIds(self)
         #: the binary formats execve tries, in order (fs/exec.c formats)
-        self.binfmts: list[LoadBinary] = [load_elf_binary]
+        self.binfmts: list[LoadBinary] = [load_elf_binary, load_script]
         #: what the CPU puts in an exec's auxv (AT_HWCAP, AT_HWCAP2, AT_MINSIGSTKSZ)
         self.elf_hwcaps = REFERENCE_HWCAPS
         self.processes: dict[int, Process] = {}

@@ -193,6 +193,9 @@ class Process:
         self.mm = mm
         mm.owner = self
         self.files: dict[int, File] = {}
+        #: mm->exe_file, the program execve last ran (kept here: the model's mm holds no
+        #: files but its VMAs'); while it is set, its file cannot be written (ETXTBSY)
+        self.exe_file: File | None = None
         #: the fds marked close-on-exec (the fdtable's close_on_exec bitmap)
         self.close_on_exec: set[int] = set()
         self.persona = 0            # current->personality
@@ -750,6 +753,7 @@ class Process:
         for fd, file in self.files.items():
             child.files[fd] = file.get()
         child.close_on_exec = set(self.close_on_exec)
+        child.exe_file = self.exe_file.get() if self.exe_file is not None else None
         try:
             dup_mmap(self.mm, child.mm)
         except BaseException:
@@ -768,6 +772,9 @@ class Process:
                 exit_mmap(self.mm)
             finally:
                 self._close_files()
+                if self.exe_file is not None:
+                    self.exe_file.put(self.mm)
+                    self.exe_file = None
                 self.kernel.processes.pop(self.pid, None)
 
     def _close_files(self) -> None:

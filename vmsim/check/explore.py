@@ -27,6 +27,9 @@ from .world import signing_key
 
 @dataclass
 class Counterexample:
+    """A shortest path to a state (or transition) that breaks `property`; `trace` and
+    `scenario` are the files vmsim.check.report wrote for it."""
+
     property: str
     message: str
     path: Path
@@ -41,6 +44,9 @@ class Counterexample:
 
 @dataclass
 class Result:
+    """What a search found. states: distinct states that hold every property (a
+    violating state is not expanded); transitions: calls applied."""
+
     design: str
     depth: int
     depth_reached: int = 0

@@ -3,8 +3,8 @@ calls — the enclave load — then the counterexample's), and, for a configurat
 SGX, a scenario file `vmsim diff` takes.
 
 The trace format records syscalls only: a memory access, a fork and the child's exit
-are written as comments on the next call (the calls' results replay all the same; the
-PTE an access installed is not in the trace).
+are written as comments on the next call, or the last (the calls' results replay all
+the same; the PTE an access installed is not in the trace).
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ def recorded_run(job: Job, path: tuple[int, ...]) -> tuple[World, list[Record]]:
             records[before].comment = "before this call: " + "; ".join(pending)
             pending = []
     if pending and records:
-        records.append(Record("munmap", [0, 0], pid=PID, err="EINVAL",
-                              comment="then: " + "; ".join(pending)))
+        last = records[-1]
+        last.comment = "; ".join(filter(None, [last.comment,
+                                               "after this call: " + "; ".join(pending)]))
     return w, records
 
 

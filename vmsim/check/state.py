@@ -74,9 +74,12 @@ def _epc_key(epc: EpcPage) -> tuple:
 def encl_key(encl: Encl, ids: Ids) -> tuple:
     pages = tuple((pfn, p.vm_max_prot_bits, p.type, ids(p.epc), _epc_key(p.epc))
                   for pfn, p in sorted(encl.pages.items()))
+    secs = encl.secs
+    threads = (secs.enclave.initialized, secs.enclave.active_threads, secs.enclave.children) \
+        if secs is not None and secs.enclave is not None else None
     return (encl.created, encl.initialized, encl.base, encl.size, encl.page_cnt,
             len(encl.va_pages), encl.refs, tuple(sorted(ids(mm) for mm in encl.mm_list)),
-            pages)
+            threads, pages)
 
 
 def state_key(world: World) -> bytes:

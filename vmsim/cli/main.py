@@ -4,6 +4,7 @@
     vmsim demo                                the same
     vmsim replay TRACE [--maps FILE]          replay an strace log or a JSONL trace
     vmsim maps TRACE [--form maps|smaps|pmap] the address space a trace leaves behind
+    vmsim record [-o FILE] -- CMD ARGS...     run CMD with ASLR off, record a replayable trace
     vmsim diff SCENARIO...                    run scenarios on the model and the host kernel
     vmsim diff --fuzz N --seed S [--out DIR]  random differential testing with shrinking
     vmsim check [--design D] [--depth N]      every call sequence up to N, properties checked
@@ -26,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from . import check, diff, sgx, tour, trace
+from . import check, diff, record, sgx, tour, trace
 
 #: what bare `vmsim` runs
 DEFAULT_COMMAND = "demo"
@@ -57,6 +58,7 @@ def build_parser() -> Parser:
                 "usage, 3 the host-kernel oracle cannot run here.")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     trace.add_parsers(sub)
+    record.add_parsers(sub)
     diff.add_parsers(sub)
     check.add_parsers(sub)
     sgx.add_parsers(sub)

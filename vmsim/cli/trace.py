@@ -16,9 +16,16 @@ from ..kernel import Kernel
 from ..syscalls.inputs import InputError, read_text
 from ..trace import views
 from ..trace.demo import demo_trace_path
-from ..trace.format import TraceError
+from ..trace.format import Trace, TraceError
 from ..trace.load import load_trace
-from ..trace.replay import Outcome, Replayer, format_args, format_result, summarize
+from ..trace.replay import (
+    Outcome,
+    Replayer,
+    final_differences,
+    format_args,
+    format_result,
+    summarize,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -59,9 +66,11 @@ def _replayer(args: argparse.Namespace) -> Replayer:
     trace = load_trace(args.trace)
     maps = _read_text(args.maps) if args.maps else None
     smaps = _read_text(args.smaps) if args.smaps else None
+    pkeys = {"on": True, "off": False}.get(getattr(args, "pkeys", None) or "", trace.pkeys)
     try:
         return Replayer(trace, maps=maps, smaps=smaps, maps_path=args.maps,
-                        smaps_path=args.smaps, placement=args.placement)
+                        smaps_path=args.smaps, placement=args.placement,
+                        kernel_kwargs=None if pkeys is None else {"pkeys": pkeys})
     except MapsError as exc:
         raise TraceError(exc.reason, exc.path, exc.line) from None
 
@@ -81,6 +90,9 @@ def _add_replay_parser(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--placement", choices=("trace", "model"), default="trace",
                     help="trace: use the recorded mmap addresses (default); model: let "
                     "the model choose and report where it differs")
+    ap.add_argument("--pkeys", choices=("on", "off"),
+                    help="whether the CPU has protection keys (default: the trace header's, "
+                    "which `vmsim record` writes; else on)")
     ap.add_argument("--json", "-j", action="store_true",
                     help="JSON Lines: one object per call, then a summary object")
     ap.add_argument("--quiet", "-q", action="store_true",
@@ -110,7 +122,10 @@ def _replay(args: argparse.Namespace, prog: str, banner: str | None = None,
         return _bad(prog, str(exc), args.json)
     summary = summarize(outcomes, args.placement)
     summary["skipped_syscalls"] = dict(r.trace.skipped)
-    status = 1 if summary["divergent"] else 0
+    summary["partial"] = r.partial
+    final = final_differences(r.trace, r.process())
+    summary["final_differences"] = final
+    status = 1 if summary["divergent"] or final else 0
     if args.json:
         _print_json(r, outcomes, summary, status, args.form)
         return status
@@ -127,7 +142,7 @@ def _replay(args: argparse.Namespace, prog: str, banner: str | None = None,
     multi = len({o.rec.pid for o in outcomes if o.rec.call is not None}) > 1
     for o in outcomes:
         _print_outcome(console, out, o, args.quiet, multi)
-    _print_summary(console, out, summary, r.trace.skipped)
+    _print_summary(console, out, summary, r.trace)
     if args.form != "none":
         pid = r.main_pid
         _emit(console, out, f"\nfinal address space{f' of pid {pid}' if pid else ''} "
@@ -208,7 +223,8 @@ def _print_outcome(console: Console | None, out: TextIO, o: Outcome, quiet: bool
               else "yellow" if k == "why:" else "dim")
 
 
-def _print_summary(console: Console | None, out: TextIO, s: dict, skipped: dict) -> None:
+def _print_summary(console: Console | None, out: TextIO, s: dict, trace: Trace) -> None:
+    skipped = trace.skipped
     parts = [f"{s['calls']} calls", f"{s['agree'] - s['refused_as_recorded']} agree",
              f"{s['refused_as_recorded']} refused as recorded", f"{s['differ']} differ"]
     if s["placement"]:
@@ -224,10 +240,19 @@ def _print_summary(console: Console | None, out: TextIO, s: dict, skipped: dict)
         n = sum(skipped.values())
         top = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items(), key=lambda kv: -kv[1]))
         _emit(console, out, f"{n} lines of other syscalls not modelled, skipped: {top}", "dim")
-    _emit(console, out, "verdict: " + ("the model diverges from the recorded run"
-                                       if s["divergent"] else
-                                       "the model agrees with every recorded call"),
-          "bold red" if s["divergent"] else "bold green")
+    if trace.exit_maps is not None:
+        final = s["final_differences"]
+        _emit(console, out, f"final maps: {len(final)} differences from the recorded exit "
+              "snapshot" if final else "final maps and VmFlags: identical to the recorded "
+              "exit snapshot", "bold red" if final else "bold green")
+        for line in final:
+            _emit(console, out, f"  {line}", "red")
+    bad = s["divergent"] or s["final_differences"]
+    verdict = ("the model diverges from the recorded run" if bad else
+               s["partial"] if s["partial"] else
+               "the model agrees with every recorded call")
+    _emit(console, out, "verdict: " + verdict,
+          "bold red" if bad else "bold yellow" if s["partial"] else "bold green")
 
 
 # --------------------------------------------------------------------------- maps

@@ -19,7 +19,7 @@ machine, docs/kernel-observations.md §11):
 
 The [vdso] VMA has the kernel's size but placeholder content: zero pages (the
 project's own vDSO image will replace them); [vvar] and [vvar_vclock] read as zeros.
-32-bit (compat) binaries and binfmt_script ("#!") are not modelled: ENOEXEC.
+32-bit (compat) binaries are not modelled: ENOEXEC. Scripts ("#!"): binfmt_script.py.
 """
 
 from __future__ import annotations

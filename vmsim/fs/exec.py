@@ -3,9 +3,10 @@ new stack, the search through the binary formats, the point of no return
 (begin_new_exec: exec_mmap tears the old mm down and installs a new one, the
 close-on-exec fds are closed) and setup_arg_pages (the initial [stack] VMA).
 
-The binary formats themselves (fs/binfmt_elf.c) are in binfmt_elf.py; the Kernel keeps
-them in `binfmts`, the kernel's `formats` list. A format's loader raises ENOEXEC to let
-the next one try, as load_binary() returns -ENOEXEC.
+The binary formats themselves (fs/binfmt_elf.c, fs/binfmt_script.c) are in
+binfmt_elf.py and binfmt_script.py; the Kernel keeps them in `binfmts`, the kernel's
+`formats` list. A format's loader raises ENOEXEC to let the next one try, as
+load_binary() returns -ENOEXEC; a script's loader names an interpreter to run next.
 
 Files are looked up in the model's VFS; a path the model does not have is mirrored
 from the host on first use (procmaps.mirror_host_file), so `execve("/bin/true")` runs
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from ..errors import E2BIG, EACCES, EAGAIN, EINVAL, ENAMETOOLONG, ENOEXEC, ENOMEM, ETXTBSY, kerr
+from ..errors import E2BIG, EACCES, EAGAIN, EINVAL, ELOOP, ENAMETOOLONG, ENOEXEC, ENOMEM, ETXTBSY, kerr
 from ..mm.fault import copy_to_user
 from ..mm.flags import VM_EXEC, VM_NOHUGEPAGE, VM_STACK_DEFAULT_FLAGS
 from ..mm.fork import exit_mmap
@@ -52,6 +53,8 @@ ARG_MAX = 131072
 STK_LIM = 8 << 20
 #: include/linux/binfmts.h: the head of the file every binary format looks at
 BINPRM_BUF_SIZE = 256
+#: fs/exec.c exec_binprm(): how many interpreters (scripts) may stand before the binary
+MAX_INTERPRETER_DEPTH = 5
 #: setup_arg_pages(): the stack VMA covers the argument pages plus this much
 STACK_EXPAND = 131072
 #: executable_stack, from PT_GNU_STACK (include/linux/binfmts.h)
@@ -71,7 +74,9 @@ class LinuxBinprm:
     (`exec` points at it: AT_EXECFN), the environment and the arguments, each string
     in order with its NUL; `p` is the lowest byte used, `argmin` the lowest allowed.
     setup_arg_pages() moves them to the final stack top; `arg_start` is then where
-    argv[0] is.
+    argv[0] is. `file` is the file being run, `buf` its head; `interp` the path a
+    script's interpreter line puts in argv (the filename, then each interpreter's),
+    `interpreter` the file a script's loader opened to run next.
     """
 
     def __init__(self, file: File, filename: str, argv: list[bytes], envp: list[bytes],
@@ -86,9 +91,20 @@ class LinuxBinprm:
         self.argmin = 0
         self.exec = 0
         self.arg_start = 0
-        #: prepare_binprm(): the head of the file, zero-padded
-        self.buf = file.inode.read(0, BINPRM_BUF_SIZE).ljust(BINPRM_BUF_SIZE, b"\0")
+        self.buf = b""
+        self.interp = filename
+        self.interpreter: File | None = None
         self.point_of_no_return = False
+
+    def prepare_binprm(self) -> None:
+        """fs/exec.c prepare_binprm(): the head of the file, zero-padded."""
+        self.buf = self.file.inode.read(0, BINPRM_BUF_SIZE).ljust(BINPRM_BUF_SIZE, b"\0")
+
+    def put_files(self) -> None:
+        """free_bprm(): the file being run and an interpreter opened for it go."""
+        self.file.put()
+        if self.interpreter is not None:
+            self.interpreter.put()
 
     def strings(self) -> bytes:
         """The bytes of [p, stack_top_max): every string, then the 8 zero bytes."""
@@ -109,14 +125,13 @@ def do_execveat_common(task, filename: str, argv: Sequence[bytes],
     task.mm.mmap_lock("execve")
     if len(os.fsencode(filename)) >= PATH_MAX:
         raise kerr(ENAMETOOLONG)                # getname()
-    file = do_open_execat(task.kernel, filename).get()
+    bprm = LinuxBinprm(do_open_execat(task.kernel, filename).get(), filename, list(argv),
+                       list(envp), task.rlimit(RLIMIT_STACK), task.kernel.task_size)
     try:
-        bprm = LinuxBinprm(file, filename, list(argv), list(envp),
-                           task.rlimit(RLIMIT_STACK), task.kernel.task_size)
         copy_strings(bprm)
         bprm_execve(task, bprm)
     finally:
-        file.put()
+        bprm.put_files()
 
 
 def do_open_execat(kernel, name: str) -> File:
@@ -166,41 +181,70 @@ def copy_strings(bprm: LinuxBinprm) -> None:
     if len(bprm.argv) > MAX_ARG_STRINGS or len(bprm.envp) > MAX_ARG_STRINGS:
         raise kerr(E2BIG)
     bprm_stack_limits(bprm)
-    _copy_string(bprm, os.fsencode(bprm.filename))
+    copy_string_kernel(bprm, os.fsencode(bprm.filename), first=False)
     bprm.exec = bprm.p
     for s in (*reversed(bprm.envp), *reversed(bprm.argv)):
-        _copy_string(bprm, s)
+        copy_string_kernel(bprm, s, first=False)
     if not bprm.argv:
-        bprm.argv = [b""]
-        _copy_string(bprm, b"")
+        copy_string_kernel(bprm, b"")
 
 
-def _copy_string(bprm: LinuxBinprm, s: bytes) -> None:
+def copy_string_kernel(bprm: LinuxBinprm, s: bytes, first: bool = True) -> None:
+    """fs/exec.c copy_string_kernel() (and copy_strings()): the string s below the
+    others, at most MAX_ARG_STRLEN with its NUL (valid_arg_len()), above argmin
+    (E2BIG); unless it is one of execve's own strings (`first` False), it becomes the
+    new argv[0]."""
     length = len(s) + 1
-    if length > MAX_ARG_STRLEN:             # valid_arg_len()
+    if length > MAX_ARG_STRLEN:
         raise kerr(E2BIG)
     bprm.p -= length
     if bprm.p < bprm.argmin:
         raise kerr(E2BIG)
+    if first:
+        bprm.argv.insert(0, s)
+
+
+def remove_arg_zero(bprm: LinuxBinprm) -> None:
+    """fs/exec.c remove_arg_zero(): argv[0] leaves the strings."""
+    bprm.p += len(bprm.argv.pop(0)) + 1
 
 
 def bprm_execve(task, bprm: LinuxBinprm) -> None:
-    """fs/exec.c bprm_execve() -> exec_binprm() -> search_binary_handler(): each format
-    in turn until one does not answer ENOEXEC. A failure past the point of no return
+    """fs/exec.c bprm_execve() -> exec_binprm(). A failure past the point of no return
     kills the task (force_fatal_sig(SIGSEGV)): it has exited when the error is raised."""
     try:
-        for load_binary in task.kernel.binfmts:
-            try:
-                load_binary(task, bprm)
-                return
-            except OSError as err:
-                if bprm.point_of_no_return or err.errno != ENOEXEC:
-                    raise
-        raise kerr(ENOEXEC)
+        exec_binprm(task, bprm)
     except OSError:
         if bprm.point_of_no_return:
             task.exit()
         raise
+
+
+def exec_binprm(task, bprm: LinuxBinprm) -> None:
+    """fs/exec.c exec_binprm(): search_binary_handler(); while a format (a script's)
+    names an interpreter, the interpreter becomes the file to run and the search starts
+    again, at most MAX_INTERPRETER_DEPTH times (then ELOOP) [obs]."""
+    for _ in range(MAX_INTERPRETER_DEPTH + 1):
+        search_binary_handler(task, bprm)
+        if bprm.interpreter is None:
+            return
+        bprm.file.put()
+        bprm.file, bprm.interpreter = bprm.interpreter, None
+    raise kerr(ELOOP)
+
+
+def search_binary_handler(task, bprm: LinuxBinprm) -> None:
+    """fs/exec.c search_binary_handler(): prepare_binprm(), then each format in turn
+    until one does not answer ENOEXEC."""
+    bprm.prepare_binprm()
+    for load_binary in task.kernel.binfmts:
+        try:
+            load_binary(task, bprm)
+            return
+        except OSError as err:
+            if bprm.point_of_no_return or err.errno != ENOEXEC:
+                raise
+    raise kerr(ENOEXEC)
 
 
 # --- the point of no return --------------------------------------------------------
@@ -210,10 +254,20 @@ def begin_new_exec(task, bprm: LinuxBinprm) -> None:
     puts the new mm in place and tears the old one down; the close-on-exec fds are
     closed (do_close_on_exec); the FPU state, PKRU included, is reset."""
     bprm.point_of_no_return = True
+    set_mm_exe_file(task, bprm.file)
     exec_mmap(task, mm_alloc(task.mm))
     do_close_on_exec(task)
     if task.kernel.pkeys:
         task.pkru = INIT_PKRU_VALUE             # fpu_flush_thread()
+
+
+def set_mm_exe_file(task, file: File) -> None:
+    """kernel/fork.c set_mm_exe_file() for the new mm: `file` becomes the exe_file, which
+    denies writes to it while it is one (exe_file_deny_write_access()); the old mm's
+    goes with the old mm."""
+    if task.exe_file is not None:
+        task.exe_file.put(task.mm)
+    task.exe_file = file.get()
 
 
 def mm_alloc(old: MmStruct) -> MmStruct:

@@ -31,6 +31,7 @@ from ..errors import (
     EOPNOTSUPP,
     EPERM,
     ESPIPE,
+    ETXTBSY,
     EXDEV,
     kerr,
 )
@@ -499,8 +500,9 @@ class Vfs:
         the access mode. O_PATH keeps only O_PATH_FLAGS (build_open_how()) and gives a
         file with empty_fops whose driver is never opened (do_dentry_open()). Access
         mode 3 asks for read and write permission but gives neither FMODE_READ nor
-        FMODE_WRITE (OPEN_FMODE(): a file for ioctl(2) only). Then may_open(), the
-        driver's ->open, and O_TRUNC's handle_truncate()."""
+        FMODE_WRITE (OPEN_FMODE(): a file for ioctl(2) only). Then may_open(); a
+        running program's file is not opened for writing or truncated (ETXTBSY) [obs];
+        the driver's ->open, and O_TRUNC's handle_truncate()."""
         if flags & O_PATH:
             flags &= O_PATH_FLAGS
         try:
@@ -518,6 +520,9 @@ class Vfs:
         may_open(inode, flags)
         f_mode = {O_RDONLY: FMODE_READ, O_WRONLY: FMODE_WRITE,
                   O_RDWR: FMODE_READ | FMODE_WRITE, O_ACCMODE: 0}[flags & O_ACCMODE]
+        if (f_mode & FMODE_WRITE or flags & O_TRUNC) and inode.kind == S_IFREG and \
+                is_running_program(kernel, inode):
+            raise kerr(ETXTBSY)     # get_write_access(): do_dentry_open(), handle_truncate()
         file = File(inode, f_mode, flags)
         if inode.fops.open is not None:
             inode.fops.open(file)
@@ -593,6 +598,13 @@ def may_open(inode: Inode, flags: int) -> None:
     if inode.append_only and (flags & O_ACCMODE != O_RDONLY and not flags & O_APPEND
                               or flags & O_TRUNC):
         raise kerr(EPERM)
+
+
+def is_running_program(kernel, inode: Inode) -> bool:
+    """Some process's mm->exe_file is `inode` (exe_file_deny_write_access() made its
+    i_writecount negative). O(processes)."""
+    return any(proc.exe_file is not None and proc.exe_file.inode is inode
+               for proc in kernel.processes.values())
 
 
 def handle_truncate(kernel, inode: Inode) -> None:

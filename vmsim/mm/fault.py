@@ -148,7 +148,7 @@ def expand_downwards(task, vma, address: int) -> bool:
     if vma.flags & VM_LOCKED:
         mm.locked_vm += grow
     mm.vm_stat_account(vma.flags, grow)
-    mm.tree.rekey(vma, address)
+    mm.tree.set_start(vma, address)
     vma.pgoff -= grow
     return True
 

@@ -211,7 +211,7 @@ def vma_merge_existing_range(vmg: VmaMergeStruct) -> Vma | None:
         dup_anon_vma(prev, nxt if nxt.anon_vma is not None else middle)
         _remove_merged(mm, middle)
         _remove_merged(mm, nxt)
-        prev.end = nxt.end
+        tree.set_end(prev, nxt.end)
         vmg.target = prev
     elif merge_left:
         #  |<------------>|      OR
@@ -225,8 +225,8 @@ def vma_merge_existing_range(vmg: VmaMergeStruct) -> Vma | None:
             _remove_merged(mm, middle)
         else:
             middle.pgoff += (end - middle.start) >> PAGE_SHIFT
-            tree.rekey(middle, end)
-        prev.end = end
+            tree.set_start(middle, end)
+        tree.set_end(prev, end)
         vmg.target = prev
     else:
         #      |<------------->| OR
@@ -239,9 +239,9 @@ def vma_merge_existing_range(vmg: VmaMergeStruct) -> Vma | None:
         if remove_middle:
             _remove_merged(mm, middle)
         else:
-            middle.end = start
+            tree.set_end(middle, start)
         nxt.pgoff -= (nxt.start - start) >> PAGE_SHIFT
-        tree.rekey(nxt, start)
+        tree.set_start(nxt, start)
         vmg.target = nxt
     target = vmg.target
     target.flags |= sticky
@@ -308,8 +308,8 @@ def vma_expand(vmg: VmaMergeStruct) -> None:
         dup_anon_vma(middle, vmg.copied_from)
     middle.flags |= sticky
     vmg.target = middle
-    mm.tree.rekey(middle, vmg.start)
-    middle.end = vmg.end
+    mm.tree.set_start(middle, vmg.start)
+    mm.tree.set_end(middle, vmg.end)
     middle.pgoff = vmg.pgoff
 
 
@@ -342,9 +342,9 @@ def split_vma_unchecked(mm, vma: Vma, addr: int, new_below: bool) -> Vma:
     _open_new_vma(new)
     if new_below:
         vma.pgoff += (addr - vma.start) >> PAGE_SHIFT
-        mm.tree.rekey(vma, addr)
+        mm.tree.set_start(vma, addr)
     else:
-        vma.end = addr
+        mm.tree.set_end(vma, addr)
     mm.tree.insert(new)
     return new
 

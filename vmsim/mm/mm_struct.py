@@ -235,6 +235,7 @@ class MmStruct:
         """Assert every invariant of the address space. O(n + pages)."""
         tree = self.tree
         assert list(tree.starts) == sorted(tree.by_start), "tree keys out of sync"
+        tree.starts.check()
         prev_end = 0
         totals = dict(total=0, data=0, exec=0, stack=0, locked=0, acct=0)
         task_size = self.kernel.task_size

@@ -58,33 +58,46 @@ def vm_start_gap(vma, guard_gap: int) -> int:
 
 
 def _highest_gap(mm, low: int, high: int, size: int):
-    """The end of the highest free range of `size` bytes inside [low, high)."""
+    """The end of the highest free range of `size` bytes inside [low, high): the range
+    below `high`, then the gaps between the VMAs below it, from the highest down, as
+    mas_empty_area_rev() searches them; the lowest is cut at `low`. O(log n)."""
     tree = mm.tree
-    upper = high
     below = tree.prev_of(high)
-    while True:
-        lower = max(below.end, low) if below is not None else low
-        if upper >= lower and upper - lower >= size:
-            return upper
-        if below is None or lower <= low:
-            return None
-        upper = below.start
-        below = tree.prev(below)
+    lower = max(below.end, low) if below is not None else low
+    if high >= lower and high - lower >= size:
+        return high
+    if below is None or lower <= low:
+        return None
+    first = tree.find_vma(low)          # the gap below it reaches down to `low`
+    fit = tree.highest_gap_fit(first, below, size)
+    if fit is not None:
+        return fit.start
+    prev = tree.prev(first)
+    lower = max(prev.end, low) if prev is not None else low
+    upper = first.start
+    return upper if upper >= lower and upper - lower >= size else None
 
 
 def _lowest_gap(mm, low: int, high: int, size: int):
-    """The start of the lowest free range of `size` bytes inside [low, high)."""
+    """The start of the lowest free range of `size` bytes inside [low, high): the range
+    above `low`, then the gaps between the VMAs above it, from the lowest up, as
+    mas_empty_area() searches them; the highest is cut at `high`. O(log n)."""
     tree = mm.tree
     vma = tree.find_vma(low)
-    lower = low
-    while True:
-        upper = min(vma.start, high) if vma is not None else high
-        if upper >= lower and upper - lower >= size:
-            return lower
-        if vma is None or vma.end >= high:
-            return None
-        lower = max(vma.end, low)
-        vma = tree.next(vma)
+    upper = min(vma.start, high) if vma is not None else high
+    if upper >= low and upper - low >= size:
+        return low
+    if vma is None or vma.end >= high:
+        return None
+    last = tree.prev_of(high)           # the gap above it reaches up to `high`
+    fit = tree.lowest_gap_fit(vma, last, size)
+    if fit is not None:
+        return tree.prev(fit).end
+    if last.end >= high:
+        return None
+    nxt = tree.next(last)
+    upper = min(nxt.start, high) if nxt is not None else high
+    return last.end if upper >= last.end and upper - last.end >= size else None
 
 
 def unmapped_area_topdown(mm, length, low, high, align_mask=0, align_offset=0):

@@ -1,34 +1,298 @@
 """The ordered index of an mm's VMAs (Linux keeps them in a maple tree, mm->mm_mt).
 
-A sorted list of start addresses (sortedcontainers) plus a dict from start to VMA.
-Lookups cost O(log n); inserting or removing one VMA costs O(log n) amortised.
+A sorted list of start addresses plus a dict from start to VMA. Lookups cost
+O(log n); inserting or removing one VMA costs O(log n) amortised.
 
-The neighbour lookups bisect SortedList's two-level layout (`_maxes`, the last key of
-each sublist, and `_lists`, the sublists) directly: the public positional API
-(`sl[i]`) rebuilds an index and costs several times more per call. That layout is
-documented in sortedcontainers' implementation notes and has not changed since 2.0;
-the version is pinned below 3 in pyproject.toml.
+Like the maple tree, which keeps in every internal node the largest gap below it, the
+index keeps the free gap below each VMA (its start minus the previous VMA's end) and
+answers "the highest / lowest VMA in a range whose gap below is at least `size`" in
+O(log n) (mas_empty_area_rev() / mas_empty_area() in lib/maple_tree.c). For that the
+starts are kept in blocks of LOAD..2*LOAD (sortedcontainers' layout: `_lists` of sorted
+blocks and `_maxes`, the last start of each block), each start with its gap in the
+parallel `_gaps`, and a max-tree over the blocks' largest gaps (`_seg`). A VMA's gap
+depends on its neighbour's end, so every change of a start or end of a VMA in the tree
+goes through VmaTree (insert, remove, set_start, set_end).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from itertools import chain
 
-from sortedcontainers import SortedList  # type: ignore[import-untyped]  # ships no types
+LOAD = 64               # a block splits above 2*LOAD starts and merges below LOAD/2
+NO_GAP = -1             # the max-tree's value for a block that does not exist
+
+
+class GapIndexedStarts:
+    """The start addresses of the VMAs in `vmas` (a dict start -> VMA), sorted, each with
+    the gap below its VMA: start - the previous VMA's end (the first VMA's: start)."""
+
+    __slots__ = ("vmas", "_lists", "_maxes", "_gaps", "_seg", "_len")
+
+    def __init__(self, vmas: dict):
+        self.vmas = vmas
+        self.clear()
+
+    def clear(self) -> None:
+        self._lists: list[list[int]] = []
+        self._maxes: list[int] = []
+        self._gaps: list[list[int]] = []
+        self._seg: list[int] = [NO_GAP, NO_GAP]
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self):
+        return chain.from_iterable(self._lists)
+
+    # --- positions -----------------------------------------------------------------
+
+    def _locate(self, start: int) -> tuple[int, int]:
+        """The (block, index) of `start`, which must be present. O(log n)."""
+        b = bisect_left(self._maxes, start)
+        lst = self._lists[b] if b < len(self._lists) else []
+        i = bisect_left(lst, start)
+        if i == len(lst) or lst[i] != start:
+            raise ValueError(f"{start:#x} not in the VMA tree")
+        return b, i
+
+    def _prev_end(self, b: int, i: int) -> int:
+        """The end of the VMA before position (b, i), 0 for the first."""
+        if i:
+            return self.vmas[self._lists[b][i - 1]].end
+        if b:
+            return self.vmas[self._lists[b - 1][-1]].end
+        return 0
+
+    def _refresh_gap(self, b: int, i: int) -> None:
+        """Recompute the gap at position (b, i), if there is a VMA there."""
+        if i == len(self._lists[b]):
+            b, i = b + 1, 0
+            if b == len(self._lists):
+                return
+        self._gaps[b][i] = self._lists[b][i] - self._prev_end(b, i)
+        self._update_block(b)
+
+    # --- the max-tree over blocks ----------------------------------------------------
+
+    def _update_block(self, b: int) -> None:
+        """Propagate block b's largest gap up the max-tree. O(LOAD + log n)."""
+        seg = self._seg
+        k = len(seg) // 2 + b
+        m = max(self._gaps[b])
+        while k and seg[k] != m:
+            seg[k] = m
+            k >>= 1
+            m = max(seg[2 * k], seg[2 * k + 1])
+
+    def _rebuild(self, leaves: list[int]) -> None:
+        """Build the max-tree over `leaves`, one per block. O(number of blocks)."""
+        cap = 1
+        while cap < len(leaves):
+            cap *= 2
+        seg = [NO_GAP] * (2 * cap)
+        seg[cap:cap + len(leaves)] = leaves
+        for k in range(cap - 1, 0, -1):
+            seg[k] = max(seg[2 * k], seg[2 * k + 1])
+        self._seg = seg
+
+    def _leaves(self) -> list[int]:
+        cap = len(self._seg) // 2
+        return self._seg[cap:cap + len(self._lists)]
+
+    def _balance(self, b: int, leaves: list[int]) -> None:
+        """Split block b if it grew too big or merge it into a neighbour if it shrank too
+        small (as SortedList._expand/_delete); `leaves` are the max-tree's leaves from
+        before the change, with block b's being stale."""
+        lists, maxes, gaps = self._lists, self._maxes, self._gaps
+        if not lists[b]:
+            del lists[b], maxes[b], gaps[b], leaves[b]
+        elif len(lists[b]) < LOAD // 2 and len(lists) > 1:
+            a = b - 1 if b else 0
+            lists[a] += lists[a + 1]
+            gaps[a] += gaps[a + 1]
+            del lists[a + 1], maxes[a + 1], gaps[a + 1], leaves[a + 1]
+            maxes[a] = lists[a][-1]
+            leaves[a] = max(gaps[a])
+            if len(lists[a]) > 2 * LOAD:
+                self._split(a, leaves)
+        else:
+            self._split(b, leaves)
+        self._rebuild(leaves)
+
+    def _split(self, b: int, leaves: list[int]) -> None:
+        lists, maxes, gaps = self._lists, self._maxes, self._gaps
+        lists.insert(b + 1, lists[b][LOAD:])
+        gaps.insert(b + 1, gaps[b][LOAD:])
+        del lists[b][LOAD:], gaps[b][LOAD:]
+        maxes[b] = lists[b][-1]
+        maxes.insert(b + 1, lists[b + 1][-1])
+        leaves[b] = max(gaps[b])
+        leaves.insert(b + 1, max(gaps[b + 1]))
+
+    # --- changes ------------------------------------------------------------------------
+
+    def add(self, start: int) -> None:
+        """Add `start` (its VMA already in `vmas`) and refresh the next VMA's gap. O(log n)."""
+        lists, maxes = self._lists, self._maxes
+        self._len += 1
+        if not maxes:
+            lists.append([start])
+            maxes.append(start)
+            self._gaps.append([start])
+            self._rebuild([start])
+            self._refresh_gap(0, 1)
+            return
+        b = bisect_right(maxes, start)
+        if b == len(maxes):
+            b -= 1
+            maxes[b] = start
+        lst = lists[b]
+        i = bisect_left(lst, start)
+        lst.insert(i, start)
+        self._gaps[b].insert(i, start - self._prev_end(b, i))
+        self._refresh_gap(b, i + 1)
+        if len(lst) > 2 * LOAD:
+            self._balance(b, self._leaves())
+        else:
+            self._update_block(b)
+
+    def remove(self, start: int) -> None:
+        """Remove `start` and refresh the next VMA's gap. O(log n)."""
+        b, i = self._locate(start)
+        lst = self._lists[b]
+        del lst[i], self._gaps[b][i]
+        self._len -= 1
+        self._refresh_gap(b, i)
+        if not lst or (len(lst) < LOAD // 2 and len(self._lists) > 1):
+            self._balance(b, self._leaves())
+        else:
+            self._maxes[b] = lst[-1]
+            self._update_block(b)
+
+    def end_changed(self, start: int) -> None:
+        """The VMA at `start` has a new end: refresh the next VMA's gap. O(log n)."""
+        b, i = self._locate(start)
+        self._refresh_gap(b, i + 1)
+
+    # --- queries ------------------------------------------------------------------------
+
+    def irange(self, lo: int, hi: int) -> list[int]:
+        """The starts in [lo, hi], in order. O(log n + k)."""
+        lists = self._lists
+        b = bisect_left(self._maxes, lo)
+        if b == len(lists):
+            return []
+        i = bisect_left(lists[b], lo)
+        out: list[int] = []
+        while b < len(lists):
+            lst = lists[b]
+            j = bisect_right(lst, hi, i)
+            out += lst[i:j]
+            if j < len(lst):
+                break
+            b, i = b + 1, 0
+        return out
+
+    def highest_fit(self, lo: int, hi: int, size: int) -> int | None:
+        """The highest start s, lo < s <= hi (both starts present), whose gap below is at
+        least `size`, or None. O(log n)."""
+        bl, il = self._locate(lo)
+        bh, ih = self._locate(hi)
+        if bl == bh:
+            return self._last_in_block(bh, il + 1, ih + 1, size)
+        found = self._last_in_block(bh, 0, ih + 1, size)
+        if found is None:
+            b = self._last_block(1, 0, len(self._seg) // 2 - 1, bl + 1, bh - 1, size)
+            if b is not None:
+                return self._last_in_block(b, 0, len(self._lists[b]), size)
+            found = self._last_in_block(bl, il + 1, len(self._lists[bl]), size)
+        return found
+
+    def lowest_fit(self, lo: int, hi: int, size: int) -> int | None:
+        """The lowest start s, lo < s <= hi (both starts present), whose gap below is at
+        least `size`, or None. O(log n)."""
+        bl, il = self._locate(lo)
+        bh, ih = self._locate(hi)
+        if bl == bh:
+            return self._first_in_block(bl, il + 1, ih + 1, size)
+        found = self._first_in_block(bl, il + 1, len(self._lists[bl]), size)
+        if found is None:
+            b = self._first_block(1, 0, len(self._seg) // 2 - 1, bl + 1, bh - 1, size)
+            if b is not None:
+                return self._first_in_block(b, 0, len(self._lists[b]), size)
+            found = self._first_in_block(bh, 0, ih + 1, size)
+        return found
+
+    def _last_in_block(self, b: int, i: int, j: int, size: int) -> int | None:
+        gaps = self._gaps[b]
+        if i >= j or max(gaps[i:j]) < size:
+            return None
+        k = j - 1
+        while gaps[k] < size:
+            k -= 1
+        return self._lists[b][k]
+
+    def _first_in_block(self, b: int, i: int, j: int, size: int) -> int | None:
+        gaps = self._gaps[b]
+        if i >= j or max(gaps[i:j]) < size:
+            return None
+        k = i
+        while gaps[k] < size:
+            k += 1
+        return self._lists[b][k]
+
+    def _last_block(self, node: int, nl: int, nr: int, lo: int, hi: int, size: int) -> int | None:
+        """The last block in [lo, hi] whose largest gap is >= size, below max-tree `node`
+        covering blocks [nl, nr]."""
+        if nr < lo or nl > hi or self._seg[node] < size:
+            return None
+        if nl == nr:
+            return nl
+        mid = (nl + nr) // 2
+        found = self._last_block(2 * node + 1, mid + 1, nr, lo, hi, size)
+        return found if found is not None else self._last_block(2 * node, nl, mid, lo, hi, size)
+
+    def _first_block(self, node: int, nl: int, nr: int, lo: int, hi: int, size: int) -> int | None:
+        """The first block in [lo, hi] whose largest gap is >= size (see _last_block)."""
+        if nr < lo or nl > hi or self._seg[node] < size:
+            return None
+        if nl == nr:
+            return nl
+        mid = (nl + nr) // 2
+        found = self._first_block(2 * node, nl, mid, lo, hi, size)
+        return found if found is not None else self._first_block(2 * node + 1, mid + 1, nr, lo, hi, size)
+
+    def check(self) -> None:
+        """Assert the blocks, the gaps and the max-tree agree with `vmas`. O(n)."""
+        lists = self._lists
+        assert all(lists) and all(len(g) == len(s) for s, g in zip(lists, self._gaps, strict=True))
+        assert self._maxes == [lst[-1] for lst in lists] and self._len == sum(map(len, lists))
+        prev_end = 0
+        for start, gap in zip(self, chain.from_iterable(self._gaps), strict=True):
+            assert gap == start - prev_end, f"stale gap below {start:#x}"
+            prev_end = self.vmas[start].end
+        seg = self._seg
+        cap = len(seg) // 2
+        assert cap >= len(lists) and self._leaves() == [max(g) for g in self._gaps], "stale block gap"
+        assert all(v == NO_GAP for v in seg[cap + len(lists):]), "stale max-tree leaf"
+        assert all(seg[k] == max(seg[2 * k], seg[2 * k + 1]) for k in range(1, cap)), "stale max-tree"
 
 
 class VmaTree:
     """VMAs keyed by start address.
 
     Invariant: `starts` holds exactly the keys of `by_start`, and
-    by_start[s].start == s. Callers change a VMA's start only through `rekey`.
+    by_start[s].start == s. A VMA in the tree changes its start or end only through
+    set_start and set_end.
     """
 
     __slots__ = ("starts", "by_start")
 
     def __init__(self):
-        self.starts = SortedList()
         self.by_start: dict = {}
+        self.starts = GapIndexedStarts(self.by_start)
 
     def __len__(self) -> int:
         return len(self.by_start)
@@ -40,20 +304,26 @@ class VmaTree:
 
     def insert(self, vma) -> None:
         """Link `vma`. O(log n)."""
-        self.starts.add(vma.start)
         self.by_start[vma.start] = vma
+        self.starts.add(vma.start)
 
     def remove(self, vma) -> None:
         """Unlink `vma`. O(log n)."""
         self.starts.remove(vma.start)
         del self.by_start[vma.start]
 
-    def rekey(self, vma, new_start: int) -> None:
+    def set_start(self, vma, new_start: int) -> None:
         """Set vma.start = new_start keeping the index right. O(log n)."""
         if new_start != vma.start:
             self.remove(vma)
             vma.start = new_start
             self.insert(vma)
+
+    def set_end(self, vma, new_end: int) -> None:
+        """Set vma.end = new_end keeping the gap index right. O(log n)."""
+        if new_end != vma.end:
+            vma.end = new_end
+            self.starts.end_changed(vma.start)
 
     def _floor(self, addr: int):
         """The largest start <= addr, or None. O(log n)."""
@@ -135,3 +405,15 @@ class VmaTree:
             return []
         by_start = self.by_start
         return [by_start[s] for s in self.starts.irange(vma.start, end - 1)]
+
+    def highest_gap_fit(self, lowest, highest, size: int):
+        """The highest VMA after `lowest`, up to `highest`, with at least `size` free
+        bytes between it and its predecessor, or None. O(log n)."""
+        s = self.starts.highest_fit(lowest.start, highest.start, size)
+        return self.by_start[s] if s is not None else None
+
+    def lowest_gap_fit(self, lowest, highest, size: int):
+        """The lowest VMA after `lowest`, up to `highest`, with at least `size` free
+        bytes between it and its predecessor, or None. O(log n)."""
+        s = self.starts.lowest_fit(lowest.start, highest.start, size)
+        return self.by_start[s] if s is not None else None

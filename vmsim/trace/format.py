@@ -48,6 +48,9 @@ CALLS = frozenset({
     "mmap", "munmap", "mprotect", "pkey_mprotect", "pkey_alloc", "pkey_free", "mremap",
     "mseal", "madvise", "mlock", "mlock2", "munlock", "brk", "personality", "prctl",
     "open", "close", "dup", "dup2", "ioctl", "clone", "fork", "vfork", "execve", "exit",
+    "unlink", "unlinkat", "rename", "memfd_create", "msync", "mlockall", "munlockall",
+    "shmget", "shmat", "shmdt", "shmctl", "process_madvise", "fcntl", "pidfd_open",
+    "ftruncate",
 })
 
 
@@ -159,7 +162,8 @@ class Record:
     args are Python values: ints, strs (paths), dicts (SGX structs, blobs as bytes).
     `ret` is the recorded return value, `err` the recorded errno name, both None for
     `= ?`; `fd_path` what strace -y printed for the fd argument; `line`/`text` where
-    the call came from."""
+    the call came from (`line` the completing line of an `<unfinished ...>` call);
+    `argv`/`envp` an execve's strings (None when the trace does not show them)."""
     call: str | None
     args: list = field(default_factory=list)
     pid: int | None = None
@@ -172,6 +176,8 @@ class Record:
     event: str | None = None
     signal: str | None = None
     comment: str | None = None
+    argv: list[str] | None = None
+    envp: list[str] | None = None
 
     @property
     def unknown_result(self) -> bool:
@@ -200,11 +206,21 @@ def _check_args(call: str, args: list, blobs: BlobBudget) -> list:
             out.append(cmd)
         elif kind == "ioctlarg":
             out.append(_check_ioctl_arg(cmd, v, what, blobs))
+        elif kind == "iovec":
+            out.append(_check_iovec(v, what))
         else:
             out.append(parse_int(v, what))
     for kind in entry.kinds[len(args):]:
         out.append(None if kind.rstrip("?") in ("path", "str") else 0)
     return out
+
+
+def _check_iovec(v: object, what: str) -> list[tuple[int, int]]:
+    """process_madvise's struct iovec[]: a list of [base, len] pairs."""
+    if not isinstance(v, list) or len(v) > 1024 or not all(
+            isinstance(x, list) and len(x) == 2 for x in v):
+        raise ValueError(f"{what}: expected at most 1024 [iov_base, iov_len] pairs")
+    return [(parse_int(b, what), parse_int(n, what)) for b, n in v]
 
 
 def _check_ioctl_arg(cmd: int | None, v: object, what: str,
@@ -257,7 +273,7 @@ def record_from_json(obj: object, line: int | None = None,
     if "event" in obj:
         return _check_event(obj, pid, line)
     unknown = set(obj) - {"pid", "call", "args", "ret", "err", "fd_path", "ret_path",
-                          "text", "line", "comment"}
+                          "text", "line", "comment", "argv", "envp"}
     if unknown:
         raise ValueError(f"unknown key {quote(min(unknown))}")
     name = obj.get("call")
@@ -285,8 +301,18 @@ def record_from_json(obj: object, line: int | None = None,
     for k in ("fd_path", "ret_path"):
         if obj.get(k) is not None:
             check_path(obj[k])
+    strings = {k: _strings(obj.get(k), k) for k in ("argv", "envp")}
     return Record(call, args, pid, ret, err, line, obj.get("text"), obj.get("fd_path"),
-                  obj.get("ret_path"), comment=obj.get("comment"))
+                  obj.get("ret_path"), comment=obj.get("comment"), **strings)
+
+
+def _strings(v: object, what: str) -> list[str] | None:
+    """An execve's argv or envp: a list of strings, or absent."""
+    if v is None:
+        return None
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"\"{what}\" must be a list of strings")
+    return v
 
 
 @dataclass
@@ -297,12 +323,21 @@ class Trace:
     comment: str | None = None
     skipped: dict[str, int] = field(default_factory=dict)  # strace: unknown syscall -> count
     source: str = "jsonl"
+    #: a recorded run's snapshots (`vmsim record`): maps at the exec event, maps and
+    #: smaps of the first process at its exit; whether its CPU had PKU
+    exec_maps: str | None = None
+    exit_maps: str | None = None
+    exit_smaps: str | None = None
+    pkeys: bool | None = None
+
+#: the header's keys holding a recorded run's snapshots (strings)
+SNAPSHOTS = ("exec_maps", "exit_maps", "exit_smaps")
 
 
 def parse_jsonl(text: str, path: str | None = None) -> Trace:
     """JSON Lines text -> Trace. Raises TraceError(file, line, reason)."""
     records: list[Record] = []
-    maps = comment = None
+    header: dict[str, Any] = {}
     blobs = BlobBudget()
     for no, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
@@ -324,15 +359,30 @@ def parse_jsonl(text: str, path: str | None = None) -> Trace:
         if rec is None:
             if records:
                 raise TraceError("the header must be the first line", path, no)
-            m, c = obj.get("maps"), obj.get("comment")
-            if m is not None and not isinstance(m, str):
-                raise TraceError("header \"maps\" must be a string", path, no)
-            if c is not None and not isinstance(c, str):
-                raise TraceError("header \"comment\" must be a string", path, no)
-            maps, comment = m, c
+            header = _check_header(obj, path, no)
             continue
         records.append(rec)
-    return Trace(records, path, maps, comment)
+    return Trace(records, path, header.pop("maps", None), header.pop("comment", None),
+                 skipped=header.pop("skipped", None) or {}, **header)
+
+
+def _check_header(obj: dict, path: str | None, no: int) -> dict:
+    """The header's values by Trace field; TraceError for a value of the wrong type."""
+    out: dict[str, Any] = {}
+    for k in ("maps", "comment", *SNAPSHOTS):
+        if obj.get(k) is not None and not isinstance(obj[k], str):
+            raise TraceError(f"header \"{k}\" must be a string", path, no)
+        out[k] = obj.get(k)
+    if obj.get("pkeys") is not None and not isinstance(obj["pkeys"], bool):
+        raise TraceError("header \"pkeys\" must be true or false", path, no)
+    out["pkeys"] = obj.get("pkeys")
+    skipped = obj.get("skipped") or {}
+    if not isinstance(skipped, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+            for k, v in skipped.items()):
+        raise TraceError("header \"skipped\" must map names to counts", path, no)
+    out["skipped"] = skipped
+    return out
 
 
 # --------------------------------------------------------------------------- writing
@@ -398,6 +448,8 @@ def record_to_json(rec: Record) -> dict:
     for kind, v in zip(call_kinds, rec.args, strict=False):
         if isinstance(v, dict):
             args.append(_struct_json(v))
+        elif isinstance(v, list):           # an iovec
+            args.append([[f"{b & U64:#x}", n] for b, n in v])
         elif isinstance(v, str) or v is None:
             args.append(v)
         else:
@@ -418,6 +470,9 @@ def record_to_json(rec: Record) -> dict:
         d["line"] = rec.line
     if rec.comment:
         d["comment"] = rec.comment
+    for k, strings in (("argv", rec.argv), ("envp", rec.envp)):
+        if strings is not None:
+            d[k] = strings
     return d
 
 
@@ -438,13 +493,15 @@ def _struct_json(v: dict) -> dict:
 
 
 def write_trace(records: list[Record], f: IO[str], maps: str | None = None,
-                comment: str | None = None) -> None:
-    """Write records as JSON Lines to the text file f (with a header line)."""
+                comment: str | None = None, header: dict | None = None) -> None:
+    """Write records as JSON Lines to the text file f (with a header line, `header`
+    adding a recorded run's keys)."""
     head: dict[str, Any] = {"vmsim_trace": FORMAT_VERSION}
     if comment:
         head["comment"] = comment
     if maps is not None:
         head["maps"] = maps
+    head.update({k: v for k, v in (header or {}).items() if v is not None})
     f.write(json.dumps(head) + "\n")
     for rec in records:
         f.write(json.dumps(record_to_json(rec)) + "\n")

@@ -10,10 +10,11 @@ from .strace import parse_strace
 
 
 def read_trace(text: str, path: str | None = None) -> Trace:
-    """A JSON Lines trace (a .jsonl/.json name, or a first line starting with `{` or
-    `[`), else strace text."""
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    if first.startswith(("{", "[")) or (path or "").endswith((".jsonl", ".json")):
+    """A JSON Lines trace (a .jsonl/.json name, or a first line starting with `{`: a
+    JSON Lines record is an object), else strace text (whose first line may start
+    with `[pid N]`)."""
+    first = text.lstrip()[:1]
+    if first == "{" or (path or "").endswith((".jsonl", ".json")):
         return parse_jsonl(text, path)
     return parse_strace(text, path)
 

@@ -18,9 +18,15 @@ with "model" the model chooses, and later arguments inside a range it placed els
 are translated.
 
 The model is the kernel's mm layer, not its file system: a path the trace opened
-successfully is created in the model's VFS when missing, and `execve` of the first
-process is taken as the start state (the --maps dump); a later execve makes that
-process's address space unknown, and its calls are skipped with that reason.
+successfully is created in the model's VFS when missing. An `execve` is run by the
+model (Process.execve: the image, ld.so, the vDSO and the stack, from this machine's
+files), in the first process and in every child after its own execve; only when a
+--maps dump is given is the first execve taken as that dump. A replay whose start
+state is unknown (no dump, no execve first; or a run recorded with ASLR on) is
+partial, and says why (`Replayer.partial`).
+
+Threads (CLONE_VM|CLONE_THREAD) share their process's model; CLONE_FILES shares the
+trace-fd table; a vfork child borrows its parent's address space until its execve.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from ..mm.munmap import page_align
 from ..process import Process
 from ..syscalls import strace as syntax
 from ..syscalls.dispatch import dispatch, outcome
-from ..syscalls.names import CONSTANTS, strerror
+from ..syscalls.names import CONSTANTS, errno_name, strerror
 from ..syscalls.table import syscall
 from ..uapi import (
     MAP_ANONYMOUS,
@@ -71,6 +77,10 @@ from .format import (
 MM_CALLS = {"mmap", "munmap", "mprotect", "pkey_mprotect", "mremap", "brk", "madvise",
             "mseal", "mlock", "mlock2", "munlock"}
 _CLONE_VM = CONSTANTS["CLONE_VM"]
+_CLONE_FILES = CONSTANTS["CLONE_FILES"]
+_CLONE_THREAD = CONSTANTS["CLONE_THREAD"]
+#: the calls that return a new fd of the trace (their result is tracked in the fd table)
+FD_RESULT = frozenset({"open", "dup", "dup2", "memfd_create", "fcntl", "pidfd_open"})
 
 
 def format_result(call: str | None, kind: str, value: object) -> str:
@@ -107,6 +117,8 @@ def format_args(rec: Record) -> str:
             parts.append(f"{v:#x}")
         elif kind == "cloneflags":
             parts.append(f"flags={format_clone_flags(v)}")
+        elif kind == "iovec":
+            parts.append("[" + ", ".join(f"{{iov_base={b:#x}, iov_len={n}}}" for b, n in v) + "]")
         elif kind == "fd" and rec.fd_path and v >= 0 and rec.call != "dup2":
             parts.append(f"{v}<{rec.fd_path}>")
         elif kind == "prot" and v == 0:
@@ -115,7 +127,18 @@ def format_args(rec: Record) -> str:
             parts.append(syntax.format_value(kind, v))
     while rec.call in ("open", "exit", "clone") and len(parts) > 2 and parts[-1] == "0":
         parts.pop()
+    if rec.call == "execve":
+        parts.append(_format_strings(rec.argv))
+        parts.append("?" if rec.envp is None else f"[/* {len(rec.envp)} vars */]")
     return f"{rec.call}({', '.join(parts)})"
+
+
+def _format_strings(strings: list[str] | None) -> str:
+    """An execve's argv as strace prints it; `?` when not in the trace."""
+    if strings is None:
+        return "?"
+    shown = [syntax.format_cstring(x.encode("utf-8", "surrogateescape")) for x in strings[:8]]
+    return "[" + ", ".join(shown) + (", ..." if len(strings) > 8 else "") + "]"
 
 
 def _format_struct(v: dict) -> str:
@@ -170,15 +193,18 @@ class Outcome:
 
 
 class _Proc:
-    """A traced pid: its model process, trace-fd -> model-fd table, status."""
+    """A traced pid: its model process, trace-fd -> model-fd table (shared with the
+    threads and CLONE_FILES children that share it), status."""
 
-    def __init__(self, p: Process | None, fds: dict[int, int] | None = None):
+    def __init__(self, p: Process | None, fds: dict[int, int] | None = None,
+                 share_fds: bool = False):
         self.p = p
-        self.fds: dict[int, int] = dict(fds or {})
+        self.fds: dict[int, int] = fds if share_fds and fds is not None else dict(fds or {})
         self.unknown: str | None = None     # why this pid's address space is unknown
         self.exited = False
         self.brk_seen = False
         self.execd = False
+        self.borrowed = False               # a vfork child: p is its parent's until execve
         self.calls = 0
 
 
@@ -201,16 +227,28 @@ class Replayer:
         for _ in range(3):          # stdin, stdout, stderr: the first open returns 3
             p.open("/dev/null", O_RDWR)
         self.first = _Proc(p, {0: 0, 1: 1, 2: 2})
+        #: why the replay cannot know the whole address space, None when it can
+        self.partial: str | None = None if maps is not None else self._start_unknown()
         self.procs: dict[int | None, _Proc] = {}
         self.main_pid: int | None = None
         self.xlat: list[tuple[int, int, int]] = []   # (recorded start, length, model start)
         self.outcomes: list[Outcome] = []
         self.created: list[tuple[int, int]] = []     # ranges the trace itself mapped
+        self.shmids: dict[int, int] = {}             # recorded SysV shm id -> model's
         #: give files created on demand the host's device, inode number and size (the
         #: trace cannot show them; right when replaying on the machine that recorded it)
         self.host_files = True
 
     # ------------------------------------------------------------------ helpers
+    def _start_unknown(self) -> str | None:
+        """Without a maps dump: the reason the start state is unknown, unless the first
+        process's first call is a successful execve (the model builds it)."""
+        first = next((r for r in self.trace.records if r.call is not None), None)
+        if first is not None and first.call == "execve" and first.err is None:
+            return None
+        return ("partial: the image and the initial stack are not in the trace (it does "
+                "not start with execve; record it with `vmsim record`, or give --maps)")
+
     def proc_for(self, pid: int | None) -> _Proc:
         if pid not in self.procs:
             if self.main_pid is None or not self.procs:
@@ -218,7 +256,8 @@ class Replayer:
                 self.procs[pid] = self.first
             else:               # a pid whose creation the trace does not show
                 st = _Proc(None)
-                st.unknown = f"pid {pid} appears without a clone/fork in the trace"
+                st.unknown = (f"pid {pid} appears without a clone/fork in the trace (strace "
+                              "attached to it, or the log starts after its creation)")
                 self.procs[pid] = st
         return self.procs[pid]
 
@@ -273,18 +312,19 @@ class Replayer:
                 return None
         except OSError:
             return None
+        flags &= ~(O_CREAT | O_EXCL | O_TRUNC)
         if self.host_files and os.path.isdir(path):
             try:
-                _mkdirs(self.k.fs, path + "/x")
+                _mkdirs(self.k.fs, path + "/x")        # the directory itself, and parents
+                return dispatch(p, "open", [path, flags, 0])
             except OSError:
-                pass
-            return None
+                return None
         try:
             _mkdirs(self.k.fs, path)
             inode = self.k.fs.create(path, b"", 0o755)
             if self.host_files:
                 _like_host(inode, path)
-            return dispatch(p, "open", [path, flags & ~(O_CREAT | O_EXCL | O_TRUNC), 0o644])
+            return dispatch(p, "open", [path, flags, 0o644])
         except OSError:
             return None
 
@@ -341,7 +381,7 @@ class Replayer:
             err = model[1] if model[0] == "err" else rec.err
             assert err is not None
             out.why = explain(st.p, rec, err, st.fds, self.tr)
-        if out.verdict == "differ" and self.start_maps is None and \
+        if out.verdict == "differ" and self.partial is not None and \
                 rec.call in RANGED and not self._created_covers(rec.args[0], rec.args[1]):
             out.verdict, out.why = "skipped", []
             out.note = (f"[{rec.args[0]:#x}, {rec.args[0] + page_align(rec.args[1]):#x}) was "
@@ -381,14 +421,17 @@ class Replayer:
             mfd = self._model_fd(st, fd, rec)
             if mfd is None:
                 return Outcome(rec, "skipped", note=f"fd {fd} was not opened in the trace "
-                                                    "(strace -y shows the path)")
+                                                    "(strace -y shows the path); it is not "
+                                                    "in the replay's fd table")
         elif flags & MAP_ANONYMOUS:
             mfd = fd
         fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)
         if fixed or addr:
             addr = self.tr(addr)
         if not fixed and self.placement == "trace" and rec.ret is not None and rec.err is None:
-            addr = rec.ret              # the recorded address as the hint
+            addr = rec.ret              # the recorded address, exactly when it is free
+            if st.p.mm.tree.find_intersecting(addr, addr + page_align(length)) is None:
+                flags |= MAP_FIXED_NOREPLACE
         before = _span(st.p, addr, length) if flags & MAP_FIXED else None
         model = outcome(st.p, "mmap", [addr, length, prot, flags, mfd, off])
         out = self._compare(rec, model, st)
@@ -442,7 +485,13 @@ class Replayer:
         mm = p.mm
         if not st.brk_seen and rec.ret is not None and addr == 0 and mm.brk == mm.start_brk \
                 and not any(v.name == "[heap]" for v in p.vmas()) and mm.brk != rec.ret:
-            mm.start_brk = mm.brk = rec.ret     # the maps dump cannot show it
+            if st.execd and self.partial is None:
+                self.partial = (f"partial: the run had ASLR on (its brk starts at {rec.ret:#x}, "
+                                f"the model's at {mm.brk:#x}): the bases of the image, ld.so "
+                                "and the stack are not in the trace; brk and the mappings "
+                                "the trace shows are taken from it (record with setarch -R "
+                                "or `vmsim record`)")
+            mm.start_brk = mm.brk = rec.ret     # neither a maps dump nor execve shows it
             note = f"start_brk taken from the trace: {rec.ret:#x}"
         st.brk_seen = True
         out = self._compare(rec, outcome(p, "brk", [addr]), st)
@@ -467,15 +516,26 @@ class Replayer:
         if mfd is None:
             model = outcome(p, "open", [path, flags, mode])
             if model[0] == "ok":
+                outcome(p, "close", [model[1]])
                 model = ("ok", None)
             return Outcome(rec, "env", model, note=f"not opened in the model ({path}: "
                            f"{strerror(model[1]) if model[0] == 'err' else 'not a file'}); "
                            "mappings of this fd are skipped")
-        if rec.ret is not None:
-            if rec.ret in st.fds:
-                outcome(p, "close", [st.fds[rec.ret]])
-            st.fds[rec.ret] = mfd
-        return Outcome(rec, "agree" if rec.ret is not None else "unchecked", ("ok", rec.ret))
+        if rec.ret is None:
+            outcome(p, "close", [mfd])      # the trace does not say which fd it is
+            return Outcome(rec, "unchecked", ("ok", None))
+        self._install_fd(st, rec.ret, mfd)
+        return Outcome(rec, "agree", ("ok", rec.ret))
+
+    @staticmethod
+    def _install_fd(st: _Proc, fd: int, mfd: int) -> None:
+        """Trace fd `fd` is now model fd `mfd`; the model fd it was before is closed
+        (the trace closed it without the replay seeing it, or never opened it)."""
+        old = st.fds.get(fd)
+        if old is not None and old != mfd and old not in st.fds.values():
+            assert st.p is not None
+            outcome(st.p, "close", [old])
+        st.fds[fd] = mfd
 
     def _replay_close(self, st: _Proc, rec: Record) -> Outcome:
         assert st.p is not None
@@ -491,9 +551,12 @@ class Replayer:
         if mfd is None:
             return Outcome(rec, "env", note=f"fd {fd} is not known to the replay")
         model = outcome(st.p, "dup", [mfd])
-        if model[0] == "ok" and rec.ret is not None:
-            st.fds[rec.ret] = model[1]
-            model = ("ok", rec.ret)
+        if model[0] == "ok":
+            if rec.ret is None:
+                outcome(st.p, "close", [model[1]])
+            else:
+                self._install_fd(st, rec.ret, model[1])
+                model = ("ok", rec.ret)
         return self._compare(rec, model, st)
 
     def _replay_dup2(self, st: _Proc, rec: Record) -> Outcome:
@@ -504,51 +567,196 @@ class Replayer:
         mfd = self._model_fd(st, old, rec)
         if mfd is None or rec.ret is None:
             return Outcome(rec, "env", note=f"fd {old} is not known to the replay")
-        if new in st.fds and st.fds[new] != mfd:
-            outcome(st.p, "close", [st.fds.pop(new)])
+        if st.fds.get(new) == mfd:
+            return self._compare(rec, ("ok", new), st)
         model = outcome(st.p, "dup", [mfd])
         if model[0] == "ok":
-            st.fds[new] = model[1]
+            self._install_fd(st, new, model[1])
             model = ("ok", new)
+        return self._compare(rec, model, st)
+
+    def _replay_fcntl(self, st: _Proc, rec: Record) -> Outcome:
+        """fcntl(F_DUPFD*, F_SETFD, F_ADD_SEALS) on the model fd; a new fd is tracked."""
+        assert st.p is not None
+        fd, cmd, arg = rec.args
+        mfd = self._model_fd(st, fd, rec)
+        if mfd is None:
+            return Outcome(rec, "env", note=f"fd {fd} is not known to the replay")
+        model = outcome(st.p, "fcntl", [mfd, cmd, arg])
+        if cmd in _FCNTL_DUP and model[0] == "ok":
+            if rec.ret is None or rec.err is not None:
+                outcome(st.p, "close", [model[1]])
+            else:
+                self._install_fd(st, rec.ret, model[1])
+                model = ("ok", rec.ret)
+        return self._compare(rec, model, st)
+
+    def _replay_memfd_create(self, st: _Proc, rec: Record) -> Outcome:
+        """memfd_create(2): the model's memfd, tracked as the recorded fd."""
+        assert st.p is not None
+        model = outcome(st.p, "memfd_create", rec.args)
+        if model[0] == "ok":
+            if rec.ret is None or rec.err is not None:
+                outcome(st.p, "close", [model[1]])
+            else:
+                self._install_fd(st, rec.ret, model[1])
+                model = ("ok", rec.ret)
+        return self._compare(rec, model, st)
+
+    def _replay_path_call(self, st: _Proc, rec: Record) -> Outcome:
+        """unlink, unlinkat, rename: on the model's files (a mapped file unlinked shows
+        ` (deleted)`); a path the model does not have is the file system's business."""
+        assert st.p is not None and rec.call is not None
+        args = list(rec.args)
+        paths = [i for i, kind in enumerate(kinds(rec.call)) if kind == "path"]
+        for i in paths:
+            if not args[i].startswith("/"):
+                return Outcome(rec, "env", note="relative path: not replayed")
+            args[i] = _host_path(args[i])
+        if rec.call == "unlinkat" and args[0] != CONSTANTS["AT_FDCWD"]:
+            return Outcome(rec, "env", note="a path relative to a directory fd: not replayed")
+        model = outcome(st.p, rec.call, args)
+        if model[0] == "err" and rec.err is None and model[1] in ("ENOENT", "ENOTDIR"):
+            return Outcome(rec, "env", model, note="the model does not have the file")
+        return self._compare(rec, model, st)
+
+    def _replay_shmget(self, st: _Proc, rec: Record) -> Outcome:
+        """shmget(2): the model's segment id, known by the recorded one."""
+        assert st.p is not None
+        model = outcome(st.p, "shmget", rec.args)
+        if model[0] == "ok" and rec.ret is not None and rec.err is None:
+            self.shmids[rec.ret] = model[1]
+            model = ("ok", rec.ret)
+        return self._compare(rec, model, st)
+
+    def _replay_shmctl(self, st: _Proc, rec: Record) -> Outcome:
+        """shmctl(IPC_RMID) of a recorded segment id."""
+        assert st.p is not None
+        shmid, cmd, buf = rec.args
+        return self._compare(rec, outcome(st.p, "shmctl", [self.shmids.get(shmid, shmid),
+                                                            cmd, buf]), st)
+
+    def _replay_ftruncate(self, st: _Proc, rec: Record) -> Outcome:
+        assert st.p is not None
+        fd, length = rec.args
+        mfd = self._model_fd(st, fd, rec)
+        if mfd is None:
+            return Outcome(rec, "env", note=f"fd {fd} is not known to the replay")
+        return self._compare(rec, outcome(st.p, "ftruncate", [mfd, length]), st)
+
+    def _replay_shmat(self, st: _Proc, rec: Record) -> Outcome:
+        assert st.p is not None
+        shmid, addr, flags = rec.args
+        model = outcome(st.p, "shmat", [self.shmids.get(shmid, shmid), self.tr(addr), flags])
+        out = self._compare(rec, model, st)
+        if model[0] == "ok" and rec.ret is not None and rec.err is None and \
+                model[1] != self.tr(rec.ret):
+            out.note = f"the model attached it at {model[1]:#x}"
+        return out
+
+    def _replay_pidfd_open(self, st: _Proc, rec: Record) -> Outcome:
+        """pidfd_open(2) of a traced pid: a pidfd of its model process."""
+        assert st.p is not None
+        pid, flags = rec.args
+        target = self.procs.get(pid)
+        if target is None or target.p is None:
+            return Outcome(rec, "env", note=f"pid {pid} is not a traced process")
+        model = outcome(st.p, "pidfd_open", [target.p.pid, flags])
+        if model[0] == "ok":
+            if rec.ret is None or rec.err is not None:
+                outcome(st.p, "close", [model[1]])
+            else:
+                self._install_fd(st, rec.ret, model[1])
+                model = ("ok", rec.ret)
+        return self._compare(rec, model, st)
+
+    def _replay_process_madvise(self, st: _Proc, rec: Record) -> Outcome:
+        """process_madvise(2): the iovec laid out in a scratch mapping away from every
+        VMA, the pidfd the model's."""
+        assert st.p is not None
+        pidfd, vec, vlen, advice, flags = rec.args
+        mfd = self._model_fd(st, pidfd, rec)
+        if mfd is None:
+            return Outcome(rec, "skipped", note=f"pidfd {pidfd} is not known to the replay "
+                           "(pidfd_open is not imported)")
+        data = b"".join(self.tr(b).to_bytes(8, "little") + n.to_bytes(8, "little")
+                        for b, n in vec)
+        with self._scratch(st.p, len(data)) as scratch:
+            model = outcome(st.p, "process_madvise",
+                            [mfd, scratch.put(data, 16), vlen, advice, flags])
         return self._compare(rec, model, st)
 
     # ------------------------------------------------------------------ processes
     def _replay_clone(self, st: _Proc, rec: Record) -> Outcome:
         flags = rec.args[0] if rec.args else 0
-        return self._new_child(st, rec, shared=bool(flags & _CLONE_VM))
+        return self._new_child(st, rec, flags)
 
     def _replay_fork(self, st: _Proc, rec: Record) -> Outcome:
-        return self._new_child(st, rec, shared=False)
+        return self._new_child(st, rec, 0)
 
     def _replay_vfork(self, st: _Proc, rec: Record) -> Outcome:
-        return self._new_child(st, rec, shared=True)
+        return self._new_child(st, rec, _CLONE_VM)
 
-    def _new_child(self, st: _Proc, rec: Record, shared: bool) -> Outcome:
+    def _new_child(self, st: _Proc, rec: Record, flags: int) -> Outcome:
+        """kernel/fork.c copy_process(): a thread or vfork child (CLONE_VM) shares the
+        model process, a fork child is the model's fork; CLONE_FILES shares the fd
+        table, else the child has a copy."""
         assert st.p is not None
         if rec.ret is None or rec.err is not None:
             return Outcome(rec, "env", note="no child was created")
-        if shared:
-            child = _Proc(st.p, st.fds)
+        share = bool(flags & _CLONE_FILES)
+        if flags & _CLONE_VM:
+            child = _Proc(st.p, st.fds, share)
+            child.borrowed = not flags & _CLONE_THREAD or st.borrowed
+            child.execd = st.execd
+            note = f"pid {rec.ret} shares this address space"
         else:
             child = _Proc(self.k.processes[dispatch(st.p, "fork", [])], st.fds)
+            child.execd = st.execd
+            note = f"pid {rec.ret} is a copy (fork)"
         self.procs[rec.ret] = child
         return Outcome(rec, "env", ("ok", rec.ret),
-                       note=f"pid {rec.ret} shares this address space" if shared
-                       else f"pid {rec.ret} is a copy (fork)")
+                       note=note + (" and this fd table" if share else ""))
 
     def _replay_execve(self, st: _Proc, rec: Record) -> Outcome:
+        """fs/exec.c: the model's execve (Process.execve) with the recorded argv and
+        envp; a vfork child gets its own process first. The first execve is the
+        --maps dump instead when one is given."""
         if rec.err is not None:
-            return Outcome(rec, "env")
-        if st is self.first and st.calls == 0 and not st.execd:
+            return Outcome(rec, "env", note="a failed execve changes nothing")
+        assert st.p is not None
+        if st is self.first and self.start_maps is not None and not st.execd:
             st.execd = True
             return Outcome(rec, "env", note="the replay starts from the address space "
-                           "after this execve" + (" (the --maps dump)" if self.start_maps
-                                                  else " (empty: give --maps)"))
-        new = _Proc(None)
-        new.unknown = (f"after execve (line {rec.line}) the new image's address space is "
-                       "not in the trace")
-        self.procs[rec.pid] = new
-        return Outcome(rec, "env", note="the rest of this process is not replayed")
+                           "after this execve (the --maps dump)")
+        path = rec.args[0]
+        p = st.p
+        if st.borrowed:                     # the vfork child leaves its parent's mm
+            p = self.k.processes[dispatch(p, "fork", [])]
+        notes = []
+        if rec.argv is None:
+            notes.append("argv is not in the trace (strace -v -s 4096 shows it): "
+                         "[path] taken")
+        if rec.envp is None:
+            notes.append("the environment is not in the trace (strace -v shows it): "
+                         "none taken, the [stack] may start higher than recorded")
+        try:
+            p.execve(path, rec.argv or [path], rec.envp or [])
+            model: tuple = ("ok", 0)
+        except OSError as exc:
+            model = ("err", errno_name(exc.errno) if exc.errno is not None else "?")
+        if model[0] != "ok":
+            st.unknown = (f"the model's execve of {path} failed ({model[1]}): the new "
+                          "image is not known")
+            if st is self.first:
+                self.partial = "partial: " + st.unknown
+            missing = model[1] in ("ENOENT", "ENOTDIR", "EACCES")   # not on this machine
+            return Outcome(rec, "skipped" if missing else "differ", model, note=st.unknown)
+        st.p, st.borrowed, st.execd = p, False, True
+        st.fds = {fd: mfd for fd, mfd in st.fds.items() if mfd in p.files}  # unshare, cloexec
+        st.brk_seen, st.calls = False, 0
+        return Outcome(rec, "agree" if rec.ret == 0 else "unchecked", ("ok", 0),
+                       note="; ".join(notes) or None)
 
     def _replay_exit(self, st: _Proc, rec: Record) -> Outcome:
         st.exited = True
@@ -588,8 +796,67 @@ _REPLAY: dict[str, Callable[[Replayer, _Proc, Record], Outcome]] = {
     "dup2": Replayer._replay_dup2, "clone": Replayer._replay_clone,
     "fork": Replayer._replay_fork, "vfork": Replayer._replay_vfork,
     "execve": Replayer._replay_execve, "exit": Replayer._replay_exit,
-    "ioctl": Replayer._replay_ioctl,
+    "ioctl": Replayer._replay_ioctl, "fcntl": Replayer._replay_fcntl,
+    "memfd_create": Replayer._replay_memfd_create, "unlink": Replayer._replay_path_call,
+    "unlinkat": Replayer._replay_path_call, "rename": Replayer._replay_path_call,
+    "shmget": Replayer._replay_shmget, "shmat": Replayer._replay_shmat,
+    "process_madvise": Replayer._replay_process_madvise,
+    "pidfd_open": Replayer._replay_pidfd_open, "shmctl": Replayer._replay_shmctl,
+    "ftruncate": Replayer._replay_ftruncate,
 }
+_FCNTL_DUP = frozenset({CONSTANTS["F_DUPFD"], CONSTANTS["F_DUPFD_CLOEXEC"]})
+
+
+def _host_path(path: str) -> str:
+    """path with the host's symbolic links resolved, as the replay's opens do."""
+    real = os.path.realpath(path)
+    return real if real != path and os.path.lexists(os.path.dirname(real)) else path
+
+
+def final_differences(trace: Trace, p: Process) -> list[str]:
+    """A recorded run's exit snapshot (`vmsim record`) against the model process p:
+    the maps lines only one of them has, then the VMAs whose VmFlags differ. Empty
+    when identical, or when the trace has no snapshot."""
+    out: list[str] = []
+    if trace.exit_maps is None:
+        return out
+    recorded = [_comparable(ln) for ln in trace.exit_maps.splitlines()]
+    model = [_comparable(ln) for ln in p.maps().splitlines()]
+    only_rec, only_model = set(recorded) - set(model), set(model) - set(recorded)
+    out += [f"recorded only: {ln}" for ln in recorded if ln in only_rec]
+    out += [f"model only:    {ln}" for ln in model if ln in only_model]
+    if trace.exit_smaps is not None:
+        theirs, ours = _vmflags(trace.exit_smaps), _vmflags(p.smaps())
+        out += [f"VmFlags of {rng}: recorded {flags}, model {ours[rng]}"
+                for rng, flags in theirs.items() if rng in ours and ours[rng] != flags]
+    return out
+
+
+#: the files a run creates whose inode number the trace cannot show: memfds, SysV
+#: segments (the inode is the host's shmid) and files deleted since
+_UNKNOWABLE_INODE = ("/memfd:", "/SYSV")
+
+
+def _comparable(line: str) -> str:
+    """A maps line, its inode shown as `?` when the trace cannot know it."""
+    fields = line.split(None, 5)
+    if len(fields) == 6 and (fields[5].startswith(_UNKNOWABLE_INODE) or
+                             fields[5].endswith(" (deleted)")):
+        start = line.index(fields[4], len(" ".join(fields[:4])))
+        return line[:start] + "?".ljust(len(fields[4])) + line[start + len(fields[4]):]
+    return line
+
+
+def _vmflags(smaps: str) -> dict[str, str]:
+    """range -> VmFlags of an smaps text."""
+    out: dict[str, str] = {}
+    rng = ""
+    for line in smaps.splitlines():
+        if line.startswith("VmFlags:"):
+            out[rng] = " ".join(line.split()[1:])
+        elif line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+            rng = line.split(" ", 1)[0]
+    return out
 
 
 def _like_host(inode, path: str) -> None:

@@ -22,6 +22,7 @@ import re
 
 from ..syscalls import strace as syntax
 from ..syscalls.inputs import check_path, cut
+from ..syscalls.names import CONSTANTS
 from ..syscalls.strace import Expr
 from ..syscalls.table import ALIASES, BY_NUMBER, TABLE, fold
 from .format import CALLS, SGX_IOCTL_NAMES, Record, Trace, TraceError, parse_int
@@ -48,6 +49,52 @@ def imported_as(name: str) -> str | None:
     return fold(name, STRACE_CALLS)
 
 
+def _strings(raw: list[str]) -> list[str] | None:
+    """execve's argv or envp as strace prints it (`["ls", "-l"]`); None when it shows
+    only an address (`0x7ffd... /* 39 vars */`) or cuts the array or a string short."""
+    if not raw or not raw[0].startswith("[") or not raw[0].endswith("]"):
+        return None
+    items = syntax.split_args(raw[0][1:-1])
+    out = []
+    for item in items:
+        if item == "..." or item.endswith("..."):
+            return None
+        data = syntax.parse_cstring(item)[0]
+        out.append(data.decode("utf-8", "surrogateescape"))
+    return out
+
+
+#: the fcntl commands replayed (new fds, close-on-exec, memfd seals); others are skipped
+FCNTL_CMDS = frozenset(CONSTANTS[n] for n in ("F_DUPFD", "F_DUPFD_CLOEXEC", "F_SETFD",
+                                              "F_ADD_SEALS"))
+_IOVEC = re.compile(r"\{iov_base=([^,{}]*), iov_len=([^,{}]*)\}")
+
+
+def _bind_fcntl(raw: list[str]) -> list | None:
+    """fcntl(fd, cmd[, arg]) for the commands in FCNTL_CMDS; None for another (its
+    argument may be a struct: a lock, an owner)."""
+    if len(raw) < 2:
+        raise ValueError("fcntl takes 2 or 3 arguments")
+    try:
+        cmd = parse_int(raw[1])
+    except ValueError:
+        return None
+    if cmd not in FCNTL_CMDS:
+        return None
+    return [parse_int(raw[0]), cmd, parse_int(raw[2]) if len(raw) > 2 else 0]
+
+
+def _bind_process_madvise(raw: list[str]) -> list:
+    """process_madvise(pidfd, [{iov_base=..., iov_len=...}, ...], vlen, advice, flags):
+    the iovec as a list of (base, len)."""
+    if len(raw) < 4:
+        raise ValueError("process_madvise takes 5 arguments")
+    vec = [(parse_int(b), parse_int(n)) for b, n in _IOVEC.findall(raw[1])]
+    advice = syntax.parse_expr(raw[3]).eval({})
+    return [parse_int(raw[0]), vec, parse_int(raw[2]), advice,
+            parse_int(raw[4]) if len(raw) > 4 else 0]
+
+
 def _path(raw: str) -> str:
     data = syntax.parse_cstring(raw)[0]
     check_path(data)
@@ -59,7 +106,8 @@ class _Importer:
         self.path = path
         self.records: list[Record] = []
         self.skipped: dict[str, int] = {}
-        self.pending: dict = {}          # pid -> (text, line, name)
+        self.pending: dict = {}          # pid -> (text, line, name); text "": not imported
+        self.names: dict[str, str | None] = {}     # strace name -> imported_as()
         # strace writing to stderr prefixes `[pid N]` only while several tracees live:
         # the unprefixed process is then shown with its pid, and once it is gone the
         # last one left loses its prefix. alias maps such pids onto one identity.
@@ -91,8 +139,10 @@ class _Importer:
         self.skipped[name] = self.skipped.get(name, 0) + 1
 
     def feed(self, raw: str, no: int) -> None:
+        """One line: a call, a half of one, an event, or strace's own text. A call the
+        table does not import is only named and counted, never decoded."""
         s = raw.strip()
-        if not s or s.startswith(("strace: ", "> ")):
+        if not s or s[0] == ">" or s.startswith("strace: "):   # `-k` frames, messages
             return
         pid, bracketed, s = syntax.strip_prefix(s)
         if bracketed or pid is None:
@@ -100,25 +150,50 @@ class _Importer:
         if s.startswith(("---", "+++")):
             self.event(s, pid, no, raw)
             return
-        m = syntax.RESUMED.match(s)
-        if m:
-            name = m.group(1)
-            start = self.pending.pop(pid, None)
-            if start is None or start[2] != name:
-                raise self.err(f"`<... {cut(name)} resumed>` without an earlier "
-                               f"`{cut(name)}(... <unfinished ...>` of pid {pid}", no)
-            self.call(start[0] + s[m.end():], pid, start[1], raw)
+        if s[:1] == "<":
+            self.resumed(s, pid, no, raw)
             return
-        if syntax.UNFINISHED.search(s):
-            body = syntax.UNFINISHED.sub("", s)
-            m = _CALL.match(body)
-            if not m:
-                raise self.err("expected `name(args...` before <unfinished ...>", no)
+        m = _CALL.match(s)
+        if m is None:
+            raise self.err("not an strace line: expected `name(args...) = result`", no)
+        name = m.group(1)
+        ours = self.imported(name)
+        if s.endswith(">") and syntax.UNFINISHED.search(s):
             if pid in self.pending:
                 raise self.err(f"pid {pid} has two unfinished calls", no)
-            self.pending[pid] = (body, no, m.group(1))
+            self.pending[pid] = (syntax.UNFINISHED.sub("", s) if ours else "", no, name)
             return
-        self.call(s, pid, no, raw)
+        if ours is None:
+            self.skip(name)
+            return
+        self.call(s, pid, no, raw, ours)
+
+    def imported(self, name: str) -> str | None:
+        """imported_as(name), remembered: a log names few calls many times."""
+        try:
+            return self.names[name]
+        except KeyError:
+            ours = self.names[name] = imported_as(name)
+            return ours
+
+    def resumed(self, s: str, pid: int | None, no: int, raw: str) -> None:
+        """`<... NAME resumed>...`: the call completes here, and is replayed here (its
+        effects are the kernel's when it returns); a process-creating call at its
+        start, where its child begins."""
+        m = syntax.RESUMED.match(s)
+        if m is None:
+            raise self.err("not an strace line: expected `<... NAME resumed>`", no)
+        name = m.group(1)
+        start = self.pending.pop(pid, None)
+        if start is None or start[2] != name:
+            raise self.err(f"`<... {cut(name)} resumed>` without an earlier "
+                           f"`{cut(name)}(... <unfinished ...>` of pid {pid}", no)
+        ours = self.imported(name)
+        if ours is None:
+            self.skip(name)
+            return
+        line = start[1] if ours in ("clone", "fork", "vfork") else no
+        self.call(start[0] + s[m.end():], pid, line, raw, ours)
 
     def event(self, s: str, pid: int | None, no: int, raw: str) -> None:
         try:
@@ -132,31 +207,30 @@ class _Importer:
             if pid is None:
                 self.bare_exited = True
 
-    def call(self, s: str, pid: int | None, no: int, raw: str) -> None:
+    def call(self, s: str, pid: int | None, no: int, raw: str, ours: str) -> None:
+        """Decode an imported call's line into a Record."""
         m = _CALL.match(s)
         if not m:
             raise self.err("not an strace line: expected `name(args...) = result`", no)
         name = m.group(1)
         try:
             clean, decos = syntax.strip_decorations(s)
-            close = syntax.find_close(clean, m.end() - 1)
+            close = syntax.call_close(clean, m.end() - 1)
         except ValueError as exc:
             raise self.err(f"{exc} (is the line cut short?)", no) from None
         rest = clean[close + 1:].strip()
         if not rest.startswith("="):
             raise self.err("missing `= result` after the call (is the line cut short?)", no)
-        ours = imported_as(name)
-        if ours is None:
-            self.skip(name)
-            return
         res_text = rest[1:].strip()
         if res_text.startswith("?"):
             res_text = "?"
+        elif res_text.endswith(">"):
+            res_text = syntax.TIMING.sub("", res_text)
         try:
-            line = syntax.parse_line(clean[:close + 1] + " = " + res_text)
+            raw_args = syntax.split_flat_args(clean[m.end():close])
+            result = syntax.parse_result(res_text)
         except ValueError as exc:
             raise self.err(str(exc), no) from None
-        assert line is not None
         rec = Record(ours, pid=pid, line=no, text=raw.strip())
         try:
             for pos, path in decos:
@@ -165,15 +239,17 @@ class _Importer:
                     rec.ret_path = path
                 elif not clean.endswith(("AT_FDCWD", "-100"), 0, pos):  # a dirfd: not the fd
                     rec.fd_path = path
-            self.result(rec, line.result)
-            args = self.bind(ours, name, line.raw_args)
+            self.result(rec, result)
+            args = self.bind(ours, name, raw_args)
+            if ours == "execve":
+                rec.argv, rec.envp = _strings(raw_args[1:2]), _strings(raw_args[2:3])
         except ValueError as exc:
             raise self.err(str(exc), no) from None
         if ours in ("clone", "fork", "vfork") and rec.ret is not None and rec.ret > 0:
             self.children.add(rec.ret)
             self.live.update({rec.ret, pid})
-        if args is None:                    # an ioctl that is not SGX's
-            self.skip(f"{name}(non-SGX)")
+        if args is None:                    # an ioctl not SGX's, an fcntl not replayed
+            self.skip(f"{name}(non-SGX)" if ours == "ioctl" else f"{name}(not replayed)")
             return
         rec.args = args
         self.records.append(rec)
@@ -221,6 +297,14 @@ class _Importer:
             return [_path(raw[0])]
         if ours == "exit":
             return [parse_int(raw[0])] if raw else [0]
+        if ours == "fcntl":
+            return _bind_fcntl(raw)
+        if ours == "process_madvise":
+            return _bind_process_madvise(raw)
+        if ours == "shmctl":            # IPC_RMID only: the others print a struct
+            if len(raw) < 2 or raw[1].strip() != "IPC_RMID":
+                return None
+            return [parse_int(raw[0]), CONSTANTS["IPC_RMID"], 0]
         if _BY_NUMBER.fullmatch(name):      # strace printed every register
             raw = raw[:len(TABLE[ours].kinds)]
         args = syntax.bind_args(TABLE[ours], raw, {})
@@ -246,11 +330,13 @@ class _Importer:
 
     def finish(self) -> Trace:
         for pid, (body, no, name) in sorted(self.pending.items(), key=lambda kv: kv[1][1]):
-            if imported_as(name) is None:
+            if self.imported(name) is None:
+                self.skip(name)
                 continue
             ending = " = ?" if body.rstrip().endswith(")") else ") = ?"
             try:                        # never resumed: the process died in it
-                self.call(body + ending, pid, no, body + " <unfinished ...>")
+                self.call(body + ending, pid, no, body + " <unfinished ...>",
+                          imported_as(name) or name)
             except TraceError:
                 self.skip(name)
         self.records.sort(key=lambda r: r.line or 0)
@@ -264,7 +350,7 @@ def _join_strace_messages(lines: list[str], imp: _Importer) -> None:
     attached after the start is a child."""
     seen_call = False
     for i, ln in enumerate(lines):
-        m = _STRACE_MSG.search(ln)
+        m = _STRACE_MSG.search(ln) if "strace: " in ln else None
         if m is None:
             seen_call = seen_call or bool(ln.strip())
             continue

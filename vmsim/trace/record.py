@@ -1,0 +1,169 @@
+"""Recording a real program for replay (`vmsim record`): its syscalls as strace prints
+them, and its /proc/PID/maps and smaps at the exec event and at exit, in one JSON Lines
+trace (docs/trace-format.md, "Recorded runs").
+
+Two runs of the command, both with ASLR off (personality(ADDR_NO_RANDOMIZE), as
+`setarch -R` does), so that both lay out the same address space:
+
+1. `strace -f -v -s 65536 -o LOG -- CMD`: the syscall text (argv and the environment in
+   full, so that the model's execve builds the same stack);
+2. CMD under a ptrace(2) tracer of this module (ctypes, no helper binary): stopped at
+   its exec (PTRACE_TRACEME: the SIGTRAP after execve) and at the exit of the thread
+   group leader (PTRACE_O_TRACEEXIT: PTRACE_EVENT_EXIT, the mm still in place), where
+   /proc/PID/maps and smaps are read.
+
+A single tracee can have a single tracer, which is why there are two runs: a program
+whose layout depends on timing (threads racing to create malloc arenas) may leave
+another layout in each; the replay's verdict on the final maps then names the
+difference. The CPU facts that change answers are recorded too: whether the CPU has
+PKU (/proc/cpuinfo `pku` and `ospke`), which decides what pkey_alloc returns.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..syscalls.inputs import read_text
+from .format import Trace
+from .strace import parse_strace
+
+#: include/uapi/linux/personality.h
+ADDR_NO_RANDOMIZE = 0x0040000
+#: include/uapi/linux/ptrace.h
+PTRACE_TRACEME, PTRACE_CONT, PTRACE_SETOPTIONS = 0, 7, 0x4200
+PTRACE_O_TRACEEXIT, PTRACE_EVENT_EXIT = 0x40, 6
+#: strace's options: every argv and envp in full, all processes, one log
+STRACE_OPTIONS = ("-f", "-v", "-s", "65536", "-X", "abbrev")
+
+
+class RecordError(Exception):
+    """The command could not be recorded: str() is the reason."""
+
+
+@dataclass
+class Recording:
+    """What one recorded run gave: the strace text and the maps snapshots."""
+    argv: list[str]
+    strace_text: str
+    exec_maps: str | None
+    exit_maps: str | None
+    exit_smaps: str | None
+    pkeys: bool
+    status: int
+
+
+def cpu_has_pkeys(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU has protection keys enabled: the `pku` and `ospke` flags."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return {"pku", "ospke"} <= flags
+    except OSError:
+        pass
+    return False
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _no_aslr() -> None:
+    """In the child, before exec: setarch -R."""
+    libc = _libc()
+    libc.personality(ctypes.c_ulong(ADDR_NO_RANDOMIZE))
+
+
+def _traced_child(argv: Sequence[str]) -> None:
+    """In the forked child: no ASLR, PTRACE_TRACEME, exec (never returns)."""
+    try:
+        _no_aslr()
+        libc = _libc()
+        libc.ptrace(PTRACE_TRACEME, 0, None, None)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 1)
+        os.execvp(argv[0], list(argv))
+    finally:
+        os._exit(127)
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def snapshot_maps(argv: Sequence[str]) -> tuple[str | None, str | None, str | None]:
+    """Run argv under ptrace with ASLR off: its maps at the exec stop, its maps and
+    smaps at the leader's exit stop."""
+    libc = _libc()
+    pid = os.fork()
+    if pid == 0:
+        _traced_child(argv)
+    exec_maps = exit_maps = exit_smaps = None
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSTOPPED(status):
+        exec_maps = _read(f"/proc/{pid}/maps")
+        libc.ptrace(PTRACE_SETOPTIONS, pid, None, ctypes.c_void_p(PTRACE_O_TRACEEXIT))
+        libc.ptrace(PTRACE_CONT, pid, None, None)
+    while True:
+        _, status = os.waitpid(pid, 0)
+        if not os.WIFSTOPPED(status):
+            break
+        sig = os.WSTOPSIG(status)
+        if sig == signal.SIGTRAP and status >> 16 == PTRACE_EVENT_EXIT:
+            exit_maps, exit_smaps = _read(f"/proc/{pid}/maps"), _read(f"/proc/{pid}/smaps")
+            sig = 0
+        elif sig == signal.SIGTRAP:
+            sig = 0
+        libc.ptrace(PTRACE_CONT, pid, None, ctypes.c_void_p(sig))
+    return exec_maps, exit_maps, exit_smaps
+
+
+def run_strace(argv: Sequence[str]) -> tuple[str, int]:
+    """The strace text of argv run with ASLR off, and strace's exit status."""
+    strace = shutil.which("strace")
+    if strace is None:
+        raise RecordError("strace is not installed (vmsim record runs the command under it)")
+    with tempfile.TemporaryDirectory(prefix="vmsim-record-") as tmp:
+        log = os.path.join(tmp, "strace.log")
+        r = subprocess.run([strace, *STRACE_OPTIONS, "-o", log, "--", *argv],
+                           preexec_fn=_no_aslr, stdout=subprocess.DEVNULL)
+        if not os.path.exists(log):
+            raise RecordError(f"strace wrote no log (exit status {r.returncode})")
+        return read_text(log), r.returncode
+
+
+def record(argv: Sequence[str]) -> Recording:
+    """Record argv: strace's text, then the maps snapshots of a second run."""
+    if not argv:
+        raise RecordError("no command to record")
+    if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
+        raise RecordError(f"{argv[0]}: command not found")
+    text, status = run_strace(argv)
+    exec_maps, exit_maps, exit_smaps = snapshot_maps(argv)
+    return Recording(list(argv), text, exec_maps, exit_maps, exit_smaps, cpu_has_pkeys(),
+                     status)
+
+
+def recording_trace(rec: Recording, path: str | None = None) -> Trace:
+    """The Trace of a recording: the strace records, the snapshots in its header."""
+    trace = parse_strace(rec.strace_text, path)
+    for r in trace.records:             # the cwd is the recording's: make paths absolute
+        if r.call == "execve" and not r.args[0].startswith("/"):
+            r.args[0] = os.path.abspath(r.args[0])
+    trace.exec_maps, trace.exit_maps, trace.exit_smaps = rec.exec_maps, rec.exit_maps, \
+        rec.exit_smaps
+    trace.pkeys = rec.pkeys
+    trace.comment = "vmsim record -- " + " ".join(rec.argv)
+    return trace
