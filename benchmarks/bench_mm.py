@@ -12,6 +12,11 @@ Workloads, with N existing VMAs (N = 100, 1000, 10000, 60000):
   (d) munmap  munmap(slot, PG)
   maps        /proc/self/maps read (native) or p.maps() (model), per line
 
+and, on the model only, the total time of FILE_MMAPS = 5,000 and 20,000 non-fixed
+mmaps of one page of a file, each through its own open() (a new struct file, so
+they never merge) and placed top-down below mmap_base, packed: each placement
+searches below all the previous ones (get_unmapped_area's gap search).
+
 The N VMAs are built identically on both sides (as spec/mm_probe_maxmap.c does): a
 PROT_NONE MAP_NORESERVE reservation at a fixed address with alternate pages
 mprotected to PROT_READ so nothing merges. There are two reservations, A below and
@@ -58,6 +63,7 @@ TEST_VMA = TEST_BASE          # 3 pages
 SLOT = TEST_BASE + 8 * PG     # 1 page, unmapped gaps on both sides
 
 OPS = ("split", "merge", "mmap", "munmap")
+FILE_MMAPS = (5000, 20000)
 OP_LABEL = {
     "split": "(a) mprotect split",
     "merge": "(b) mprotect merge",
@@ -284,6 +290,28 @@ def model_bytes_per_vma(vmsim, n):
     return (after - before) / n, built
 
 
+def model_file_mmaps(vmsim, n):
+    """Seconds for n non-mergeable one-page file mmaps (open, mmap(NULL), close each)."""
+    k = vmsim.Kernel(max_map_count=max(65530, 2 * n + 1000))
+    p = k.spawn()
+    path = "/tmp/bench_mm_file_mmaps"
+    p.close(p.open(path, vmsim.O_RDWR | vmsim.O_CREAT))
+    fd = p.open(path, vmsim.O_RDWR)
+    p.ftruncate(fd, PG)
+    p.close(fd)
+    open_, mmap, close = p.open, p.mmap, p.close
+    R, PRIV, RDONLY = vmsim.PROT_READ, vmsim.MAP_PRIVATE, vmsim.O_RDONLY
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fd = open_(path, RDONLY)
+        mmap(0, PG, R, PRIV, fd)
+        close(fd)
+    seconds = time.perf_counter() - t0
+    if len(p.vmas()) != n + 1:          # + [vsyscall]
+        raise RuntimeError(f"{n} file mmaps made {len(p.vmas()) - 1} VMAs")
+    return seconds
+
+
 def profile_model(lay, what, iters):
     """cProfile `what` on the model layout; returns the top of the tottime listing."""
     v, p = lay.v, lay.p
@@ -414,6 +442,10 @@ def main(argv=None):
                     finally:
                         if gc_was:
                             gc.enable()
+                model["file_mmaps_s"] = {}
+                for n in FILE_MMAPS:
+                    log(f"model: {n} non-mergeable file mmaps ...")
+                    model["file_mmaps_s"][n] = model_file_mmaps(vmsim, n)
                 log(f"model: measuring bytes per VMA at N={max(sizes)} (tracemalloc) ...")
                 bpv, built = model_bytes_per_vma(vmsim, max(sizes))
                 model["bytes_per_vma"] = bpv
@@ -535,6 +567,9 @@ def main(argv=None):
         sc = model["scaling"]
         ratios_text = ", ".join(f"{op} {sc['ratio'][op]:.2f}x" for op in OPS)
         print(f"model scaling N={sc['n_hi']} / N={sc['n_lo']}: {ratios_text}")
+    if model and "file_mmaps_s" in model:
+        print("model non-mergeable file mmaps (top-down, packed): " + ", ".join(
+            f"{n} in {s:.2f}s ({s / n * 1e6:.0f} us each)" for n, s in model["file_mmaps_s"].items()))
     if model:
         print("model build time: " + ", ".join(f"N={n} {s:.2f}s" for n, s in model["build_s"].items()))
     print()

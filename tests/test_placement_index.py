@@ -177,7 +177,8 @@ def test_gap_index_matches_walk(holes, steps):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tree_module, "LOAD", 4)      # blocks of 2..8 VMAs split and merge often
         procs = [crowded_process(holes)]
-        cur, fd_of = 0, {}
+        cur = 0
+        fd_of: dict[int, int] = {}
         for op, qs in steps:
             try:
                 cur = apply(procs, cur, op, fd_of)

@@ -19,12 +19,12 @@ def recs(text):
 
 def test_shares_the_scenario_parser(monkeypatch):
     seen = []
-    real = S.parse_line
+    real = S.parse_result
 
-    def spy(line):
-        seen.append(line)
-        return real(line)
-    monkeypatch.setattr(S, "parse_line", spy)
+    def spy(text):
+        seen.append(text)
+        return real(text)
+    monkeypatch.setattr(S, "parse_result", spy)
     (r,) = recs("mprotect(0x7f0000000000, 4096, PROT_READ) = 0\n")
     assert seen and r.args == [0x7F0000000000, 4096, PROT_READ]
 

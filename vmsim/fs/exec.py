@@ -181,26 +181,26 @@ def copy_strings(bprm: LinuxBinprm) -> None:
     if len(bprm.argv) > MAX_ARG_STRINGS or len(bprm.envp) > MAX_ARG_STRINGS:
         raise kerr(E2BIG)
     bprm_stack_limits(bprm)
-    copy_string_kernel(bprm, os.fsencode(bprm.filename), first=False)
+    copy_string_kernel(bprm, os.fsencode(bprm.filename), new_argv0=False)
     bprm.exec = bprm.p
     for s in (*reversed(bprm.envp), *reversed(bprm.argv)):
-        copy_string_kernel(bprm, s, first=False)
+        copy_string_kernel(bprm, s, new_argv0=False)
     if not bprm.argv:
         copy_string_kernel(bprm, b"")
 
 
-def copy_string_kernel(bprm: LinuxBinprm, s: bytes, first: bool = True) -> None:
+def copy_string_kernel(bprm: LinuxBinprm, s: bytes, new_argv0: bool = True) -> None:
     """fs/exec.c copy_string_kernel() (and copy_strings()): the string s below the
     others, at most MAX_ARG_STRLEN with its NUL (valid_arg_len()), above argmin
-    (E2BIG); unless it is one of execve's own strings (`first` False), it becomes the
-    new argv[0]."""
+    (E2BIG). It becomes the new argv[0] unless it is one of the strings execve was
+    given (new_argv0 False: already in bprm.argv or bprm.envp)."""
     length = len(s) + 1
     if length > MAX_ARG_STRLEN:
         raise kerr(E2BIG)
     bprm.p -= length
     if bprm.p < bprm.argmin:
         raise kerr(E2BIG)
-    if first:
+    if new_argv0:
         bprm.argv.insert(0, s)
 
 

@@ -20,14 +20,18 @@ from bisect import bisect_left, bisect_right
 from itertools import chain
 
 LOAD = 64               # a block splits above 2*LOAD starts and merges below LOAD/2
-NO_GAP = -1             # the max-tree's value for a block that does not exist
+NO_GAP = -(1 << 64)     # below any gap: the max-tree's value for no block, no VMA
 
 
 class GapIndexedStarts:
     """The start addresses of the VMAs in `vmas` (a dict start -> VMA), sorted, each with
-    the gap below its VMA: start - the previous VMA's end (the first VMA's: start)."""
+    the gap below its VMA: start - the previous VMA's end (the first VMA's: start).
 
-    __slots__ = ("vmas", "_lists", "_maxes", "_gaps", "_seg", "_len")
+    Changes only note the blocks whose largest gap may have changed (`_dirty`); the
+    max-tree is brought up to date by the next search, so a split or merge that never
+    looks for a gap costs O(log n) list work and no max-tree walks."""
+
+    __slots__ = ("vmas", "_lists", "_maxes", "_gaps", "_seg", "_dirty", "_len")
 
     def __init__(self, vmas: dict):
         self.vmas = vmas
@@ -38,6 +42,7 @@ class GapIndexedStarts:
         self._maxes: list[int] = []
         self._gaps: list[list[int]] = []
         self._seg: list[int] = [NO_GAP, NO_GAP]
+        self._dirty: set[int] = set()
         self._len = 0
 
     def __len__(self) -> int:
@@ -72,19 +77,35 @@ class GapIndexedStarts:
             if b == len(self._lists):
                 return
         self._gaps[b][i] = self._lists[b][i] - self._prev_end(b, i)
-        self._update_block(b)
+        self._dirty.add(b)
 
     # --- the max-tree over blocks ----------------------------------------------------
 
-    def _update_block(self, b: int) -> None:
-        """Propagate block b's largest gap up the max-tree. O(LOAD + log n)."""
-        seg = self._seg
-        k = len(seg) // 2 + b
-        m = max(self._gaps[b])
-        while k and seg[k] != m:
-            seg[k] = m
+    def _flush(self) -> None:
+        """Bring the max-tree up to date with the dirty blocks. O(dirty * (LOAD + log n))."""
+        seg, gaps = self._seg, self._gaps
+        cap = len(seg) // 2
+        for b in self._dirty:
+            k = cap + b
+            seg[k] = max(gaps[b])
             k >>= 1
-            m = max(seg[2 * k], seg[2 * k + 1])
+            while k:
+                left, right = seg[2 * k], seg[2 * k + 1]
+                m = left if left > right else right
+                if seg[k] == m:
+                    break
+                seg[k] = m
+                k >>= 1
+        self._dirty.clear()
+
+    def _leaves(self) -> list[int]:
+        """Every block's largest gap (NO_GAP for an empty one); clears `_dirty`."""
+        cap = len(self._seg) // 2
+        leaves = self._seg[cap:cap + len(self._lists)]
+        for b in self._dirty:
+            leaves[b] = max(self._gaps[b], default=NO_GAP)
+        self._dirty.clear()
+        return leaves
 
     def _rebuild(self, leaves: list[int]) -> None:
         """Build the max-tree over `leaves`, one per block. O(number of blocks)."""
@@ -97,15 +118,12 @@ class GapIndexedStarts:
             seg[k] = max(seg[2 * k], seg[2 * k + 1])
         self._seg = seg
 
-    def _leaves(self) -> list[int]:
-        cap = len(self._seg) // 2
-        return self._seg[cap:cap + len(self._lists)]
-
-    def _balance(self, b: int, leaves: list[int]) -> None:
+    def _balance(self, b: int) -> None:
         """Split block b if it grew too big or merge it into a neighbour if it shrank too
-        small (as SortedList._expand/_delete); `leaves` are the max-tree's leaves from
-        before the change, with block b's being stale."""
+        small (as SortedList._expand/_delete), then rebuild the max-tree. O(LOAD + n/LOAD),
+        once in LOAD/2 changes at most."""
         lists, maxes, gaps = self._lists, self._maxes, self._gaps
+        leaves = self._leaves()
         if not lists[b]:
             del lists[b], maxes[b], gaps[b], leaves[b]
         elif len(lists[b]) < LOAD // 2 and len(lists) > 1:
@@ -133,8 +151,9 @@ class GapIndexedStarts:
 
     # --- changes ------------------------------------------------------------------------
 
-    def add(self, start: int) -> None:
-        """Add `start` (its VMA already in `vmas`) and refresh the next VMA's gap. O(log n)."""
+    def add(self, start: int, end: int) -> None:
+        """Add the VMA [start, end) (already in `vmas`), refreshing the next one's gap.
+        O(log n)."""
         lists, maxes = self._lists, self._maxes
         self._len += 1
         if not maxes:
@@ -142,21 +161,23 @@ class GapIndexedStarts:
             maxes.append(start)
             self._gaps.append([start])
             self._rebuild([start])
-            self._refresh_gap(0, 1)
             return
         b = bisect_right(maxes, start)
         if b == len(maxes):
             b -= 1
             maxes[b] = start
-        lst = lists[b]
+        lst, gaps, dirty = lists[b], self._gaps[b], self._dirty
         i = bisect_left(lst, start)
         lst.insert(i, start)
-        self._gaps[b].insert(i, start - self._prev_end(b, i))
-        self._refresh_gap(b, i + 1)
+        gaps.insert(i, start - self._prev_end(b, i))
+        dirty.add(b)
+        if i + 1 < len(lst):
+            gaps[i + 1] = lst[i + 1] - end
+        elif b + 1 < len(lists):
+            self._gaps[b + 1][0] = lists[b + 1][0] - end
+            dirty.add(b + 1)
         if len(lst) > 2 * LOAD:
-            self._balance(b, self._leaves())
-        else:
-            self._update_block(b)
+            self._balance(b)
 
     def remove(self, start: int) -> None:
         """Remove `start` and refresh the next VMA's gap. O(log n)."""
@@ -164,17 +185,47 @@ class GapIndexedStarts:
         lst = self._lists[b]
         del lst[i], self._gaps[b][i]
         self._len -= 1
+        self._dirty.add(b)
         self._refresh_gap(b, i)
         if not lst or (len(lst) < LOAD // 2 and len(self._lists) > 1):
-            self._balance(b, self._leaves())
+            self._balance(b)
         else:
             self._maxes[b] = lst[-1]
-            self._update_block(b)
 
-    def end_changed(self, start: int) -> None:
-        """The VMA at `start` has a new end: refresh the next VMA's gap. O(log n)."""
-        b, i = self._locate(start)
-        self._refresh_gap(b, i + 1)
+    def move(self, old: int, new: int, end: int) -> None:
+        """The VMA [old, end), already in `vmas` at `new`, now starts at `new`: in place
+        if that keeps the order (it does in any valid tree), else removed and added
+        again. O(log n)."""
+        b, i = self._locate(old)
+        lists, lst = self._lists, self._lists[b]
+        lower = lst[i - 1] if i else self._maxes[b - 1] if b else -1
+        upper = lst[i + 1] if i + 1 < len(lst) else lists[b + 1][0] if b + 1 < len(lists) else new + 1
+        if not lower < new < upper:
+            self.remove(old)
+            self.add(new, end)
+            return
+        lst[i] = new
+        if i + 1 == len(lst):
+            self._maxes[b] = new
+        self._gaps[b][i] = new - self._prev_end(b, i)
+        self._dirty.add(b)
+
+    def end_changed(self, start: int, end: int) -> None:
+        """The VMA at `start` now ends at `end`: refresh the next VMA's gap. O(log n)."""
+        b = bisect_left(self._maxes, start)
+        self._set_next_gap(b, bisect_left(self._lists[b], start), end)
+
+    def _set_next_gap(self, b: int, i: int, end: int) -> None:
+        """The VMA at position (b, i) ends at `end`: set the gap below the next one."""
+        lst = self._lists[b]
+        i += 1
+        if i == len(lst):
+            b, i = b + 1, 0
+            if b == len(self._lists):
+                return
+            lst = self._lists[b]
+        self._gaps[b][i] = lst[i] - end
+        self._dirty.add(b)
 
     # --- queries ------------------------------------------------------------------------
 
@@ -198,6 +249,7 @@ class GapIndexedStarts:
     def highest_fit(self, lo: int, hi: int, size: int) -> int | None:
         """The highest start s, lo < s <= hi (both starts present), whose gap below is at
         least `size`, or None. O(log n)."""
+        self._flush()
         bl, il = self._locate(lo)
         bh, ih = self._locate(hi)
         if bl == bh:
@@ -213,6 +265,7 @@ class GapIndexedStarts:
     def lowest_fit(self, lo: int, hi: int, size: int) -> int | None:
         """The lowest start s, lo < s <= hi (both starts present), whose gap below is at
         least `size`, or None. O(log n)."""
+        self._flush()
         bl, il = self._locate(lo)
         bh, ih = self._locate(hi)
         if bl == bh:
@@ -266,6 +319,7 @@ class GapIndexedStarts:
 
     def check(self) -> None:
         """Assert the blocks, the gaps and the max-tree agree with `vmas`. O(n)."""
+        self._flush()
         lists = self._lists
         assert all(lists) and all(len(g) == len(s) for s, g in zip(lists, self._gaps, strict=True))
         assert self._maxes == [lst[-1] for lst in lists] and self._len == sum(map(len, lists))
@@ -305,7 +359,7 @@ class VmaTree:
     def insert(self, vma) -> None:
         """Link `vma`. O(log n)."""
         self.by_start[vma.start] = vma
-        self.starts.add(vma.start)
+        self.starts.add(vma.start, vma.end)
 
     def remove(self, vma) -> None:
         """Unlink `vma`. O(log n)."""
@@ -314,16 +368,19 @@ class VmaTree:
 
     def set_start(self, vma, new_start: int) -> None:
         """Set vma.start = new_start keeping the index right. O(log n)."""
-        if new_start != vma.start:
-            self.remove(vma)
+        old = vma.start
+        if new_start != old:
+            by_start = self.by_start
+            del by_start[old]
             vma.start = new_start
-            self.insert(vma)
+            by_start[new_start] = vma
+            self.starts.move(old, new_start, vma.end)
 
     def set_end(self, vma, new_end: int) -> None:
         """Set vma.end = new_end keeping the gap index right. O(log n)."""
         if new_end != vma.end:
             vma.end = new_end
-            self.starts.end_changed(vma.start)
+            self.starts.end_changed(vma.start, new_end)
 
     def _floor(self, addr: int):
         """The largest start <= addr, or None. O(log n)."""

@@ -38,6 +38,9 @@ from .table import Syscall
 
 #: `12345 ` (strace -o) or `[pid 12345] ` (strace to stderr, several tracees)
 PID_PREFIX = re.compile(r"^(?:\[pid\s+(\d{1,10})\]\s*|(\d{1,10})\s+)")
+#: both prefixes at once (strip_prefix's common case)
+_PREFIXES = re.compile(r"(?:\[pid\s+(\d{1,10})\]\s*|(\d{1,10})\s+)?"
+                       r"(?:(?:\d+:\d+:\d+(?:\.\d+)?|\d+\.\d+)\s+)?")
 #: -t `12:34:56`, -tt `12:34:56.123456`, -ttt `1700000000.123456`
 TIMESTAMP = re.compile(r"^(?:\d+:\d+:\d+(?:\.\d+)?|\d+\.\d+)\s+")
 #: -T: the time spent in the call, after the result
@@ -50,16 +53,11 @@ CALL_NAME = re.compile(r"^([A-Za-z_][A-Za-z_0-9]*)\s*\(")
 def strip_prefix(line: str) -> tuple[int | None, bool, str]:
     """(pid, whether it was `[pid N]`, the rest) of a line without its pid and
     timestamp prefixes."""
-    pid, bracketed = None, False
-    m = PID_PREFIX.match(line)
-    if m:
-        pid = int(m.group(1) or m.group(2))
-        bracketed = m.group(1) is not None
-        line = line[m.end():]
-    m = TIMESTAMP.match(line)
-    if m:
-        line = line[m.end():]
-    return pid, bracketed, line
+    m = _PREFIXES.match(line)
+    assert m is not None                # every part is optional
+    bracketed, bare = m.group(1), m.group(2)
+    pid = int(bracketed or bare) if bracketed or bare else None
+    return pid, bracketed is not None, line[m.end():]
 
 
 #: what strip_decorations stops at: a string literal, a /* comment, a `<` right after a
@@ -178,10 +176,16 @@ def split_flat_args(s: str) -> list[str]:
 
 
 def call_close(s: str, start: int) -> int:
-    """Index of the ')' closing a call line's argument list opened at start: the last
-    `) = ` (a result never holds one), else find_close's answer."""
-    close = s.rfind(") = ", start)
-    return close if close >= 0 else find_close(s, start)
+    """Index of the ')' closing a call line's argument list opened at start: the `)`
+    before the last ` = ` (strace pads between them; a result never holds one), else
+    find_close's answer."""
+    eq = s.rfind(" = ", start)
+    if eq > start:
+        close = len(s[:eq].rstrip()) - 1
+        if close > start and s[close] == ")" and s.find(")", start) == close and \
+                not s.count('"', start, close) % 2:
+            return close                # no other ')' in the arguments, strings closed
+    return find_close(s, start)
 
 
 def find_close(s: str, start: int) -> int:
@@ -336,6 +340,23 @@ def parse_expr(text: str, variables: Collection[str] = ()) -> Expr:
             cached = _EXPR_CACHE[text] = _parse_expr(text, ())
         return cached
     return _parse_expr(text, variables)
+
+
+#: int_value's answers (flag sets, fds and sizes repeat in every log)
+_VALUE_CACHE: dict[str, int] = {}
+
+
+def int_value(text: str) -> int:
+    """The value of an expression without variables: parse_expr(text).eval({}),
+    remembered. ValueError."""
+    v = _VALUE_CACHE.get(text)
+    if v is None:
+        if _PLAIN_NUMBER.fullmatch(text):
+            return int(text, 0)
+        if len(_VALUE_CACHE) >= _EXPR_CACHE_SIZE:
+            _VALUE_CACHE.clear()
+        v = _VALUE_CACHE[text] = parse_expr(text).eval({})
+    return v
 
 
 def _parse_expr(text: str, variables: Collection[str]) -> Expr:

@@ -111,7 +111,7 @@ def parse_int(v: object, what: str = "argument") -> int:
     if not isinstance(v, str):
         raise ValueError(f"{what}: expected an integer, got {type(v).__name__}")
     try:
-        return strace.parse_expr(v).eval({})
+        return strace.int_value(v)
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
 

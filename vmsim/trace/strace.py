@@ -70,6 +70,17 @@ FCNTL_CMDS = frozenset(CONSTANTS[n] for n in ("F_DUPFD", "F_DUPFD_CLOEXEC", "F_S
 _IOVEC = re.compile(r"\{iov_base=([^,{}]*), iov_len=([^,{}]*)\}")
 
 
+_FCNTL_CMD = re.compile(r"fcntl\([^,]*,\s*(F_[A-Z0-9_]+)")
+_FCNTL_NAMES = frozenset(("F_DUPFD", "F_DUPFD_CLOEXEC", "F_SETFD", "F_ADD_SEALS"))
+
+
+def _fcntl_not_replayed(s: str) -> bool:
+    """Whether an fcntl line names a command that is not replayed (F_GETFL, locks):
+    known by its name, before decoding the line."""
+    m = _FCNTL_CMD.match(s)
+    return m is not None and m.group(1) not in _FCNTL_NAMES
+
+
 def _bind_fcntl(raw: list[str]) -> list | None:
     """fcntl(fd, cmd[, arg]) for the commands in FCNTL_CMDS; None for another (its
     argument may be a struct: a lock, an owner)."""
@@ -163,8 +174,8 @@ class _Importer:
                 raise self.err(f"pid {pid} has two unfinished calls", no)
             self.pending[pid] = (syntax.UNFINISHED.sub("", s) if ours else "", no, name)
             return
-        if ours is None:
-            self.skip(name)
+        if ours is None or (ours == "fcntl" and _fcntl_not_replayed(s)):
+            self.skip(name if ours is None else f"{name}(not replayed)")
             return
         self.call(s, pid, no, raw, ours)
 
