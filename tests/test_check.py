@@ -4,20 +4,25 @@ A small configuration keeps it quick: an enclave of two pages (a TCS, intent rw-
 page added r-x), prots r-- and rw-, and the mprotect, mremap and access groups.
 """
 
+import copy
 import functools
 import json
+import struct
 import subprocess
 import sys
 
 import pytest
 
+from vmsim.arch.x86 import vdso
+from vmsim.arch.x86.sgx.defs import EENTER, ERESUME
 from vmsim.check import designs, report
 from vmsim.check.expand import Job
 from vmsim.check.explore import explore
-from vmsim.check.state import snapshot, state_key
-from vmsim.check.world import Config, apply, ops, start
+from vmsim.check.state import enclaves, snapshot, state_key
+from vmsim.check.world import Config, Op, apply, ops, start
 from vmsim.cli.main import main
 from vmsim.diff import fuzz
+from vmsim.trace.format import parse_jsonl
 
 SMALL = Config(intents=("rw-", "r-x"), prots=("r--", "rw-"),
                groups=("mprotect", "mremap", "access"))
@@ -72,15 +77,35 @@ def test_the_v40_driver_that_does_the_fixup_keeps_every_property():
 
 
 @pytest.mark.parametrize("design", ["none", "v40-check-only", "merged"])
-def test_every_counterexample_replays(tmp_path, design):
+def test_every_counterexample_replays(tmp_path, design, capsys):
+    """Plain `vmsim replay` takes the design from the trace header; the accesses are
+    access records, replayed and compared."""
     depth = 3 if design == "merged" else 2
     res = run(design, depth)
     assert res.counterexamples
     for n, cex in enumerate(res.counterexamples):
         report.write(job(design), cex, str(tmp_path), n)
-        replayed = report.replay(cex.trace, design)
+        trace = parse_jsonl(open(cex.trace).read(), cex.trace)
+        assert trace.design == design
+        touches = sum(label.startswith("touch(") for label in cex.labels)
+        assert sum(r.event == "access" for r in trace.records) == touches
+        replayed = report.replay(cex.trace)
         verdicts = {o.verdict for o in replayed.outcomes}
         assert verdicts == {"agree"}, (cex.trace, verdicts)
+        assert main(["replay", cex.trace, "--json", "--form", "none"]) == 0
+        assert json.loads(capsys.readouterr().out.splitlines()[-1])["status"] == 0
+
+
+def test_replay_design_option_overrides_the_header(tmp_path, capsys):
+    """The v40-check-only counterexample diverges on the merged kernel (its mprotect
+    really changes the VMA there, and a later call sees it) or agrees: --design is
+    taken, a bad one is bad input."""
+    cex = run("v40-check-only", 1).counterexamples[0]
+    report.write(job("v40-check-only"), cex, str(tmp_path), 0)
+    assert main(["replay", cex.trace, "--design", "v40-check-only", "-q", "--form", "none"]) == 0
+    capsys.readouterr()
+    assert main(["replay", cex.trace, "--design", "nonsense", "--form", "none"]) == 2
+    assert "nonsense" in capsys.readouterr().err
 
 
 def test_workers_give_the_same_result():
@@ -109,6 +134,80 @@ def test_state_key_ignores_object_identity_and_sees_contents():
     touch = next(op for op in ops(SMALL) if op.call == "touch" and op.args[1] == "r")
     apply(a, touch)
     assert state_key(a) != state_key(w)
+
+
+EACCESS = Config(intents=("rw-", "r-x", "rw-", "---"), prots=("r--", "rw-"),
+                 groups=("mprotect", "ioctl", "eaccess"))
+
+
+def eaccess(page, mode):
+    return Op("eaccess", "eaccess", (("E", 0), ("E", page * 0x1000), mode))
+
+
+def tcs_cssa(world):
+    (encl,) = enclaves(world)
+    tcs = encl.pages[world.enclave.base >> 12].epc
+    return struct.unpack_from("<II", tcs.data, 24)       # CSSA, NSSA
+
+
+def test_enclave_access_outcomes_and_the_aex_state():
+    """EEXIT after a permitted access; an AEX leaves CSSA incremented, no live thread
+    (the World snapshots), and with CSSA == NSSA the next EENTER is #GP."""
+    w = start(EACCESS, designs.new_kernel("merged"))
+    assert tcs_cssa(w) == (0, 1)                        # OSSA: page 2, the one rw- page
+    assert apply(snapshot(w), eaccess(2, "w")) == ("ok", 0)
+    assert apply(snapshot(w), eaccess(1, "x")) == ("ok", 0)
+    a = snapshot(w)
+    vector, code, addr = apply(a, eaccess(1, "w"))[1:]
+    assert (vector, code & 0x2, addr) == (14, 0x2, a.enclave.base + 0x1000)
+    assert tcs_cssa(a) == (1, 1) and state_key(a) != state_key(w)
+    b = snapshot(a)
+    assert apply(b, eaccess(2, "r"))[:2] == ("eenter", 13)
+    run = vdso.SgxEnclaveRun(tcs=b.enclave.base)
+    with pytest.raises(RuntimeError, match="abandoned"):
+        vdso.enter_enclave(b.main, run, ERESUME)
+
+
+def test_eenter_below_nssa_works_from_the_architectural_state():
+    cfg = Config(intents=("rw-", "rw-", "rw-", "r-x"), prots=("r--",), groups=("eaccess",))
+    w = start(cfg, designs.new_kernel("merged"))
+    assert tcs_cssa(w) == (0, 2)
+    assert apply(w, eaccess(3, "w"))[0] == "aex"
+    assert tcs_cssa(w) == (1, 2)
+    assert apply(w, eaccess(1, "r")) == ("ok", 0)     # the second SSA frame
+    assert apply(w, eaccess(0, "r"))[0] == "aex"       # a TCS page is not accessible
+    assert tcs_cssa(w) == (2, 2)
+    assert apply(w, eaccess(1, "r"))[:2] == ("eenter", 13)
+
+
+def test_a_live_enclave_thread_refuses_a_copy():
+    w = start(EACCESS, designs.new_kernel("merged"))
+    run = vdso.SgxEnclaveRun(tcs=w.enclave.base)
+    program = lambda ctx: ctx.write(w.enclave.base + 0x1000, b"x")   # noqa: E731
+    assert vdso.enter_enclave(w.main, run, EENTER, program) == 0
+    assert run.function == ERESUME
+    with pytest.raises(TypeError, match="live thread"):
+        copy.deepcopy(w.main)
+    assert vdso.abandon_suspended(w.main) == 1
+    assert tcs_cssa(snapshot(w)) == (1, 1)
+
+
+def test_an_enclave_access_to_a_mapped_hole_takes_eaug():
+    """SGX2: the driver's fault handler EAUGs the page (PENDING, RWX intent), and the
+    access itself is a #PF with the SGX bit until the enclave EACCEPTs it."""
+    w = start(EACCESS, designs.new_kernel("merged"))
+    hole = w.enclave.base + 0x3000
+    result = apply(w, eaccess(3, "r"))
+    assert result[:2] == ("aex", 14) and result[2] & 0x8000 and result[3] == hole
+    (encl,) = enclaves(w)
+    page = encl.pages[hole >> 12]
+    assert page.epc.pending and page.vm_max_prot_bits == 7
+
+
+def test_eaccess_search_holds_every_property():
+    res = explore(Job(EACCESS, "merged", PROPS), 2)
+    assert (res.states, res.depth_reached) == (res.states, 2) and res.states > 100
+    assert res.violations == {}
 
 
 USER_PROPERTIES = """

@@ -97,3 +97,20 @@ def test_errors_name_the_line(text, why):
     with pytest.raises(TraceError) as ei:
         parse_jsonl('{"vmsim_trace": 1}\n\n' + text, "t.jsonl")
     assert str(ei.value).startswith("t.jsonl:3: ") and why in str(ei.value)
+
+
+def test_execve_strings_iovec_and_recorded_header_round_trip():
+    """argv/envp, process_madvise's iovec and a recorded run's header survive
+    write_trace and parse_jsonl."""
+    recs = [Record("execve", ["/bin/true"], 1, 0, argv=["true"], envp=["A=1"]),
+            Record("process_madvise", [4, [(0x7F0000000000, 4096)], 1, 20, 0], 1, 4096),
+            Record(None, pid=2, event="superseded")]
+    buf = io.StringIO()
+    write_trace(recs, buf, header={"exec_maps": "x\n", "exit_maps": "y\n", "pkeys": False,
+                                   "skipped": {"read": 3}})
+    t = parse_jsonl(buf.getvalue())
+    assert t.records[0].argv == ["true"] and t.records[0].envp == ["A=1"]
+    assert t.records[1].args[1] == [(0x7F0000000000, 4096)]
+    assert t.records[2].event == "superseded"
+    assert (t.exec_maps, t.exit_maps, t.exit_smaps, t.pkeys, t.skipped) == \
+        ("x\n", "y\n", None, False, {"read": 3})

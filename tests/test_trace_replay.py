@@ -204,3 +204,67 @@ def test_core_and_trace_import_without_rich():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=os.path.join(HERE, ".."))
     assert r.returncode == 0, r.stderr
+
+
+# --------------------------------------------------------------------------- issue #10
+
+def test_replay_from_execve_builds_the_start_state():
+    """No dump: the model's execve lays out the image, ld.so, the vDSO and the stack."""
+    r = Replayer(parse_strace('execve("/bin/true", ["true"], []) = 0\nbrk(NULL) = 0x1\n'))
+    outs = r.run_all()
+    assert outs[0].verdict == "agree" and r.partial is not None and "ASLR on" in r.partial
+    names = {v.name for v in r.process().vmas()}
+    assert {"[stack]", "[vdso]"} <= names and any(n and n.endswith("true") for n in names)
+
+
+def test_a_trace_without_execve_is_partial():
+    r = Replayer(parse_strace("mmap(NULL, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)"
+                              " = 0x7f0000000000\n"))
+    r.run_all()
+    assert r.partial and r.partial.startswith("partial: the image and the initial stack")
+
+
+def test_threads_share_one_fd_table():
+    """CLONE_FILES: an fd one thread opens is the other's; closing it once closes it."""
+    t = parse_strace(
+        "10 clone(child_stack=0x7f0000001000, flags=CLONE_VM|CLONE_FS|CLONE_FILES|"
+        "CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM) = 11\n"
+        '11 openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3\n'
+        "10 mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 3, 0) = 0x7f0000100000\n"
+        "10 close(3) = 0\n"
+        "11 close(3) = -1 EBADF (Bad file descriptor)\n")
+    r = Replayer(t)
+    outs = r.run_all()
+    assert [o.verdict for o in outs] == ["env", "agree", "agree", "agree", "env"]
+    assert r.procs[10].fds is r.procs[11].fds and 3 not in r.procs[10].fds
+
+
+def test_directory_opens_do_not_leak_fds():
+    opens = "".join('openat(AT_FDCWD, "/usr", O_RDONLY|O_DIRECTORY) = 3\nclose(3) = 0\n'
+                    for _ in range(1100))
+    r = Replayer(parse_strace(opens))
+    outs = r.run_all()
+    assert all(o.verdict in ("agree", "env") for o in outs)
+    assert len(r.process().files) == 3          # stdin, stdout, stderr
+
+
+def test_unlink_of_a_mapped_file_shows_deleted(tmp_path):
+    path = str(tmp_path / "data")
+    with open(path, "wb") as f:
+        f.write(b"x" * 8192)
+    r = Replayer(parse_strace(
+        f'openat(AT_FDCWD, "{path}", O_RDWR) = 3\n'
+        "mmap(NULL, 8192, PROT_READ, MAP_SHARED, 3, 0) = 0x7f0000100000\n"
+        f'unlink("{path}") = 0\n'))
+    outs = r.run_all()
+    assert [o.verdict for o in outs] == ["agree", "agree", "agree"]
+    assert f"{os.path.realpath(path)} (deleted)" in r.process().maps()
+
+
+def test_placement_trace_takes_the_recorded_address_when_free():
+    """A non-fixed mapping lands exactly at the recorded address when that range is
+    free in the model, even where the kernel would pad it for THP alignment."""
+    r = Replayer(parse_strace("mmap(NULL, 4194304, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)"
+                              " = 0x7f0000001000\n"))
+    (out,) = r.run_all()
+    assert out.verdict == "agree" and out.model == ("ok", 0x7F0000001000)

@@ -180,3 +180,92 @@ def test_child_lines_before_the_rest_of_the_clone_line():
     rs = [r for r in recs(text) if r.call]
     assert [(r.call, r.pid) for r in rs] == [("mmap", None), ("clone", None),
                                              ("munmap", 21), ("munmap", None)]
+
+
+# --------------------------------------------------------------------------- issue #10
+
+EVERY_FORM = "".join(line + "\n" for line in (
+    '17434 12:34:56.123456 execve("/usr/bin/ls", ["ls", "/usr"], 0x7fffffffe820 '
+    '/* 35 vars */) = 0 <0.000200>',
+    "17434 12:34:56.123500 capget({version=_LINUX_CAPABILITY_VERSION_3, pid=0}, "
+    "{effective=1<<CAP_CHOWN|1<<CAP_KILL, permitted=1<<CAP_CHOWN, inheritable=0}) = 0",
+    " > /usr/lib/x86_64-linux-gnu/libc.so.6(__capget+0xb) [0x11b0ab]",
+    " > /usr/bin/node(+0x1234) [0x5555]",
+    "17434 mmap(NULL, 8192, 0x3 /* PROT_READ|PROT_WRITE */, "
+    "0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0) = 0x7ffff7fc0000",
+    '17434 openat(AT_FDCWD</tmp>, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3</etc/ld.so.cache>',
+    '17434 read(3</etc/ld.so.cache>, "\\177ELF\\2\\1\\1\\3\\0\\0>\\0P"..., 832) = 832',
+    "17434 socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0) = 4<UNIX:[123456]>",
+    '17434 connect(4<UNIX:[123456]>, {sa_family=AF_UNIX, sun_path="/run/x"}, 110) '
+    "= -1 ENOENT (No such file or directory)",
+    "17434 fcntl(3</etc/ld.so.cache>, F_SETLK, {l_type=F_WRLCK, l_whence=SEEK_SET, "
+    "l_start=0, l_len=0}) = 0",
+    "17434 fcntl(3, F_GETFL) = 0x8000 (flags O_RDONLY|O_LARGEFILE)",
+    "17434 pkey_alloc(0, 0) = -1 ENOSPC (No space left on device)",
+    "17434 close(3</etc/ld.so.cache>) = 0",
+    "17434 futex(0x7ffff7fc0000, FUTEX_WAIT_PRIVATE, 0, NULL <unfinished ...>",
+    "17435 +++ superseded by execve in pid 17434 +++",
+    "17434 <... futex resumed>) = ?",
+    "17434 --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=17436, si_uid=0, "
+    "si_status=0, si_utime=0, si_stime=0} ---",
+    "17434 --- stopped by SIGSTOP ---",
+    "17434 exit_group(0) = ?",
+    "17434 +++ exited with 0 +++",
+))
+
+
+def test_every_form_strace_prints_is_decoded_or_counted():
+    """-tt, -T, -k frames, -yy decorations, -X verbose comments, shifts in flags,
+    structs in calls that are not imported, superseded threads, signals: nothing fails."""
+    trace = read_trace(EVERY_FORM, "t.strace")
+    calls = [r.call for r in trace.records if r.call]
+    assert calls == ["execve", "mmap", "open", "pkey_alloc", "close", "exit"]
+    assert trace.records[0].argv == ["ls", "/usr"] and trace.records[0].envp is None
+    assert trace.records[2].ret_path == "/etc/ld.so.cache"
+    assert trace.skipped["capget"] == 1 and trace.skipped["fcntl(not replayed)"] == 2
+    assert {"read", "socket", "connect", "futex"} <= set(trace.skipped)
+    assert [r.event for r in trace.records if r.event] == ["superseded", "signal", "signal",
+                                                           "exited"]
+
+
+def test_a_skipped_call_is_not_decoded(monkeypatch):
+    """Only the name of a call the table does not import is read."""
+    monkeypatch.setattr(S, "strip_decorations", lambda s: pytest.fail("decoded " + s))
+    trace = read_trace('read(3<x>, "\\x", 1) = 1\nfutex(0x1, 0 <unfinished ...>\n'
+                       "<... futex resumed>) = 0\n", "t.strace")
+    assert trace.records == [] and trace.skipped == {"read": 1, "futex": 1}
+
+
+def test_execve_with_its_environment():
+    (r,) = recs('execve("/bin/true", ["true", "a b"], ["HOME=/root", "X=1"]) = 0\n')
+    assert r.args == ["/bin/true"] and r.argv == ["true", "a b"] and r.envp == ["HOME=/root",
+                                                                                 "X=1"]
+    (r,) = recs('execve("/bin/true", ["true", "a"...], ["HOME=/root", ...]) = 0\n')
+    assert r.argv is None and r.envp is None        # cut short: not known
+
+
+def test_new_calls_are_imported():
+    rs = recs('memfd_create("x", MFD_CLOEXEC) = 3\n'
+              "msync(0x7f0000000000, 4096, MS_SYNC) = 0\n"
+              "mlockall(MCL_CURRENT|MCL_FUTURE) = 0\nmunlockall() = 0\n"
+              "shmget(IPC_PRIVATE, 16384, IPC_CREAT|0600) = 65551\n"
+              "shmat(65551, NULL, 0) = 0x7ffff7fba000\n"
+              "shmctl(65551, IPC_RMID, NULL) = 0\nshmdt(0x7ffff7fba000) = 0\n"
+              'unlink("/tmp/x") = 0\nunlinkat(AT_FDCWD, "/tmp/y", 0) = 0\n'
+              'rename("/tmp/a", "/tmp/b") = 0\npidfd_open(7, 0) = 4\n'
+              "process_madvise(4, [{iov_base=0x7f0000000000, iov_len=4096}], 1, MADV_COLD, 0)"
+              " = 4096\nfcntl(3, F_DUPFD_CLOEXEC, 10) = 10\nftruncate(3, 8192) = 0\n")
+    assert [r.call for r in rs] == [
+        "memfd_create", "msync", "mlockall", "munlockall", "shmget", "shmat", "shmctl",
+        "shmdt", "unlink", "unlinkat", "rename", "pidfd_open", "process_madvise", "fcntl",
+        "ftruncate"]
+    assert rs[12].args[1] == [(0x7F0000000000, 4096)]
+
+
+def test_a_flag_without_a_name_here_keeps_the_line_undecoded():
+    """A newer kernel's flag name does not fail the log: the line is kept, skipped
+    with the reason, and the rest replays."""
+    rs = recs("mmap(NULL, 4096, PROT_READ|PROT_FUTURE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = "
+              "0x7f0000000000\nmunmap(0x7f0000000000, 4096) = 0\n")
+    assert rs[0].call is None and rs[0].event == "undecoded" and "PROT_FUTURE" in rs[0].comment
+    assert rs[1].call == "munmap"

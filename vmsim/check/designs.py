@@ -24,6 +24,8 @@ from ..errors import EACCES, kerr
 from ..fs.file import File
 from ..kernel import Kernel
 from ..mm.vma import Vma, VmOperations
+from ..trace.format import Trace
+from ..trace.replay import Replayer
 
 BUILTIN = ("merged", "v40", "v40-check-only", "none")
 
@@ -106,3 +108,12 @@ def new_kernel(spec: str) -> Kernel:
     kernel = Kernel(**kernel_kwargs(spec))
     install(spec, kernel)
     return kernel
+
+
+def replayer(trace: Trace, spec: str, **kwargs) -> Replayer:
+    """A Replayer of trace on a kernel of design spec (kwargs: Replayer's; its
+    kernel_kwargs are added to the design's)."""
+    kwargs["kernel_kwargs"] = {**kernel_kwargs(spec), **(kwargs.get("kernel_kwargs") or {})}
+    r = Replayer(trace, **kwargs)
+    install(spec, r.k)
+    return r

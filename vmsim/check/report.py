@@ -1,10 +1,11 @@
 """Counterexamples written out: a JSONL trace `vmsim replay` takes (the start state's
-calls — the enclave load — then the counterexample's), and, for a configuration without
-SGX, a scenario file `vmsim diff` takes.
+calls — the enclave load — then the counterexample's; its header names the design, so
+`vmsim replay` builds that design's kernel), and, for a configuration without SGX, a
+scenario file `vmsim diff` takes.
 
-The trace format records syscalls only: a memory access, a fork and the child's exit
-are written as comments on the next call, or the last (the calls' results replay all
-the same; the PTE an access installed is not in the trace).
+A memory access is an `access` record (replayed, its fault compared); an enclave-mode
+access, a fork and the child's exit are written as comments on the next call, or the
+last (the trace format has no record for them).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..trace.replay import Replayer
 from . import designs
 from .expand import Job
 from .explore import Counterexample
-from .world import World, apply, ops, start
+from .world import Op, World, apply, ops, start
 
 PID = 1
 
@@ -38,6 +39,8 @@ def recorded_run(job: Job, path: tuple[int, ...]) -> tuple[World, list[Record]]:
         op = alphabet[i]
         before = len(records)
         result = apply(w, op)
+        if op.call == "touch":
+            records.append(_access_record(w, op, result))
         if len(records) == before:
             pending.append(f"{op.label()} -> {_result_text(result)}")
         elif pending:
@@ -50,9 +53,22 @@ def recorded_run(job: Job, path: tuple[int, ...]) -> tuple[World, list[Record]]:
     return w, records
 
 
+def _access_record(w: World, op: Op, result: tuple) -> Record:
+    """The trace record of a touch op and its result."""
+    addr, mode = (w.addr(a) for a in op.args)
+    assert isinstance(addr, int) and isinstance(mode, str)
+    rec = Record(None, pid=PID, event="access", addr=addr, mode=mode,
+                 text=f"{op.label()} -> {_result_text(result)}")
+    if result[0] == "sig":
+        rec.signal, rec.code = result[1], result[2]
+    return rec
+
+
 def _result_text(result: tuple) -> str:
     if result[0] == "sig":
         return f"{result[1]} {result[2]} at {result[3]:#x}"
+    if result[0] in ("aex", "eenter"):
+        return f"{result[0].upper()} vector {result[1]} error code {result[2]:#x} at {result[3]:#x}"
     return str(result[1])
 
 
@@ -65,7 +81,7 @@ def write(job: Job, cex: Counterexample, out_dir: str, n: int) -> None:
                f"{cex.length} call(s): {cex.message}; calls: {', '.join(cex.labels)}")
     cex.trace = stem + ".jsonl"
     with open(cex.trace, "w", encoding="utf-8") as f:
-        write_trace(records, f, comment=comment)
+        write_trace(records, f, comment=comment, header={"design": job.design})
     if job.config.pages == 0 and all(ops(job.config)[i].call != "exit_child"
                                      for i in cex.path):
         cex.scenario = stem + ".scn"
@@ -82,12 +98,12 @@ def scenario(job: Job, cex: Counterexample) -> Scenario:
                                    f"{cex.message}"])
 
 
-def replay(path: str, design: str) -> Replayer:
-    """Replay a counterexample trace on a kernel of its design (all outcomes run)."""
+def replay(path: str, design: str | None = None) -> Replayer:
+    """Replay a counterexample trace on a kernel of design (default: the one its
+    header names; all outcomes run), as `vmsim replay` does."""
     with open(path, encoding="utf-8") as f:
         trace = parse_jsonl(f.read(), path)
-    r = Replayer(trace, kernel_kwargs=designs.kernel_kwargs(design))
-    designs.install(design, r.k)
+    r = designs.replayer(trace, design or trace.design or "merged")
     r.run_all()
     return r
 

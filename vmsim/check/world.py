@@ -7,9 +7,13 @@ MAP_SHARED|MAP_FIXED with its intent), a two-page non-enclave window just below 
 the prot values calls use. `ops(config)` lists every call of the alphabet: mmap (the
 device, anonymous shared/private, fixed), mprotect, munmap, mremap (shrink, grow, move,
 DONTUNMAP), madvise (DONTNEED, DONTFORK, WIPEONFORK, guard install/remove), mseal, fork
-and exit of the child, the seven SGX ioctls, and r/w/x accesses to enclave and
-non-enclave pages. With `pages=0` there is no enclave and the window sits at the
-scenario window W, so counterexamples are scenarios `vmsim diff` takes.
+and exit of the child, the seven SGX ioctls, r/w/x accesses to enclave and
+non-enclave pages, and enclave-mode r/w/x accesses (EENTER at the TCS, one access,
+EEXIT: `enclave_access`). An intent "---" is a hole of ELRANGE: no page is added
+there, the start maps it rw- (sgx_encl_may_map() passes pages not added), and an
+access to it takes the SGX2 EAUG-on-fault path. With `pages=0` there is no enclave
+and the window sits at the scenario window W, so counterexamples are scenarios
+`vmsim diff` takes.
 
 An `Op` is data (a call name and its arguments, addresses relative to the enclave base
 "E" or the window "A"), so a path of op indices means the same in every worker.
@@ -24,12 +28,16 @@ from functools import cache
 from typing import Any
 
 from ..arch.x86.sgx.defs import (
+    EENTER,
+    EEXIT,
+    ERESUME,
     SGX_PAGE_TYPE_TCS,
     SGX_PAGE_TYPE_TRIM,
     SGX_SECINFO_R,
     SGX_SECINFO_REG,
     SGX_SECINFO_W,
 )
+from ..arch.x86.vdso import SgxEnclaveRun, abandon_suspended, enter_enclave
 from ..diff.scenario import WINDOW_BASE
 from ..enclave import signing
 from ..enclave.image import EnclaveImage
@@ -66,18 +74,20 @@ PROT_NAMES = {"---": PROT_NONE, "r--": PROT_READ, "rw-": PROT_READ | PROT_WRITE,
               "-w-": PROT_WRITE, "--x": PROT_EXEC, "-wx": PROT_WRITE | PROT_EXEC}
 #: the pages of the window outside the enclave
 WINDOW_PAGES = 2
+#: the intent that stands for a hole of ELRANGE (no page added, mapped rw-)
+HOLE = "---"
 
 
 @dataclass(frozen=True)
 class Config:
     """What is explored. intents: the enclave pages' SECINFO permissions ("r-x", ...;
-    page 0 is a TCS whatever is written); prots: the prot values of mmap/mprotect;
+    page 0 is a TCS whatever is written; HOLE: no page); prots: the prot values of mmap/mprotect;
     groups: the op groups of the alphabet (see GROUPS)."""
 
     intents: tuple[str, ...] = ("rw-", "r-x", "rw-", "r--")
     prots: tuple[str, ...] = ("r--", "rw-", "r-x", "rwx")
     groups: tuple[str, ...] = ("mmap", "mprotect", "munmap", "mremap", "madvise", "mseal",
-                               "fork", "ioctl", "access")
+                               "fork", "ioctl", "access", "eaccess")
 
     @property
     def pages(self) -> int:
@@ -93,8 +103,11 @@ class Config:
                 raise ValueError(f"unknown permissions {name!r} (one of "
                                  f"{', '.join(PROT_NAMES)})")
         for name in self.intents:
-            if "r" not in name:
-                raise ValueError(f"intent {name!r}: an enclave page is readable (SECINFO R)")
+            if "r" not in name and name != HOLE:
+                raise ValueError(f"intent {name!r}: an enclave page is readable (SECINFO R; "
+                                 f"{HOLE} is a hole)")
+        if self.intents and self.intents[0] == HOLE:
+            raise ValueError("page 0 is the TCS: it cannot be a hole")
         for g in self.groups:
             if g not in GROUPS:
                 raise ValueError(f"unknown op group {g!r} (one of {', '.join(GROUPS)})")
@@ -235,11 +248,18 @@ def _access_ops(cfg: Config) -> list[Op]:
     return [Op("access", "touch", (a, mode)) for a in where for mode in "rwx"]
 
 
+def _eaccess_ops(cfg: Config) -> list[Op]:
+    """EENTER at the TCS (page 0), one r, w or x access to each enclave page, EEXIT."""
+    return [Op("eaccess", "eaccess", (("E", 0), ("E", i * P), mode))
+            for i in range(cfg.pages) for mode in "rwx"]
+
+
 #: the op groups, in the order the alphabet lists them
 GROUPS: dict[str, Callable[[Config], list[Op]]] = {
     "mmap": _mmap_ops, "mprotect": _mprotect_ops, "munmap": _munmap_ops,
     "mremap": _mremap_ops, "madvise": _madvise_ops, "mseal": _mseal_ops,
     "fork": _fork_ops, "ioctl": _ioctl_ops, "access": _access_ops,
+    "eaccess": _eaccess_ops,
 }
 
 
@@ -249,18 +269,35 @@ def ops(cfg: Config) -> tuple[Op, ...]:
     return tuple(op for g in GROUPS if g in cfg.groups for op in GROUPS[g](cfg))
 
 
-def secinfo(intent: str, tcs: bool) -> str:
+def ssa_frames(cfg: Config) -> tuple[int, int]:
+    """The TCS's OSSA and NSSA: the first run of writable REG pages (one-page SSA
+    frames), or (0, 1) when there is none (EENTER then faults on the SSA frame)."""
+    writable = [i > 0 and "w" in intent for i, intent in enumerate(cfg.intents)]
+    if True not in writable:
+        return 0, 1
+    first = writable.index(True)
+    n = 0
+    while first + n < len(writable) and writable[first + n]:
+        n += 1
+    return first * P, n
+
+
+def secinfo(intent: str, tcs: bool, ossa: int = 0, nssa: int = 1) -> str:
     """The image text's segment attributes for one page."""
     if tcs:
-        return "type=TCS ossa=0x0 oentry=0x0"
+        return f"type=TCS ossa={ossa:#x} nssa={nssa} oentry=0x0"
     return "perms=" + "".join(c.upper() for c in intent if c != "-")
 
 
 def image(cfg: Config) -> EnclaveImage:
-    """The enclave image of cfg: page 0 a TCS, page i a REG page with intents[i]."""
+    """The enclave image of cfg: page 0 a TCS, page i a REG page with intents[i] (none
+    for a HOLE)."""
+    ossa, nssa = ssa_frames(cfg)
     lines = [f"size = {cfg.pages * P:#x}"]
     for i, intent in enumerate(cfg.intents):
-        lines.append(f"segment p{i} offset={i * P:#x} pages=1 {secinfo(intent, i == 0)}")
+        if intent != HOLE:
+            lines.append(f"segment p{i} offset={i * P:#x} pages=1 "
+                         f"{secinfo(intent, i == 0, ossa, nssa)}")
     return EnclaveImage.from_text("\n".join(lines) + "\n")
 
 
@@ -287,6 +324,10 @@ def start(cfg: Config, kernel: Kernel, recorder: Callable[[Process], Any] | None
     img = image(cfg)
     key = signing_key(key_pem)
     enclave = kselftest_load(actor, img, key, probe=False)
+    for i, intent in enumerate(cfg.intents):
+        if intent == HOLE:
+            actor.mmap(enclave.base + i * P, P, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+                       enclave.dev.fd, 0)
     prov = actor.open("/dev/sgx_provision", O_RDWR)
     return World(kernel, main, enclave, enclave.base - WINDOW_PAGES * P, prov,
                  img.sigstruct(key), actor)
@@ -294,13 +335,52 @@ def start(cfg: Config, kernel: Kernel, recorder: Callable[[Process], Any] | None
 
 def apply(world: World, op: Op) -> tuple:
     """Make the call op in world: ("ok", value), ("err", "EACCES") or ("sig", signal,
-    si_code, address), as vmsim.syscalls.dispatch.outcome gives it."""
+    si_code, address), as vmsim.syscalls.dispatch.outcome gives it; an enclave access
+    as enclave_access gives it."""
+    if op.call == "eaccess":
+        tcs, addr, mode = (world.addr(a) for a in op.args)
+        assert isinstance(tcs, int) and isinstance(addr, int) and isinstance(mode, str)
+        return enclave_access(world, tcs, addr, mode)
     try:
         return ("ok", _call(world, op))
     except OSError as exc:
         return ("err", errno_name(exc.errno) if exc.errno is not None else "?")
     except Fault as f:
         return ("sig", f.signal, f.code, f.addr)
+
+
+def _enclave_read(ctx, addr: int) -> None:
+    ctx.read(addr, 1)
+
+
+def _enclave_write(ctx, addr: int) -> None:
+    ctx.write(addr, b"\x01")
+
+
+def _enclave_fetch(ctx, addr: int) -> None:
+    ctx.fetch(addr)
+
+
+#: the enclave program of each access mode: one access at its argument, then EEXIT
+ENCLAVE_PROGRAMS = {"r": _enclave_read, "w": _enclave_write, "x": _enclave_fetch}
+
+
+def enclave_access(world: World, tcs: int, addr: int, mode: str) -> tuple:
+    """EENTER main at tcs, access addr with mode ("r", "w", "x") in enclave mode, EEXIT
+    (vmsim.arch.x86.vdso.enter_enclave): ("ok", 0) after EEXIT; ("aex", vector, error
+    code, address) when the access faulted — the program is abandoned
+    (vdso.abandon_suspended), CSSA stays incremented and nothing can ERESUME it;
+    ("eenter", vector, error code, address) when EENTER itself faulted (no TCS there,
+    not initialized, CSSA == NSSA, a bad SSA frame)."""
+    run = SgxEnclaveRun(tcs=tcs)
+    ret = enter_enclave(world.main, run, EENTER, ENCLAVE_PROGRAMS[mode], (addr,))
+    if ret:
+        return ("err", errno_name(-ret))
+    if run.function == EEXIT:
+        return ("ok", 0)
+    abandon_suspended(world.main)
+    return ("aex" if run.function == ERESUME else "eenter", run.exception_vector,
+            run.exception_error_code, run.exception_addr)
 
 
 def _call(world: World, op: Op) -> int:

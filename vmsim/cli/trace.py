@@ -11,6 +11,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from ..check import designs
 from ..fs.procmaps import MapsError
 from ..kernel import Kernel
 from ..syscalls.inputs import InputError, read_text
@@ -67,10 +68,15 @@ def _replayer(args: argparse.Namespace) -> Replayer:
     maps = _read_text(args.maps) if args.maps else None
     smaps = _read_text(args.smaps) if args.smaps else None
     pkeys = {"on": True, "off": False}.get(getattr(args, "pkeys", None) or "", trace.pkeys)
+    design = getattr(args, "design", None) or trace.design or "merged"
     try:
-        return Replayer(trace, maps=maps, smaps=smaps, maps_path=args.maps,
-                        smaps_path=args.smaps, placement=args.placement,
-                        kernel_kwargs=None if pkeys is None else {"pkeys": pkeys})
+        designs.check_design(design)
+    except ValueError as exc:
+        raise TraceError(str(exc), args.trace) from None
+    try:
+        return designs.replayer(trace, design, maps=maps, smaps=smaps, maps_path=args.maps,
+                                smaps_path=args.smaps, placement=args.placement,
+                                kernel_kwargs=None if pkeys is None else {"pkeys": pkeys})
     except MapsError as exc:
         raise TraceError(exc.reason, exc.path, exc.line) from None
 
@@ -93,6 +99,10 @@ def _add_replay_parser(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--pkeys", choices=("on", "off"),
                     help="whether the CPU has protection keys (default: the trace header's, "
                     "which `vmsim record` writes; else on)")
+    ap.add_argument("--design", metavar="DESIGN",
+                    help="the ->mprotect hook design of the kernel (vmsim check --design: "
+                    f"{', '.join(designs.BUILTIN)} or MODULE:FUNCTION; default: the trace "
+                    "header's, else merged)")
     ap.add_argument("--json", "-j", action="store_true",
                     help="JSON Lines: one object per call, then a summary object")
     ap.add_argument("--quiet", "-q", action="store_true",
@@ -198,7 +208,7 @@ def _print_outcome(console: Console | None, out: TextIO, o: Outcome, quiet: bool
         recorded = o.recorded
         text = format_args(rec) + " = " + (format_result(rec.call, *recorded)
                                            if recorded else "?")
-    if rec.comment and not quiet:
+    if rec.comment and not quiet and rec.event != "undecoded":     # its note says it
         _emit(console, out, f"{'':17}# {rec.comment}", "cyan")
     where = f"{rec.line:>5}" if rec.line is not None else "     "
     pid = f"[pid {rec.pid}] " if multi and rec.pid is not None else ""

@@ -27,11 +27,12 @@ class GapIndexedStarts:
     """The start addresses of the VMAs in `vmas` (a dict start -> VMA), sorted, each with
     the gap below its VMA: start - the previous VMA's end (the first VMA's: start).
 
-    Changes only note the blocks whose largest gap may have changed (`_dirty`); the
-    max-tree is brought up to date by the next search, so a split or merge that never
-    looks for a gap costs O(log n) list work and no max-tree walks."""
+    Changes only note the blocks whose largest gap may have changed (`_dirty`) and the
+    VMAs whose end changed (`ended`: the gap above each is stale); the next search brings
+    the gaps and the max-tree up to date, so a split or merge costs O(log n) list work
+    and no max-tree walks."""
 
-    __slots__ = ("vmas", "_lists", "_maxes", "_gaps", "_seg", "_dirty", "_len")
+    __slots__ = ("vmas", "ended", "_lists", "_maxes", "_gaps", "_seg", "_dirty", "_len")
 
     def __init__(self, vmas: dict):
         self.vmas = vmas
@@ -43,6 +44,7 @@ class GapIndexedStarts:
         self._gaps: list[list[int]] = []
         self._seg: list[int] = [NO_GAP, NO_GAP]
         self._dirty: set[int] = set()
+        self.ended: set = set()
         self._len = 0
 
     def __len__(self) -> int:
@@ -70,19 +72,32 @@ class GapIndexedStarts:
             return self.vmas[self._lists[b - 1][-1]].end
         return 0
 
-    def _refresh_gap(self, b: int, i: int) -> None:
-        """Recompute the gap at position (b, i), if there is a VMA there."""
-        if i == len(self._lists[b]):
-            b, i = b + 1, 0
-            if b == len(self._lists):
-                return
-        self._gaps[b][i] = self._lists[b][i] - self._prev_end(b, i)
-        self._dirty.add(b)
-
     # --- the max-tree over blocks ----------------------------------------------------
 
+    def flush_ends(self) -> None:
+        """Refresh the gap above each VMA in `ended` that is still in the tree (removing
+        one refreshed the gap above it). O(len(ended) * log n)."""
+        lists, maxes, vmas, dirty = self._lists, self._maxes, self.vmas, self._dirty
+        for vma in self.ended:
+            start = vma.start
+            if vmas.get(start) is not vma:
+                continue
+            b = bisect_left(maxes, start)
+            lst = lists[b]
+            i = bisect_left(lst, start) + 1
+            if i < len(lst):
+                self._gaps[b][i] = lst[i] - vma.end
+            elif b + 1 < len(lists):
+                b += 1
+                self._gaps[b][0] = lists[b][0] - vma.end
+            else:
+                continue
+            dirty.add(b)
+        self.ended.clear()
+
     def _flush(self) -> None:
-        """Bring the max-tree up to date with the dirty blocks. O(dirty * (LOAD + log n))."""
+        """Bring the gaps and the max-tree up to date. O(ended * log n + dirty * (LOAD + log n))."""
+        self.flush_ends()
         seg, gaps = self._seg, self._gaps
         cap = len(seg) // 2
         for b in self._dirty:
@@ -181,12 +196,24 @@ class GapIndexedStarts:
 
     def remove(self, start: int) -> None:
         """Remove `start` and refresh the next VMA's gap. O(log n)."""
-        b, i = self._locate(start)
-        lst = self._lists[b]
-        del lst[i], self._gaps[b][i]
+        lists, dirty = self._lists, self._dirty
+        b = bisect_left(self._maxes, start)
+        lst = lists[b] if b < len(lists) else []
+        i = bisect_left(lst, start)
+        if i == len(lst) or lst[i] != start:
+            raise ValueError(f"{start:#x} not in the VMA tree")
+        gaps = self._gaps[b]
+        del lst[i], gaps[i]
         self._len -= 1
-        self._dirty.add(b)
-        self._refresh_gap(b, i)
+        dirty.add(b)
+        if i < len(lst) or b + 1 < len(lists):      # the next VMA's gap now starts lower
+            prev = lst[i - 1] if i else lists[b - 1][-1] if b else None
+            prev_end = self.vmas[prev].end if prev is not None else 0
+            if i < len(lst):
+                gaps[i] = lst[i] - prev_end
+            else:
+                self._gaps[b + 1][0] = lists[b + 1][0] - prev_end
+                dirty.add(b + 1)
         if not lst or (len(lst) < LOAD // 2 and len(self._lists) > 1):
             self._balance(b)
         else:
@@ -208,23 +235,6 @@ class GapIndexedStarts:
         if i + 1 == len(lst):
             self._maxes[b] = new
         self._gaps[b][i] = new - self._prev_end(b, i)
-        self._dirty.add(b)
-
-    def end_changed(self, start: int, end: int) -> None:
-        """The VMA at `start` now ends at `end`: refresh the next VMA's gap. O(log n)."""
-        b = bisect_left(self._maxes, start)
-        self._set_next_gap(b, bisect_left(self._lists[b], start), end)
-
-    def _set_next_gap(self, b: int, i: int, end: int) -> None:
-        """The VMA at position (b, i) ends at `end`: set the gap below the next one."""
-        lst = self._lists[b]
-        i += 1
-        if i == len(lst):
-            b, i = b + 1, 0
-            if b == len(self._lists):
-                return
-            lst = self._lists[b]
-        self._gaps[b][i] = lst[i] - end
         self._dirty.add(b)
 
     # --- queries ------------------------------------------------------------------------
@@ -377,10 +387,14 @@ class VmaTree:
             self.starts.move(old, new_start, vma.end)
 
     def set_end(self, vma, new_end: int) -> None:
-        """Set vma.end = new_end keeping the gap index right. O(log n)."""
+        """Set vma.end = new_end; the gap above it is refreshed by the next search (or
+        once LOAD ends have changed). O(1), O(log n) amortised."""
         if new_end != vma.end:
             vma.end = new_end
-            self.starts.end_changed(vma.start, new_end)
+            ended = self.starts.ended
+            ended.add(vma)
+            if len(ended) > LOAD:
+                self.starts.flush_ends()
 
     def _floor(self, addr: int):
         """The largest start <= addr, or None. O(log n)."""
@@ -424,14 +438,21 @@ class VmaTree:
         return vma if addr < vma.end else None
 
     def find_vma(self, addr: int):
-        """The first VMA with end > addr, or None (find_vma). O(log n)."""
-        s = self._floor(addr)
-        if s is not None:
-            vma = self.by_start[s]
+        """The first VMA with end > addr, or None (find_vma): the one starting at or below
+        addr if it contains addr, else the next one. O(log n)."""
+        maxes, by_start = self.starts._maxes, self.by_start
+        pos = bisect_right(maxes, addr)
+        if pos == len(maxes):
+            floor, higher = (maxes[-1] if maxes else None), None
+        else:
+            lst = self.starts._lists[pos]
+            i = bisect_right(lst, addr)
+            floor, higher = (lst[i - 1] if i else maxes[pos - 1] if pos else None), lst[i]
+        if floor is not None:
+            vma = by_start[floor]
             if addr < vma.end:
                 return vma
-        s = self._higher(addr)
-        return self.by_start[s] if s is not None else None
+        return by_start[higher] if higher is not None else None
 
     def find_intersecting(self, start: int, end: int):
         """The first VMA intersecting [start, end), or None (vma_find). O(log n)."""

@@ -178,6 +178,10 @@ class Record:
     comment: str | None = None
     argv: list[str] | None = None
     envp: list[str] | None = None
+    #: an access event: the address, "r"/"w"/"x", the si_code of its fault if any
+    addr: int | None = None
+    mode: str | None = None
+    code: str | None = None
 
     @property
     def unknown_result(self) -> bool:
@@ -245,16 +249,41 @@ def _check_ioctl_arg(cmd: int | None, v: object, what: str,
     return out
 
 
+#: what a record without a call is: a signal, an exit, a thread's exec taking over, a
+#: call line kept without being decoded (its text and the reason in `comment`), a
+#: memory access (`addr`, `mode`; `signal` and `code` when it faulted)
+EVENTS = ("signal", "exited", "killed", "superseded", "undecoded", "access")
+
+
 def _check_event(obj: dict, pid: int | None, line: int | None) -> Record:
     ev = obj["event"]
-    if ev not in ("signal", "exited", "killed"):
-        raise ValueError(f"unknown event {_shown(ev)} (signal, exited, killed)")
+    if ev not in EVENTS:
+        raise ValueError(f"unknown event {_shown(ev)} ({', '.join(EVENTS)})")
     sig = obj.get("signal")
     if sig is not None and not (isinstance(sig, str) and re.fullmatch(r"SIG[A-Z0-9]+", sig)):
         raise ValueError(f"bad signal {_shown(sig)}")
-    text = obj.get("text")
-    return Record(None, pid=pid, event=ev, signal=sig, line=line,
-                  text=text if isinstance(text, str) else None)
+    text, comment = obj.get("text"), obj.get("comment")
+    rec = Record(None, pid=pid, event=ev, signal=sig, line=line,
+                 text=text if isinstance(text, str) else None,
+                 comment=comment if isinstance(comment, str) else None)
+    if ev == "access":
+        _check_access(obj, rec)
+    return rec
+
+
+def _check_access(obj: dict, rec: Record) -> None:
+    """An access record's address, mode ("r", "w", "x") and fault (si_code with signal)."""
+    rec.addr = parse_int(obj.get("addr"), "addr") & U64
+    rec.mode = obj.get("mode")
+    if rec.mode not in ("r", "w", "x"):
+        raise ValueError(f"access mode {_shown(rec.mode)} (r, w or x)")
+    code = obj.get("code")
+    if (code is None) != (rec.signal is None) or \
+            code is not None and not (isinstance(code, str) and re.fullmatch(r"[A-Z_]+", code)):
+        raise ValueError("an access that faulted has \"signal\" and \"code\" (SEGV_ACCERR, ...)")
+    rec.code = code
+    if rec.text is None:
+        rec.text = f"access({rec.addr:#x}, {rec.mode})"
 
 
 def record_from_json(obj: object, line: int | None = None,
@@ -301,9 +330,9 @@ def record_from_json(obj: object, line: int | None = None,
     for k in ("fd_path", "ret_path"):
         if obj.get(k) is not None:
             check_path(obj[k])
-    strings = {k: _strings(obj.get(k), k) for k in ("argv", "envp")}
     return Record(call, args, pid, ret, err, line, obj.get("text"), obj.get("fd_path"),
-                  obj.get("ret_path"), comment=obj.get("comment"), **strings)
+                  obj.get("ret_path"), comment=obj.get("comment"),
+                  argv=_strings(obj.get("argv"), "argv"), envp=_strings(obj.get("envp"), "envp"))
 
 
 def _strings(v: object, what: str) -> list[str] | None:
@@ -329,6 +358,8 @@ class Trace:
     exit_maps: str | None = None
     exit_smaps: str | None = None
     pkeys: bool | None = None
+    #: the ->mprotect hook design the trace was made on (`vmsim check --design`)
+    design: str | None = None
 
 #: the header's keys holding a recorded run's snapshots (strings)
 SNAPSHOTS = ("exec_maps", "exit_maps", "exit_smaps")
@@ -369,7 +400,7 @@ def parse_jsonl(text: str, path: str | None = None) -> Trace:
 def _check_header(obj: dict, path: str | None, no: int) -> dict:
     """The header's values by Trace field; TraceError for a value of the wrong type."""
     out: dict[str, Any] = {}
-    for k in ("maps", "comment", *SNAPSHOTS):
+    for k in ("maps", "comment", "design", *SNAPSHOTS):
         if obj.get(k) is not None and not isinstance(obj[k], str):
             raise TraceError(f"header \"{k}\" must be a string", path, no)
         out[k] = obj.get(k)
@@ -442,6 +473,13 @@ def record_to_json(rec: Record) -> dict:
             d["signal"] = rec.signal
         if rec.text:
             d["text"] = rec.text
+        if rec.comment:
+            d["comment"] = rec.comment
+        if rec.event == "access":
+            assert rec.addr is not None
+            d.update({"addr": f"{rec.addr:#x}", "mode": rec.mode})
+            if rec.code:
+                d["code"] = rec.code
         return d
     call_kinds = kinds(rec.call)
     args: list = []

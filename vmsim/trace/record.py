@@ -5,18 +5,21 @@ trace (docs/trace-format.md, "Recorded runs").
 Two runs of the command, both with ASLR off (personality(ADDR_NO_RANDOMIZE), as
 `setarch -R` does), so that both lay out the same address space:
 
-1. `strace -f -v -s 65536 -o LOG -- CMD`: the syscall text (argv and the environment in
-   full, so that the model's execve builds the same stack);
-2. CMD under a ptrace(2) tracer of this module (ctypes, no helper binary): stopped at
-   its exec (PTRACE_TRACEME: the SIGTRAP after execve) and at the exit of the thread
-   group leader (PTRACE_O_TRACEEXIT: PTRACE_EVENT_EXIT, the mm still in place), where
-   /proc/PID/maps and smaps are read.
+1. `strace -f -y -v -s 65536 -e inject=exit_group:delay_enter=N -o LOG -- CMD`: the
+   syscall text (fd paths; argv and the environment in full, so that the model's
+   execve builds the same stack). strace holds every exit_group at its entry for a
+   moment; meanwhile this module watches the traced program's threads
+   (/proc/PID/task/TID/syscall) and reads its maps and smaps when one of them is in
+   exit_group: the final address space of the very run whose calls are recorded.
+2. CMD under a ptrace(2) tracer of this module (ctypes, no helper binary), stopped at
+   its exec (PTRACE_TRACEME: the SIGTRAP after execve), where /proc/PID/maps is read;
+   and at the leader's exit (PTRACE_O_TRACEEXIT), whose maps stand in for the final
+   ones when run 1 could not take them (a program killed by a signal).
 
-A single tracee can have a single tracer, which is why there are two runs: a program
-whose layout depends on timing (threads racing to create malloc arenas) may leave
-another layout in each; the replay's verdict on the final maps then names the
-difference. The CPU facts that change answers are recorded too: whether the CPU has
-PKU (/proc/cpuinfo `pku` and `ospke`), which decides what pkey_alloc returns.
+A single tracee can have a single tracer, which is why there are two runs; the exec
+snapshot is taken before any thread or timing could make the runs differ. The CPU
+facts that change answers are recorded too: whether the CPU has PKU (/proc/cpuinfo
+`pku` and `ospke`), which decides what pkey_alloc returns.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,8 +43,13 @@ ADDR_NO_RANDOMIZE = 0x0040000
 #: include/uapi/linux/ptrace.h
 PTRACE_TRACEME, PTRACE_CONT, PTRACE_SETOPTIONS = 0, 7, 0x4200
 PTRACE_O_TRACEEXIT, PTRACE_EVENT_EXIT = 0x40, 6
-#: strace's options: every argv and envp in full, all processes, one log
-STRACE_OPTIONS = ("-f", "-v", "-s", "65536", "-X", "abbrev")
+#: strace's options: all processes, fd paths (-y: openat relative to a directory fd),
+#: every argv and envp in full
+STRACE_OPTIONS = ("-f", "-y", "-v", "-s", "65536", "-X", "abbrev")
+#: how long strace holds an exit_group at its entry (microseconds), and how often the
+#: recorder looks (seconds): the hold must be longer than a look
+EXIT_HOLD_US, POLL_S = 200_000, 0.002
+NR_EXIT_GROUP = 231
 
 
 class RecordError(Exception):
@@ -130,18 +139,58 @@ def snapshot_maps(argv: Sequence[str]) -> tuple[str | None, str | None, str | No
     return exec_maps, exit_maps, exit_smaps
 
 
-def run_strace(argv: Sequence[str]) -> tuple[str, int]:
-    """The strace text of argv run with ASLR off, and strace's exit status."""
+def run_strace(argv: Sequence[str]) -> tuple[str, int, str | None, str | None]:
+    """The strace text of argv run with ASLR off, strace's exit status, and the
+    program's maps and smaps as its exit_group began (None when not seen)."""
     strace = shutil.which("strace")
     if strace is None:
         raise RecordError("strace is not installed (vmsim record runs the command under it)")
     with tempfile.TemporaryDirectory(prefix="vmsim-record-") as tmp:
         log = os.path.join(tmp, "strace.log")
-        r = subprocess.run([strace, *STRACE_OPTIONS, "-o", log, "--", *argv],
-                           preexec_fn=_no_aslr, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen([strace, *STRACE_OPTIONS, "-e",
+                                 f"inject=exit_group:delay_enter={EXIT_HOLD_US}", "-o", log,
+                                 "--", *argv], preexec_fn=_no_aslr, stdout=subprocess.DEVNULL)
+        maps, smaps = _watch_exit(proc, argv[0])
         if not os.path.exists(log):
-            raise RecordError(f"strace wrote no log (exit status {r.returncode})")
-        return read_text(log), r.returncode
+            raise RecordError(f"strace wrote no log (exit status {proc.returncode})")
+        return read_text(log), proc.returncode, maps, smaps
+
+
+def _watch_exit(proc: subprocess.Popen, argv0: str) -> tuple[str | None, str | None]:
+    """While strace (proc) runs: find the program it started (strace's child running
+    argv0) and read its maps and smaps once one of its threads is held at
+    exit_group's entry."""
+    leader: int | None = None
+    maps = smaps = None
+    while proc.poll() is None:
+        if leader is None:
+            leader = _traced_program(proc.pid, argv0)
+        elif maps is None and _in_exit_group(leader):
+            maps, smaps = _read(f"/proc/{leader}/maps"), _read(f"/proc/{leader}/smaps")
+        time.sleep(POLL_S)
+    return maps, smaps
+
+
+def _traced_program(pid: int, argv0: str) -> int | None:
+    """The child of strace (pid) that has exec'd argv0 (strace forks probes first)."""
+    for task in _listdir(f"/proc/{pid}/task"):
+        for child in (_read(f"/proc/{pid}/task/{task}/children") or "").split():
+            if (_read(f"/proc/{child}/cmdline") or "").split("\0", 1)[0] == argv0:
+                return int(child)
+    return None
+
+
+def _in_exit_group(pid: int) -> bool:
+    """Whether a thread of pid is in exit_group (/proc/PID/task/TID/syscall)."""
+    return any((_read(f"/proc/{pid}/task/{tid}/syscall") or "").split(" ", 1)[0] ==
+               str(NR_EXIT_GROUP) for tid in _listdir(f"/proc/{pid}/task"))
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def record(argv: Sequence[str]) -> Recording:
@@ -150,8 +199,10 @@ def record(argv: Sequence[str]) -> Recording:
         raise RecordError("no command to record")
     if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
         raise RecordError(f"{argv[0]}: command not found")
-    text, status = run_strace(argv)
-    exec_maps, exit_maps, exit_smaps = snapshot_maps(argv)
+    text, status, exit_maps, exit_smaps = run_strace(argv)
+    exec_maps, last_maps, last_smaps = snapshot_maps(argv)
+    if exit_maps is None:               # never held at exit_group: the second run's
+        exit_maps, exit_smaps = last_maps, last_smaps
     return Recording(list(argv), text, exec_maps, exit_maps, exit_smaps, cpu_has_pkeys(),
                      status)
 

@@ -351,6 +351,10 @@ class Replayer:
         if rec.call is None:
             if rec.event in ("exited", "killed"):
                 st.exited = True
+            if rec.event == "undecoded":
+                return Outcome(rec, "skipped", note=f"not decoded ({rec.comment})")
+            if rec.event == "access" and st.p is not None and st.unknown is None:
+                return self._replay_access(st.p, rec)
             return Outcome(rec, "event")
         if st.unknown is not None and rec.call != "exit":
             return Outcome(rec, "skipped", note=st.unknown)
@@ -363,6 +367,20 @@ class Replayer:
         if st.p is not None and rec.call in MM_CALLS:
             st.calls += 1
         return out
+
+    def _replay_access(self, p: Process, rec: Record) -> Outcome:
+        """An access record: the model's access (Process.touch) and its fault, if any,
+        against the recorded one."""
+        assert rec.addr is not None and rec.mode is not None
+        try:
+            p.touch(self.tr(rec.addr), rec.mode)
+            got = None
+        except Fault as f:
+            got = (f.signal, f.code)
+        if got == (None if rec.signal is None else (rec.signal, rec.code)):
+            return Outcome(rec, "agree")
+        return Outcome(rec, "differ", note="the model's access " + (
+            "succeeded" if got is None else f"faulted: {got[0]} {got[1]}"))
 
     # ------------------------------------------------------------------ compare
     def _compare(self, rec: Record, model: tuple, st: _Proc) -> Outcome:

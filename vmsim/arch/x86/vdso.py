@@ -13,6 +13,14 @@ suspended *at the faulting access*; ERESUME on that TCS retries the access and c
 on. Each entered TCS runs its program on a thread of its own, and control passes
 between that thread and the caller strictly one at a time, so runs are deterministic.
 
+The architectural state of an AEX is the TCS's CSSA, incremented (one SSA frame per
+suspended program; EENTER with CSSA == NSSA is #GP, ERESUME with CSSA == 0 is #GP);
+the frame's register contents are not modelled (the model has no registers). The
+suspended program itself is a live Python thread, which `copy.deepcopy` refuses:
+`abandon_suspended(task)` ends those threads and leaves the architectural state
+exactly (CSSA, the frame in use, the exception it saved), as a host that never
+ERESUMEs leaves it; ERESUME of an abandoned frame is refused (RuntimeError).
+
 Access checks, in order (§3.4): the page tables first (the VMA, the PTE, faults the
 kernel can fix are fixed transparently: PTE installation, EAUG), then inside ELRANGE
 the EPCM (valid, this enclave, this address, REG, not BLOCKED/PENDING/MODIFIED, R/W/X);
@@ -59,6 +67,8 @@ PF_P, PF_W, PF_U, PF_I, PF_SGX = 0x1, 0x2, 0x4, 0x10, 0x8000
 RUN = struct.Struct("<QIHHQQQ216s")
 #: its reserved[216], bytes 40-255 (vsgx.S SGX_ENCLAVE_RUN_RESERVED_START/_END)
 RUN_RESERVED_SIZE = 216
+#: the byte offset of CSSA (then NSSA) in the TCS (struct sgx_tcs)
+TCS_CSSA = 24
 
 
 @dataclass
@@ -91,6 +101,20 @@ class _Exception(Exception):
         self.vector, self.error_code, self.addr = vector, error_code, addr
 
 
+class _Abandoned(BaseException):
+    """Raised inside a suspended program to end its thread (abandon_suspended)."""
+
+
+@dataclass(frozen=True)
+class AbandonedFrame:
+    """An SSA frame in use whose program will never be resumed: what the AEX saved
+    (vector, error code, address). Unlike an EnclaveThread, it can be copied."""
+
+    vector: int
+    error_code: int
+    addr: int
+
+
 class EnclaveThread:
     """The suspended or running program of one TCS (the SSA frame it would resume)."""
 
@@ -101,7 +125,12 @@ class EnclaveThread:
         self.to_enclave = threading.Semaphore(0)
         self.to_host = threading.Semaphore(0)
         self.event = None           # ("exit", None) or ("aex", _Exception)
+        self.abandoned = False
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __deepcopy__(self, memo):
+        raise TypeError("a suspended enclave program is a live thread and cannot be copied "
+                        "(vmsim.arch.x86.vdso.abandon_suspended() leaves only its SSA frame)")
 
     def _run(self):
         self.to_enclave.acquire()
@@ -126,6 +155,18 @@ class EnclaveThread:
         self.event = ("aex", exc)
         self.to_host.release()
         self.to_enclave.acquire()
+        if self.abandoned:
+            raise _Abandoned
+
+    def abandon(self) -> AbandonedFrame:
+        """End the suspended program's thread; its SSA frame stays in use."""
+        assert self.event is not None and self.event[0] == "aex"
+        exc = self.event[1]
+        self.abandoned = True
+        self.to_enclave.release()
+        self.to_host.acquire()
+        self.thread.join()
+        return AbandonedFrame(exc.vector, exc.error_code, exc.addr)
 
 
 class EnclaveContext:
@@ -399,10 +440,10 @@ def _enter_once(task, run: SgxEnclaveRun, function: int, program, args) -> None:
         enclave = _secs_state(secs)
         if not enclave.initialized:
             raise _Exception(13, 0, 0)
-        nssa = struct.unpack_from("<I", tcs.data, 28)[0]
+        cssa, nssa = struct.unpack_from("<II", tcs.data, TCS_CSSA)
         parked = threads.get(tcs)
         if function == EENTER:
-            if parked is not None and len(parked) >= max(nssa, 1):
+            if cssa >= max(nssa, 1):
                 raise _Exception(13, 0, 0)      # CSSA == NSSA: no free SSA frame
             if program is None:
                 raise kerr(EINVAL)
@@ -415,6 +456,9 @@ def _enter_once(task, run: SgxEnclaveRun, function: int, program, args) -> None:
             if not parked:
                 raise _Exception(13, 0, 0)      # nothing to resume (CSSA == 0)
             thread = parked[-1]
+            if isinstance(thread, AbandonedFrame):
+                raise RuntimeError("ERESUME of an SSA frame whose program was abandoned "
+                                   "(vdso.abandon_suspended): the model cannot resume it")
     except _Exception as exc:
         run.function = function
         run.exception_vector, run.exception_error_code = exc.vector, exc.error_code
@@ -423,17 +467,37 @@ def _enter_once(task, run: SgxEnclaveRun, function: int, program, args) -> None:
     enclave.active_threads += 1
     kind, detail = thread.switch_in()
     enclave.active_threads -= 1
-    if kind == "error":
+    if kind != "aex":
         threads[tcs].remove(thread)
+    _set_cssa(tcs, len(threads[tcs]))
+    if kind == "error":
         raise detail
     if kind == "exit":
-        threads[tcs].remove(thread)
         run.function = EEXIT
         return
     run.function = ERESUME
     run.exception_vector = detail.vector
     run.exception_error_code = detail.error_code
     run.exception_addr = detail.addr
+
+
+def _set_cssa(tcs: EpcPage, cssa: int) -> None:
+    """The TCS's CSSA: the SSA frames in use (one per suspended program)."""
+    struct.pack_into("<I", tcs.data, TCS_CSSA, cssa)
+
+
+def abandon_suspended(task) -> int:
+    """End every suspended enclave program of task (its Python thread), leaving the
+    architectural state of each AEX: CSSA and the frame in use, as an AbandonedFrame.
+    What a host that never ERESUMEs leaves; a World holding it can be copied. Returns
+    how many programs were abandoned."""
+    n = 0
+    for frames in task.__dict__.get("_sgx_threads", {}).values():
+        for i, frame in enumerate(frames):
+            if isinstance(frame, EnclaveThread):
+                frames[i] = frame.abandon()
+                n += 1
+    return n
 
 
 def enter_enclave(task, run: SgxEnclaveRun, function: int = EENTER, program=None,
