@@ -3,7 +3,8 @@ off, strace for the calls, a ptrace tracer for the maps at exec and exit) and re
 from their execve with no other input: identical final maps and VmFlags, 0 DIFFERS.
 
 The corpus is the kinds of programs users bring (coreutils, interpreters, sqlite3,
-git, compressors, a shell that forks and execs, and tests/realprog/corpus_calls.c for
+git, compressors, a shell that forks and execs, gcc (vfork + exec), two JITs (node,
+java: threads, malloc arenas, pkey_alloc), and tests/realprog/corpus_calls.c for
 threads, fork+exec, realloc growth, memfd, SysV shm, unlink while mapped,
 process_madvise); each is skipped, with the reason, when this machine lacks it.
 """
@@ -40,6 +41,9 @@ CORPUS = [
     ("sort", ["sort", "/etc/passwd"]),
     ("tar", ["tar", "cf", "/dev/null", "/etc/hostname"]),
     ("find", ["find", "/etc", "-maxdepth", "1"]),
+    ("gcc", ["gcc", "-c", "-o", "/dev/null", "-x", "c", "/dev/null"]),  # vfork + exec
+    ("node", ["node", "-e", "let a = []; for (let i = 0; i < 1e5; i++) a.push(i)"]),  # JIT
+    ("java", ["java", "-Xshare:auto", "-version"]),          # JIT, threads, THP alignment
 ]
 
 
