@@ -96,7 +96,7 @@ def main() -> None:
     args = ap.parse_args()
     depth = 2 if args.quick else 3
     cores = os.cpu_count() or 1
-    out: dict = {"snapshot": snapshot_costs()}
+    out: dict = {"load_before": os.getloadavg()[0], "snapshot": snapshot_costs()}
     print("snapshot: " + ", ".join(f"{k} {v:.2f}" for k, v in out["snapshot"].items()),
           file=sys.stderr)
     out["memory"] = search(depth, 1, measure_memory=True)
@@ -108,6 +108,7 @@ def main() -> None:
     for r in runs:
         r["speedup"] = round(base / r["seconds"], 2)
     out["runs"] = runs
+    out["load_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(out, indent=1))
         return
@@ -123,8 +124,8 @@ def main() -> None:
         print(f"{r['workers']:>7} {r['states']:>7} {r['transitions']:>11} {r['seconds']:>8} "
               f"{r['cpu_s']:>7} {r['states_per_s']:>9} {r['transitions_per_s']:>8} "
               f"{r['speedup']:>8}")
-    print(f"load average {os.getloadavg()[0]:.1f} on {cores} cores: other jobs take their "
-          "share of the speed-up", file=sys.stderr)
+    print(f"load average {out['load_before']:.1f} before, {out['load_after']:.1f} after, on "
+          f"{cores} cores: other jobs take their share of the speed-up", file=sys.stderr)
 
 
 if __name__ == "__main__":

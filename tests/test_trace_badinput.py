@@ -35,11 +35,15 @@ def _expected():
     return out
 
 
-CASES = _expected()
+#: strace lines of the corpus that are not bad input since issue #10: a flag name vmsim
+#: does not know (a newer kernel's) keeps the line undecoded, and the log replays
+UNDECODED = {"unknown_flag.strace"}
+LISTED = _expected()
+CASES = [c for c in LISTED if c[0] not in UNDECODED]
 
 
 def test_every_corpus_file_is_listed():
-    listed = {c[0] for c in CASES}
+    listed = {c[0] for c in LISTED}
     present = {f for f in os.listdir(CORPUS) if f != "EXPECTED.tsv"}
     assert listed == present
 
@@ -74,6 +78,15 @@ def test_bad_maps_for_maps_command(capsys, name, lineno, why):
     assert main(["maps", "--maps", path]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{path}:{lineno}: " in err[0] and why in err[0]
+
+
+@pytest.mark.parametrize("name", sorted(UNDECODED))
+def test_unknown_names_in_strace_keep_the_line_undecoded(capsys, name):
+    path = os.path.join(CORPUS, name)
+    why = next(c[2] for c in LISTED if c[0] == name)
+    assert main(["replay", path, "--form", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped:" in out and f"not decoded (mmap: unknown name '{why}')" in out
 
 
 def test_bad_input_json_mode(capsys):

@@ -269,3 +269,10 @@ def test_a_flag_without_a_name_here_keeps_the_line_undecoded():
               "0x7f0000000000\nmunmap(0x7f0000000000, 4096) = 0\n")
     assert rs[0].call is None and rs[0].event == "undecoded" and "PROT_FUTURE" in rs[0].comment
     assert rs[1].call == "munmap"
+
+
+def test_a_deleted_file_decoration():
+    """-y prints `(deleted)` after the path of a file unlinked since."""
+    (r,) = recs("mmap(NULL, 65536, PROT_READ|PROT_WRITE, MAP_SHARED, "
+                "3</memfd:x>(deleted), 0) = 0x7f9827137000\n")
+    assert r.args[4] == 3 and r.fd_path == "/memfd:x"

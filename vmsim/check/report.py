@@ -3,9 +3,9 @@ calls — the enclave load — then the counterexample's; its header names the d
 `vmsim replay` builds that design's kernel), and, for a configuration without SGX, a
 scenario file `vmsim diff` takes.
 
-A memory access is an `access` record (replayed, its fault compared); an enclave-mode
-access, a fork and the child's exit are written as comments on the next call, or the
-last (the trace format has no record for them).
+A memory access, in enclave mode too, is an `access` record (replayed, its fault
+compared); a fork and the child's exit are written as comments on the next call, or
+the last (the trace format has no record for them).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def recorded_run(job: Job, path: tuple[int, ...]) -> tuple[World, list[Record]]:
         op = alphabet[i]
         before = len(records)
         result = apply(w, op)
-        if op.call == "touch":
+        if op.group in ("access", "eaccess"):
             records.append(_access_record(w, op, result))
         if len(records) == before:
             pending.append(f"{op.label()} -> {_result_text(result)}")
@@ -54,12 +54,17 @@ def recorded_run(job: Job, path: tuple[int, ...]) -> tuple[World, list[Record]]:
 
 
 def _access_record(w: World, op: Op, result: tuple) -> Record:
-    """The trace record of a touch op and its result."""
-    addr, mode = (w.addr(a) for a in op.args)
+    """The trace record of an access op (touch, or eaccess: in enclave mode) and its
+    result."""
+    *tcs, addr, mode = (w.addr(a) for a in op.args)
     assert isinstance(addr, int) and isinstance(mode, str)
     rec = Record(None, pid=PID, event="access", addr=addr, mode=mode,
                  text=f"{op.label()} -> {_result_text(result)}")
-    if result[0] == "sig":
+    if tcs:
+        assert isinstance(tcs[0], int)
+        rec.tcs = tcs[0]
+        rec.exception = result if result[0] != "ok" else None
+    elif result[0] == "sig":
         rec.signal, rec.code = result[1], result[2]
     return rec
 

@@ -9,7 +9,7 @@ device, anonymous shared/private, fixed), mprotect, munmap, mremap (shrink, grow
 DONTUNMAP), madvise (DONTNEED, DONTFORK, WIPEONFORK, guard install/remove), mseal, fork
 and exit of the child, the seven SGX ioctls, r/w/x accesses to enclave and
 non-enclave pages, and enclave-mode r/w/x accesses (EENTER at the TCS, one access,
-EEXIT: `enclave_access`). An intent "---" is a hole of ELRANGE: no page is added
+EEXIT: vmsim.arch.x86.vdso.enclave_access). An intent "---" is a hole of ELRANGE: no page is added
 there, the start maps it rw- (sgx_encl_may_map() passes pages not added), and an
 access to it takes the SGX2 EAUG-on-fault path. With `pages=0` there is no enclave
 and the window sits at the scenario window W, so counterexamples are scenarios
@@ -28,16 +28,13 @@ from functools import cache
 from typing import Any
 
 from ..arch.x86.sgx.defs import (
-    EENTER,
-    EEXIT,
-    ERESUME,
     SGX_PAGE_TYPE_TCS,
     SGX_PAGE_TYPE_TRIM,
     SGX_SECINFO_R,
     SGX_SECINFO_REG,
     SGX_SECINFO_W,
 )
-from ..arch.x86.vdso import SgxEnclaveRun, abandon_suspended, enter_enclave
+from ..arch.x86.vdso import enclave_access
 from ..diff.scenario import WINDOW_BASE
 from ..enclave import signing
 from ..enclave.image import EnclaveImage
@@ -335,52 +332,18 @@ def start(cfg: Config, kernel: Kernel, recorder: Callable[[Process], Any] | None
 
 def apply(world: World, op: Op) -> tuple:
     """Make the call op in world: ("ok", value), ("err", "EACCES") or ("sig", signal,
-    si_code, address), as vmsim.syscalls.dispatch.outcome gives it; an enclave access
-    as enclave_access gives it."""
+    si_code, address), as vmsim.syscalls.dispatch.outcome gives it; an enclave-mode
+    access as vmsim.arch.x86.vdso.enclave_access gives it ("ok", "aex", "eenter")."""
     if op.call == "eaccess":
         tcs, addr, mode = (world.addr(a) for a in op.args)
         assert isinstance(tcs, int) and isinstance(addr, int) and isinstance(mode, str)
-        return enclave_access(world, tcs, addr, mode)
+        return enclave_access(world.main, tcs, addr, mode)
     try:
         return ("ok", _call(world, op))
     except OSError as exc:
         return ("err", errno_name(exc.errno) if exc.errno is not None else "?")
     except Fault as f:
         return ("sig", f.signal, f.code, f.addr)
-
-
-def _enclave_read(ctx, addr: int) -> None:
-    ctx.read(addr, 1)
-
-
-def _enclave_write(ctx, addr: int) -> None:
-    ctx.write(addr, b"\x01")
-
-
-def _enclave_fetch(ctx, addr: int) -> None:
-    ctx.fetch(addr)
-
-
-#: the enclave program of each access mode: one access at its argument, then EEXIT
-ENCLAVE_PROGRAMS = {"r": _enclave_read, "w": _enclave_write, "x": _enclave_fetch}
-
-
-def enclave_access(world: World, tcs: int, addr: int, mode: str) -> tuple:
-    """EENTER main at tcs, access addr with mode ("r", "w", "x") in enclave mode, EEXIT
-    (vmsim.arch.x86.vdso.enter_enclave): ("ok", 0) after EEXIT; ("aex", vector, error
-    code, address) when the access faulted — the program is abandoned
-    (vdso.abandon_suspended), CSSA stays incremented and nothing can ERESUME it;
-    ("eenter", vector, error code, address) when EENTER itself faulted (no TCS there,
-    not initialized, CSSA == NSSA, a bad SSA frame)."""
-    run = SgxEnclaveRun(tcs=tcs)
-    ret = enter_enclave(world.main, run, EENTER, ENCLAVE_PROGRAMS[mode], (addr,))
-    if ret:
-        return ("err", errno_name(-ret))
-    if run.function == EEXIT:
-        return ("ok", 0)
-    abandon_suspended(world.main)
-    return ("aex" if run.function == ERESUME else "eenter", run.exception_vector,
-            run.exception_error_code, run.exception_addr)
 
 
 def _call(world: World, op: Op) -> int:

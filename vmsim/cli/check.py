@@ -21,7 +21,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ap = sub.add_parser("check", help="explore every call sequence up to a depth, per hook "
                         "design, and check properties",
                         description="Explore every sequence of calls (mmap, mprotect, munmap, "
-                        "mremap, madvise, mseal, fork, the SGX ioctls, accesses) on a small "
+                        "mremap, madvise, mseal, fork, the SGX ioctls, accesses, enclave-mode "
+                        "accesses) on a small "
                         "enclave up to --depth, for each --design of the ->mprotect hook, "
                         "checking the properties after every step; write each "
                         "counterexample as a trace `vmsim replay` takes (docs/check.md).",
@@ -32,8 +33,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     "repeat to compare (default merged)")
     ap.add_argument("--depth", type=int, default=3, help="calls per sequence (default 3)")
     ap.add_argument("--intents", default=",".join(Config().intents), metavar="PERMS,...",
-                    help="the enclave pages' intents, page 0 a TCS (default %(default)s; "
-                    "'' for no enclave)")
+                    help="the enclave pages' intents, page 0 a TCS, --- a hole (default "
+                    "%(default)s; '' for no enclave)")
     ap.add_argument("--prots", default=",".join(Config().prots), metavar="PERMS,...",
                     help="the prot values of mmap and mprotect (default %(default)s)")
     ap.add_argument("--ops", default=",".join(Config().groups), metavar="GROUP,...",

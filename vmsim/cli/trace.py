@@ -1,6 +1,8 @@
 """`vmsim replay`, `vmsim maps`, `vmsim demo` (and bare `vmsim`): replay a trace on the
 model with a verdict per call, show the address space it leaves, replay the bundled SGX
-demo.  Exit status: 0 every call agrees, 1 a divergence, 2 bad input or usage.
+demo.  Exit status: 0 every call agrees (and, for a `vmsim record` trace, the final maps
+are the recorded ones), 1 a divergence, 2 bad input or usage. A replay whose start
+state is not in the trace says so in its verdict (`partial: ...`).
 Bad input is answered with one line `vmsim CMD: FILE:LINE: reason`, never a traceback.
 """
 

@@ -7,7 +7,7 @@ Like the maple tree, which keeps in every internal node the largest gap below it
 index keeps the free gap below each VMA (its start minus the previous VMA's end) and
 answers "the highest / lowest VMA in a range whose gap below is at least `size`" in
 O(log n) (mas_empty_area_rev() / mas_empty_area() in lib/maple_tree.c). For that the
-starts are kept in blocks of LOAD..2*LOAD (sortedcontainers' layout: `_lists` of sorted
+starts are kept in blocks of LOAD/2..2*LOAD (sortedcontainers' layout: `_lists` of sorted
 blocks and `_maxes`, the last start of each block), each start with its gap in the
 parallel `_gaps`, and a max-tree over the blocks' largest gaps (`_seg`). A VMA's gap
 depends on its neighbour's end, so every change of a start or end of a VMA in the tree
@@ -79,17 +79,17 @@ class GapIndexedStarts:
         one refreshed the gap above it). O(len(ended) * log n)."""
         lists, maxes, vmas, dirty = self._lists, self._maxes, self.vmas, self._dirty
         for vma in self.ended:
-            start = vma.start
+            start, end = vma.start, vma.end
             if vmas.get(start) is not vma:
                 continue
             b = bisect_left(maxes, start)
             lst = lists[b]
             i = bisect_left(lst, start) + 1
             if i < len(lst):
-                self._gaps[b][i] = lst[i] - vma.end
+                self._gaps[b][i] = lst[i] - end
             elif b + 1 < len(lists):
                 b += 1
-                self._gaps[b][0] = lists[b][0] - vma.end
+                self._gaps[b][0] = lists[b][0] - end
             else:
                 continue
             dirty.add(b)
@@ -372,8 +372,9 @@ class VmaTree:
         self.starts.add(vma.start, vma.end)
 
     def remove(self, vma) -> None:
-        """Unlink `vma`. O(log n)."""
+        """Unlink `vma` (the gap above it is refreshed now: it leaves `ended`). O(log n)."""
         self.starts.remove(vma.start)
+        self.starts.ended.discard(vma)
         del self.by_start[vma.start]
 
     def set_start(self, vma, new_start: int) -> None:
@@ -404,27 +405,6 @@ class VmaTree:
             return maxes[-1] if maxes else None
         lst = self.starts._lists[pos]
         i = bisect_right(lst, addr)
-        if i:
-            return lst[i - 1]
-        return maxes[pos - 1] if pos else None
-
-    def _higher(self, addr: int):
-        """The smallest start > addr, or None. O(log n)."""
-        maxes = self.starts._maxes
-        pos = bisect_right(maxes, addr)
-        if pos == len(maxes):
-            return None
-        lst = self.starts._lists[pos]
-        return lst[bisect_right(lst, addr)]
-
-    def _lower(self, addr: int):
-        """The largest start < addr, or None. O(log n)."""
-        maxes = self.starts._maxes
-        pos = bisect_left(maxes, addr)
-        if pos == len(maxes):
-            return maxes[-1] if maxes else None
-        lst = self.starts._lists[pos]
-        i = bisect_left(lst, addr)
         if i:
             return lst[i - 1]
         return maxes[pos - 1] if pos else None
@@ -463,18 +443,29 @@ class VmaTree:
 
     def prev(self, vma):
         """The VMA before `vma` (vma_prev). O(log n)."""
-        s = self._lower(vma.start)
-        return self.by_start[s] if s is not None else None
+        return self.prev_of(vma.start)
 
     def next(self, vma):
-        """The VMA after `vma` (vma_next). O(log n)."""
-        s = self._higher(vma.start)
-        return self.by_start[s] if s is not None else None
+        """The VMA after `vma` (vma_next): the smallest start above its start. O(log n)."""
+        start = vma.start
+        maxes = self.starts._maxes
+        pos = bisect_right(maxes, start)
+        if pos == len(maxes):
+            return None
+        lst = self.starts._lists[pos]
+        return self.by_start[lst[bisect_right(lst, start)]]
 
     def prev_of(self, addr: int):
-        """The last VMA that starts below addr. O(log n)."""
-        s = self._lower(addr)
-        return self.by_start[s] if s is not None else None
+        """The last VMA that starts below addr: the largest start < addr. O(log n)."""
+        maxes = self.starts._maxes
+        pos = bisect_left(maxes, addr)
+        if pos == len(maxes):
+            return self.by_start[maxes[-1]] if maxes else None
+        lst = self.starts._lists[pos]
+        i = bisect_left(lst, addr)
+        if i:
+            return self.by_start[lst[i - 1]]
+        return self.by_start[maxes[pos - 1]] if pos else None
 
     def intersecting(self, start: int, end: int) -> list:
         """Every VMA intersecting [start, end), in order. O(log n + k)."""

@@ -68,8 +68,9 @@ _DECORATION_BRACKETS = re.compile(r"[<>]")
 
 
 def strip_decorations(s: str) -> tuple[str, list[tuple[int, str]]]:
-    """Remove -y/-yy decorations (`3</path>`, `AT_FDCWD</tmp>`, nested `<...<char
-    1:3>>`) and /* */ comments (-X verbose) outside string literals; `<<` is a shift.
+    """Remove -y/-yy decorations (`3</path>`, `3</memfd:x>(deleted)`, `AT_FDCWD</tmp>`,
+    nested `<...<char 1:3>>`) and /* */ comments (-X verbose) outside string literals;
+    `<<` is a shift.
     Returns (text, [(pos, path)]) with pos the index in the cleaned text where the
     decoration was. Linear in the line: regular expressions find each next piece."""
     if "<" not in s and "/*" not in s:
@@ -97,6 +98,8 @@ def strip_decorations(s: str) -> tuple[str, list[tuple[int, str]]]:
             inner = s[i + 1:j - 1]
             k = inner.find("<")
             decos.append((size, inner[:k] if k >= 0 else inner))
+            if s.startswith("(deleted)", j):     # -y on a file unlinked since
+                j += len("(deleted)")
         pos = j
     out.append(s[pos:])
     return "".join(out), decos
@@ -413,8 +416,10 @@ def parse_cstring(text: str) -> tuple[bytes, bool]:
         t = t[:-3]
     if len(t) < 2 or t[0] != '"' or t[-1] != '"':
         raise ValueError(f"bad string literal {quote(text)}")
-    out = bytearray()
     s = t[1:-1]
+    if "\\" not in s:                   # nothing escaped (most paths)
+        return s.encode(), truncated
+    out = bytearray()
     i = 0
     while i < len(s):
         c = s[i]

@@ -178,10 +178,13 @@ class Record:
     comment: str | None = None
     argv: list[str] | None = None
     envp: list[str] | None = None
-    #: an access event: the address, "r"/"w"/"x", the si_code of its fault if any
+    #: an access event: the address, "r"/"w"/"x", the si_code of its fault if any; in
+    #: enclave mode the TCS and the exception ("aex"|"eenter", vector, error code, addr)
     addr: int | None = None
     mode: str | None = None
     code: str | None = None
+    tcs: int | None = None
+    exception: tuple | None = None
 
     @property
     def unknown_result(self) -> bool:
@@ -251,7 +254,8 @@ def _check_ioctl_arg(cmd: int | None, v: object, what: str,
 
 #: what a record without a call is: a signal, an exit, a thread's exec taking over, a
 #: call line kept without being decoded (its text and the reason in `comment`), a
-#: memory access (`addr`, `mode`; `signal` and `code` when it faulted)
+#: memory access (`addr`, `mode`; `signal` and `code` when it faulted; in enclave
+#: mode `tcs`, and `exception` when it did not reach EEXIT)
 EVENTS = ("signal", "exited", "killed", "superseded", "undecoded", "access")
 
 
@@ -282,8 +286,22 @@ def _check_access(obj: dict, rec: Record) -> None:
             code is not None and not (isinstance(code, str) and re.fullmatch(r"[A-Z_]+", code)):
         raise ValueError("an access that faulted has \"signal\" and \"code\" (SEGV_ACCERR, ...)")
     rec.code = code
+    if obj.get("tcs") is not None:
+        rec.tcs = parse_int(obj["tcs"], "tcs") & U64
+        rec.exception = _check_exception(obj.get("exception"))
     if rec.text is None:
         rec.text = f"access({rec.addr:#x}, {rec.mode})"
+
+
+def _check_exception(v: object) -> tuple | None:
+    """An enclave access's exception: ("aex"|"eenter", vector, error code, address)."""
+    if v is None:
+        return None
+    if not isinstance(v, dict) or v.get("at") not in ("aex", "eenter"):
+        raise ValueError("\"exception\" is {\"at\": \"aex\" or \"eenter\", \"vector\", "
+                         "\"error_code\", \"addr\"}")
+    return (v["at"], *(parse_int(v.get(k), f"exception.{k}")
+                       for k in ("vector", "error_code", "addr")))
 
 
 def record_from_json(obj: object, line: int | None = None,
@@ -480,6 +498,12 @@ def record_to_json(rec: Record) -> dict:
             d.update({"addr": f"{rec.addr:#x}", "mode": rec.mode})
             if rec.code:
                 d["code"] = rec.code
+            if rec.tcs is not None:
+                d["tcs"] = f"{rec.tcs:#x}"
+            if rec.exception is not None:
+                at, vector, code, addr = rec.exception
+                d["exception"] = {"at": at, "vector": vector, "error_code": f"{code:#x}",
+                                  "addr": f"{addr:#x}"}
         return d
     call_kinds = kinds(rec.call)
     args: list = []

@@ -9,8 +9,9 @@ Two runs of the command, both with ASLR off (personality(ADDR_NO_RANDOMIZE), as
    syscall text (fd paths; argv and the environment in full, so that the model's
    execve builds the same stack). strace holds every exit_group at its entry for a
    moment; meanwhile this module watches the traced program's threads
-   (/proc/PID/task/TID/syscall) and reads its maps and smaps when one of them is in
-   exit_group: the final address space of the very run whose calls are recorded.
+   (/proc/PID/task/TID/syscall); when one of them is in exit_group it stops them all
+   (SIGSTOP; the exit_group kills them, stopped) and reads the maps and smaps: the
+   final address space of the very run whose calls are recorded.
 2. CMD under a ptrace(2) tracer of this module (ctypes, no helper binary), stopped at
    its exec (PTRACE_TRACEME: the SIGTRAP after execve), where /proc/PID/maps is read;
    and at the leader's exit (PTRACE_O_TRACEEXIT), whose maps stand in for the final
@@ -166,9 +167,34 @@ def _watch_exit(proc: subprocess.Popen, argv0: str) -> tuple[str | None, str | N
         if leader is None:
             leader = _traced_program(proc.pid, argv0)
         elif maps is None and _in_exit_group(leader):
+            _stop_threads(leader)
             maps, smaps = _read(f"/proc/{leader}/maps"), _read(f"/proc/{leader}/smaps")
         time.sleep(POLL_S)
     return maps, smaps
+
+
+def _stop_threads(pid: int) -> None:
+    """SIGSTOP the program while its exit_group is held, and wait (a little) until
+    every thread is stopped: none maps anything after the snapshot. They are not
+    continued: the exit_group, once strace lets it go on, kills them."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except OSError:
+        return
+    deadline = time.monotonic() + EXIT_HOLD_US / 4e6
+    stopped_before = False
+    while time.monotonic() < deadline:
+        stopped = all(_state(pid, tid) in "tT" for tid in _listdir(f"/proc/{pid}/task"))
+        if stopped and stopped_before:  # twice: not a passing syscall stop
+            return
+        stopped_before = stopped
+        time.sleep(POLL_S)
+
+
+def _state(pid: int, tid: str) -> str:
+    """A thread's state letter (/proc/PID/task/TID/stat), "" when it is gone."""
+    stat = _read(f"/proc/{pid}/task/{tid}/stat") or ""
+    return stat[stat.rfind(")") + 2:][:1] if ")" in stat else "?"
 
 
 def _traced_program(pid: int, argv0: str) -> int | None:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..arch.x86.vdso import enclave_access
 from ..enclave.loader import Scratch, marshal
 from ..errors import Fault
 from ..fs.procmaps import _mkdirs
@@ -73,14 +74,9 @@ from .format import (
     secinfo_text,
 )
 
-#: the calls counted as the process's mm calls (an execve after one is not the start)
-MM_CALLS = {"mmap", "munmap", "mprotect", "pkey_mprotect", "mremap", "brk", "madvise",
-            "mseal", "mlock", "mlock2", "munlock"}
 _CLONE_VM = CONSTANTS["CLONE_VM"]
 _CLONE_FILES = CONSTANTS["CLONE_FILES"]
 _CLONE_THREAD = CONSTANTS["CLONE_THREAD"]
-#: the calls that return a new fd of the trace (their result is tracked in the fd table)
-FD_RESULT = frozenset({"open", "dup", "dup2", "memfd_create", "fcntl", "pidfd_open"})
 
 
 def format_result(call: str | None, kind: str, value: object) -> str:
@@ -205,7 +201,6 @@ class _Proc:
         self.brk_seen = False
         self.execd = False
         self.borrowed = False               # a vfork child: p is its parent's until execve
-        self.calls = 0
 
 
 class Replayer:
@@ -228,7 +223,8 @@ class Replayer:
             p.open("/dev/null", O_RDWR)
         self.first = _Proc(p, {0: 0, 1: 1, 2: 2})
         #: why the replay cannot know the whole address space, None when it can
-        self.partial: str | None = None if maps is not None else self._start_unknown()
+        #: what the replay cannot know of the address space (`partial`)
+        self.gaps: list[str] = [] if maps is not None else self._start_unknown()
         self.procs: dict[int | None, _Proc] = {}
         self.main_pid: int | None = None
         self.xlat: list[tuple[int, int, int]] = []   # (recorded start, length, model start)
@@ -240,14 +236,19 @@ class Replayer:
         self.host_files = True
 
     # ------------------------------------------------------------------ helpers
-    def _start_unknown(self) -> str | None:
+    @property
+    def partial(self) -> str | None:
+        """Why the replay cannot know the whole address space, None when it can."""
+        return "partial: " + "; ".join(self.gaps) if self.gaps else None
+
+    def _start_unknown(self) -> list[str]:
         """Without a maps dump: the reason the start state is unknown, unless the first
         process's first call is a successful execve (the model builds it)."""
         first = next((r for r in self.trace.records if r.call is not None), None)
         if first is not None and first.call == "execve" and first.err is None:
-            return None
-        return ("partial: the image and the initial stack are not in the trace (it does "
-                "not start with execve; record it with `vmsim record`, or give --maps)")
+            return []
+        return ["the image and the initial stack are not in the trace (it does not start "
+                "with execve; record it with `vmsim record`, or give --maps)"]
 
     def proc_for(self, pid: int | None) -> _Proc:
         if pid not in self.procs:
@@ -364,14 +365,19 @@ class Replayer:
         except Fault as f:                  # e.g. writing an ioctl argument
             out = Outcome(rec, "skipped", note=f"model fault {f.signal} {f.code} at "
                                                f"{f.addr:#x} while preparing the call")
-        if st.p is not None and rec.call in MM_CALLS:
-            st.calls += 1
         return out
 
     def _replay_access(self, p: Process, rec: Record) -> Outcome:
-        """An access record: the model's access (Process.touch) and its fault, if any,
-        against the recorded one."""
+        """An access record: the model's access (Process.touch; in enclave mode
+        vdso.enclave_access) and its fault, if any, against the recorded one."""
         assert rec.addr is not None and rec.mode is not None
+        if rec.tcs is not None:
+            model = enclave_access(p, self.tr(rec.tcs), self.tr(rec.addr), rec.mode)
+            if (None if model[0] == "ok" else model) == rec.exception:
+                return Outcome(rec, "agree")
+            return Outcome(rec, "differ", note="the model's enclave access: " + (
+                "EEXIT" if model[0] == "ok" else
+                f"{model[0]} vector {model[1]} error code {model[2]:#x} at {model[3]:#x}"))
         try:
             p.touch(self.tr(rec.addr), rec.mode)
             got = None
@@ -503,12 +509,12 @@ class Replayer:
         mm = p.mm
         if not st.brk_seen and rec.ret is not None and addr == 0 and mm.brk == mm.start_brk \
                 and not any(v.name == "[heap]" for v in p.vmas()) and mm.brk != rec.ret:
-            if st.execd and self.partial is None:
-                self.partial = (f"partial: the run had ASLR on (its brk starts at {rec.ret:#x}, "
-                                f"the model's at {mm.brk:#x}): the bases of the image, ld.so "
-                                "and the stack are not in the trace; brk and the mappings "
-                                "the trace shows are taken from it (record with setarch -R "
-                                "or `vmsim record`)")
+            if st.execd:
+                self.gaps.insert(0, f"the run had ASLR on (its brk starts at {rec.ret:#x}, "
+                                 f"the model's at {mm.brk:#x}): the bases of the image, "
+                                 "ld.so and the stack are not in the trace; brk and the "
+                                 "mappings the trace shows are taken from it (record with "
+                                 "setarch -R or `vmsim record`)")
             mm.start_brk = mm.brk = rec.ret     # neither a maps dump nor execve shows it
             note = f"start_brk taken from the trace: {rec.ret:#x}"
         st.brk_seen = True
@@ -767,12 +773,16 @@ class Replayer:
             st.unknown = (f"the model's execve of {path} failed ({model[1]}): the new "
                           "image is not known")
             if st is self.first:
-                self.partial = "partial: " + st.unknown
+                self.gaps.append(st.unknown)
             missing = model[1] in ("ENOENT", "ENOTDIR", "EACCES")   # not on this machine
             return Outcome(rec, "skipped" if missing else "differ", model, note=st.unknown)
         st.p, st.borrowed, st.execd = p, False, True
+        if st is self.first and rec.envp is None:
+            self.gaps.append("the environment of the first execve is not in the trace "
+                             "(strace -v shows it; `vmsim record` records it): the [stack] "
+                             "may start elsewhere")
         st.fds = {fd: mfd for fd, mfd in st.fds.items() if mfd in p.files}  # unshare, cloexec
-        st.brk_seen, st.calls = False, 0
+        st.brk_seen = False
         return Outcome(rec, "agree" if rec.ret == 0 else "unchecked", ("ok", 0),
                        note="; ".join(notes) or None)
 

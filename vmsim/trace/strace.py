@@ -1,19 +1,27 @@
-"""strace import: the text of `strace -f [-tt|-ttt|-t] [-y|-yy] [-X raw|abbrev]` as Records.
+"""strace import: the text of `strace -f [-t|-tt|-ttt] [-T] [-y|-yy] [-X raw|abbrev|verbose]
+[-k] [-v]` as Records.
 
-The line grammar is vmsim.syscalls.strace's (`parse_line`, `strip_decorations`,
-`parse_event`), the calls and their arguments the syscall table's; this module adds
-what a whole strace log has:
+The line grammar is vmsim.syscalls.strace's (`strip_prefix`, `strip_decorations`,
+`split_flat_args`, `parse_result`, `parse_event`), the calls and their arguments the
+syscall table's; this module adds what a whole strace log has:
 
-* `<unfinished ...>` / `<... NAME resumed>` pairs, joined per pid;
-* `-y`/`-yy` decorations (`3</usr/lib/libc.so.6>`, `AT_FDCWD</tmp>`), kept as the
-  record's fd_path / ret_path;
-* strace's own `strace: Process N attached` messages, also where they cut a line;
+* `<unfinished ...>` / `<... NAME resumed>` pairs, joined per pid; the call is placed
+  where it completed (the resumed line), a clone/fork/vfork where it started;
+* `-y`/`-yy` decorations (`3</usr/lib/libc.so.6>`, `AT_FDCWD</tmp>`, `(deleted)`),
+  kept as the record's fd_path / ret_path;
+* strace's own `strace: Process N attached` messages, also where they cut a line, and
+  `-k` stack frames;
 * the arguments strace prints its own way: ioctl (SGX commands only), clone/clone3
-  (`flags=`), execve's argv, and `syscall_0x1ce(...)` (mseal on an strace that does not
-  know it: every register is printed).
+  (`flags=`), execve's argv and environment (when strace shows them in full), fcntl
+  (the commands replayed), shmctl (IPC_RMID), process_madvise's iovec, and
+  `syscall_0x1ce(...)` (mseal on an strace that does not know it: every register is
+  printed).
 
-Unknown syscalls are skipped and counted (`Trace.skipped`); a line that is not strace
-output, is cut short or does not parse raises TraceError naming file and line.
+A call the table does not import is only named and counted (`Trace.skipped`), never
+decoded; an imported call with a flag name vmsim does not know is kept undecoded (an
+`undecoded` record, skipped at replay with the reason). Every step is linear in the
+line. A line that is not strace output, is cut short or holds a value that cannot be
+(a number past 128 bits) raises TraceError naming file and line.
 """
 
 from __future__ import annotations

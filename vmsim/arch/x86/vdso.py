@@ -500,6 +500,32 @@ def abandon_suspended(task) -> int:
     return n
 
 
+def _one_access(ctx: EnclaveContext, addr: int, mode: str) -> None:
+    """Enclave code of one access at addr: read a byte, write 0x01, or fetch."""
+    if mode == "r":
+        ctx.read(addr, 1)
+    elif mode == "w":
+        ctx.write(addr, b"\x01")
+    else:
+        ctx.fetch(addr)
+
+
+def enclave_access(task, tcs: int, addr: int, mode: str) -> tuple:
+    """EENTER at tcs, one access to addr with mode ("r", "w", "x") in enclave mode,
+    EEXIT: ("ok", 0) after EEXIT; ("aex", vector, error code, address) when the access
+    faulted — then every suspended program of task is abandoned (abandon_suspended:
+    CSSA stays incremented, nothing can ERESUME it), so the state can be copied;
+    ("eenter", vector, error code, address) when EENTER itself faulted. What
+    `vmsim check`'s eaccess ops and the replay of an enclave access record run."""
+    run = SgxEnclaveRun(tcs=tcs)
+    assert enter_enclave(task, run, EENTER, _one_access, (addr, mode)) == 0
+    if run.function == EEXIT:
+        return ("ok", 0)
+    abandon_suspended(task)
+    return ("aex" if run.function == ERESUME else "eenter", run.exception_vector,
+            run.exception_error_code, run.exception_addr)
+
+
 def enter_enclave(task, run: SgxEnclaveRun, function: int = EENTER, program=None,
                   args=()) -> int:
     """__vdso_sgx_enter_enclave(): EENTER or ERESUME through run.tcs.
