@@ -486,7 +486,7 @@ class Process:
         """open(2): fs/open.c do_sys_openat2(): a free fd (EMFILE), then the file."""
         path, flags, mode = _path(path), _int(flags), _uint(mode) & 0xFFFF     # umode_t
         (fd,) = self._unused_fds(1)
-        self.files[fd] = self.kernel.fs.open(self.kernel, path, flags, mode).get()
+        self.files[fd] = self.kernel.fs.open(self, path, flags, mode).get()
         if flags & O_CLOEXEC:
             self.close_on_exec.add(fd)
         return fd

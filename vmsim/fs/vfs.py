@@ -1,27 +1,31 @@
 """The namespace: paths, mounts, regular files, directories, pipes, devices, shmem,
-pidfds; and what every open file answers: ioctl, pread, pwrite, ftruncate.
+pidfds, /proc/PID/mem; and what every open file answers: ioctl, pread, pwrite, ftruncate.
 
 Stands for fs/namei.c (lookup, unlink, rmdir, rename), fs/namespace.c, fs/open.c,
 fs/pipe.c, fs/pidfs.c, fs/ioctl.c, fs/read_write.c, mm/shmem.c (shmem_file_setup,
-shmem_zero_setup, the seal checks of shmem_setattr and shmem_write_begin) and
-drivers/char/mem.c (/dev/zero, /dev/null, /dev/random) — only as far as the mm layer
-can observe them: which file types can be mmapped, the mode an open file has, noexec
-mounts, the largest file each filesystem holds, inode identity and contents, and
+shmem_zero_setup, the seal checks of shmem_setattr and shmem_write_begin),
+drivers/char/mem.c (/dev/zero, /dev/null, /dev/random) and fs/proc/base.c
+(/proc/PID/mem: another process's memory as debuggers read it) — only as far as the mm
+layer can observe them: which file types can be mmapped, the mode an open file has,
+noexec mounts, the largest file each filesystem holds, inode identity and contents, and
 unlinked and renamed files.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 import struct
 
 from ..errors import (
+    EACCES,
     EBADF,
     EBUSY,
     EEXIST,
     EFAULT,
     EFBIG,
     EINVAL,
+    EIO,
     EISDIR,
     ENOENT,
     ENOMEM,
@@ -35,7 +39,7 @@ from ..errors import (
     EXDEV,
     kerr,
 )
-from ..mm.fault import FILE_VM_OPS, copy_from_user, copy_to_user, hugetlb_vm_ops
+from ..mm.fault import FILE_VM_OPS, access_remote_vm, copy_from_user, copy_to_user, hugetlb_vm_ops
 from ..mm.flags import VM_DONTEXPAND, VM_HUGETLB, VM_NORESERVE, VM_SHARED, VM_SYNC
 from ..mm.hooks import f_unlocked_ioctl
 from ..mm.mmap import MAX_LFS_FILESIZE
@@ -295,6 +299,28 @@ class PidfdOps(NoMmapOps):
 PIDFD_OPS = PidfdOps()
 
 
+class ProcMemOps(NoMmapOps):
+    """fs/proc/base.c proc_mem_operations, of /proc/PID/mem: the process's memory at
+    file positions equal to its virtual addresses (mem_rw()), read and written with
+    pread/pwrite (the model has no lseek); no ->mmap (ENODEV) [obs]. FOP_UNSIGNED_OFFSET:
+    a position plus a count may pass LLONG_MAX (rw_verify_area()). file.private_data is
+    the mm taken at open (proc_mem_open())."""
+
+
+PROC_MEM_OPS = ProcMemOps()
+
+
+class ProcInode(Inode):
+    """struct proc_inode of a /proc/PID entry: an inode that names a process (its pid:
+    here the Process itself, `task`)."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, ino: int, mount: Mount, fops: FileOperations, path: str, task):
+        super().__init__(ino, mount.dev, S_IFREG, fops, path, mount)
+        self.task = task
+
+
 class Vfs:
     """The file namespace of one Kernel.
 
@@ -494,19 +520,40 @@ class Vfs:
     def _regular_ops(mnt: Mount) -> FileOperations:
         return EXT4_OPS if mnt.fstype == "ext4" else SHMEM_OPS
 
+    # --- /proc/PID (fs/proc/base.c) ---
+    def proc_pid_lookup(self, task, path: str) -> ProcInode | None:
+        """fs/proc/base.c proc_pid_lookup() and proc_pident_lookup() of the one per-process
+        entry the model has: /proc/PID/mem, and /proc/self/mem (`task`, the caller's). A
+        pid of no live process is ENOENT (an exited process is gone at once: the model
+        has no zombies). None for any other path. The inode is a new one (mode 0600, as
+        proc_pid_make_inode() makes it), whose number nothing observes."""
+        match = re.fullmatch(r"/proc/(self|[1-9][0-9]*)/mem", self._norm(path))
+        if match is None:
+            return None
+        pid = match.group(1)
+        target = task if pid == "self" else task.kernel.processes.get(int(pid))
+        if target is None:
+            raise kerr(ENOENT)
+        proc = self.mounts["/proc"]
+        inode = ProcInode(proc.new_ino(), proc, PROC_MEM_OPS, f"/proc/{target.pid}/mem", target)
+        inode.mode = 0o600
+        return inode
+
     # --- opening ---
-    def open(self, kernel, path: str, flags: int, mode: int = 0o666) -> File:
-        """do_sys_open() and fs/namei.c do_open(): the File for `path` with f_mode from
-        the access mode. O_PATH keeps only O_PATH_FLAGS (build_open_how()) and gives a
-        file with empty_fops whose driver is never opened (do_dentry_open()). Access
-        mode 3 asks for read and write permission but gives neither FMODE_READ nor
-        FMODE_WRITE (OPEN_FMODE(): a file for ioctl(2) only). Then may_open(); a
+    def open(self, task, path: str, flags: int, mode: int = 0o666) -> File:
+        """do_sys_open() and fs/namei.c do_open() by `task`: the File for `path` with
+        f_mode from the access mode. O_PATH keeps only O_PATH_FLAGS (build_open_how())
+        and gives a file with empty_fops whose driver is never opened (do_dentry_open()).
+        Access mode 3 asks for read and write permission but gives neither FMODE_READ
+        nor FMODE_WRITE (OPEN_FMODE(): a file for ioctl(2) only). Then may_open(); a
         running program's file is not opened for writing or truncated (ETXTBSY) [obs];
-        the driver's ->open, and O_TRUNC's handle_truncate()."""
+        the driver's ->open (/proc/PID/mem's: mem_open()), and O_TRUNC's
+        handle_truncate()."""
+        kernel = task.kernel
         if flags & O_PATH:
             flags &= O_PATH_FLAGS
         try:
-            inode = self.lookup(path)
+            inode = self.proc_pid_lookup(task, path) or self.lookup(path)
             if flags & O_CREAT and flags & O_EXCL:
                 raise kerr(EEXIST)
         except FileNotFoundError:
@@ -524,7 +571,9 @@ class Vfs:
                 is_running_program(kernel, inode):
             raise kerr(ETXTBSY)     # get_write_access(): do_dentry_open(), handle_truncate()
         file = File(inode, f_mode, flags)
-        if inode.fops.open is not None:
+        if isinstance(inode, ProcInode):
+            file.private_data = proc_mem_open(task, inode.task)
+        elif inode.fops.open is not None:
             inode.fops.open(file)
         if flags & O_TRUNC and inode.kind == S_IFREG:
             handle_truncate(kernel, inode)
@@ -679,9 +728,10 @@ def inode_get_bytes(inode: Inode) -> int:
     return len(inode.pages) << PAGE_SHIFT
 
 
-def rw_verify_area(pos: int, count: int) -> None:
-    """fs/read_write.c rw_verify_area(): pos + count must stay a file position."""
-    if pos + count > LOFF_MAX:
+def rw_verify_area(file: File, pos: int, count: int) -> None:
+    """fs/read_write.c rw_verify_area(): pos + count must stay a file position, unless
+    the file has unsigned offsets (FOP_UNSIGNED_OFFSET: /proc/PID/mem) [obs]."""
+    if pos + count > LOFF_MAX and not isinstance(file.f_op, ProcMemOps):
         raise kerr(EINVAL)
 
 
@@ -698,8 +748,10 @@ def vfs_pread(task, file: File, count: int, pos: int) -> bytes:
         raise kerr(EINVAL)              # no FMODE_CAN_READ
     if count > task.kernel.task_size:
         raise kerr(EFAULT)
-    rw_verify_area(pos, count)
+    rw_verify_area(file, pos, count)
     count = min(count, MAX_RW_COUNT)
+    if isinstance(file.f_op, ProcMemOps):
+        return mem_read(file, count, pos)
     if file.inode.kind == S_IFCHR:
         return chrdev_read(task, file.inode, count)
     if file.inode.kind == S_IFDIR:
@@ -709,24 +761,28 @@ def vfs_pread(task, file: File, count: int, pos: int) -> bytes:
 
 def vfs_pwrite(task, file: File, data: bytes, pos: int) -> int:
     """fs/read_write.c ksys_pwrite64() once the file is found, vfs_write() and
-    mm/filemap.c generic_write_checks(): ESPIPE (pipes, and procfs files, whose
-    seq_open() clears FMODE_PWRITE [obs]), EBADF, EINVAL without a ->write (hugetlbfs
-    [obs], SGX), EINVAL past LOFF_MAX; nothing to write succeeds anywhere; a character
-    device takes the bytes (chrdev_write()); O_APPEND writes at the end whatever pos
-    says; then generic_write_check_limits(): RLIMIT_FSIZE and the filesystem's
-    s_maxbytes each make a write starting at or past them EFBIG and one crossing them
-    short. Returns the bytes written."""
+    mm/filemap.c generic_write_checks(): ESPIPE (pipes, and procfs files but
+    /proc/PID/mem, whose seq_open() clears FMODE_PWRITE [obs]), EBADF, EINVAL without a
+    ->write (hugetlbfs [obs], SGX), EINVAL past LOFF_MAX; nothing to write succeeds
+    anywhere; /proc/PID/mem writes at pos whatever O_APPEND says (mem_write()) [obs]; a
+    character device takes the bytes (chrdev_write()); O_APPEND writes at the end
+    whatever pos says; then generic_write_check_limits(): RLIMIT_FSIZE and the
+    filesystem's s_maxbytes each make a write starting at or past them EFBIG and one
+    crossing them short. Returns the bytes written."""
     inode = file.inode
-    if inode.kind == S_IFIFO or inode.mount is not None and inode.mount.fstype == "proc":
+    if inode.kind == S_IFIFO or inode.mount is not None and inode.mount.fstype == "proc" \
+            and not isinstance(file.f_op, ProcMemOps):
         raise kerr(ESPIPE)              # no FMODE_PWRITE
     if not file.f_mode & FMODE_WRITE:
         raise kerr(EBADF)
     if not can_write(inode):
         raise kerr(EINVAL)              # no FMODE_CAN_WRITE
-    rw_verify_area(pos, len(data))
+    rw_verify_area(file, pos, len(data))
     data = data[:MAX_RW_COUNT]
     if not data:
         return 0
+    if isinstance(file.f_op, ProcMemOps):
+        return mem_write(file, data, pos)
     if inode.kind == S_IFCHR:
         return len(data)                # write_null(), write_iter_zero(), random_write_iter()
     if file.f_flags & O_APPEND:
@@ -737,6 +793,70 @@ def vfs_pwrite(task, file: File, data: bytes, pos: int) -> int:
         ext4_block_zero_eof(inode, inode.size, pos)         # ext4_write_checks()
     inode.write(pos, data)
     return len(data)
+
+
+# --- /proc/PID/mem: fs/proc/base.c -------------------------------------------------
+
+def proc_mem_open(task, target):
+    """fs/proc/base.c mem_open() -> proc_mem_open() -> kernel/fork.c mm_access() with
+    PTRACE_MODE_ATTACH_FSCREDS: `task` may have the mm of `target` if it is its own, or
+    kernel/ptrace.c __ptrace_may_access() allows it: the same process, the same uid, or
+    CAP_SYS_PTRACE (no Yama, as on the reference machine); else EACCES. The mm is held
+    (mmgrab()) but not its memory (mmput()): it is the mm of this moment, which the file
+    keeps through the target's execve or exit (mem_rw() then reads nothing) and through a
+    fork of the opener (the child reads the parent's memory) [obs]."""
+    if target is not task and target.uid != task.uid and not task.capable("CAP_SYS_PTRACE"):
+        raise kerr(EACCES)
+    return target.mm
+
+
+def mmget_not_zero(mm) -> bool:
+    """include/linux/sched/mm.h mmget_not_zero(): the mm still has a user, its process:
+    alive and not moved on to another mm by execve."""
+    owner = mm.owner
+    return owner is not None and owner.alive and owner.mm is mm
+
+
+def mem_read(file: File, count: int, pos: int) -> bytes:
+    """fs/proc/base.c mem_read() -> mem_rw(): the bytes read."""
+    got = mem_rw(file, count, pos, False)
+    assert isinstance(got, bytes)
+    return got
+
+
+def mem_write(file: File, data: bytes, pos: int) -> int:
+    """fs/proc/base.c mem_write() -> mem_rw(): the count written."""
+    got = mem_rw(file, len(data), pos, True, data)
+    assert isinstance(got, int)
+    return got
+
+
+def mem_rw(file: File, count: int, pos: int, write: bool, data: bytes = b"") -> bytes | int:
+    """fs/proc/base.c mem_rw(): `count` bytes of the file's mm at the address `pos`, a
+    page-sized piece at a time (whatever the alignment) through mm/memory.c
+    access_remote_vm() with FOLL_FORCE (CONFIG_PROC_MEM_ALWAYS_FORCE, the reference
+    machine's): a private read-only or PROT_NONE mapping is read and written (a write
+    COWs the page), a shared one without VM_WRITE is not. A piece that gets nothing ends
+    the call: short, or EIO if nothing was copied. No mm (none at open), or one with no
+    user left: nothing, 0 bytes [obs]. Returns the bytes read, or the count written."""
+    mm = file.private_data
+    if mm is None or not mmget_not_zero(mm):
+        return 0 if write else b""
+    out = bytearray()
+    copied = 0
+    while copied < count:
+        this_len = min(count - copied, PAGE_SIZE)
+        got = access_remote_vm(mm.owner, pos + copied, this_len, write,
+                               data[copied:copied + this_len])
+        n = got if isinstance(got, int) else len(got)
+        if not n:
+            if not copied:
+                raise kerr(EIO)
+            break
+        if isinstance(got, bytes):
+            out += got
+        copied += n
+    return copied if write else bytes(out)
 
 
 def write_check_limits(task, inode: Inode, pos: int, count: int) -> int:

@@ -486,24 +486,27 @@ def get_user_page(task, addr: int) -> bytes:
 
 def access_remote_vm(task, addr: int, length: int, write: bool, data: bytes = b"") -> bytes | int:
     """mm/memory.c __access_remote_vm(): ptrace and /proc/PID/mem read or write `task`'s
-    memory with FOLL_FORCE. An ordinary VMA is faulted in and copied (FOLL_FORCE needs
-    VM_MAYREAD, or for a write VM_MAYWRITE and a private mapping if VM_WRITE is
-    clear); a VM_IO|VM_PFNMAP VMA goes to its driver's vm_ops->access, which may do
-    part. Stops at the first byte it cannot reach. Returns the bytes read, or for a
-    write the count written."""
+    memory with FOLL_FORCE, a page at a time. An address in no VMA grows the stack above
+    it down to it, as a fault would (expand_stack()) [obs]. A page is faulted in and
+    copied (get_user_pages(); FOLL_FORCE needs VM_MAYREAD, or for a write VM_WRITE or a
+    private mapping: a COW; the access is foreign, so PKRU does not apply); where that
+    fails (always on VM_IO|VM_PFNMAP) the VMA's vm_ops->access, if any, may do part.
+    Stops at the first byte it cannot reach. Returns the bytes read, or for a write the
+    count written."""
     mm = task.mm
     mm.mmap_lock("access_remote_vm")
     out = bytearray()
     done = 0
     while done < length:
         at = (addr + done) & U64
-        vma = mm.tree.find(at)
+        vma = lock_mm_and_find_vma(task, at)        # vma_lookup(), else expand_stack()
         if vma is None:
             break
-        if vma.flags & (VM_IO | VM_PFNMAP):
-            n = _access_by_driver(vma, at, length - done, write, data[done:], out)
-        else:
+        n = 0
+        if not vma.flags & (VM_IO | VM_PFNMAP):
             n = _access_page(task, vma, at, length - done, write, data[done:], out)
+        if n <= 0:
+            n = _access_by_driver(vma, at, length - done, write, data[done:], out)
         if n <= 0:
             break
         done += n
@@ -512,7 +515,8 @@ def access_remote_vm(task, addr: int, length: int, write: bool, data: bytes = b"
 
 def _access_by_driver(vma, addr: int, length: int, write: bool, data: bytes,
                       out: bytearray) -> int:
-    """vm_ops->access (none: nothing); its refusal ends the access."""
+    """vm_ops->access (none: nothing), where get_user_pages() failed; its refusal ends
+    the access."""
     if vma.vm_ops is None or vma.vm_ops.access is None:
         return 0
     try:

@@ -113,7 +113,8 @@ class VmOperations:
 
     access: Callable[[Vma, int, int, bool, bytes], bytes | int] | None = None
     """access(vma, addr, length, write, data): ptrace / `/proc/PID/mem` access
-    (mm.fault.access_remote_vm()) to a VMA without struct pages (VM_IO|VM_PFNMAP).
+    (mm.fault.access_remote_vm(), as __access_remote_vm() does) where the normal page
+    access fails: a VMA without struct pages (VM_IO|VM_PFNMAP), or a page it refuses.
     Returns the bytes read (at most length), or for a write of `data` the count written
     (0..length); a refusal ends the access there. Changes nothing."""
 
