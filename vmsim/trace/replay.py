@@ -910,7 +910,7 @@ def summarize(outcomes: list[Outcome], placement: str = "trace") -> dict:
     refused = sum(1 for o in outcomes if o.verdict == "agree" and o.rec.err is not None)
     diverged = counts.get("differ", 0) + (counts.get("placement", 0)
                                           if placement == "trace" else 0)
-    return {"calls": sum(1 for o in outcomes if o.rec.call is not None),
+    return {"calls": sum(1 for o in outcomes if o.rec.call is not None or o.rec.event == "access"),
             "agree": counts.get("agree", 0), "refused_as_recorded": refused,
             "differ": counts.get("differ", 0), "placement": counts.get("placement", 0),
             "unchecked": counts.get("unchecked", 0), "skipped": counts.get("skipped", 0),
