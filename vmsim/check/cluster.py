@@ -23,8 +23,8 @@ class _Worker:
     def __init__(self, job: Job):
         self.expander = Expander(job)
 
-    def expand_many(self, paths: list[Path]) -> list[list[Child]]:
-        return self.expander.expand_many(paths)
+    def expand_many(self, paths: list[Path], known_good: tuple[bytes, ...]) -> list[list[Child]]:
+        return self.expander.expand_many(paths, known_good)
 
 
 def connect(address: str) -> None:
@@ -36,7 +36,8 @@ def connect(address: str) -> None:
 
 
 def ray_mapper(job: Job, address: str, workers: int
-               ) -> tuple[Callable[[list[list[Path]]], Iterable[list[list[Child]]]],
+               ) -> tuple[Callable[[list[tuple[list[Path], tuple[bytes, ...]]]],
+                                   Iterable[list[list[Child]]]],
                           Callable[[], None]]:
     """A mapper onto `workers` Ray actors (0: one per CPU of the cluster) and the
     function that stops them."""
@@ -45,8 +46,8 @@ def ray_mapper(job: Job, address: str, workers: int
     remote: Any = ray.remote(num_cpus=1)(_Worker)
     actors: list[Any] = [remote.remote(job) for _ in range(max(n, 1))]
 
-    def mapper(chunks: list[list[Path]]) -> Iterable[list[list[Child]]]:
-        refs = [actors[i % len(actors)].expand_many.remote(c) for i, c in enumerate(chunks)]
+    def mapper(chunks: list[tuple[list[Path], tuple[bytes, ...]]]) -> Iterable[list[list[Child]]]:
+        refs = [actors[i % len(actors)].expand_many.remote(*c) for i, c in enumerate(chunks)]
         return ray.get(refs)
 
     def close() -> None:

@@ -1,12 +1,13 @@
 """Expanding states: a worker's part of the search (vmsim.check.explore). An Expander
 holds the start state of a Job and rebuilds a frontier state by replaying its path on a
 snapshot, keeping the last parent built; paths, keys and verdicts are all that cross
-process boundaries. State properties are checked once per key in each worker.
+process boundaries. State properties are checked once per key in each worker, and not
+at all for a key the search sends as already found good (by any worker).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from . import designs
@@ -40,6 +41,9 @@ class Expander:
         self.props = state_properties(job.properties)
         self.check_mprotect = "mprotect" in job.properties
         self.verdicts: dict[bytes, list[tuple[str, str]]] = {}
+        #: keys of states the search already holds to keep every state property (sent
+        #: by the search with each chunk: another worker may have checked them)
+        self.known_good: set[bytes] = set()
         self.last: tuple[Path, World] | None = None
 
     def world(self, path: Path) -> World:
@@ -66,11 +70,14 @@ class Expander:
             w = self.world(path)
             result = apply(w, op)
             key = state_key(w)
-            bad = list(self.state_verdicts(key, w))
+            bad = [] if key in self.known_good else list(self.state_verdicts(key, w))
             if self.check_mprotect and (msg := mprotect_post(w, op, result)) is not None:
                 bad.append(("mprotect", msg))
             out.append((i, key, bad))
         return out
 
-    def expand_many(self, paths: Sequence[Path]) -> list[list[Child]]:
+    def expand_many(self, paths: Sequence[Path], known_good: Iterable[bytes] = ()
+                    ) -> list[list[Child]]:
+        """Expand each path; known_good: keys the search found good since the last call."""
+        self.known_good.update(known_good)
         return [self.expand(p) for p in paths]

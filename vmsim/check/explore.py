@@ -79,12 +79,13 @@ def _init_worker(job: Job) -> None:
     _EXPANDER = Expander(job)
 
 
-def _expand_chunk(paths: Sequence[Path]) -> list[list[Child]]:
+def _expand_chunk(chunk: tuple[Sequence[Path], tuple[bytes, ...]]) -> list[list[Child]]:
     assert _EXPANDER is not None, "worker not initialised"
-    return _EXPANDER.expand_many(paths)
+    return _EXPANDER.expand_many(*chunk)
 
 
-Mapper = Callable[[list[list[Path]]], Iterable[list[list[Child]]]]
+#: chunks of (paths, keys found good since the last level) -> their expansions, in order
+Mapper = Callable[[list[tuple[list[Path], tuple[bytes, ...]]]], Iterable[list[list[Child]]]]
 
 
 def _chunks(frontier: list[Path], n: int) -> list[list[Path]]:
@@ -114,7 +115,7 @@ def explore(job: Job, depth: int, workers: int = 1, ray_address: str | None = No
         mapper, close = (lambda chunks: pool.imap(_expand_chunk, chunks)), pool.terminate
         chunking = 4 * workers
     else:
-        mapper, close = (lambda chunks: map(local.expand_many, chunks)), (lambda: None)
+        mapper, close = (lambda chunks: (local.expand_many(*c) for c in chunks)), (lambda: None)
         chunking = 1
     try:
         res = _search(job, local, depth, mapper, chunking, max_counterexamples, progress)
@@ -135,12 +136,16 @@ def _search(job: Job, local: Expander, depth: int, mapper: Mapper, chunking: int
     for name, msg in local.state_verdicts(key0, snapshot(local.start)):
         _record(res, local, name, msg, (), keep)
         frontier = []
+    # states in `seen` hold every state property: workers need not check them again,
+    # so each level's new keys travel with the next level's chunks
+    new_good: tuple[bytes, ...] = (key0,) if frontier else ()
     for d in range(1, depth + 1):
         if not frontier:
             break
         nxt: list[Path] = []
+        found: list[bytes] = []
         chunks = _chunks(frontier, chunking)
-        for chunk, expanded in zip(chunks, mapper(chunks), strict=True):
+        for chunk, expanded in zip(chunks, mapper([(c, new_good) for c in chunks]), strict=True):
             for path, children in zip(chunk, expanded, strict=True):
                 for i, key, bad in children:
                     res.transitions += 1
@@ -153,7 +158,9 @@ def _search(job: Job, local: Expander, depth: int, mapper: Mapper, chunking: int
                         continue
                     if key not in seen:
                         seen.add(key)
+                        found.append(key)
                         nxt.append(child)
+        new_good = tuple(found)
         res.states = len(seen)
         res.depth_reached = d
         frontier = nxt
