@@ -574,13 +574,7 @@ class Replayer:
         mfd = self._model_fd(st, fd, rec)
         if mfd is None:
             return Outcome(rec, "env", note=f"fd {fd} is not known to the replay")
-        model = outcome(st.p, "dup", [mfd])
-        if model[0] == "ok":
-            if rec.ret is None:
-                outcome(st.p, "close", [model[1]])
-            else:
-                self._install_fd(st, rec.ret, model[1])
-                model = ("ok", rec.ret)
+        model = self._adopt_fd(st, rec, outcome(st.p, "dup", [mfd]))
         return self._compare(rec, model, st)
 
     def _replay_dup2(self, st: _Proc, rec: Record) -> Outcome:
@@ -607,24 +601,26 @@ class Replayer:
         if mfd is None:
             return Outcome(rec, "env", note=f"fd {fd} is not known to the replay")
         model = outcome(st.p, "fcntl", [mfd, cmd, arg])
-        if cmd in _FCNTL_DUP and model[0] == "ok":
-            if rec.ret is None or rec.err is not None:
-                outcome(st.p, "close", [model[1]])
-            else:
-                self._install_fd(st, rec.ret, model[1])
-                model = ("ok", rec.ret)
+        if cmd in _FCNTL_DUP:
+            model = self._adopt_fd(st, rec, model)
         return self._compare(rec, model, st)
+
+    def _adopt_fd(self, st: _Proc, rec: Record, model: tuple) -> tuple:
+        """A new model fd known from now on by the recorded one; closed again when the
+        recorded call failed or its result is unknown. Returns the outcome to compare."""
+        assert st.p is not None
+        if model[0] != "ok":
+            return model
+        if rec.ret is None or rec.err is not None:
+            outcome(st.p, "close", [model[1]])
+            return model
+        self._install_fd(st, rec.ret, model[1])
+        return ("ok", rec.ret)
 
     def _replay_memfd_create(self, st: _Proc, rec: Record) -> Outcome:
         """memfd_create(2): the model's memfd, tracked as the recorded fd."""
         assert st.p is not None
-        model = outcome(st.p, "memfd_create", rec.args)
-        if model[0] == "ok":
-            if rec.ret is None or rec.err is not None:
-                outcome(st.p, "close", [model[1]])
-            else:
-                self._install_fd(st, rec.ret, model[1])
-                model = ("ok", rec.ret)
+        model = self._adopt_fd(st, rec, outcome(st.p, "memfd_create", rec.args))
         return self._compare(rec, model, st)
 
     def _replay_path_call(self, st: _Proc, rec: Record) -> Outcome:
@@ -685,13 +681,7 @@ class Replayer:
         target = self.procs.get(pid)
         if target is None or target.p is None:
             return Outcome(rec, "env", note=f"pid {pid} is not a traced process")
-        model = outcome(st.p, "pidfd_open", [target.p.pid, flags])
-        if model[0] == "ok":
-            if rec.ret is None or rec.err is not None:
-                outcome(st.p, "close", [model[1]])
-            else:
-                self._install_fd(st, rec.ret, model[1])
-                model = ("ok", rec.ret)
+        model = self._adopt_fd(st, rec, outcome(st.p, "pidfd_open", [target.p.pid, flags]))
         return self._compare(rec, model, st)
 
     def _replay_process_madvise(self, st: _Proc, rec: Record) -> Outcome:
