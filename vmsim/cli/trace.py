@@ -105,14 +105,9 @@ def _add_replay_parser(sub: argparse._SubParsersAction) -> None:
                     help="the ->mprotect hook design of the kernel (vmsim check --design: "
                     f"{', '.join(designs.BUILTIN)} or MODULE:FUNCTION; default: the trace "
                     "header's, else merged)")
-    ap.add_argument("--json", "-j", action="store_true",
-                    help="JSON Lines: one object per call, then a summary object")
     ap.add_argument("--quiet", "-q", action="store_true",
                     help="print only divergences, refusals and the summary")
-    ap.add_argument("--form", choices=("maps", "smaps", "pmap", "none"), default="maps",
-                    help="how to print the final address space (default maps)")
-    ap.add_argument("--color", choices=COLOR_CHOICES, default="auto",
-                    help="colour the output (default: auto, on a terminal)")
+    _add_output_options(ap)
     ap.set_defaults(func=cmd_replay)
 
 
@@ -328,16 +323,21 @@ with its pages' declared permissions.
 """
 
 
-def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
-    ap = sub.add_parser("demo", help="replay the bundled SGX enclave-loading trace (what "
-                        "bare `vmsim` does)",
-                        description="Replay the bundled SGX enclave-loading trace.")
+def _add_output_options(ap: argparse.ArgumentParser) -> None:
+    """--json, --form, --color: how replay and demo print what they found."""
     ap.add_argument("--json", "-j", action="store_true",
                     help="JSON Lines: one object per call, then a summary object")
     ap.add_argument("--form", choices=("maps", "smaps", "pmap", "none"), default="maps",
                     help="how to print the final address space (default maps)")
     ap.add_argument("--color", choices=COLOR_CHOICES, default="auto",
                     help="colour the output (default: auto, on a terminal)")
+
+
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    ap = sub.add_parser("demo", help="replay the bundled SGX enclave-loading trace (what "
+                        "bare `vmsim` does)",
+                        description="Replay the bundled SGX enclave-loading trace.")
+    _add_output_options(ap)
     ap.set_defaults(func=cmd_demo, trace=demo_trace_path(), maps=None, smaps=None,
                     placement="trace", quiet=False)
 
