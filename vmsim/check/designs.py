@@ -15,7 +15,6 @@ the driver's own whose `mmap` gives the VMA other `vm_operations_struct`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from ..drivers.sgx.driver import SgxEnclaveFops
@@ -26,6 +25,7 @@ from ..kernel import Kernel
 from ..mm.vma import Vma, VmOperations
 from ..trace.format import Trace
 from ..trace.replay import Replayer
+from .plugins import load_callable
 
 BUILTIN = ("merged", "v40", "v40-check-only", "none")
 
@@ -69,17 +69,7 @@ def install_vm_ops(kernel: Kernel, ops: VmOperations) -> None:
 
 def plugin(spec: str) -> Callable[[Kernel], None]:
     """The function MODULE:FUNC names; ValueError when it cannot be loaded."""
-    module, _, name = spec.partition(":")
-    if not module or not name:
-        raise ValueError(f"design {spec!r}: expected one of {', '.join(BUILTIN)} or "
-                         "MODULE:FUNCTION")
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"design {spec!r}: {exc}") from None
-    if not callable(fn):
-        raise ValueError(f"design {spec!r}: not callable")
-    return fn
+    return load_callable("design", spec, BUILTIN)
 
 
 def check_design(spec: str) -> None:

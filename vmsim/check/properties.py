@@ -15,7 +15,6 @@ property of the transition (it sees the call and its result).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from ..arch.x86.sgx.cpu import EpcPage
@@ -23,6 +22,7 @@ from ..drivers.sgx.encl import Encl, prot_name
 from ..errors import HookContractError
 from ..mm.flags import VM_ACCESS_FLAGS, calc_vm_prot_bits
 from ..uapi import PAGE_SHIFT
+from .plugins import load_callable
 from .state import snapshot
 from .world import Op, World
 
@@ -110,14 +110,7 @@ STATE_PROPERTIES: dict[str, StateProperty] = {"intent": intent, "validate": vali
 
 def user_property(spec: str) -> StateProperty:
     """The predicate MODULE:FUNC as a state property; ValueError if it cannot be loaded."""
-    module, _, name = spec.partition(":")
-    if not module or not name:
-        raise ValueError(f"property {spec!r}: expected one of {', '.join(BUILTIN)} or "
-                         "MODULE:FUNCTION")
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"property {spec!r}: {exc}") from None
+    fn = load_callable("property", spec, BUILTIN)
 
     def check(world: World) -> str | None:
         verdict = fn(world)
