@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pytest
 
 import vmsim
+from vmsim.arch.x86.entry.vdso.build import vdso_image
 from vmsim.fs.binfmt_elf import AT_HWCAP, AT_HWCAP2, AT_MINSIGSTKSZ, AT_RANDOM, REFERENCE_HWCAPS
 from vmsim.fs.procmaps import mirror_host_file
 
@@ -571,12 +572,12 @@ def test_a_file_of_the_model_runs_with_its_identity(kw, progs):
         p.execve("/tmp/data", ["x"], [])
 
 
-def test_vdso_is_special_with_placeholder_content(kw):
+def test_vdso_is_special_and_holds_the_image(kw):
     p = vmsim.Kernel(**kw).spawn(argv=["/bin/true"])
     views = {v.name: v for v in p.vmas()}
     vdso, vvar = views["[vdso]"], views["[vvar]"]
     assert vdso.end - vdso.start == 2 * 4096 and vvar.end - vvar.start == 4 * 4096
-    assert p.read(vdso.start, 64) == bytes(64)
+    assert p.read(vdso.start, 64) == vdso_image()[:64]      # tests/test_vdso_image.py
     assert p.read(vvar.start, 64) == bytes(64)
     with pytest.raises(OSError) as err:
         p.mprotect(vdso.start, 4096, vmsim.PROT_READ)      # special mappings never split

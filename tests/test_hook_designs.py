@@ -13,6 +13,7 @@ import pytest
 
 import vmsim
 from vmsim import MAP_FIXED, MAP_SHARED, O_RDWR, PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE
+from vmsim.mm.page_alloc import alloc_page
 
 P = PAGE_SIZE
 W = 0x7E0000000000
@@ -22,7 +23,7 @@ class CheckOnly(vmsim.VmOperations):
     """A driver that only checks permissions in its hook (correct for 5.11+)."""
 
     def __init__(self):
-        self.page = bytearray(P)
+        self.page = alloc_page()
 
     def mprotect(self, vma, *args):
         if len(args) == 4:          # v40 signature: (pprev, start, end, newflags)

@@ -37,6 +37,7 @@ from vmsim import (
     VM_READ,
     VM_SHARED,
 )
+from vmsim.mm.page_alloc import alloc_page
 
 P = PAGE_SIZE
 W = 0x7E0000000000          # the window the tests map into
@@ -76,7 +77,7 @@ class ToyOps(vmsim.VmOperations):
     def fault(self, vma, addr, write):
         self.log.append(("fault", addr, write))
         self._maybe_refuse("fault")
-        return self.pages.setdefault(vma.pgoff_at(addr), bytearray(P))
+        return self.pages.setdefault(vma.pgoff_at(addr), alloc_page())
 
     def name(self, vma):
         return "[toy]"

@@ -52,6 +52,7 @@ from vmsim import (
 )
 from vmsim.mm import hooks
 from vmsim.mm.fault import access_remote_vm, vmf_insert_pfn
+from vmsim.mm.page_alloc import Page, alloc_page, zero_page
 from vmsim.mm.placement import mm_get_unmapped_area
 from vmsim.mm.vma import Vma
 
@@ -70,7 +71,7 @@ class HostileOps(vmsim.VmOperations):
 
     def __init__(self, dev: Device):
         self.dev = dev
-        self.pages: dict[int, bytearray] = {}
+        self.pages: dict[int, Page] = {}
 
     def _call(self, name, *args):
         misbehave = self.dev.hostile.get(name)
@@ -160,7 +161,7 @@ BENIGN: dict[str, Callable] = {
     "may_split": lambda dev, args: None,
     "mremap": lambda dev, args: None,
     "mprotect": lambda dev, args: None,
-    "fault": lambda dev, args: dev.ops.pages.setdefault(args[0].pgoff_at(args[1]), bytearray(P)),
+    "fault": lambda dev, args: dev.ops.pages.setdefault(args[0].pgoff_at(args[1]), alloc_page()),
     "access": _benign_access,
     "name": lambda dev, args: "[hostile]",
     "pagesize": lambda dev, args: P,
@@ -402,7 +403,8 @@ EXCEPTIONS = [raises(ValueError("hostile")), raises(KeyError("hostile")),
 FAULT_NOT_DOCUMENTED = raises(vmsim.Fault("SIGSEGV", "SEGV_MAPERR", 0))
 
 WRONG_RETURNS = {
-    "fault": [None, bytes(P), 7, bytearray(10), bytearray(2 * P), memoryview(bytearray(P))],
+    "fault": [None, bytes(P), 7, bytearray(10), bytearray(2 * P), bytearray(P),
+              memoryview(bytearray(P)), zero_page()],
     "access": ["x", -1, None, bytearray(16)],
     "name": [42, b"[x]", AlwaysEqual()],
     "pagesize": [float(P), 3, "4096", LyingInt(P), 0],
@@ -582,7 +584,7 @@ def test_pfnmap_fault_must_insert_a_pfn_inside_its_vma():
 
     class Pfn:
         def cpu_page(self):
-            return bytearray(P)
+            return alloc_page()
 
     env.dev.hostile["fault"] = returns(None)            # no vmf_insert_pfn()
     with pytest.raises(vmsim.HookContractError, match="must map a PFN"):
@@ -598,7 +600,7 @@ def test_pfnmap_fault_must_insert_a_pfn_inside_its_vma():
     def inserts_then_fails(dev, hook, args):
         vma, addr, write = args
         vmf_insert_pfn(vma, addr & ~(P - 1), Pfn())
-        return bytearray(P)                             # a page as well: not PFNMAP's result
+        return alloc_page()                             # a page as well: not PFNMAP's result
     env.dev.hostile["fault"] = inserts_then_fails
     with pytest.raises(vmsim.HookContractError):
         env.p.read(DEV, 1)

@@ -64,3 +64,11 @@ ENAMETOOLONG = _errno.ENAMETOOLONG
 ELIBBAD = _errno.ELIBBAD
 ELOOP = _errno.ELOOP
 EXDEV = _errno.EXDEV
+ENXIO = _errno.ENXIO
+ERANGE = _errno.ERANGE
+EAFNOSUPPORT = _errno.EAFNOSUPPORT
+ECHILD = _errno.ECHILD
+ETIMEDOUT = _errno.ETIMEDOUT
+#: include/linux/errno.h: what an interrupted syscall returns inside the kernel; the way
+#: back to user mode makes it -EINTR or a restart (vmsim.arch.x86.signal)
+ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516

@@ -21,6 +21,7 @@ from .mm.flags import VM_STACK_DEFAULT_FLAGS
 from .mm.mm_struct import MmStruct
 from .mm.vma import Vma
 from .process import Process
+from .task.timekeeping import Timekeeper
 from .uapi import (
     ADDR_NO_RANDOMIZE,
     PAGE_SHIFT,
@@ -129,6 +130,11 @@ class Kernel:
         self.elf_hwcaps = REFERENCE_HWCAPS
         self.processes: dict[int, Process] = {}
         self.committed = 0
+        #: the clocks programs read (a virtual clock: deterministic, always advancing)
+        self.clock = Timekeeper()
+        #: the syscall numbers the x86-64 entry answered ENOSYS, each once, in the order
+        #: first seen (vmsim.arch.x86.entry.syscall_64), for the run loop to report
+        self.unknown_syscalls: list[int] = []
         self._next_pid = 1000
         #: "merged" (5.11: ->mprotect is a pure check) or "v40" (the hook got pprev
         #: and had to call mprotect_fixup itself, as in the SGX v40 patch)
@@ -155,9 +161,15 @@ class Kernel:
         raise kerr(ENOMEM)
 
     # --- processes ---
-    def _new_process(self, parent: Process | None = None) -> Process:
+    def alloc_pid(self) -> int:
+        """kernel/pid.c alloc_pid(): the next pid, for a process or a thread (tids and
+        pids are one number space); never reused."""
         pid = self._next_pid
         self._next_pid += 1
+        return pid
+
+    def _new_process(self, parent: Process | None = None) -> Process:
+        pid = self.alloc_pid()
         p = Process(self, pid, MmStruct(self))
         if parent is not None:
             p.persona = parent.persona

@@ -19,10 +19,12 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar
 
+from .arch.x86.ptrace import PtRegs
 from .errors import EBADF, EFAULT, EINVAL, EMFILE, ENOTDIR, EPERM, ESRCH, kerr
 from .fs import memfd
-from .fs.exec import do_execveat_common
+from .fs.exec import ExecBases, do_execveat_common
 from .fs.file import FMODE_PATH, S_IFDIR, File
+from .fs.open import file_status_flags, set_file_status_flags
 from .fs.vfs import MAX_RW_COUNT, PIDFD_OPS, Vfs, do_ftruncate, do_vfs_ioctl, vfs_pread, vfs_pwrite
 from .ipc import shm
 from .ipc.shm import ShmIds
@@ -32,6 +34,8 @@ from .mm.fork import dup_mmap, exit_mmap
 from .mm.madvise import ksm_compatible
 from .mm.mm_struct import MmStruct
 from .mm.munmap import do_vmi_munmap
+from .task.signal_types import SignalStruct
+from .task.timekeeping import Timekeeper
 from .uapi import (
     AT_FDCWD,
     AT_REMOVEDIR,
@@ -42,6 +46,7 @@ from .uapi import (
     F_GETFD,
     F_GETFL,
     F_SETFD,
+    F_SETFL,
     FD_CLOEXEC,
     FIOCLEX,
     FIONCLEX,
@@ -51,6 +56,8 @@ from .uapi import (
     MADV_WILLNEED,
     MFD_CLOEXEC,
     O_CLOEXEC,
+    O_CREAT,
+    O_DIRECTORY,
     PAGE_SHIFT,
     PIDFD_NONBLOCK,
     PIDFD_THREAD,
@@ -90,6 +97,8 @@ class KernelView(Protocol):
     task_size: int
     memfd_noexec: int
     shm: ShmIds
+    clock: Timekeeper
+    unknown_syscalls: list[int]
 
     def _new_process(self, parent: Process | None = None) -> Process: ...
 
@@ -204,7 +213,17 @@ class Process:
         self.caps = frozenset(kernel.capabilities)
         self.uid = kernel.uid
         self.map32_begin = 0x40000000
+        #: fs_struct: the working directory (an absolute, normalised path the relative
+        #: paths of the x86-64 entry start from: fs/namei.py) and the umask
+        self.cwd = "/"
+        self.umask = 0o022
         self.alive = True
+        #: the user registers the program execve last loaded starts from (binfmt_elf's
+        #: start_thread()); None before any execve
+        self.start_regs: PtRegs | None = None
+        #: the thread group's signal state: handlers, shared pending signals, threads,
+        #: ITIMER_REAL (signal_struct, sighand_struct; vmsim.task.signal)
+        self.signal = SignalStruct()
 
     # --- credentials and limits ---
     def capable(self, cap: str) -> bool:
@@ -483,10 +502,14 @@ class Process:
 
     @_syscall
     def open(self, path: str, flags: int = 0, mode: int = 0o666) -> int:
-        """open(2): fs/open.c do_sys_openat2(): a free fd (EMFILE), then the file."""
+        """open(2): fs/open.c do_sys_openat2(): build_open_flags() refuses O_CREAT with
+        O_DIRECTORY (EINVAL) and takes the umask from a new file's mode; a free fd
+        (EMFILE), then the file."""
         path, flags, mode = _path(path), _int(flags), _uint(mode) & 0xFFFF     # umode_t
+        if flags & O_CREAT and flags & O_DIRECTORY:
+            raise kerr(EINVAL)
         (fd,) = self._unused_fds(1)
-        self.files[fd] = self.kernel.fs.open(self, path, flags, mode).get()
+        self.files[fd] = self.kernel.fs.open(self, path, flags, mode & ~self.umask).get()
         if flags & O_CLOEXEC:
             self.close_on_exec.add(fd)
         return fd
@@ -599,9 +622,10 @@ class Process:
     def fcntl(self, fd: int, cmd: int, arg: int = 0) -> int:
         """fcntl(2): fs/fcntl.c: the file of fd (EBADF; an O_PATH one answers only
         O_PATH_FCNTL). F_DUPFD, F_DUPFD_CLOEXEC: a new fd, the lowest from arg;
-        F_GETFD, F_SETFD: FD_CLOEXEC; F_ADD_SEALS, F_GET_SEALS: memfd.memfd_fcntl().
-        Other commands (F_GETFL, F_SETFL, locks, owners, leases, pipe sizes, ...) are
-        not modelled and answer EINVAL, as an unknown one does."""
+        F_GETFD, F_SETFD: FD_CLOEXEC; F_GETFL, F_SETFL: the file's status flags
+        (fs/open.py); F_ADD_SEALS, F_GET_SEALS: memfd.memfd_fcntl(). Other commands
+        (locks, owners, leases, pipe sizes, ...) are not modelled and answer EINVAL, as
+        an unknown one does."""
         fd, cmd, arg = _uint(fd), _uint(cmd), _ulong(arg)
         file = self._file(fd)
         if file.f_mode & FMODE_PATH and cmd not in O_PATH_FCNTL:
@@ -616,6 +640,10 @@ class Process:
             else:
                 self.close_on_exec.discard(fd)
             return 0
+        if cmd == F_GETFL:
+            return file_status_flags(file)
+        if cmd == F_SETFL:
+            return set_file_status_flags(file, arg)
         if cmd in (F_ADD_SEALS, F_GET_SEALS):
             mms = (p.mm for p in self.kernel.processes.values())
             return memfd.memfd_fcntl(mms, file, cmd, arg)
@@ -736,14 +764,15 @@ class Process:
     # --- lifecycle ---
     @_syscall
     def execve(self, path: str, argv: Sequence[str | bytes],
-               envp: Sequence[str | bytes] = ()) -> None:
+               envp: Sequence[str | bytes] = (), bases: ExecBases | None = None) -> None:
         """execve(2): fs/exec.c with the ELF loader (vmsim.fs.exec, fs.binfmt_elf): the
         address space becomes the program's (its segments, ld.so, the vDSO, the stack
         with argv, envp and the auxv), close-on-exec fds are closed. A path the model
-        lacks is taken from this machine. Returns nothing; fails with ENOENT, EACCES,
-        ETXTBSY, ENOEXEC, E2BIG, ELIBBAD, ...; a failure past the point of no return
-        kills the process (it has exited when the OSError is raised)."""
-        do_execveat_common(self, _path(path), _c_strings(argv), _c_strings(envp))
+        lacks is taken from this machine. `bases`: the exec is randomized with these
+        quantities instead of drawn ones (fs.exec.ExecBases). Returns nothing; fails with
+        ENOENT, EACCES, ETXTBSY, ENOEXEC, E2BIG, ELIBBAD, ...; a failure past the point of
+        no return kills the process (it has exited when the OSError is raised)."""
+        do_execveat_common(self, _path(path), _c_strings(argv), _c_strings(envp), bases)
 
     @_syscall
     def fork(self) -> Process:
@@ -753,6 +782,7 @@ class Process:
         for fd, file in self.files.items():
             child.files[fd] = file.get()
         child.close_on_exec = set(self.close_on_exec)
+        child.cwd, child.umask = self.cwd, self.umask
         child.exe_file = self.exe_file.get() if self.exe_file is not None else None
         try:
             dup_mmap(self.mm, child.mm)

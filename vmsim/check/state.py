@@ -47,7 +47,7 @@ class Ids:
         return n
 
 
-def _digest(data: bytes | bytearray) -> bytes:
+def _digest(data: bytes | bytearray | memoryview) -> bytes:
     return hashlib.blake2b(data, digest_size=8).digest()
 
 

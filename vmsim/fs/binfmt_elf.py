@@ -17,16 +17,21 @@ machine, docs/kernel-observations.md §11):
 * READ_IMPLIES_EXEC is never set for an x86_64 binary (elf_read_implies_exec() is for
   ia32 only) and SET_PERSONALITY clears it: PT_GNU_STACK decides the stack alone.
 
-The [vdso] VMA has the kernel's size but placeholder content: zero pages (the
-project's own vDSO image will replace them); [vvar] and [vvar_vclock] read as zeros.
+[vdso] maps the project's own vDSO image (vmsim/arch/x86/entry/vdso/, docs/vdso.md),
+built at the first fault of any [vdso]; [vvar] and [vvar_vclock] read as zeros. The
+registers a CPU starts the new program from are kept in task.start_regs (start_thread()).
 32-bit (compat) binaries are not modelled: ENOEXEC. Scripts ("#!"): binfmt_script.py.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
+import warnings
 from typing import NamedTuple
 
+from ..arch.x86.entry.vdso.build import VDSO_IMAGE_SIZE, VdsoBuildError, vdso_image
+from ..arch.x86.ptrace import PtRegs
 from ..errors import EFAULT, EINVAL, EIO, ELIBBAD, ENOEXEC, EPERM, kerr
 from ..mm.fault import copy_to_user, vmf_insert_pfn
 from ..mm.flags import (
@@ -42,6 +47,7 @@ from ..mm.flags import (
     VM_READ,
 )
 from ..mm.mseal import do_mseal
+from ..mm.page_alloc import Page, alloc_page, copy_page
 from ..mm.placement import get_unmapped_area
 from ..mm.vma import Vma
 from ..uapi import (
@@ -62,8 +68,7 @@ from .exec import (
     EXSTACK_DEFAULT,
     EXSTACK_DISABLE_X,
     EXSTACK_ENABLE_X,
-    MMAP_RND_BITS,
-    STACK_RND_PAGES,
+    ExecBases,
     LinuxBinprm,
     arch_align_stack,
     begin_new_exec,
@@ -98,11 +103,18 @@ ELF_PLATFORM = b"x86_64\0"
 CLOCKS_PER_SEC = 100
 RSEQ_FEATURE_SIZE, RSEQ_ALIGN = 28, 32
 
-#: the vDSO of this kernel (observed): vdso64_image.size, then the pages before it:
-#: the generic data store [vvar] (VDSO_NR_PAGES) and [vvar_vclock] (VDSO_NR_VCLOCK_PAGES)
-VDSO_IMAGE_SIZE = 2 * PAGE_SIZE
+#: the pages this kernel maps before [vdso] (whose size, vdso64_image.size, is the
+#: image's: VDSO_IMAGE_SIZE): the generic data store [vvar] (VDSO_NR_PAGES) and
+#: [vvar_vclock] (VDSO_NR_VCLOCK_PAGES), observed
 VVAR_PAGES = 4
 VVAR_VCLOCK_PAGES = 2
+
+
+#: arch/x86/include/uapi/asm/processor-flags.h
+X86_EFLAGS_FIXED, X86_EFLAGS_IF = 0x2, 0x200
+#: the FXSAVE image of the initial FPU state (fpstate_init_fxstate(): cwd 0x37f,
+#: MXCSR_DEFAULT 0x1f80) with this machine's CPU's MXCSR_MASK (0x2ffff)
+INIT_FXSAVE = struct.pack("<H22xII", 0x37F, 0x1F80, 0x2FFFF).ljust(512, b"\0")
 
 
 class ElfHwcaps(NamedTuple):
@@ -319,9 +331,9 @@ class ZeroPfn:
     """A physical page of zeros: the placeholder behind [vvar] and [vvar_vclock]."""
 
     def __init__(self) -> None:
-        self.page = bytearray(PAGE_SIZE)
+        self.page = alloc_page()
 
-    def cpu_page(self) -> bytearray:
+    def cpu_page(self) -> Page:
         return self.page
 
 
@@ -333,12 +345,27 @@ class VvarMappingOps(SpecialMappingOps):
         vmf_insert_pfn(vma, addr, ZeroPfn())
 
 
-class VdsoMappingOps(SpecialMappingOps):
-    """vdso_mapping: the pages of the vDSO image (vdso_fault()). Placeholder: zero
-    pages until the project's own vDSO image exists."""
+@functools.cache
+def vdso_pages() -> tuple[Page, ...]:
+    """The frames of the vDSO image (vdso64_image.data: one set for every process),
+    filled at the first fault of any [vdso], so that only a kernel running programs
+    needs gcc. If the image cannot be built they hold zeros, and a warning (once) says
+    why."""
+    try:
+        image = vdso_image()
+    except VdsoBuildError as e:
+        warnings.warn(f"{e}; [vdso] reads as zeros", RuntimeWarning, stacklevel=2)
+        image = bytes(VDSO_IMAGE_SIZE)
+    return tuple(copy_page(image[off:off + PAGE_SIZE]) for off in range(0, len(image), PAGE_SIZE))
 
-    def fault(self, vma: Vma, addr: int, write: bool) -> bytearray:
-        return bytearray(PAGE_SIZE)
+
+class VdsoMappingOps(SpecialMappingOps):
+    """vdso_mapping: the pages of the vDSO image."""
+
+    def fault(self, vma: Vma, addr: int, write: bool) -> Page:
+        """vdso_fault(): the image's page at the fault's pgoff (the VMA cannot grow, and
+        the core copies the page for a private write)."""
+        return vdso_pages()[vma.pgoff_at(addr)]
 
 
 VVAR_OPS = VvarMappingOps("[vvar]")
@@ -374,22 +401,21 @@ def map_vdso(task) -> int:
 
 # --- the initial stack ---------------------------------------------------------------
 
-def randomize_stack_top(task, stack_top: int, randomize: bool) -> int:
-    """randomize_stack_top(): up to STACK_RND_MASK pages below the page-aligned top."""
-    stack_top = elf_pagealign(stack_top)
-    if randomize:
-        stack_top -= (task.kernel.random.getrandbits(32) & STACK_RND_PAGES) * PAGE_SIZE
-    return stack_top
+def randomize_stack_top(stack_top: int, stack_rnd: int) -> int:
+    """mm/util.c randomize_stack_top(): stack_rnd (ExecBases.stack_rnd: up to
+    STACK_RND_MASK pages, 0 without ASLR) below the page-aligned top."""
+    return elf_pagealign(stack_top) - stack_rnd
 
 
 def create_elf_tables(task, bprm: LinuxBinprm, elf_ex: ElfHdr, interp_load_addr: int,
-                      e_entry: int, phdr_addr: int, vdso: int, randomize: bool) -> None:
-    """create_elf_tables(): below the strings, 16-byte aligned, AT_PLATFORM's string and
-    AT_RANDOM's 16 bytes; then, from the new stack pointer (STACK_ROUND: 16-byte
-    aligned) up, argc, argv[] and NULL, envp[] and NULL, and the auxv (ARCH_DLINFO
-    first) ending with AT_NULL. Leaves bprm.p at the stack pointer."""
+                      e_entry: int, phdr_addr: int, vdso: int, tables_align: int) -> None:
+    """create_elf_tables(): below the strings (arch_align_stack(): tables_align lower,
+    16-byte aligned), AT_PLATFORM's string and AT_RANDOM's 16 bytes; then, from the new
+    stack pointer (STACK_ROUND: 16-byte aligned) up, argc, argv[] and NULL, envp[] and
+    NULL, and the auxv (ARCH_DLINFO first) ending with AT_NULL. Leaves bprm.p at the
+    stack pointer."""
     kernel = task.kernel
-    p = arch_align_stack(task, bprm.p, randomize)
+    p = arch_align_stack(bprm.p, tables_align)
     u_platform = p = p - len(ELF_PLATFORM)
     copy_to_user(task, u_platform, ELF_PLATFORM)
     u_rand_bytes = p = p - 16
@@ -487,14 +513,18 @@ def check_interpreter(elf_ex: ElfHdr, phdrs: list[ElfPhdr],
 
 def map_image(task, bprm: LinuxBinprm, image: ElfImage, interpreter: File | None) -> None:
     """load_elf_binary() past begin_new_exec(): personality, layout and stack, the
-    segments, the interpreter, the vDSO, the tables on the stack, then brk."""
+    segments, the interpreter, the vDSO, the tables on the stack, then brk. Under
+    PF_RANDOMIZE (or when bprm.bases are given) the random quantities are bprm.bases,
+    or drawn all at once from kernel.random."""
     kernel = task.kernel
     task.persona &= ~READ_IMPLIES_EXEC          # SET_PERSONALITY2: set_personality_64bit()
-    randomize = kernel.aslr and not task.persona & ADDR_NO_RANDOMIZE     # PF_RANDOMIZE
-    setup_new_exec(task, bprm.rlim_stack, randomize)
-    setup_arg_pages(task, bprm, randomize_stack_top(task, kernel.task_size, randomize),
-                    image.executable_stack, randomize)
-    load_bias, phdr_addr, elf_brk = map_segments(task, bprm, image, randomize)
+    randomize = bprm.bases is not None or \
+        (kernel.aslr and not task.persona & ADDR_NO_RANDOMIZE)         # PF_RANDOMIZE
+    bases = bprm.bases or (ExecBases.draw(kernel.random) if randomize else ExecBases())
+    setup_new_exec(task, bprm.rlim_stack, randomize, bases.mmap_rnd)
+    setup_arg_pages(task, bprm, randomize_stack_top(kernel.task_size, bases.stack_rnd),
+                    image.executable_stack, bases.stack_align)
+    load_bias, phdr_addr, elf_brk = map_segments(task, bprm, image, bases.load_rnd)
     e_entry = image.elf_ex.entry + load_bias
     interp_load_addr = 0
     if interpreter is not None:
@@ -508,21 +538,32 @@ def map_image(task, bprm: LinuxBinprm, image: ElfImage, interpreter: File | None
         raise kerr(EINVAL)
     vdso = map_vdso(task)
     create_elf_tables(task, bprm, image.elf_ex, interp_load_addr, e_entry,
-                      phdr_addr + load_bias, vdso, randomize)
+                      phdr_addr + load_bias, vdso, bases.tables_align)
     task.mm.start_stack = bprm.p
     set_brk(task, image.elf_ex.type == ET_DYN and interpreter is None, elf_brk + load_bias,
-            randomize)
+            randomize, bases.brk_rnd)
     if task.persona & MMAP_PAGE_ZERO:
         map_page_zero(task)
+    task.start_regs = start_thread(elf_entry, bprm.p)
+
+
+def start_thread(new_ip: int, new_sp: int) -> PtRegs:
+    """arch/x86/kernel/process_64.c start_thread() after ELF_PLAT_INIT() (every general
+    register zero) and the FPU reset of begin_new_exec() (fpu_flush_thread()): rip and
+    rsp set, eflags IF and the fixed bit 1, fs and gs bases 0, x87/SSE in their
+    initial state. What ptrace shows at the exec stop on this machine."""
+    return PtRegs(rip=new_ip, rsp=new_sp, eflags=X86_EFLAGS_IF | X86_EFLAGS_FIXED,
+                  fs_base=0, gs_base=0, fxsave=INIT_FXSAVE)
 
 
 def map_segments(task, bprm: LinuxBinprm, image: ElfImage,
-                 randomize: bool) -> tuple[int, int, int]:
+                 load_rnd: int) -> tuple[int, int, int]:
     """The PT_LOAD loop of load_elf_binary(). ET_EXEC: at p_vaddr, the first segment
-    MAP_FIXED_NOREPLACE. ET_DYN with an interpreter (PIE): at ELF_ET_DYN_BASE (+ ASLR),
-    aligned to the largest p_align; without (static PIE, ld.so run directly): where
-    mmap puts it (load_bias 0), unless p_align asks for more than a page. Every later
-    segment MAP_FIXED. Returns (load_bias, phdr_addr, elf_brk), the last two unbiased."""
+    MAP_FIXED_NOREPLACE. ET_DYN with an interpreter (PIE): at ELF_ET_DYN_BASE + load_rnd
+    (arch_mmap_rnd(), ExecBases.load_rnd: 0 without ASLR), aligned to the largest
+    p_align; without (static PIE, ld.so run directly): where mmap puts it (load_bias 0),
+    unless p_align asks for more than a page. Every later segment MAP_FIXED. Returns
+    (load_bias, phdr_addr, elf_brk), the last two unbiased."""
     kernel, elf_ex, phdrs = task.kernel, image.elf_ex, image.phdrs
     load_bias = phdr_addr = elf_brk = 0
     first = True
@@ -541,7 +582,7 @@ def map_segments(task, bprm: LinuxBinprm, image: ElfImage,
             if not total_size:
                 raise kerr(EINVAL)
             load_bias, extra = dyn_load_bias(task, bprm, image, ph, prot, total_size,
-                                             randomize)
+                                             load_rnd)
             flags |= extra
         addr = elf_load(task, bprm.file, load_bias + ph.vaddr, ph, prot, flags, total_size)
         if first:
@@ -556,15 +597,13 @@ def map_segments(task, bprm: LinuxBinprm, image: ElfImage,
 
 
 def dyn_load_bias(task, bprm: LinuxBinprm, image: ElfImage, ph: ElfPhdr, prot: int,
-                  total_size: int, randomize: bool) -> tuple[int, int]:
+                  total_size: int, load_rnd: int) -> tuple[int, int]:
     """The load_bias of an ET_DYN image, page-aligned below its first p_vaddr, and the
     extra mmap flag for its first segment."""
     alignment = maximum_alignment(image.phdrs)
     extra = 0
     if image.interp_ex is not None:
-        load_bias = elf_et_dyn_base(task.kernel.task_size)
-        if randomize:       # arch_mmap_rnd()
-            load_bias += task.kernel.random.getrandbits(MMAP_RND_BITS) * PAGE_SIZE
+        load_bias = elf_et_dyn_base(task.kernel.task_size) + load_rnd
         if alignment:
             load_bias &= ~(alignment - 1)
         extra = MAP_FIXED_NOREPLACE
@@ -578,10 +617,11 @@ def dyn_load_bias(task, bprm: LinuxBinprm, image: ElfImage, ph: ElfPhdr, prot: i
     return elf_pagestart(load_bias - ph.vaddr), extra
 
 
-def set_brk(task, static_pie: bool, elf_brk: int, randomize: bool) -> None:
+def set_brk(task, static_pie: bool, elf_brk: int, randomize: bool, brk_rnd: int) -> None:
     """The "brk" handling of load_elf_binary(): start_brk = brk page-aligned after the
     image, or ELF_ET_DYN_BASE for a static PIE (brk_moved); under ASLR (randomize_va_space
-    2) one page further unless moved, then arch_randomize_brk() (within 32 MiB)."""
+    2) one page further unless moved, then arch_randomize_brk(): brk_rnd higher
+    (ExecBases.brk_rnd, below 1 GiB for a 64-bit task since 6.9)."""
     mm = task.mm
     if static_pie:
         elf_brk = elf_et_dyn_base(task.kernel.task_size)
@@ -589,7 +629,7 @@ def set_brk(task, static_pie: bool, elf_brk: int, randomize: bool) -> None:
     if randomize:
         if not static_pie:
             brk += PAGE_SIZE
-        brk += task.kernel.random.randrange(0x2000000 // PAGE_SIZE) * PAGE_SIZE
+        brk += brk_rnd
     mm.start_brk = mm.brk = brk
 
 

@@ -16,7 +16,9 @@ this machine's binary with its identity.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from ..errors import E2BIG, EACCES, EAGAIN, EINVAL, ELOOP, ENAMETOOLONG, ENOEXEC, ENOMEM, ETXTBSY, kerr
 from ..mm.fault import copy_to_user
@@ -62,8 +64,68 @@ EXSTACK_DEFAULT, EXSTACK_DISABLE_X, EXSTACK_ENABLE_X = 0, 1, 2
 #: arch/x86: __STACK_RND_MASK for 64-bit, in pages; mmap_rnd_bits (the default 28)
 STACK_RND_PAGES = 0x3FFFFF
 MMAP_RND_BITS = 28
+#: arch/x86/kernel/process.c: arch_align_stack() lowers the stack by less than this;
+#: arch_randomize_brk() moves a 64-bit brk by less than SZ_1G (SZ_32M before 6.9)
+STACK_ALIGN_RND = 8192
+BRK_RND_SIZE = 1 << 30
 #: mm_init(): the def_flags a new mm keeps from the execing one (VM_INIT_DEF_MASK)
 VM_INIT_DEF_MASK = VM_NOHUGEPAGE
+
+
+@dataclass(frozen=True)
+class ExecBases:
+    """The random quantities an ELF exec draws when the task has PF_RANDOMIZE, in bytes,
+    in the order load_elf_binary() of 6.18 draws them (docs/spec-notes.md, "ASLR at
+    exec"). Given to execve (`Process.execve(..., bases=)`), they are taken instead of
+    drawn and the exec is randomized as the run that drew them was; the zero bases are
+    an ASLR-on exec whose every draw came out 0. Invariant: each field is in its kernel
+    range (EXEC_BASES_RANGES; ValueError otherwise)."""
+
+    #: setup_new_exec() -> arch_pick_mmap_layout(): arch_rnd(mmap64_rnd_bits), how far
+    #: below its unrandomized place mmap_base is (above, for the legacy base)
+    mmap_rnd: int = 0
+    #: setup_arg_pages(randomize_stack_top(STACK_TOP)): how far below STACK_TOP
+    stack_rnd: int = 0
+    #: setup_arg_pages() -> arch_align_stack(): that top lowered by this, then aligned
+    stack_align: int = 0
+    #: the PT_LOAD loop: arch_mmap_rnd() added to ELF_ET_DYN_BASE for an ET_DYN program
+    #: with an interpreter (a PIE); drawn for no other image
+    load_rnd: int = 0
+    #: create_elf_tables() -> arch_align_stack(): the auxv's strings this much lower
+    tables_align: int = 0
+    #: arch_randomize_brk(): how far above its unrandomized place start_brk is
+    brk_rnd: int = 0
+
+    def __post_init__(self) -> None:
+        for name, (limit, unit) in EXEC_BASES_RANGES.items():
+            if not self.fits(name, getattr(self, name)):
+                raise ValueError(f"ExecBases.{name} = {getattr(self, name):#x}: a multiple "
+                                 f"of {unit:#x} below {limit:#x}")
+
+    @staticmethod
+    def fits(name: str, value: int) -> bool:
+        """Whether `value` is one the kernel can draw for field `name`."""
+        limit, unit = EXEC_BASES_RANGES[name]
+        return 0 <= value < limit and not value % unit
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> ExecBases:
+        """Every quantity drawn from rng, uniformly in its range, in the kernel's order."""
+        return cls(**{name: rng.randrange(limit // unit) * unit
+                      for name, (limit, unit) in EXEC_BASES_RANGES.items()})
+
+
+#: each ExecBases field: (the bound it stays below, the unit it is a multiple of) —
+#: get_random_long() masked to mmap_rnd_bits pages, to STACK_RND_MASK pages;
+#: get_random_u32_below(8192); randomize_page(mm->brk, SZ_1G)
+EXEC_BASES_RANGES = {
+    "mmap_rnd": (PAGE_SIZE << MMAP_RND_BITS, PAGE_SIZE),
+    "stack_rnd": ((STACK_RND_PAGES + 1) * PAGE_SIZE, PAGE_SIZE),
+    "stack_align": (STACK_ALIGN_RND, 1),
+    "load_rnd": (PAGE_SIZE << MMAP_RND_BITS, PAGE_SIZE),
+    "tables_align": (STACK_ALIGN_RND, 1),
+    "brk_rnd": (BRK_RND_SIZE, PAGE_SIZE),
+}
 
 
 class LinuxBinprm:
@@ -76,12 +138,14 @@ class LinuxBinprm:
     setup_arg_pages() moves them to the final stack top; `arg_start` is then where
     argv[0] is. `file` is the file being run, `buf` its head; `interp` the path a
     script's interpreter line puts in argv (the filename, then each interpreter's),
-    `interpreter` the file a script's loader opened to run next.
+    `interpreter` the file a script's loader opened to run next. `bases`: the random
+    quantities to take instead of drawing them (None: drawn, if the task randomizes).
     """
 
     def __init__(self, file: File, filename: str, argv: list[bytes], envp: list[bytes],
-                 rlim_stack: int, stack_top_max: int) -> None:
+                 rlim_stack: int, stack_top_max: int, bases: ExecBases | None = None) -> None:
         self.file = file
+        self.bases = bases
         self.filename = filename
         self.argv = argv
         self.envp = envp
@@ -117,16 +181,17 @@ LoadBinary = Callable[..., None]
 
 
 def do_execveat_common(task, filename: str, argv: Sequence[bytes],
-                       envp: Sequence[bytes]) -> None:
+                       envp: Sequence[bytes], bases: ExecBases | None = None) -> None:
     """fs/exec.c do_execveat_common() for execve(2) (AT_FDCWD, no flags): the file,
     the strings (E2BIG), then bprm_execve(). Before the point of no return a failure
     leaves the process as it was; after it the process is killed (SIGSEGV) and the
-    errno still raised. Cost: O(strings + the new image's VMAs and pages)."""
+    errno still raised. `bases`: see ExecBases. Cost: O(strings + the new image's
+    VMAs and pages)."""
     task.mm.mmap_lock("execve")
     if len(os.fsencode(filename)) >= PATH_MAX:
         raise kerr(ENAMETOOLONG)                # getname()
     bprm = LinuxBinprm(do_open_execat(task.kernel, filename).get(), filename, list(argv),
-                       list(envp), task.rlimit(RLIMIT_STACK), task.kernel.task_size)
+                       list(envp), task.rlimit(RLIMIT_STACK), task.kernel.task_size, bases)
     try:
         copy_strings(bprm)
         bprm_execve(task, bprm)
@@ -301,14 +366,17 @@ def do_close_on_exec(task) -> None:
     task.close_on_exec.clear()
 
 
-def setup_new_exec(task, rlim_stack: int, randomize: bool) -> None:
-    """fs/exec.c setup_new_exec(): arch_pick_mmap_layout() with arch_rnd() and
-    stack_maxrandom_size() when the task has PF_RANDOMIZE; the layout is legacy
-    (bottom-up) under ADDR_COMPAT_LAYOUT or vm.legacy_va_layout (mmap_is_legacy()).
-    The model also draws here, once per exec, the base of the MAP_32BIT window that
-    find_start_end() randomises per call."""
+def setup_new_exec(task, rlim_stack: int, randomize: bool, mmap_rnd: int | None = None) -> None:
+    """fs/exec.c setup_new_exec(): arch_pick_mmap_layout() with arch_rnd() (mmap_rnd,
+    drawn when None) and stack_maxrandom_size() when the task has PF_RANDOMIZE; the
+    layout is legacy (bottom-up) under ADDR_COMPAT_LAYOUT or vm.legacy_va_layout
+    (mmap_is_legacy()). The model also draws here, once per exec, the base of the
+    MAP_32BIT window that find_start_end() randomises per call."""
     kernel = task.kernel
-    rnd = kernel.random.getrandbits(MMAP_RND_BITS) << PAGE_SHIFT if randomize else 0
+    rnd = 0
+    if randomize:
+        rnd = kernel.random.getrandbits(MMAP_RND_BITS) << PAGE_SHIFT if mmap_rnd is None \
+            else mmap_rnd
     stack_rnd = STACK_RND_PAGES << PAGE_SHIFT if randomize else 0
     legacy = bool(task.persona & ADDR_COMPAT_LAYOUT) or kernel.legacy_va_layout
     arch_pick_mmap_layout(task.mm, rlim_stack, legacy, rnd, stack_rnd)
@@ -317,26 +385,24 @@ def setup_new_exec(task, rlim_stack: int, randomize: bool) -> None:
         task.map32_begin += kernel.random.randrange(0x2000000 >> PAGE_SHIFT) << PAGE_SHIFT
 
 
-def arch_align_stack(task, sp: int, randomize: bool) -> int:
-    """arch/x86/kernel/process.c arch_align_stack(): up to 8 KiB lower under ASLR,
-    16-byte aligned."""
-    if randomize:
-        sp -= task.kernel.random.randrange(8192)
-    return sp & ~0xF
+def arch_align_stack(sp: int, rnd: int) -> int:
+    """arch/x86/kernel/process.c arch_align_stack(): `rnd` (ExecBases.stack_align or
+    tables_align: 0 without ASLR) lower, 16-byte aligned."""
+    return (sp - rnd) & ~0xF
 
 
 def setup_arg_pages(task, bprm: LinuxBinprm, stack_top: int, executable_stack: int,
-                    randomize: bool) -> None:
+                    stack_align: int) -> None:
     """fs/exec.c setup_arg_pages(): the [stack] VMA of the new mm.
 
     The strings were copied below STACK_TOP_MAX into a VMA covering their pages; the
-    stack moves to `stack_top` (aligned by arch_align_stack() and rounded up to a
-    page), gets VM_STACK_FLAGS (made executable or not by PT_GNU_STACK) and grows by
+    stack moves to `stack_top` (lowered by arch_align_stack(), stack_align, and rounded
+    up to a page), gets VM_STACK_FLAGS (made executable or not by PT_GNU_STACK) and grows by
     128 KiB (stack_expand, within RLIMIT_STACK). The model builds the VMA at its final
     place and size and writes the strings there: the same VMA, pages and charge."""
     mm = task.mm
     kernel = task.kernel
-    stack_top = page_align(arch_align_stack(task, stack_top, randomize))
+    stack_top = page_align(arch_align_stack(stack_top, stack_align))
     vm_end, vm_start = bprm.stack_top_max, bprm.p & PAGE_MASK
     if stack_top < kernel.mmap_min_addr or vm_end - vm_start >= stack_top - kernel.mmap_min_addr:
         raise kerr(ENOMEM)

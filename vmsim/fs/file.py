@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..mm.hooks import f_release
+from ..mm.page_alloc import Page, alloc_page
 from ..mm.vma import Vma
 from ..uapi import F_SEAL_SEAL, PAGE_SIZE
 
@@ -104,7 +105,8 @@ class Inode:
     Invariant: `pages` holds only indexes below ceil(size / PAGE_SIZE) for regular
     files and shmem objects (truncation drops the rest), but for the tail of a
     PMD-sized shmem folio (MADV_COLLAPSE), which may lie past EOF; `huge_folios` holds
-    the first index of each such folio, whose 512 pages are all in `pages`.
+    the first index of each such folio, whose 512 pages are all in `pages`. Each page
+    is a frame of mm/page_alloc.py, freed when it leaves the cache.
     """
 
     __slots__ = ("ino", "dev", "kind", "size", "pages", "fops", "nlink", "path",
@@ -116,7 +118,7 @@ class Inode:
         self.dev = dev          # (major, minor)
         self.kind = kind
         self.size = size
-        self.pages: dict[int, bytearray] = {}
+        self.pages: dict[int, Page] = {}
         self.fops = fops
         self.nlink = 1
         self.path = path        # its name, shown in maps (d_path); rename() moves it
@@ -132,11 +134,11 @@ class Inode:
         self.seals = F_SEAL_SEAL
 
     # --- page cache (mm/filemap.c) ---
-    def page(self, index: int) -> bytearray:
-        """The page-cache page at `index`, created (zero-filled) on first use."""
+    def page(self, index: int) -> Page:
+        """The page-cache page at `index`, created (a zeroed frame) on first use."""
         pg = self.pages.get(index)
         if pg is None:
-            pg = self.pages[index] = bytearray(PAGE_SIZE)
+            pg = self.pages[index] = alloc_page()
         return pg
 
     def read(self, offset: int, n: int) -> bytes:
@@ -181,13 +183,16 @@ class Inode:
 class File:
     """`struct file`: one open of an inode. Compared by identity when merging VMAs."""
 
-    __slots__ = ("inode", "f_mode", "f_flags", "refs", "private_data")
+    __slots__ = ("inode", "f_mode", "f_flags", "refs", "private_data", "f_pos")
 
     def __init__(self, inode: Inode, f_mode: int, f_flags: int):
         self.inode = inode
         self.f_mode = f_mode
         self.f_flags = f_flags
         self.refs = 0
+        #: the file position read(2), write(2) and lseek(2) use (fs/read_write.py): a
+        #: loff_t, never negative; shared by the fds a dup() made, as the struct is
+        self.f_pos = 0
         #: the driver's own state (file->private_data)
         self.private_data: Any = None
 

@@ -256,7 +256,18 @@ def _mkdirs(fs, path: str) -> None:
         try:
             fs.lookup(cur)
         except OSError:
-            fs.mkdir(cur)
+            _host_identity(fs.mkdir(cur), cur)
+
+
+def _host_identity(inode: Inode, path: str) -> Inode:
+    """Give the model's copy of a host file or directory the host's device and inode
+    number (a directory the host lacks keeps the model's)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return inode
+    inode.dev, inode.ino = (os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino
+    return inode
 
 
 def mirror_host_file(fs, path: str) -> Inode:
@@ -279,8 +290,9 @@ def mirror_host_file(fs, path: str) -> Inode:
         raise kerr(ENOENT)
     _mkdirs(fs, real)
     if stat.S_ISDIR(st.st_mode):
-        return fs.mkdir(real)
+        inode = fs.mkdir(real)
+        inode.mode = stat.S_IMODE(st.st_mode)
+        return _host_identity(inode, real)
     with open(real, "rb") as host:
         inode = fs.create(real, host.read(), stat.S_IMODE(st.st_mode))
-    inode.dev, inode.ino = (os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino
-    return inode
+    return _host_identity(inode, real)

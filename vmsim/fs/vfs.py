@@ -89,6 +89,7 @@ from .file import (
     FileOperations,
     Inode,
 )
+from .proc_array import proc_pid_status
 
 #: fs/ext4/super.c ext4_max_size() of an extent-mapped file with 4 KiB blocks: 2^32 - 1
 #: blocks (the tmpfs, devtmpfs, procfs and hugetlbfs limit is MAX_LFS_FILESIZE)
@@ -310,6 +311,33 @@ class ProcMemOps(NoMmapOps):
 PROC_MEM_OPS = ProcMemOps()
 
 
+class ProcSeqOps(NoMmapOps):
+    """The seq_file text files of /proc/PID (fs/seq_file.c seq_read_iter()): `show`
+    makes the text for the process; a read starting at position 0 makes it anew, the
+    reads after it continue in that text (file.private_data). No ->mmap, no
+    ->write (ESPIPE for pwrite, as for every procfs file but mem)."""
+
+    def __init__(self, show):
+        self.show = show
+
+
+#: the /proc/PID entries the model serves as text (fs/proc/base.c tgid_base_stuff)
+PROC_PID_TEXT = {
+    "maps": ProcSeqOps(lambda task: task.maps()),
+    "smaps": ProcSeqOps(lambda task: task.smaps()),
+    "status": ProcSeqOps(proc_pid_status),
+}
+
+
+def seq_read(file: File, count: int, pos: int) -> bytes:
+    """seq_read_iter(): count bytes of the text at pos."""
+    ops, inode = file.f_op, file.inode
+    assert isinstance(ops, ProcSeqOps) and isinstance(inode, ProcInode)
+    if pos == 0 or file.private_data is None:
+        file.private_data = ops.show(inode.task).encode("utf-8", "surrogateescape")
+    return file.private_data[pos:pos + count]
+
+
 class ProcInode(Inode):
     """struct proc_inode of a /proc/PID entry: an inode that names a process (its pid:
     here the Process itself, `task`)."""
@@ -522,21 +550,24 @@ class Vfs:
 
     # --- /proc/PID (fs/proc/base.c) ---
     def proc_pid_lookup(self, task, path: str) -> ProcInode | None:
-        """fs/proc/base.c proc_pid_lookup() and proc_pident_lookup() of the one per-process
-        entry the model has: /proc/PID/mem, and /proc/self/mem (`task`, the caller's). A
-        pid of no live process is ENOENT (an exited process is gone at once: the model
-        has no zombies). None for any other path. The inode is a new one (mode 0600, as
-        proc_pid_make_inode() makes it), whose number nothing observes."""
-        match = re.fullmatch(r"/proc/(self|[1-9][0-9]*)/mem", self._norm(path))
+        """fs/proc/base.c proc_pid_lookup() and proc_pident_lookup() of the per-process
+        entries the model has: /proc/PID/mem and the text files of PROC_PID_TEXT (maps,
+        smaps, status), and the same under /proc/self (`task`, the caller's). A pid of
+        no live process is ENOENT (an exited process is gone at once: the model has no
+        zombies). None for any other path. The inode is a new one (mode 0600 for mem,
+        0444 for text, as proc_pid_make_inode() makes them), whose number nothing
+        observes."""
+        match = re.fullmatch(r"/proc/(self|[1-9][0-9]*)/(mem|maps|smaps|status)", self._norm(path))
         if match is None:
             return None
-        pid = match.group(1)
+        pid, entry = match.groups()
         target = task if pid == "self" else task.kernel.processes.get(int(pid))
         if target is None:
             raise kerr(ENOENT)
         proc = self.mounts["/proc"]
-        inode = ProcInode(proc.new_ino(), proc, PROC_MEM_OPS, f"/proc/{target.pid}/mem", target)
-        inode.mode = 0o600
+        fops = PROC_MEM_OPS if entry == "mem" else PROC_PID_TEXT[entry]
+        inode = ProcInode(proc.new_ino(), proc, fops, f"/proc/{target.pid}/{entry}", target)
+        inode.mode = 0o600 if entry == "mem" else 0o444
         return inode
 
     # --- opening ---
@@ -752,6 +783,8 @@ def vfs_pread(task, file: File, count: int, pos: int) -> bytes:
     count = min(count, MAX_RW_COUNT)
     if isinstance(file.f_op, ProcMemOps):
         return mem_read(file, count, pos)
+    if isinstance(file.f_op, ProcSeqOps):
+        return seq_read(file, count, pos)
     if file.inode.kind == S_IFCHR:
         return chrdev_read(task, file.inode, count)
     if file.inode.kind == S_IFDIR:

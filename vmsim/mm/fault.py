@@ -4,8 +4,9 @@ anon_vma_prepare() and mm/mmap.c expand_downwards() (stack growth).
 
 Pages live in two places: the page cache of a file's inode (shared and file pages)
 and the mm's `anon_pages` (anonymous pages and private COW copies), keyed by virtual
-page number. A read fault on anonymous memory maps the zero page: no page, no anon_vma
-(but where THP may serve the fault: mm/huge_memory.c do_huge_pmd_anonymous_page()).
+page number; every page is a frame of mm/page_alloc.py. A read fault on anonymous
+memory maps the zero page: no page of its own, no anon_vma (but where THP may serve the
+fault: mm/huge_memory.c do_huge_pmd_anonymous_page()).
 `mm.pmd_tables` holds the 2 MiB blocks that have a page table (or a huge PMD); a PMD
 mapping of a shmem huge folio is all 512 of its pages in `mm.file_ptes`.
 """
@@ -45,6 +46,7 @@ from .flags import (
     vma_pkey,
 )
 from .hooks import vm_access, vm_fault
+from .page_alloc import Page, alloc_page, copy_page, is_frame, zero_page
 from .vma import AnonVma, VmOperations
 
 
@@ -198,10 +200,11 @@ def user_fault(task, addr: int, kind: str):
 
 # --- handling the fault: find or make the page ------------------------------------------
 
-def fault_page(task, vma, addr: int, write: bool):
-    """handle_mm_fault(): the page now mapped at addr (a bytearray), or None for the
-    zero page. Raises Fault(SIGBUS) from the driver/file. A fault that fails leaves
-    the block without the page table it did not need."""
+def fault_page(task, vma, addr: int, write: bool) -> Page:
+    """handle_mm_fault(): the frame now mapped at addr (the read-only zero page for a
+    read of anonymous memory never written). Raises Fault(SIGBUS) from the
+    driver/file. A fault that fails leaves the block without the page table it did not
+    need."""
     mm = task.mm
     vpn = addr >> PAGE_SHIFT
     if vpn in mm.guards:
@@ -219,7 +222,7 @@ def fault_page(task, vma, addr: int, write: bool):
             vm_fault(vma, addr, write)
             pfn = mm.pfn_ptes[vpn]
             mm.pmd_tables.add(addr >> 21)
-        return pfn.cpu_page()
+        return pfn_page(pfn, addr)
     cow = write and not vma.flags & VM_SHARED
     if cow:                                     # do_cow_fault(), wp_page_copy(): anon_vma first
         anon_vma_prepare(vma)
@@ -230,13 +233,13 @@ def fault_page(task, vma, addr: int, write: bool):
         page = do_file_fault(mm, vma, addr, write, cow)
     if cow:
         mm.file_ptes.pop(vpn, None)
-        page = mm.anon_pages[vpn] = bytearray(page)
+        page = mm.anon_pages[vpn] = copy_page(page)
     elif write:
         mm.file_ptes[vpn] = True                # dirty
     return page
 
 
-def do_anonymous_fault(mm, vma, addr: int, write: bool):
+def do_anonymous_fault(mm, vma, addr: int, write: bool) -> Page:
     """do_anonymous_page(); or, where the block has no page table yet and THP may serve
     the fault, do_huge_pmd_anonymous_page(), whose vmf_anon_prepare() gives the VMA its
     anon_vma even for a read fault (that maps the huge zero page). The model maps 4 KiB
@@ -246,9 +249,9 @@ def do_anonymous_fault(mm, vma, addr: int, write: bool):
         anon_vma_prepare(vma)
     mm.pmd_tables.add(block)
     if not write:
-        return None
+        return zero_page()
     anon_vma_prepare(vma)
-    page = mm.anon_pages[addr >> PAGE_SHIFT] = bytearray(PAGE_SIZE)
+    page = mm.anon_pages[addr >> PAGE_SHIFT] = alloc_page()
     return page
 
 
@@ -267,7 +270,7 @@ def file_page_mapped(mm, vma, addr: int):
     return inode.pages.get(index)
 
 
-def do_file_fault(mm, vma, addr: int, write: bool, cow: bool) -> bytearray:
+def do_file_fault(mm, vma, addr: int, write: bool, cow: bool) -> Page:
     """do_read_fault() (fault-around first), do_cow_fault(), do_shared_fault(): the
     page from ->fault, then finish_fault()."""
     vpn = addr >> PAGE_SHIFT
@@ -409,13 +412,23 @@ def map_huge_pmd(mm, vma, addr: int) -> None:
 
 def vmf_insert_pfn(vma, addr: int, pfn) -> None:
     """mm/memory.c vmf_insert_pfn(): a driver's fault handler maps `pfn` at addr.
-    `pfn` stands for the physical page: pfn.cpu_page() is what an ordinary (non
+    `pfn` stands for the physical page: pfn.cpu_page() is the frame an ordinary (non
     enclave-mode) access to it reads and writes. Outside the VMA, or in a VMA without
     VM_PFNMAP, it is a driver bug (Linux: VM_FAULT_SIGBUS, BUG_ON): HookContractError."""
     if not vma.start <= addr < vma.end or not vma.flags & VM_PFNMAP:
         raise HookContractError(f"vmf_insert_pfn() at {addr:#x}, outside the VM_PFNMAP VMA "
                                 f"{vma.start:#x}-{vma.end:#x}")
     vma.mm.pfn_ptes[addr >> PAGE_SHIFT] = pfn
+
+
+def pfn_page(pfn, addr: int) -> Page:
+    """The frame behind a PFN mapped at addr (pfn.cpu_page()); a PFN that gives anything
+    else is a driver bug: HookContractError."""
+    page = pfn.cpu_page()
+    if not is_frame(page):
+        raise HookContractError(f"the PFN mapped at {addr:#x} gave a {type(page).__name__} "
+                                "for its page, not a page frame")
+    return page
 
 
 def zap_vma_ptes(vma, addr: int, length: int) -> None:
@@ -445,8 +458,6 @@ def access(task, addr: int, length: int, kind: str, data: bytes = b"") -> bytes:
         page = fault_page(task, vma, a, kind == "w")
         if kind == "w":
             page[off:off + chunk] = data[pos:pos + chunk]
-        elif page is None:
-            out += bytes(chunk)
         else:
             out += page[off:off + chunk]
         pos += chunk
@@ -544,8 +555,7 @@ def _access_page(task, vma, addr: int, length: int, write: bool, data: bytes,
     off = addr & (PAGE_SIZE - 1)
     n = min(PAGE_SIZE - off, length)
     if write:
-        assert page is not None     # a write fault maps a page of its own
         page[off:off + n] = data[:n]
     else:
-        out += page[off:off + n] if page is not None else bytes(n)
+        out += page[off:off + n]
     return n

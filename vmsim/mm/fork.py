@@ -17,6 +17,7 @@ from .flags import (
 from .hooks import vm_open
 from .mm_struct import MmStruct
 from .munmap import VmaMunmap
+from .page_alloc import copy_page
 from .vma import AnonVma, Vma
 
 #: the mm_struct fields a child inherits as they are (MMF_* flags, layout, brk, pkeys)
@@ -74,11 +75,12 @@ def dup_vma(old: MmStruct, mm: MmStruct, vma: Vma) -> None:
 
 
 def copy_page_range(old: MmStruct, mm: MmStruct, vma: Vma) -> None:
-    """mm/memory.c copy_page_range() for one VMA: private pages and guard markers are
-    copied; page tables, raw PFN mappings and page-cache PTEs only where a fault could
-    not refill them (the VMA has an anon_vma, VM_PFNMAP or guard markers)."""
+    """mm/memory.c copy_page_range() for one VMA: private pages (into new frames: the
+    model does not share them copy-on-write) and guard markers are copied; page
+    tables, raw PFN mappings and page-cache PTEs only where a fault could not refill
+    them (the VMA has an anon_vma, VM_PFNMAP or guard markers)."""
     for vpn in old.present_in(vma.start, vma.end, old.anon_pages):
-        mm.anon_pages[vpn] = bytearray(old.anon_pages[vpn])
+        mm.anon_pages[vpn] = copy_page(old.anon_pages[vpn])
     for vpn in old.present_in(vma.start, vma.end, old.guards):
         mm.guards[vpn] = True
     huge = pmd_mapped_blocks(old, vma)      # copy_huge_pmd() leaves a file PMD to refault

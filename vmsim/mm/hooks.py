@@ -19,7 +19,7 @@ goes through `_run()`, which
   by identity, and integers by exact type and value, so an object whose `__eq__`
   always answers True, a float or an int subclass in place of an int is a change;
 * holds the result to the member's documented result (returns nothing, an int, a
-  page, a name; refuses with an OSError whose errno is 1..4095, or with vmsim.Fault).
+  page frame, a name; refuses with an OSError whose errno is 1..4095, or with vmsim.Fault).
 
 On a violation (a change, a re-entry, any other result or exception) the snapshot is
 restored, so the address space is as it was before the hook ran; the caller then takes
@@ -54,6 +54,7 @@ from .flags import (
     VM_SHARED,
 )
 from .mm_struct import HookFrame, MmStruct
+from .page_alloc import Page, is_frame
 from .vma import Vma, VmOperations
 
 #: include/linux/err.h: the largest errno a hook may return
@@ -327,11 +328,11 @@ def vm_mprotect(vma: Vma, start: int, end: int, newflags: int) -> None:
     _returns_nothing("vm_ops->mprotect", result, raised, refusable=True)
 
 
-def vm_fault(vma: Vma, addr: int, write: bool) -> bytearray | None:
-    """vm_ops->fault(vma, addr, write): the page (a bytearray of PAGE_SIZE bytes), or in
-    a VM_PFNMAP VMA None with a PFN mapped at addr's page; refuses with vmsim.Fault
-    (SIGBUS, or SIGSEGV), which the core raises at `addr`. A broken result leaves no
-    PFN behind."""
+def vm_fault(vma: Vma, addr: int, write: bool) -> Page | None:
+    """vm_ops->fault(vma, addr, write): the page (a frame of mm/page_alloc.py:
+    is_frame()), or in a VM_PFNMAP VMA None with a PFN mapped at addr's page; refuses
+    with vmsim.Fault (SIGBUS, or SIGSEGV), which the core raises at `addr`. A broken
+    result leaves no PFN behind."""
     ops = vma.vm_ops
     assert ops is not None and ops.fault is not None        # the caller found it
     if is_kernel_ops(ops):
@@ -342,7 +343,7 @@ def vm_fault(vma: Vma, addr: int, write: bool) -> bytearray | None:
     result, raised = _run(mm, "vm_ops->fault", ops.fault, (vma, addr, write))
     if raised is None and (
             (pfnmap and result is None and vpn in mm.pfn_ptes) or
-            (not pfnmap and type(result) is bytearray and len(result) == PAGE_SIZE)):
+            (not pfnmap and is_frame(result))):
         return result
     if not had_pfn:
         mm.pfn_ptes.pop(vpn, None)

@@ -15,14 +15,17 @@ from typing import Any, Protocol
 from ..errors import HookContractError
 from ..uapi import PAGE_SHIFT, PAGE_SIZE, RLIMIT_AS, RLIMIT_DATA, RLIMIT_MEMLOCK
 from .flags import VM_ACCOUNT, VM_LOCKED, is_data_mapping, is_exec_mapping, is_stack_mapping
+from .page_alloc import Page
 from .tree import VmaTree
 
 
 class Pfn(Protocol):
     """A physical page a driver maps with mm.fault.vmf_insert_pfn() (VM_PFNMAP)."""
 
-    def cpu_page(self) -> bytearray:
-        """What an ordinary (non enclave-mode) access to the page reads and writes."""
+    def cpu_page(self) -> Page:
+        """The frame (mm/page_alloc.py: is_frame()) an ordinary (non enclave-mode) access
+        to the page reads and writes; anything else makes the access raise
+        HookContractError (mm.fault.pfn_page())."""
         ...
 
 
@@ -46,8 +49,9 @@ class MmStruct:
         the kernel's map_count is len(tree).
       * total_vm/data_vm/exec_vm/stack_vm equal the sums over the VMAs
         (vm_stat_account classes).
-      * anon_pages: private pages (anonymous or COW copies) by virtual page number,
-        only inside VMAs; file_ptes: page numbers mapped from a page cache, with
+      * anon_pages: private pages (anonymous or COW copies, frames of mm/page_alloc.py,
+        each mapped once: dropping the entry frees it) by virtual page number, only
+        inside VMAs; file_ptes: page numbers mapped from a page cache, with
         their dirty bit; pfn_ptes: raw PFN mappings a driver installed with
         vmf_insert_pfn (VM_PFNMAP VMAs); guards: guard markers. All map vpn -> value.
       * pkeys: allocation bitmap of keys 0..15 (pkey_free(0) is allowed, so bit 0
@@ -77,7 +81,7 @@ class MmStruct:
         # execute-only key yet" (-1); otherwise both stay zero.
         self.pkey_allocation_map = 1 if kernel.pkeys else 0
         self.execute_only_pkey = -1 if kernel.pkeys else 0
-        self.anon_pages: dict[int, bytearray] = {}
+        self.anon_pages: dict[int, Page] = {}
         self.file_ptes: dict[int, bool] = {}
         self.guards: dict[int, bool] = {}       # guard PTE markers (MADV_GUARD_INSTALL)
         self.pfn_ptes: dict[int, Pfn] = {}      # VM_PFNMAP PTEs: vpn -> the driver's pfn

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..uapi import PAGE_SHIFT
 from .mm_struct import MmStruct
+from .page_alloc import Page
 
 _anon_ids = itertools.count(1)
 
@@ -102,10 +103,11 @@ class VmOperations:
     itself and store the resulting VMA in pprev[0]. That design gives the hook the VMA
     surgery, so the core cannot check it: that is why review rejected it."""
 
-    fault: Callable[[Vma, int, bool], bytearray | None] | None = None
-    """fault(vma, addr, write): supply the page backing `addr` and return it: a
-    bytearray of exactly PAGE_SIZE bytes (a page-cache page for files; the core copies
-    it for a private write). In a VM_PFNMAP VMA, map a PFN at addr's page with
+    fault: Callable[[Vma, int, bool], Page | None] | None = None
+    """fault(vma, addr, write): supply the page backing `addr` and return it: a frame of
+    mm/page_alloc.py from alloc_page() or copy_page() (a bytearray or any other buffer
+    is a violation); a page-cache page for files; the core copies it for a private
+    write. In a VM_PFNMAP VMA, map a PFN at addr's page with
     mm.fault.vmf_insert_pfn() (inside the VMA) instead and return None. Refuses with
     vmsim.Fault, SIGBUS or SIGSEGV: the access gets that signal at `addr`. Changes
     nothing else (the read lock is held). Violation: no page is mapped (a PFN it

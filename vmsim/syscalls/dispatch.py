@@ -6,12 +6,16 @@ result as user space sees it.
     outcome(p, "mmap", [0, 4096, 3, 0x22, -1, 0])       -> ("ok", 0x7ffff7ff7000)
     outcome(p, "touch", [addr, "w"])                    -> ("sig", "SIGSEGV", "SEGV_ACCERR", addr)
 
-Arguments are the values vmsim.syscalls.strace binds (ints, str paths, bytes). The
-calls a Process does not have are mapped here: pwrite64, mkdir and mount (the VFS),
-fork and vfork (the child's pid; the model has no shared-mm child, so a vfork child
-gets a copy, as the oracle's executor forks), and the scenario language's memory
-accesses touch/peek/poke and set_pkru. clone, execve, exit and dup2 are process and
-fd-table bookkeeping that the replay engine does itself.
+Arguments are the values vmsim.syscalls.strace binds (ints, str paths, bytes), or those
+the x86-64 entry reads from a thread's registers (vmsim.syscalls.table from_registers:
+ints, the user addresses of buffers and structs, walked paths). The calls a Process
+does not have are mapped here: pwrite64 (bytes from a trace, or a user buffer), mkdir
+and mount (the VFS), fork and vfork (the child's pid; the model has no shared-mm
+child, so a vfork child gets a copy, as the oracle's executor forks), the scenario
+language's memory accesses touch/peek/poke and set_pkru, and the calls only the entry
+makes (read, write, stat, getdents64, uname, clock_gettime, ...: vmsim.fs.read_write,
+fs.stat, fs.readdir, fs.open, mm.mincore, task.sys). clone, execve, exit and dup2 of a
+trace are process and fd-table bookkeeping that the replay engine does itself.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import EOPNOTSUPP, Fault, kerr
+from ..fs import open as fs_open
+from ..fs import read_write, readdir, stat
+from ..mm.mincore import do_mincore
 from ..process import Process
-from ..uapi import U64
+from ..task import sys as kernel_sys
+from ..uapi import AT_FDCWD, U64
 from .names import CONSTANTS, errno_name
-from .table import syscall
+from .table import TABLE, syscall
 
 #: the calls that are the Process method of the same name, with the same arguments
 PROCESS_METHODS = frozenset({
@@ -36,12 +44,14 @@ PROCESS_METHODS = frozenset({
 
 
 def _pwrite64(p: Process, a: Sequence[Any]) -> int:
+    """A trace's buffer is its bytes; the entry's, an address in p's memory."""
+    if isinstance(a[1], int):
+        return read_write.ksys_pwrite64(p, a[0], a[1], a[2], a[3])
     return p.pwrite(a[0], bytes(a[1][:a[2]]), a[3])
 
 
 def _mkdir(p: Process, a: Sequence[Any]) -> int:
-    p.kernel.fs.mkdir(a[0])
-    return 0
+    return fs_open.do_mkdirat(p, a[0], a[1])
 
 
 def _mount(p: Process, a: Sequence[Any]) -> int:
@@ -78,15 +88,67 @@ def _set_pkru(p: Process, a: Sequence[Any]) -> int:
 _HANDLERS: dict[str, Callable[[Process, Sequence[Any]], int]] = {
     "pwrite64": _pwrite64, "mkdir": _mkdir, "mount": _mount, "fork": _fork,
     "touch": _touch, "peek": _peek, "poke": _poke, "set_pkru": _set_pkru,
+    # the calls only the x86-64 entry makes, by the table's (numbered) names
+    "read": lambda p, a: read_write.ksys_read(p, a[0], a[1], a[2]),
+    "write": lambda p, a: read_write.ksys_write(p, a[0], a[1], a[2]),
+    "pread64": lambda p, a: read_write.ksys_pread64(p, a[0], a[1], a[2], a[3]),
+    "readv": lambda p, a: read_write.do_readv(p, a[0], a[1], a[2]),
+    "writev": lambda p, a: read_write.do_writev(p, a[0], a[1], a[2]),
+    "lseek": lambda p, a: read_write.ksys_lseek(p, a[0], a[1], a[2]),
+    "pipe": lambda p, a: read_write.do_pipe2(p, a[0], 0),
+    "pipe2": lambda p, a: read_write.do_pipe2(p, a[0], a[1]),
+    "stat": lambda p, a: stat.sys_newstat(p, a[0], a[1]),
+    "fstat": lambda p, a: stat.sys_newfstat(p, a[0], a[1]),
+    "lstat": lambda p, a: stat.sys_newlstat(p, a[0], a[1]),
+    "newfstatat": lambda p, a: stat.sys_newfstatat(p, a[0], a[1], a[2], a[3]),
+    "statx": lambda p, a: stat.sys_statx(p, a[0], a[1], a[2], a[3], a[4]),
+    "readlink": lambda p, a: stat.do_readlinkat(p, AT_FDCWD, a[0], a[1], a[2]),
+    "readlinkat": lambda p, a: stat.do_readlinkat(p, a[0], a[1], a[2], a[3]),
+    "getdents64": lambda p, a: readdir.sys_getdents64(p, a[0], a[1], a[2]),
+    "openat": lambda p, a: p.open(a[1], a[2], a[3]),
+    "access": lambda p, a: fs_open.do_faccessat(p, AT_FDCWD, a[0], a[1]),
+    "faccessat": lambda p, a: fs_open.do_faccessat(p, a[0], a[1], a[2]),
+    "faccessat2": lambda p, a: fs_open.do_faccessat(p, a[0], a[1], a[2], a[3]),
+    "chdir": lambda p, a: fs_open.sys_chdir(p, a[0]),
+    "fchdir": lambda p, a: fs_open.sys_fchdir(p, a[0]),
+    "getcwd": lambda p, a: fs_open.sys_getcwd(p, a[0], a[1]),
+    "umask": lambda p, a: fs_open.sys_umask(p, a[0]),
+    "mkdirat": lambda p, a: fs_open.do_mkdirat(p, a[1], a[2]),
+    "rmdir": lambda p, a: fs_open.sys_rmdir(p, a[0]),
+    "renameat2": lambda p, a: fs_open.do_renameat2(p, a[1], a[3], a[4]),
+    "fsync": lambda p, a: fs_open.sys_fsync(p, a[0]),
+    "fdatasync": lambda p, a: fs_open.sys_fsync(p, a[0]),
+    "dup2": lambda p, a: fs_open.sys_dup2(p, a[0], a[1]),
+    "dup3": lambda p, a: fs_open.sys_dup3(p, a[0], a[1], a[2]),
+    "mincore": lambda p, a: do_mincore(p, a[0], a[1], a[2]),
+    "getpid": lambda p, a: kernel_sys.sys_getpid(p),
+    "getuid": lambda p, a: kernel_sys.sys_getuid(p),
+    "geteuid": lambda p, a: kernel_sys.sys_getuid(p),
+    "getgid": lambda p, a: kernel_sys.sys_getuid(p),
+    "getegid": lambda p, a: kernel_sys.sys_getuid(p),
+    "uname": lambda p, a: kernel_sys.sys_newuname(p, a[0]),
+    "sysinfo": lambda p, a: kernel_sys.sys_sysinfo(p, a[0]),
+    "getrlimit": lambda p, a: kernel_sys.sys_getrlimit(p, a[0], a[1]),
+    "setrlimit": lambda p, a: kernel_sys.sys_setrlimit(p, a[0], a[1]),
+    "prlimit64": lambda p, a: kernel_sys.sys_prlimit64(p, a[0], a[1], a[2], a[3]),
+    "sched_getaffinity": lambda p, a: kernel_sys.sys_sched_getaffinity(p, a[0], a[1], a[2]),
+    "getcpu": lambda p, a: kernel_sys.sys_getcpu(p, a[0], a[1], a[2]),
+    "clock_gettime": lambda p, a: kernel_sys.sys_clock_gettime(p, a[0], a[1]),
+    "clock_getres": lambda p, a: kernel_sys.sys_clock_getres(p, a[0], a[1]),
+    "gettimeofday": lambda p, a: kernel_sys.sys_gettimeofday(p, a[0], a[1]),
+    "time": lambda p, a: kernel_sys.sys_time(p, a[0]),
+    "getrandom": lambda p, a: kernel_sys.sys_getrandom(p, a[0], a[1], a[2]),
+    "socket": lambda p, a: kernel_sys.sys_socket(p, a[0], a[1], a[2]),
 }
 
 
 def dispatch(p: Process, name: str, args: Sequence[Any]) -> int:
-    """Apply call `name` (or an alias of it) to p: its return value as the syscall
-    returns it, an address unsigned and anything else a signed long. A failing call
-    raises OSError (its errno), a bad memory access vmsim.Fault; a call that is not
-    applied to a Process raises KeyError."""
-    call = syscall(name)
+    """Apply call `name` (or an alias of it, but a numbered one the table has an entry
+    and a handler for: openat, dup3) to p: its return value as the syscall returns it,
+    an address unsigned and anything else a signed long. A failing call raises OSError
+    (its errno), a bad memory access vmsim.Fault; a call that is not applied to a
+    Process raises KeyError."""
+    call = TABLE[name] if name in _HANDLERS else syscall(name)
     if call.name in PROCESS_METHODS:
         value = getattr(p, call.name)(*args)
     else:

@@ -21,15 +21,37 @@ read and written in strace syntax (vmsim.syscalls.strace):
                                     in a JSON trace the decoded SGX struct)
     cloneflags                      clone's flags (strace prints them as `flags=`)
     touchmode                       "r", "w" or "x"
+    dirfd                           an *at() call's directory fd (AT_FDCWD by name)
+    atpath                          a path its call walks itself: one AT_EMPTY_PATH
+                                    lets be empty or NULL, or whose last symbolic
+                                    link is not followed (lstat, readlink)
+    buf outbuf                      a user buffer the call reads (write's) or fills
+                                    (read's), its length the next argument
+    whence accmode                  lseek's SEEK_*, access's R_OK|W_OK|X_OK
 
 Entries without a number are the scenario language's memory accesses (`touch`, `peek`,
 `poke`) and PKRU write (`set_pkru`): docs/scenario-format.md.
+
+From registers (the x86-64 entry, vmsim.arch.x86.entry.syscall_64), an argument is its
+register, but the strings (`from_registers`): a str is the C string at that address,
+copied from the process's memory first as the kernel's getname() does; a path is that
+string walked (vmsim.fs.namei.path_at: from the working directory, or from the `dirfd`
+argument before it; the host's files mirrored), so the call gets the absolute path the
+model's namespace knows, as replay gives it; an atpath is the string (None for NULL),
+which its call walks itself. Buffers, iovecs and structs stay addresses: each call
+copies them in its own order, after the checks the kernel makes before it (a bad fd is
+EBADF whatever the buffer). Integers are the raw 64-bit register; the handler narrows
+them as its C prototype says (an int fd is its low 32 bits), as the Process methods do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from ..fs.namei import getname, getname_empty, path_at, strndup_user
+from ..uapi import AT_FDCWD
 
 
 @dataclass(frozen=True)
@@ -61,46 +83,109 @@ class Alias:
 
 
 _ENTRIES = (
+    Syscall("read", 0, ("fd", "outbuf", "len")),
+    Syscall("write", 1, ("fd", "buf", "len")),
     Syscall("open", 2, ("path", "oflags", "mode?")),
     Syscall("close", 3, ("fd",)),
+    Syscall("stat", 4, ("path", "addr")),
+    Syscall("fstat", 5, ("fd", "addr")),
+    Syscall("lstat", 6, ("atpath", "addr")),
+    Syscall("lseek", 8, ("fd", "int", "whence")),
     Syscall("mmap", 9, ("addr", "len", "prot", "mapflags", "fd", "off"), addr_result=True),
     Syscall("mprotect", 10, ("addr", "len", "prot")),
     Syscall("munmap", 11, ("addr", "len")),
     Syscall("brk", 12, ("addr",), addr_result=True),
     Syscall("ioctl", 16, ("fd", "ioctlcmd", "ioctlarg?")),
+    Syscall("pread64", 17, ("fd", "outbuf", "len", "int")),
     Syscall("pwrite64", 18, ("fd", "data", "int", "int")),
+    Syscall("readv", 19, ("fd", "iovec", "int")),
+    Syscall("writev", 20, ("fd", "iovec", "int")),
+    Syscall("access", 21, ("path", "accmode")),
+    Syscall("pipe", 22, ("addr",)),
+    Syscall("sched_yield", 24, ()),
     Syscall("mremap", 25, ("addr", "len", "len", "mremapflags?", "addr?"), addr_result=True),
     Syscall("msync", 26, ("addr", "len", "msyncflags")),
+    Syscall("mincore", 27, ("addr", "len", "addr")),
     Syscall("madvise", 28, ("addr", "len", "madv")),
     Syscall("shmget", 29, ("int", "len", "shmflags")),
     Syscall("shmat", 30, ("int", "addr", "shmatflags"), addr_result=True),
     Syscall("shmctl", 31, ("int", "shmctlcmd", "addr?")),
     Syscall("dup", 32, ("fd",)),
     Syscall("dup2", 33, ("fd", "fd")),
+    Syscall("nanosleep", 35, ("addr", "addr")),
+    Syscall("getpid", 39, ()),
+    Syscall("socket", 41, ("int", "int", "int")),
     Syscall("clone", 56, ("cloneflags?",)),
     Syscall("fork", 57, ()),
+    Syscall("vfork", 58, ()),
     Syscall("execve", 59, ("path",)),
     Syscall("exit", 60, ("int?",)),
+    Syscall("wait4", 61, ("int", "addr", "int", "addr")),
+    Syscall("uname", 63, ("addr",)),
     Syscall("shmdt", 67, ("addr",)),
     Syscall("fcntl", 72, ("fd", "fcntlcmd", "int?")),
+    Syscall("fsync", 74, ("fd",)),
+    Syscall("fdatasync", 75, ("fd",)),
     Syscall("ftruncate", 77, ("fd", "int")),
+    Syscall("getcwd", 79, ("outbuf", "len")),
+    Syscall("chdir", 80, ("path",)),
+    Syscall("fchdir", 81, ("fd",)),
     Syscall("rename", 82, ("path", "path")),
     Syscall("mkdir", 83, ("path", "mode?")),
+    Syscall("rmdir", 84, ("path",)),
     Syscall("unlink", 87, ("path",)),
+    Syscall("readlink", 89, ("atpath", "outbuf", "len")),
+    Syscall("umask", 95, ("mode",)),
+    Syscall("gettimeofday", 96, ("addr", "addr")),
+    Syscall("getrlimit", 97, ("int", "addr")),
+    Syscall("sysinfo", 99, ("addr",)),
+    Syscall("getuid", 102, ()),
+    Syscall("getgid", 104, ()),
+    Syscall("geteuid", 107, ()),
+    Syscall("getegid", 108, ()),
+    Syscall("getppid", 110, ()),
     Syscall("personality", 135, ("persona",)),
     Syscall("mlock", 149, ("addr", "len")),
     Syscall("munlock", 150, ("addr", "len")),
     Syscall("mlockall", 151, ("mlockallflags",)),
     Syscall("munlockall", 152, ()),
     Syscall("prctl", 157, ("prctl", "int?", "int?", "int?", "int?")),
+    Syscall("arch_prctl", 158, ("int", "addr")),
+    Syscall("setrlimit", 160, ("int", "addr")),
     Syscall("mount", 165, ("str", "path", "str", "msflags", "str?")),
-    Syscall("unlinkat", 263, ("fd", "path", "atflags?")),
+    Syscall("gettid", 186, ()),
+    Syscall("time", 201, ("addr",)),
+    Syscall("futex", 202, ("addr", "int", "int", "addr", "addr", "int")),
+    Syscall("sched_getaffinity", 204, ("int", "len", "addr")),
+    Syscall("getdents64", 217, ("fd", "addr", "len")),
+    Syscall("set_tid_address", 218, ("addr",)),
+    Syscall("clock_gettime", 228, ("int", "addr")),
+    Syscall("clock_getres", 229, ("int", "addr")),
+    Syscall("clock_nanosleep", 230, ("int", "int", "addr", "addr")),
+    Syscall("exit_group", 231, ("int",)),
+    Syscall("openat", 257, ("dirfd", "path", "oflags", "mode?")),
+    Syscall("mkdirat", 258, ("dirfd", "path", "mode")),
+    Syscall("newfstatat", 262, ("dirfd", "atpath", "addr", "atflags")),
+    Syscall("unlinkat", 263, ("dirfd", "path", "atflags?")),
+    Syscall("readlinkat", 267, ("dirfd", "atpath", "outbuf", "len")),
+    Syscall("faccessat", 269, ("dirfd", "path", "accmode")),
+    Syscall("set_robust_list", 273, ("addr", "len")),
+    Syscall("dup3", 292, ("fd", "fd", "oflags")),
+    Syscall("pipe2", 293, ("addr", "oflags")),
+    Syscall("prlimit64", 302, ("int", "int", "addr", "addr")),
+    Syscall("getcpu", 309, ("addr", "addr", "addr")),
+    Syscall("renameat2", 316, ("dirfd", "path", "dirfd", "path", "int")),
+    Syscall("getrandom", 318, ("outbuf", "len", "int")),
     Syscall("memfd_create", 319, ("str", "mfdflags?")),
     Syscall("mlock2", 325, ("addr", "len", "mlockflags?")),
     Syscall("pkey_mprotect", 329, ("addr", "len", "prot", "pkey")),
     Syscall("pkey_alloc", 330, ("int?", "pkeyrights?")),
     Syscall("pkey_free", 331, ("pkey",)),
+    Syscall("statx", 332, ("dirfd", "atpath", "atflags", "int", "addr")),
+    Syscall("rseq", 334, ("addr", "int", "int", "int")),
     Syscall("pidfd_open", 434, ("int", "int?")),
+    Syscall("clone3", 435, ("addr", "len")),
+    Syscall("faccessat2", 439, ("dirfd", "path", "accmode", "atflags")),
     Syscall("process_madvise", 440, ("fd", "iovec", "int", "madv", "int?")),
     Syscall("mseal", 462, ("addr", "len", "int?")),
     Syscall("touch", None, ("addr", "touchmode")),
@@ -124,9 +209,18 @@ ALIASES: dict[str, Alias] = {alias.name: alias for alias in (
     Alias("pwrite", None, "pwrite64"),
 )}
 
-#: every syscall and alias by its x86-64 number (strace prints `syscall_0x1ce(...)` for
-#: a number it has no name for)
+#: every syscall and alias by its x86-64 number, as the trace formats know it: a
+#: numbered alias is its target (strace prints `syscall_0x1ce(...)` for a number it has
+#: no name for)
 BY_NUMBER: dict[int, Syscall] = {
+    **{entry.nr: entry for entry in _ENTRIES if entry.nr is not None},
+    **{alias.nr: TABLE[alias.target] for alias in ALIASES.values() if alias.nr is not None},
+}
+
+#: arch/x86/entry/syscall_64.c sys_call_table: the entry the x86-64 entry code runs for
+#: each number, a numbered alias by its own entry where it has one (openat's dirfd,
+#: dup3's flags, exit_group's whole thread group)
+SYS_CALL_TABLE: dict[int, Syscall] = {
     **{alias.nr: TABLE[alias.target] for alias in ALIASES.values() if alias.nr is not None},
     **{entry.nr: entry for entry in _ENTRIES if entry.nr is not None},
 }
@@ -148,3 +242,34 @@ def fold(name: str, calls: Collection[str]) -> str | None:
         return name
     alias = ALIASES.get(name)
     return alias.target if alias is not None and alias.target in calls else None
+
+
+def _walked_path(task: Any, value: int, dirfd: int) -> str:
+    """A path argument: getname(), then the walk from dirfd (AT_FDCWD: the working
+    directory), following the host's symbolic links."""
+    return path_at(task, dirfd, getname(task, value))
+
+
+#: how an argument of each kind is read from its register (kinds not here: the
+#: register itself), given the value of the last `dirfd` argument before it
+REGISTER_DECODERS: dict[str, Callable[[Any, int, int], Any]] = {
+    "path": _walked_path,
+    "atpath": lambda task, value, dirfd: getname_empty(task, value),
+    "str": lambda task, value, dirfd: strndup_user(task, value),
+}
+
+
+def from_registers(task: Any, entry: Syscall, regs: Sequence[int]) -> list[Any]:
+    """The arguments of `entry` as the x86-64 entry reads them from the six argument
+    registers `regs` of a thread of `task` (a Process): see the module's docstring.
+    OSError (EFAULT, ENAMETOOLONG, ENOENT, ENOTDIR, EBADF) for a string the kernel
+    cannot copy or a path it cannot walk."""
+    out = []
+    dirfd = AT_FDCWD
+    for kind, value in zip(entry.kinds, regs, strict=False):
+        kind = kind.rstrip("?")
+        if kind == "dirfd":
+            dirfd = value
+        decode = REGISTER_DECODERS.get(kind)
+        out.append(value if decode is None else decode(task, value, dirfd))
+    return out

@@ -18,7 +18,10 @@ Two runs of the command, both with ASLR off (personality(ADDR_NO_RANDOMIZE), as
    ones when run 1 could not take them (a program killed by a signal).
 
 A single tracee can have a single tracer, which is why there are two runs; the exec
-snapshot is taken before any thread or timing could make the runs differ. The CPU
+snapshot is taken before any thread or timing could make the runs differ. With
+`aslr=True` (the tests of ASLR-on replay) the command runs randomized, as it would
+without setarch -R, once: a second run would lay out other bases, so there is no exec
+snapshot, and the exit snapshot is run 1's or none. The CPU
 facts that change answers are recorded too: whether the CPU has PKU (/proc/cpuinfo
 `pku` and `ospke`), which decides what pkey_alloc returns.
 """
@@ -92,10 +95,12 @@ def _no_aslr() -> None:
     libc.personality(ctypes.c_ulong(ADDR_NO_RANDOMIZE))
 
 
-def _traced_child(argv: Sequence[str]) -> None:
-    """In the forked child: no ASLR, PTRACE_TRACEME, exec (never returns)."""
+def _traced_child(argv: Sequence[str], aslr: bool) -> None:
+    """In the forked child: no ASLR unless `aslr`, PTRACE_TRACEME, exec (never
+    returns)."""
     try:
-        _no_aslr()
+        if not aslr:
+            _no_aslr()
         libc = _libc()
         libc.ptrace(PTRACE_TRACEME, 0, None, None)
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -113,13 +118,14 @@ def _read(path: str) -> str | None:
         return None
 
 
-def snapshot_maps(argv: Sequence[str]) -> tuple[str | None, str | None, str | None]:
-    """Run argv under ptrace with ASLR off: its maps at the exec stop, its maps and
-    smaps at the leader's exit stop."""
+def snapshot_maps(argv: Sequence[str],
+                  aslr: bool = False) -> tuple[str | None, str | None, str | None]:
+    """Run argv under ptrace with ASLR off (on with `aslr`): its maps at the exec stop,
+    its maps and smaps at the leader's exit stop."""
     libc = _libc()
     pid = os.fork()
     if pid == 0:
-        _traced_child(argv)
+        _traced_child(argv, aslr)
     exec_maps = exit_maps = exit_smaps = None
     _, status = os.waitpid(pid, 0)
     if os.WIFSTOPPED(status):
@@ -140,9 +146,11 @@ def snapshot_maps(argv: Sequence[str]) -> tuple[str | None, str | None, str | No
     return exec_maps, exit_maps, exit_smaps
 
 
-def run_strace(argv: Sequence[str]) -> tuple[str, int, str | None, str | None]:
-    """The strace text of argv run with ASLR off, strace's exit status, and the
-    program's maps and smaps as its exit_group began (None when not seen)."""
+def run_strace(argv: Sequence[str],
+               aslr: bool = False) -> tuple[str, int, str | None, str | None]:
+    """The strace text of argv run with ASLR off (on with `aslr`), strace's exit
+    status, and the program's maps and smaps as its exit_group began (None when not
+    seen)."""
     strace = shutil.which("strace")
     if strace is None:
         raise RecordError("strace is not installed (vmsim record runs the command under it)")
@@ -150,7 +158,8 @@ def run_strace(argv: Sequence[str]) -> tuple[str, int, str | None, str | None]:
         log = os.path.join(tmp, "strace.log")
         proc = subprocess.Popen([strace, *STRACE_OPTIONS, "-e",
                                  f"inject=exit_group:delay_enter={EXIT_HOLD_US}", "-o", log,
-                                 "--", *argv], preexec_fn=_no_aslr, stdout=subprocess.DEVNULL)
+                                 "--", *argv], preexec_fn=None if aslr else _no_aslr,
+                                stdout=subprocess.DEVNULL)
         maps, smaps = _watch_exit(proc, argv[0])
         if not os.path.exists(log):
             raise RecordError(f"strace wrote no log (exit status {proc.returncode})")
@@ -219,16 +228,19 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
-def record(argv: Sequence[str]) -> Recording:
-    """Record argv: strace's text, then the maps snapshots of a second run."""
+def record(argv: Sequence[str], aslr: bool = False) -> Recording:
+    """Record argv: strace's text, then the maps snapshots of a second run; with
+    `aslr`, one randomized run: strace's text and its exit snapshot."""
     if not argv:
         raise RecordError("no command to record")
     if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
         raise RecordError(f"{argv[0]}: command not found")
-    text, status, exit_maps, exit_smaps = run_strace(argv)
-    exec_maps, last_maps, last_smaps = snapshot_maps(argv)
-    if exit_maps is None:               # never held at exit_group: the second run's
-        exit_maps, exit_smaps = last_maps, last_smaps
+    text, status, exit_maps, exit_smaps = run_strace(argv, aslr)
+    exec_maps = None
+    if not aslr:
+        exec_maps, last_maps, last_smaps = snapshot_maps(argv)
+        if exit_maps is None:           # never held at exit_group: the second run's
+            exit_maps, exit_smaps = last_maps, last_smaps
     return Recording(list(argv), text, exec_maps, exit_maps, exit_smaps, cpu_has_pkeys(),
                      status)
 

@@ -21,9 +21,12 @@ The model is the kernel's mm layer, not its file system: a path the trace opened
 successfully is created in the model's VFS when missing. An `execve` is run by the
 model (Process.execve: the image, ld.so, the vDSO and the stack, from this machine's
 files), in the first process and in every child after its own execve; only when a
---maps dump is given is the first execve taken as that dump. A replay whose start
-state is unknown (no dump, no execve first; or a run recorded with ASLR on) is
-partial, and says why (`Replayer.partial`).
+--maps dump is given is the first execve taken as that dump. An execve recorded with
+ASLR on is run with the random bases its process's first calls show (vmsim.trace.aslr:
+mmap_base, the load bias, start_brk); what they cannot show (the stack's base, always)
+keeps the model's ASLR-off value. A replay whose start state is not wholly known (no
+dump, no execve first; a base of an ASLR-on exec) is partial, and says why
+(`Replayer.partial`).
 
 Threads (CLONE_VM|CLONE_THREAD) share their process's model; CLONE_FILES shares the
 trace-fd table; a vfork child borrows its parent's address space until its execve.
@@ -40,6 +43,7 @@ from typing import Any
 from ..arch.x86.vdso import enclave_access
 from ..enclave.loader import Scratch, marshal
 from ..errors import Fault
+from ..fs.exec import ExecBases
 from ..fs.procmaps import _mkdirs
 from ..kernel import Kernel
 from ..mm.munmap import page_align
@@ -62,6 +66,7 @@ from ..uapi import (
     PAGE_SIZE,
     U64,
 )
+from .aslr import LOOKAHEAD, Evidence, infer_bases
 from .explain import RANGED, explain
 from .format import (
     MAX_BLOBS,
@@ -201,6 +206,7 @@ class _Proc:
         self.brk_seen = False
         self.execd = False
         self.borrowed = False               # a vfork child: p is its parent's until execve
+        self.aslr = False                   # its exec had ASLR on: bases read from the trace
 
 
 class Replayer:
@@ -231,6 +237,7 @@ class Replayer:
         self.outcomes: list[Outcome] = []
         self.created: list[tuple[int, int]] = []     # ranges the trace itself mapped
         self.shmids: dict[int, int] = {}             # recorded SysV shm id -> model's
+        self._positions: dict[int, int] | None = None  # id(record) -> its index, on demand
         #: give files created on demand the host's device, inode number and size (the
         #: trace cannot show them; right when replaying on the machine that recorded it)
         self.host_files = True
@@ -509,12 +516,13 @@ class Replayer:
         mm = p.mm
         if not st.brk_seen and rec.ret is not None and addr == 0 and mm.brk == mm.start_brk \
                 and not any(v.name == "[heap]" for v in p.vmas()) and mm.brk != rec.ret:
-            if st.execd:
+            if st.execd and not st.aslr:
                 self.gaps.insert(0, f"the run had ASLR on (its brk starts at {rec.ret:#x}, "
-                                 f"the model's at {mm.brk:#x}): the bases of the image, "
-                                 "ld.so and the stack are not in the trace; brk and the "
-                                 "mappings the trace shows are taken from it (record with "
-                                 "setarch -R or `vmsim record`)")
+                                 f"the model's at {mm.brk:#x}) and its first calls do not "
+                                 "show its bases: the image, ld.so and the stack are placed "
+                                 "as with ASLR off; brk and the mappings the trace shows "
+                                 "are taken from it (record with setarch -R or `vmsim "
+                                 "record`)")
             mm.start_brk = mm.brk = rec.ret     # neither a maps dump nor execve shows it
             note = f"start_brk taken from the trace: {rec.ret:#x}"
         st.brk_seen = True
@@ -722,11 +730,11 @@ class Replayer:
         if flags & _CLONE_VM:
             child = _Proc(st.p, st.fds, share)
             child.borrowed = not flags & _CLONE_THREAD or st.borrowed
-            child.execd = st.execd
+            child.execd, child.aslr = st.execd, st.aslr
             note = f"pid {rec.ret} shares this address space"
         else:
             child = _Proc(self.k.processes[dispatch(st.p, "fork", [])], st.fds)
-            child.execd = st.execd
+            child.execd, child.aslr = st.execd, st.aslr
             note = f"pid {rec.ret} is a copy (fork)"
         self.procs[rec.ret] = child
         return Outcome(rec, "env", ("ok", rec.ret),
@@ -734,8 +742,9 @@ class Replayer:
 
     def _replay_execve(self, st: _Proc, rec: Record) -> Outcome:
         """fs/exec.c: the model's execve (Process.execve) with the recorded argv and
-        envp; a vfork child gets its own process first. The first execve is the
-        --maps dump instead when one is given."""
+        envp, and the recorded random bases if the run had ASLR on (_aslr_exec); a vfork
+        child gets its own process first. The first execve is the --maps dump instead
+        when one is given."""
         if rec.err is not None:
             return Outcome(rec, "env", note="a failed execve changes nothing")
         assert st.p is not None
@@ -754,8 +763,11 @@ class Replayer:
         if rec.envp is None:
             notes.append("the environment is not in the trace (strace -v shows it): "
                          "none taken, the [stack] may start higher than recorded")
+        argv, envp = rec.argv or [path], rec.envp or []
+        st.aslr = False
         try:
-            p.execve(path, rec.argv or [path], rec.envp or [])
+            p.execve(path, argv, envp)
+            notes += self._aslr_exec(st, rec, p, argv, envp)
             model: tuple = ("ok", 0)
         except OSError as exc:
             model = ("err", errno_name(exc.errno) if exc.errno is not None else "?")
@@ -775,6 +787,44 @@ class Replayer:
         st.brk_seen = False
         return Outcome(rec, "agree" if rec.ret == 0 else "unchecked", ("ok", 0),
                        note="; ".join(notes) or None)
+
+    def _aslr_exec(self, st: _Proc, rec: Record, p: Process, argv: list[str],
+                   envp: list[str]) -> list[str]:
+        """When the first calls after the model's execve of p (ASLR off) show the run laid
+        out something else (brk(NULL), the first mmap): p exec'd again with the bases
+        those calls show (vmsim.trace.aslr), so that the rest of the replay lays out what
+        the run did. Each base no call shows (the stack's always) is a gap of the replay.
+        Returns the note naming each base taken from the trace."""
+        evidence = Evidence.gather(self._after(rec))
+        if not evidence.contradicts(p):
+            return []
+        path = rec.args[0]
+        p.execve(path, argv, envp, bases=ExecBases())
+        inferred = infer_bases(p, evidence)
+        p.execve(path, argv, envp, bases=inferred.bases)
+        st.aslr = True
+        for unknown in inferred.unknown:
+            gap = f"{path} ran with ASLR on, and {unknown}"
+            if gap not in self.gaps:
+                self.gaps.append(gap)
+        return ["ASLR was on; taken from the trace: " + "; ".join(inferred.taken)
+                if inferred.taken else "ASLR was on; no base is in the trace"]
+
+    def _after(self, rec: Record) -> Iterator[Record]:
+        """The records of rec's pid after rec, up to its next execve or its end, at most
+        LOOKAHEAD of them."""
+        if self._positions is None:
+            self._positions = {id(r): i for i, r in enumerate(self.trace.records)}
+        records = self.trace.records
+        start = self._positions.get(id(rec))
+        if start is None:
+            return
+        mine = (r for r in (records[i] for i in range(start + 1, len(records)))
+                if r.pid == rec.pid)
+        for _, r in zip(range(LOOKAHEAD), mine, strict=False):
+            if r.call == "execve" or r.event in ("exited", "killed"):
+                return
+            yield r
 
     def _replay_exit(self, st: _Proc, rec: Record) -> Outcome:
         st.exited = True

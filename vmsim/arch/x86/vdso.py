@@ -301,7 +301,7 @@ class EnclaveContext:
         except Fault:
             raise _Exception(14, code | (PF_P if present else 0), addr) from None
         if not inside:
-            return page if page is not None else bytearray(PAGE_SIZE)
+            return page
         epc = mm.pfn_ptes.get(vpn)
         ok = (isinstance(epc, EpcPage) and epc.valid and epc.secs is self.secs
               and epc.addr == addr & ~(PAGE_SIZE - 1) and epc.pt == SGX_PAGE_TYPE_REG

@@ -13,6 +13,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from ....mm.page_alloc import Page, alloc_page, copy_page
 from ....uapi import PAGE_SIZE
 from .defs import (
     SECS_FORMAT,
@@ -57,6 +58,8 @@ XSAVE_END = {0: 576, 1: 576, 2: 832, 3: 1088, 4: 1088, 5: 2688, 6: 2688, 7: 2688
              9: 2696, 17: 11008, 18: 11008}
 GPRSGX_SIZE = 184
 EXINFO_SIZE = 16
+#: what a read of an EPC page outside enclave mode returns (abort-page semantics)
+ABORT_PAGE = b"\xff" * PAGE_SIZE
 
 
 class EnclsFault(Exception):
@@ -130,7 +133,8 @@ class EpcPage:
 
     Invariant: `valid` is False exactly while the page is free; `secs` is the SECS
     page of the owning enclave (None for a SECS or a VA page, which belong to no
-    enclave); `addr` the enclave linear address.
+    enclave); `addr` the enclave linear address; `data` the page's contents, a frame
+    of mm/page_alloc.py (what enclave-mode accesses read and write).
     A non-enclave access sees abort-page semantics (cpu_page()).
     """
 
@@ -139,7 +143,7 @@ class EpcPage:
 
     def __init__(self, cpu: SgxCpu):
         self.cpu = cpu
-        self.data = bytearray(PAGE_SIZE)
+        self.data = alloc_page()
         self.valid = False
         self.r = self.w = self.x = False
         self.pt = SGX_PAGE_TYPE_REG
@@ -153,10 +157,11 @@ class EpcPage:
         assert self.secs is not None and self.secs.enclave is not None
         return self.secs.enclave
 
-    def cpu_page(self) -> bytearray:
+    def cpu_page(self) -> Page:
         """What an access outside enclave mode reads and writes: abort-page semantics,
-        reads return all-ones and writes are dropped."""
-        return bytearray(b"\xff" * PAGE_SIZE)
+        reads return all-ones and writes are dropped (a new frame of all-ones each
+        time, which nothing else sees)."""
+        return copy_page(ABORT_PAGE)
 
     def perms(self) -> int:
         return (SGX_SECINFO_R if self.r else 0) | (SGX_SECINFO_W if self.w else 0) | \

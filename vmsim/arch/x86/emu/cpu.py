@@ -1,0 +1,361 @@
+"""One emulated x86-64 core running user-mode code, with the model as its MMU: what
+the hardware page walk and arch/x86/mm/fault.c do_user_addr_fault() do for a real CPU.
+
+Memory. Unicorn runs in UC_TLB_VIRTUAL mode: it asks `_tlb_fill` for each virtual page
+it needs. The answer is the model's: the fault path of Process.read/write/touch
+(mm/fault.py user_fault(): the VMA, stack growth, access_error() with PKRU; then
+fault_page(): the PTE, COW, the driver's ->fault) and the frame it leaves mapped,
+whose physical address is the answer. Unicorn's physical memory is the frame arena of
+mm/page_alloc.py, mapped once per chunk, so a page's contents exist once. The
+permissions answered are those of the PTE the kernel would have installed, so a later
+stronger access comes back for a new fill, as a real CPU faults on a PTE that is too
+weak: a read fill of a private file page or of the zero page is not writable, so the
+write that follows COWs. A refused fill stops emulation with RIP at the instruction;
+the Fault is delivered from Python after the stop (never change state Unicorn holds
+inside a hook: remapping in a memory hook crashed the prototype).
+
+TLB and translation cache. The TLB holds one mm's PTEs with one PKRU: it is flushed
+when the core switches to another mm or PKRU (switch_mm()) and, by the caller, after
+every syscall that changes mappings or PTEs (flush_tlb(): the kernel's TLB shootdown).
+Translated code is looked up by physical address (QEMU's TB hash), so it survives
+switches between processes that share frames (libc's page cache) and is dropped
+(flush_tb()) when a frame that held translated code is freed (page_alloc on_free), when
+its contents change behind the CPU's back (a syscall writing it: check_code()), or when
+exec permission goes away from a page that held code (exec_dropped()). Writes the guest
+makes itself are seen by QEMU.
+
+Why one core for the machine: a Unicorn instance costs about 7 ms and a few MB to make,
+and its translated code is private to it; with one core, switching threads costs a
+register load (about 5 µs) and a TLB flush when the mm changes, and libc is translated
+once for every process of a run (fork, exec). Threads of one mm keep the TLB.
+
+Privilege. The core runs at CPL 0 with the model as its page tables, so nothing makes
+a privileged instruction fault as at CPL 3, but HLT (which stops the core: #GP here)
+and the instructions Unicorn does not know (#UD).
+
+Budget. run() with a budget counts instructions (emu_start's count, which instruments
+every translated instruction): a preemptive round-robin slice. Counting and
+non-counting code cannot be mixed in the cache, so switching between them flushes it;
+the scheduler counts only while two threads could run.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import unicorn
+from unicorn import UcError, x86_const
+from unicorn import unicorn_const as uc_const
+
+from ....errors import Fault
+from ....mm.fault import access, access_error, fault_page, user_fault
+from ....mm.flags import VM_EXEC, VM_PFNMAP, VM_SHARED, VM_WRITE
+from ....mm.page_alloc import CHUNK_SIZE, PHYS, PHYS_BASE, Chunk, page_to_phys
+from ....uapi import PAGE_SHIFT, PAGE_SIZE, U64
+from ..traps import X86_TRAP_GP, X86_TRAP_UD, Trap, page_fault
+from .cpuid import Cpuid
+from .regs import RegisterFile
+
+#: emu_start()'s end address: never reached (0 is below mmap_min_addr). When the core
+#: stops, Unicorn asks for a fetch translation of the page of UNTIL - 1, which is no
+#: access of the program's: _tlb_fill refuses it silently.
+UNTIL = 0
+SPURIOUS_PAGE = ((UNTIL - 1) & U64) >> PAGE_SHIFT
+#: Unicorn's access types, as the page walk names them
+ACCESS_KINDS = {uc_const.UC_MEM_READ: "r", uc_const.UC_MEM_WRITE: "w", uc_const.UC_MEM_FETCH: "x"}
+#: the instructions the model executes itself when Unicorn does not (it lacks PKU)
+RDPKRU, WRPKRU = b"\x0f\x01\xee", b"\x0f\x01\xef"
+
+
+class Stop(enum.Enum):
+    """Why run() returned."""
+
+    #: SYSCALL: the registers hold the call, rip the instruction after it
+    SYSCALL = "syscall"
+    #: an exception: Cpu.trap says which
+    TRAP = "trap"
+    #: the instruction budget ran out
+    PREEMPTED = "preempted"
+
+
+def canonical(addr: int) -> bool:
+    """A 48-bit canonical address (bits 63..47 all equal)."""
+    top = addr >> 47
+    return top == 0 or top == (1 << 17) - 1
+
+
+class Cpu:
+    """An emulated core with the model as its MMU.
+
+    Invariants: every chunk of PHYS is mapped at its physical address, or waits in
+    `_unmapped` while emulation runs (mapped before the next start); the TLB holds
+    translations of `tlb_mm` under `tlb_pkru` only; `trap` is the last stop's exception; `code` holds the physical address
+    of each frame translated code was made from since the last flush_tb(), with its
+    contents then; `exec_vpns` the virtual pages of tlb_mm fetched from since then.
+    """
+
+    def __init__(self, cpuid: Cpuid) -> None:
+        self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
+        self.uc.ctl_set_cpu_model(getattr(x86_const, cpuid.cpu.uc_model))
+        self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
+        self.cpuid = cpuid
+        self.regs = RegisterFile(self.uc)
+        self.task = None            # the Process whose thread runs (its mm is walked)
+        self.tlb_mm: object = None
+        self.tlb_pkru = 0
+        self.code: dict[int, bytes] = {}
+        self.exec_vpns: set[int] = set()
+        self.counting = False
+        self.trap: Trap | None = None
+        self._stop: Stop | None = None
+        self._error: BaseException | None = None
+        self._restart = False
+        self._tb_stale = False
+        self._running = False
+        self._unmapped: list[Chunk] = []
+        for chunk in PHYS.chunks:
+            self._map(chunk)
+        PHYS.on_new_chunk.append(self._chunk_added)
+        PHYS.on_free.append(self._frame_freed)
+        hooks = self.uc.hook_add
+        hooks(uc_const.UC_HOOK_TLB_FILL, self._tlb_fill)
+        hooks(uc_const.UC_HOOK_INSN, self._syscall, None, 1, 0, x86_const.UC_X86_INS_SYSCALL)
+        hooks(uc_const.UC_HOOK_INSN, self._cpuid, None, 1, 0, x86_const.UC_X86_INS_CPUID)
+        hooks(uc_const.UC_HOOK_INTR, self._interrupt)
+        hooks(uc_const.UC_HOOK_INSN_INVALID, self._invalid)
+
+    def close(self) -> None:
+        """Stop hearing of the arena (the core is not used again)."""
+        PHYS.on_new_chunk.remove(self._chunk_added)
+        PHYS.on_free.remove(self._frame_freed)
+
+    # --- running a thread ---------------------------------------------------------
+
+    def run(self, thread, budget: int = 0) -> Stop:
+        """Run `thread` (a vmsim.task.thread.Thread) in user mode from its registers
+        until it executes SYSCALL, faults, or (budget > 0) has executed `budget`
+        instructions; its registers are then back in thread.regs. On a SYSCALL, rcx and
+        r11 hold rip and rflags, orig_rax the number, as the instruction and the entry
+        code leave them."""
+        self.switch_mm(thread.process)
+        if self.counting != (budget > 0):
+            self.counting = budget > 0
+            self.flush_tb()
+        self.regs.load(thread.regs)
+        stop = self._emulate(thread.regs.rip, budget)
+        self.regs.store(thread.regs)
+        regs = thread.regs
+        if stop is Stop.SYSCALL:
+            regs.rcx, regs.r11, regs.orig_rax = regs.rip, regs.eflags, regs.rax
+        return stop
+
+    def _emulate(self, rip: int, budget: int) -> Stop:
+        """emu_start() until a stop that is the program's: a restart the model asked
+        for (a chunk to map, stale translations to drop) or an instruction the model
+        executes itself continues."""
+        while True:
+            self.trap, self._stop, self._error, self._restart = None, None, None, False
+            self._prepare()
+            self._running = True
+            try:
+                self.uc.emu_start(rip, UNTIL, count=budget)
+            except UcError as err:
+                self._stop = self._stop or self._after_error(err)
+            finally:
+                self._running = False
+            if self._error is not None:
+                raise self._error
+            rip = self.uc.reg_read(x86_const.UC_X86_REG_RIP)
+            if self._restart:
+                continue
+            if self._stop is None:
+                if budget:
+                    return Stop.PREEMPTED
+                self.trap = Trap(X86_TRAP_GP)       # HLT at CPL 3
+                return Stop.TRAP
+            return self._stop
+
+    def _prepare(self) -> None:
+        """Before a start: map the chunks added while emulation ran, drop the stale
+        translations."""
+        while self._unmapped:
+            self._map(self._unmapped.pop())
+        if self._tb_stale:
+            self.flush_tb()
+
+    def _after_error(self, err: UcError) -> Stop | None:
+        """emu_start() failed: a refused fill (the trap is set, or a restart asked),
+        an invalid instruction (#UD), or a failure of the emulator itself (#GP)."""
+        if self._restart:
+            return None
+        if self.trap is None:
+            rip = self.uc.reg_read(x86_const.UC_X86_REG_RIP)
+            if err.errno != uc_const.UC_ERR_INSN_INVALID:
+                self.trap = Trap(X86_TRAP_GP)
+            elif self._pkru_instruction(rip):
+                self._restart = True
+                return None
+            else:
+                self.trap = Trap(X86_TRAP_UD)
+        return Stop.TRAP
+
+    # --- the MMU ------------------------------------------------------------------
+
+    def switch_mm(self, task) -> None:
+        """switch_mm(): run `task`'s threads; the TLB goes if it held another mm's
+        translations or another PKRU's (the Process's pkru: the running thread's)."""
+        self.task = task
+        if task.mm is not self.tlb_mm or task.pkru != self.tlb_pkru:
+            self.flush_tlb()
+            self.tlb_mm, self.tlb_pkru = task.mm, task.pkru
+
+    def flush_tlb(self) -> None:
+        """flush_tlb_mm(): every translation goes; each page is filled again on use."""
+        self.uc.ctl(uc_const.UC_CTL_TLB_FLUSH, uc_const.UC_CTL_IO_WRITE)
+        self.exec_vpns.clear()
+
+    def flush_tb(self) -> None:
+        """Drop all translated code (and the TLB with it)."""
+        self.uc.ctl_flush_tb()
+        self.flush_tlb()
+        self.code.clear()
+        self._tb_stale = False
+
+    def check_code(self) -> None:
+        """After the kernel side wrote memory (a syscall): drop the translations if a
+        frame code was translated from no longer holds what it held. O(frames)."""
+        for phys, was in self.code.items():
+            chunk = PHYS.chunks[(phys - PHYS_BASE) // CHUNK_SIZE]
+            off = phys - chunk.phys
+            if chunk.mapping[off:off + PAGE_SIZE] != was:
+                self.flush_tb()
+                return
+
+    def exec_dropped(self, start: int, end: int) -> None:
+        """[start, end) of the running mm may have lost exec permission (mprotect,
+        munmap, mremap): drop the translations if code was fetched from it."""
+        first, last = start >> PAGE_SHIFT, (end + PAGE_SIZE - 1) >> PAGE_SHIFT
+        if last - first < len(self.exec_vpns):
+            hit = any(vpn in self.exec_vpns for vpn in range(first, last))
+        else:
+            hit = any(first <= vpn < last for vpn in self.exec_vpns)
+        if hit:
+            self.flush_tb()
+
+    def _tlb_fill(self, uc, vaddr: int, access_type: int, entry, _data) -> bool:
+        """The page walk for one virtual page (the hardware walk, and the fault handler
+        when the PTE is missing or too weak). Refuses (False) with self.trap set, or
+        self._restart for a start over."""
+        try:
+            kind = ACCESS_KINDS[access_type]
+            if kind == "x" and vaddr >> PAGE_SHIFT == SPURIOUS_PAGE:
+                return False
+            if not canonical(vaddr):
+                self.trap = Trap(X86_TRAP_GP)       # not a #PF
+                return False
+            task = self.task
+            vma = user_fault(task, vaddr, kind)
+            page = fault_page(task, vma, vaddr, kind == "w")
+            if self._unmapped or self._tb_stale:
+                self._restart = True
+                return False
+            phys = page_to_phys(page)
+            entry.paddr = phys
+            entry.perms = self._pte_perms(task, vma, vaddr, page, kind)
+            if kind == "x":
+                self.exec_vpns.add(vaddr >> PAGE_SHIFT)
+                if phys not in self.code:
+                    self.code[phys] = bytes(page)
+            return True
+        except Fault as fault:
+            self.trap = page_fault(fault, ACCESS_KINDS[access_type])
+        except BaseException as exc:        # a model bug: re-raised after the stop
+            self._error = exc
+        return False
+
+    @staticmethod
+    def _pte_perms(task, vma, addr: int, page, kind: str) -> int:
+        """The permissions of the PTE fault_page() left: readable and executable as the
+        VMA and PKRU allow; writable after a write fault, or when the page is already
+        the task's own writable page (a private anonymous or COW page, a dirty shared
+        page), never for the zero page, a page-cache page mapped privately or a PFN."""
+        perms = 0
+        if access_error(task, vma, "r") is None:
+            perms |= uc_const.UC_PROT_READ
+        if vma.flags & VM_EXEC:
+            perms |= uc_const.UC_PROT_EXEC
+        if kind == "w":
+            return perms | uc_const.UC_PROT_WRITE
+        if vma.flags & VM_WRITE and not vma.flags & VM_PFNMAP and access_error(task, vma, "w") is None:
+            vpn = addr >> PAGE_SHIFT
+            mm = task.mm
+            if mm.anon_pages.get(vpn) is page or (vma.flags & VM_SHARED and mm.file_ptes.get(vpn)):
+                perms |= uc_const.UC_PROT_WRITE
+        return perms
+
+    # --- the arena ----------------------------------------------------------------
+
+    def _map(self, chunk: Chunk) -> None:
+        self.uc.mem_map_ptr(chunk.phys, chunk.size, uc_const.UC_PROT_ALL, chunk.host)
+
+    def _chunk_added(self, chunk: Chunk) -> None:
+        """A chunk of physical memory was added: map it, or once the core has stopped."""
+        if self._running:
+            self._unmapped.append(chunk)
+        else:
+            self._map(chunk)
+
+    def _frame_freed(self, phys: int) -> None:
+        """A frame went back to the allocator: translations made from it are stale."""
+        if phys in self.code:
+            self._tb_stale = True
+
+    # --- instructions the model handles ---------------------------------------------
+
+    def _syscall(self, uc, _data) -> None:
+        self._stop = Stop.SYSCALL
+        uc.emu_stop()
+
+    def _cpuid(self, uc, _data) -> int:
+        """CPUID: the configured model's answer (the instruction is then skipped)."""
+        leaf = uc.reg_read(x86_const.UC_X86_REG_EAX) & 0xFFFFFFFF
+        subleaf = uc.reg_read(x86_const.UC_X86_REG_ECX) & 0xFFFFFFFF
+        a, b, c, d = self.cpuid(leaf, subleaf)
+        uc.reg_write(x86_const.UC_X86_REG_RAX, a)
+        uc.reg_write(x86_const.UC_X86_REG_RBX, b)
+        uc.reg_write(x86_const.UC_X86_REG_RCX, c)
+        uc.reg_write(x86_const.UC_X86_REG_RDX, d)
+        return 1
+
+    def _interrupt(self, uc, vector: int, _data) -> None:
+        """An exception or INT n: reported after the stop."""
+        self.trap = Trap(vector)
+        self._stop = Stop.TRAP
+        uc.emu_stop()
+
+    def _invalid(self, uc, _data) -> bool:
+        """An instruction Unicorn cannot execute: stop; _after_error() decides."""
+        return False
+
+    def _pkru_instruction(self, rip: int) -> bool:
+        """RDPKRU/WRPKRU, which the model executes (Unicorn lacks PKU) when the CPU model
+        has PKU: PKRU is the Process's (its running thread's), read by the page walk.
+        False if the instruction at rip is neither, or PKU is not shown."""
+        if not self.cpuid.cpu.pkeys:
+            return False
+        try:
+            insn = access(self.task, rip, 3, "x")
+        except Fault:
+            return False
+        uc = self.uc
+        rcx = uc.reg_read(x86_const.UC_X86_REG_RCX) & 0xFFFFFFFF
+        if insn == RDPKRU and rcx == 0:
+            uc.reg_write(x86_const.UC_X86_REG_RAX, self.task.pkru)
+            uc.reg_write(x86_const.UC_X86_REG_RDX, 0)
+        elif insn == WRPKRU and rcx == 0 and uc.reg_read(x86_const.UC_X86_REG_RDX) & 0xFFFFFFFF == 0:
+            self.task.pkru = uc.reg_read(x86_const.UC_X86_REG_RAX) & 0xFFFFFFFF
+            self.switch_mm(self.task)
+        else:
+            return False
+        uc.reg_write(x86_const.UC_X86_REG_RIP, rip + 3)
+        return True

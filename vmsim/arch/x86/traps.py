@@ -1,0 +1,80 @@
+"""CPU exceptions in user mode and the signals they raise: arch/x86/kernel/traps.c
+(do_error_trap(), exc_general_protection(), do_int3_user(), math_error()) and, for a
+page fault the model refused, arch/x86/mm/fault.c through vmsim.arch.x86.signal's
+bad_area().
+
+The emulated core (vmsim.arch.x86.emu) reports what it raised as a Trap; force_trap()
+turns it into the signal the kernel forces on the thread (vmsim.task.signal), recording
+trap_nr and error_code for the signal frame as the kernel's thread_struct keeps them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import Fault
+from ...task.signal import force_sig, force_sig_fault
+from ...task.signal_types import SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP
+from ...task.thread import Thread
+from ...uapi import SEGV_ACCERR, SEGV_PKUERR
+from .signal import bad_area
+
+#: arch/x86/include/asm/trapnr.h
+X86_TRAP_DE, X86_TRAP_DB, X86_TRAP_BP, X86_TRAP_OF, X86_TRAP_BR, X86_TRAP_UD = 0, 1, 3, 4, 5, 6
+X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_MF, X86_TRAP_AC, X86_TRAP_XF = 13, 14, 16, 17, 19
+#: the page fault error code (arch/x86/include/asm/trap_pf.h)
+X86_PF_PROT, X86_PF_WRITE, X86_PF_INSTR, X86_PF_PK = 1 << 0, 1 << 1, 1 << 4, 1 << 5
+#: include/uapi/asm-generic/siginfo.h
+ILL_ILLOPN, FPE_INTDIV, FPE_FLTINV, BUS_ADRALN, TRAP_TRACE = 2, 1, 7, 1, 2
+#: the traps that are force_sig_fault() of a signal and si_code, with si_addr the
+#: instruction's address (do_error_trap(), math_error(), exc_alignment_check())
+FAULTS_AT_RIP = {
+    X86_TRAP_DE: (SIGFPE, FPE_INTDIV),
+    X86_TRAP_DB: (SIGTRAP, TRAP_TRACE),
+    X86_TRAP_UD: (SIGILL, ILL_ILLOPN),
+    X86_TRAP_MF: (SIGFPE, FPE_FLTINV),
+    X86_TRAP_AC: (SIGBUS, BUS_ADRALN),
+    X86_TRAP_XF: (SIGFPE, FPE_FLTINV),
+}
+
+
+@dataclass(frozen=True)
+class Trap:
+    """An exception the core raised in user mode: its vector, the error code it pushed,
+    and for a page fault (#PF) the address (cr2) and the model's answer (the signal,
+    vmsim.errors.Fault). The thread's rip is at the instruction (after it for INT3 and
+    INT n)."""
+
+    vector: int
+    error_code: int = 0
+    address: int = 0
+    fault: Fault | None = None
+
+
+def page_fault(fault: Fault, kind: str) -> Trap:
+    """The #PF of an access of `kind` ("r", "w", "x") the model refused, with the error
+    code the CPU pushes (a protection fault where the PTE exists: ACCERR, PKUERR)."""
+    code = {"w": X86_PF_WRITE, "x": X86_PF_INSTR}.get(kind, 0)
+    if fault.code in (SEGV_ACCERR, SEGV_PKUERR):
+        code |= X86_PF_PROT
+    if fault.code == SEGV_PKUERR:
+        code |= X86_PF_PK
+    return Trap(X86_TRAP_PF, code, fault.addr, fault)
+
+
+def force_trap(thread: Thread, trap: Trap) -> None:
+    """The signal `trap` forces on `thread`: a page fault's from bad_area(); a #GP, INT3,
+    INTO, BOUND or an INT n through a gate user mode may not use, force_sig() (SI_KERNEL,
+    no address); the others force_sig_fault() at the instruction's address."""
+    if trap.vector == X86_TRAP_PF:
+        assert trap.fault is not None           # a #PF always carries the model's answer
+        bad_area(thread, trap.fault, trap.error_code)
+        return
+    thread.trap_nr, thread.error_code = trap.vector, trap.error_code
+    fault = FAULTS_AT_RIP.get(trap.vector)
+    if fault is not None:
+        force_sig_fault(thread, fault[0], fault[1], thread.regs.rip)
+    elif trap.vector == X86_TRAP_BP:
+        force_sig(thread, SIGTRAP)
+    else:
+        force_sig(thread, SIGSEGV)

@@ -1,0 +1,167 @@
+"""How threads and processes end, and how a parent learns of it: kernel/exit.c
+(do_exit(), do_group_exit(), exit_notify(), forget_original_parent(), release_task(),
+wait4()) and the exit half of kernel/fork.c mm_release() (clear_child_tid).
+
+A thread that ends leaves its group's thread list, handing the children it forked to
+a thread of the group that lives on. When the last one has gone the process ends: its
+mm and files go (Process.exit(): exit_mm(), exit_files()), its children lose their
+parent, and its group leader is a zombie in its parent's `children` until wait4() reaps
+it, with its wait status in `exit_code`. An orphan is reaped by nobody (the model has
+no init to reparent to); the parent of the first process is the host (the run loop
+reads its leader's exit_code).
+
+Not modelled: robust futex lists (exit_robust_list()), rusage (wait4's is all zeros),
+process groups (wait4 with pid 0 or below -1 waits for any child), stopped and continued
+children (WUNTRACED and WCONTINUED report nothing), ptrace.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from ..errors import ECHILD, EINVAL, kerr
+from ..mm.fault import copy_to_user
+from .futex import futex_wake
+from .sched import Block, wake_up_all
+from .signal import exit_signals
+from .thread import Thread
+
+#: include/uapi/linux/wait.h
+WNOHANG, WUNTRACED, WCONTINUED = 0x1, 0x2, 0x8
+__WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
+WAIT4_OPTIONS = WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE
+#: a child whose exit_signal is not SIGCHLD is a "clone" child for wait4 (__WCLONE)
+SIGCHLD = 17
+#: struct rusage: two struct timeval and fourteen longs
+RUSAGE_SIZE = 144
+
+
+def wait_key(process) -> tuple[str, int]:
+    """The wait queue a thread group's wait4() callers sleep on (signal->wait_chldexit)."""
+    return ("wait_chldexit", process.pid)
+
+
+def vfork_key(child: Thread) -> tuple[str, int]:
+    """What a vfork parent sleeps on until `child` execs or exits (vfork_done)."""
+    return ("vfork_done", child.tid)
+
+
+def mm_release(thread: Thread) -> None:
+    """kernel/fork.c mm_release(): the vfork parent is let go; a thread that set
+    clear_child_tid (the pthread join word) has 0 written there and one waiter woken,
+    if other threads still use the mm (a word that cannot be written is left alone)."""
+    wake_up_all(thread.process.kernel, vfork_key(thread))
+    addr, thread.clear_child_tid = thread.clear_child_tid, 0
+    if not addr or len(thread.process.signal.threads) < 2:
+        return
+    try:
+        copy_to_user(thread.process, addr, bytes(4))
+    except OSError:
+        return
+    futex_wake(thread, addr, 1)
+
+
+def do_exit(thread: Thread, status: int) -> None:
+    """do_exit(): `thread` ends; if it was the group's last, the process ends with wait
+    status `status`."""
+    mm_release(thread)
+    group = thread.process.signal.threads
+    _leave(thread)
+    if group:
+        heir = group[0]
+        for child in thread.children:
+            child.parent = heir
+        heir.children += thread.children
+        thread.children = []
+        return
+    exit_process(thread, status)
+
+
+def do_group_exit(thread: Thread, status: int) -> None:
+    """do_group_exit(): every other thread of the group is killed (zap_other_threads()),
+    then this one exits with `status`."""
+    for other in list(thread.process.signal.threads):
+        if other is not thread:
+            mm_release(other)
+            _leave(other)
+            thread.children += other.children
+            other.children = []
+    do_exit(thread, status)
+
+
+def _leave(thread: Thread) -> None:
+    """The thread is dead and no longer one of its group (exit_signals(),
+    __exit_signal())."""
+    thread.state = "dead"
+    thread.wait = None
+    exit_signals(thread)
+
+
+def exit_process(last: Thread, status: int) -> None:
+    """The last thread of its process ended: exit_mm() and exit_files() (Process.exit()),
+    then exit_notify(): the children are orphaned, the leader is a zombie holding
+    `status`, the parent's wait4() sleepers look again (SIGCHLD is the signal code's),
+    and an orphan's zombie is released at once."""
+    process = last.process
+    if process.alive:
+        process.exit()
+    for child in last.children:
+        child.parent = None
+    last.children = []
+    leader = last.group_leader or last
+    leader.state = "dead"
+    leader.exit_code = status
+    parent = leader.parent
+    if parent is not None:
+        wake_up_all(process.kernel, wait_key(parent.process))
+
+
+def eligible(child: Thread, pid: int, options: int) -> bool:
+    """eligible_child(): `child` is the one wait4's pid names (> 0; else any), and its
+    exit_signal is what __WCLONE asks (SIGCHLD or not; __WALL: either)."""
+    if pid > 0 and child.tid != pid:
+        return False
+    return bool(options & __WALL) or (child.exit_signal != SIGCHLD) == bool(options & __WCLONE)
+
+
+def sys_wait4(thread: Thread, args: Sequence[int]) -> int:
+    """wait4(2) (pid, stat_addr, options, rusage): kernel/exit.c kernel_wait4(): EINVAL for an unknown option; then the
+    first eligible zombie among the children of the group's threads (of this thread
+    alone with __WNOTHREAD) is reaped: its wait status written at stat_addr, zeros at
+    ru (EFAULT), its pid returned. Without one: ECHILD if no child is eligible, 0 under
+    WNOHANG, else the caller sleeps until a child exits."""
+    upid, stat_addr, options, ru = args
+    pid = _int(upid)
+    options &= 0xFFFFFFFF
+    if options & ~WAIT4_OPTIONS:
+        raise kerr(EINVAL)
+    parents = [thread] if options & __WNOTHREAD else thread.process.signal.threads
+    candidates = [c for p in parents for c in p.children if eligible(c, pid, options)]
+    if not candidates:
+        raise kerr(ECHILD)
+    zombie = next((c for c in candidates if c.state == "dead"), None)
+    if zombie is None:
+        if options & WNOHANG:
+            return 0
+        raise Block(wait_key(thread.process))
+    if stat_addr:
+        copy_to_user(thread.process, stat_addr, struct.pack("<i", zombie.exit_code))
+    if ru:
+        copy_to_user(thread.process, ru, bytes(RUSAGE_SIZE))
+    release_task(zombie)
+    return zombie.tid
+
+
+def release_task(zombie: Thread) -> None:
+    """release_task(): the reaped zombie leaves its parent's children."""
+    parent = zombie.parent
+    if parent is not None and zombie in parent.children:
+        parent.children.remove(zombie)
+    zombie.parent = None
+
+
+def _int(x: int) -> int:
+    """A register narrowed to a C int (pid_t)."""
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x & 0x80000000 else x

@@ -1,0 +1,239 @@
+"""The scheduler's part of the model: which thread runs next (kernel/sched/core.c
+schedule(), a deterministic round robin here), and how a thread waits and is woken
+(include/linux/wait.h wait queues, kernel/sched/wait.c, the hrtimer timeouts of
+kernel/time/hrtimer.c), on the Kernel's virtual clock (kernel.clock, in ns).
+
+Waiting. A syscall that must wait raises Block: the run loop then puts the calling
+thread to sleep on a key (any hashable naming what it waits for: a futex, a pipe, a
+thread group's children) with sleep_on(). The call is made again when the thread is
+woken without a value, as the kernel restarts a call that returned -ERESTARTNOINTR
+(the thread's rip is moved back onto its SYSCALL instruction while it sleeps); woken
+with a value (wake_up(thread, value)), the call returns that value instead (a futex
+wait that was woken, a sleep that ended, a signal's -ERESTARTSYS). A deadline wakes the
+thread with the Block's `on_timeout` value when the virtual clock reaches it.
+
+Order. Runnable threads take turns in tid order; the run loop gives a thread the CPU
+until its syscall, fault or instruction slice, so two runs of a program interleave
+their threads identically. Waiters on one key are woken in the order they slept
+(FIFO, as a futex hash bucket's plist of equal priorities).
+
+Cost: O(threads) to find the next thread or the waiters on a key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import EINVAL, ERESTARTNOHAND, ERESTARTSYS, kerr
+from ..mm.fault import copy_from_user
+from ..uapi import U64
+
+if TYPE_CHECKING:
+    from .thread import Thread
+
+#: the order threads went to sleep in (FIFO wakeups)
+_sleep_order = itertools.count()
+
+
+class Block(Exception):
+    """The calling thread must wait on `on` before its syscall can complete.
+
+    `deadline`: the virtual time (kernel.clock.elapsed, ns) at which it is woken
+    anyway, the call then returning `on_timeout`. `on_signal`: what the call returns
+    when a signal wakes it (the way back to user mode then restarts it or makes it
+    -EINTR: vmsim.arch.x86.signal). `value`: the call has completed with this value
+    already and the thread only waits to be let go (a vfork parent); it is not made
+    again, and a signal does not end the wait."""
+
+    def __init__(self, on: Hashable, *, deadline: int | None = None, on_timeout: int = 0,
+                 on_signal: int = -ERESTARTSYS, value: int | None = None) -> None:
+        super().__init__(on)
+        self.on = on
+        self.deadline = deadline
+        self.on_timeout = on_timeout
+        self.on_signal = on_signal
+        self.value = value
+
+
+@dataclass
+class Wait:
+    """What a blocked thread waits for (Thread.wait): the key, the deadline and the value
+    the call returns when it passes, the value a signal makes it return (None: a signal
+    does not end the wait), the call's fate on a plain wakeup (`restart`: the thread was
+    moved back onto its SYSCALL), and when it slept (`seq`)."""
+
+    on: Hashable
+    deadline: int | None
+    on_timeout: int
+    on_signal: int | None
+    restart: bool
+    seq: int
+
+
+def sleep_on(thread: Thread, block: Block) -> None:
+    """The calling thread sleeps as `block` says (prepare_to_wait() + schedule())."""
+    regs = thread.regs
+    restart = block.value is None
+    if restart:
+        regs.rip -= 2                       # back onto SYSCALL: the call is made again
+        regs.rax = regs.orig_rax
+    else:
+        regs.rax = block.value & U64
+    thread.state = "blocked"
+    thread.wait = Wait(block.on, block.deadline, block.on_timeout,
+                       block.on_signal if restart else None, restart, next(_sleep_order))
+
+
+def wake_up(thread: Thread, value: int | None = None) -> None:
+    """try_to_wake_up(): a blocked thread becomes runnable; with a value its call
+    returns it (else a restarting call is made again). A thread whose call has its value
+    already (Block.value) is let go only by a wakeup without one."""
+    wait = thread.wait
+    if thread.state != "blocked":
+        return
+    if isinstance(wait, Wait) and value is not None:
+        if not wait.restart:
+            return
+        thread.regs.rip += 2
+        thread.regs.rax = value & U64
+    thread.state = "runnable"
+    thread.wait = None
+
+
+def signal_wakeups(kernel) -> None:
+    """signal_wake_up() seen by the scheduler: a sleeping thread with a signal pending
+    (TIF_SIGPENDING) wakes, its call returning the Block's on_signal value; a wait a
+    signal does not end (a vfork parent's) goes on."""
+    for thread in threads_of(kernel):
+        wait = thread.wait
+        if thread.state == "blocked" and thread.sigpending and \
+                not (isinstance(wait, Wait) and wait.on_signal is None):
+            wake_up(thread, wait.on_signal if isinstance(wait, Wait) else None)
+
+
+def threads_of(kernel) -> Iterator[Thread]:
+    """Every live thread of the kernel, in tid order."""
+    live = [t for p in kernel.processes.values() for t in p.signal.threads]
+    return iter(sorted(live, key=lambda t: t.tid))
+
+
+def waiters(kernel, on: Hashable | Callable[[Hashable], bool]) -> list[Thread]:
+    """The threads sleeping on `on` (or on a key `on` accepts, if it is a predicate),
+    in the order they went to sleep."""
+    match = on if callable(on) else on.__eq__
+    found = [(t.wait.seq, t) for t in threads_of(kernel)
+             if t.state == "blocked" and isinstance(t.wait, Wait) and match(t.wait.on)]
+    return [t for _, t in sorted(found, key=lambda pair: pair[0])]
+
+
+def wake_up_all(kernel, on: Hashable, value: int | None = None) -> int:
+    """wake_up_all() of the wait queue `on`. Returns how many were woken."""
+    woken = waiters(kernel, on)
+    for thread in woken:
+        wake_up(thread, value)
+    return len(woken)
+
+
+def pick_next(kernel, prev: Thread | None) -> Thread | None:
+    """pick_next_task(): the first runnable thread after `prev` in tid order, wrapping
+    round; None when none can run."""
+    runnable = [t for t in threads_of(kernel) if t.state == "runnable"]
+    if not runnable:
+        return None
+    after = [t for t in runnable if prev is not None and t.tid > prev.tid]
+    return (after or runnable)[0]
+
+
+def nr_runnable(kernel) -> int:
+    return sum(1 for t in threads_of(kernel) if t.state == "runnable")
+
+
+def expire_timeouts(kernel) -> int:
+    """hrtimer_interrupt(): wake each sleeper whose deadline the clock has reached.
+    Returns how many."""
+    now = kernel.clock.elapsed
+    woken = 0
+    for thread in threads_of(kernel):
+        wait = thread.wait
+        if thread.state == "blocked" and isinstance(wait, Wait) and wait.deadline is not None \
+                and wait.deadline <= now:
+            wake_up(thread, wait.on_timeout)
+            woken += 1
+    return woken
+
+
+def advance_to_next_timeout(kernel) -> bool:
+    """Nothing can run: let virtual time pass to the earliest deadline and wake its
+    sleepers (an idle CPU until the timer fires). False if no thread has a deadline:
+    nothing will ever run again."""
+    deadlines = [t.wait.deadline for t in threads_of(kernel)
+                 if t.state == "blocked" and isinstance(t.wait, Wait) and t.wait.deadline is not None]
+    if not deadlines:
+        return False
+    kernel.clock.elapsed = max(kernel.clock.elapsed, min(deadlines))
+    return expire_timeouts(kernel) > 0
+
+
+# --- giving up the CPU and sleeping (kernel/sched/syscalls.c, kernel/time/hrtimer.c) ---
+
+#: struct __kernel_timespec: tv_sec, tv_nsec
+TIMESPEC = struct.Struct("<qq")
+NSEC_PER_SEC = 1_000_000_000
+#: include/uapi/linux/time.h: clock_nanosleep's clocks (CLOCK_REALTIME_ALARM and
+#: CLOCK_BOOTTIME_ALARM need CAP_WAKE_ALARM: not modelled) and its flag
+CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_TAI = 0, 1, 7, 11
+CLOCK_PROCESS_CPUTIME_ID = 2
+TIMER_ABSTIME = 1
+
+
+def sys_sched_yield(thread: Thread, args: Sequence[int]) -> int:
+    """sched_yield(2): 0; the run loop gives the CPU to the next runnable thread after
+    every syscall anyway."""
+    return 0
+
+
+def get_timespec64(thread: Thread, addr: int) -> int:
+    """get_timespec64() and timespec64_valid(): the nanoseconds of the struct timespec at
+    addr (EFAULT); EINVAL for a negative second or a nanosecond out of range."""
+    sec, nsec = TIMESPEC.unpack(copy_from_user(thread.process, addr, TIMESPEC.size))
+    if sec < 0 or not 0 <= nsec < NSEC_PER_SEC:
+        raise kerr(EINVAL)
+    return sec * NSEC_PER_SEC + nsec
+
+
+def hrtimer_nanosleep(thread: Thread, deadline: int) -> int:
+    """do_nanosleep(): sleep on the virtual clock until `deadline` (kernel.clock.elapsed
+    ns); 0 when it is reached. A signal ends it with -ERESTARTNOHAND: -EINTR after a
+    handler (the remaining time is not written to rem), else the whole sleep again."""
+    if deadline <= thread.process.kernel.clock.elapsed:
+        return 0
+    raise Block(("hrtimer_nanosleep", thread.tid), deadline=deadline, on_timeout=0,
+                on_signal=-ERESTARTNOHAND)
+
+
+def sys_nanosleep(thread: Thread, args: Sequence[int]) -> int:
+    """nanosleep(2) (rqtp, rmtp): a relative sleep on CLOCK_MONOTONIC."""
+    ns = get_timespec64(thread, args[0])
+    return hrtimer_nanosleep(thread, thread.process.kernel.clock.elapsed + ns)
+
+
+def sys_clock_nanosleep(thread: Thread, args: Sequence[int]) -> int:
+    """clock_nanosleep(2) (which, flags, rqtp, rmtp): EINVAL for CLOCK_THREAD_CPUTIME_ID and the clocks that cannot
+    sleep, then a relative sleep or, with TIMER_ABSTIME, one until the clock reads the
+    time given (the process's CPU clock reads the virtual time since boot)."""
+    which, flags, rqtp, _rmtp = args
+    which &= 0xFFFFFFFF
+    if which not in (CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_TAI,
+                     CLOCK_PROCESS_CPUTIME_ID):
+        raise kerr(EINVAL)
+    ns = get_timespec64(thread, rqtp)
+    clock = thread.process.kernel.clock
+    if not flags & TIMER_ABSTIME:
+        return hrtimer_nanosleep(thread, clock.elapsed + ns)
+    base = clock.boot_realtime if which in (CLOCK_REALTIME, CLOCK_TAI) else \
+        0 if which == CLOCK_PROCESS_CPUTIME_ID else clock.boot_uptime
+    return hrtimer_nanosleep(thread, ns - base)
