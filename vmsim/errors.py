@@ -72,3 +72,4 @@ ETIMEDOUT = _errno.ETIMEDOUT
 #: include/linux/errno.h: what an interrupted syscall returns inside the kernel; the way
 #: back to user mode makes it -EINTR or a restart (vmsim.arch.x86.signal)
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
+ENODATA = _errno.ENODATA

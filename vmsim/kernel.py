@@ -14,7 +14,7 @@ from .errors import ENOMEM, kerr
 from .fs import procmaps
 from .fs.binfmt_elf import REFERENCE_HWCAPS, load_elf_binary
 from .fs.binfmt_script import load_script
-from .fs.exec import LoadBinary, setup_new_exec
+from .fs.exec import BRK_RND_SIZE, LoadBinary, setup_new_exec
 from .fs.vfs import Vfs
 from .ipc.shm import ShmIds
 from .mm.flags import VM_STACK_DEFAULT_FLAGS
@@ -207,8 +207,8 @@ class Kernel:
         mm = p.mm
         randomize = self.aslr and not personality & ADDR_NO_RANDOMIZE
         setup_new_exec(p, p.rlimit(RLIMIT_STACK), randomize)
-        if randomize:       # arch_randomize_brk(): a page within 32 MiB
-            brk += self.random.randrange(0x2000000 >> PAGE_SHIFT) << PAGE_SHIFT
+        if randomize:       # arch_randomize_brk(): a page within BRK_RND_SIZE (1 GiB)
+            brk += self.random.randrange(BRK_RND_SIZE >> PAGE_SHIFT) << PAGE_SHIFT
         mm.start_brk = mm.brk = brk
         if maps is not None:
             lines = procmaps.parse_maps(maps, maps_path)

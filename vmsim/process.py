@@ -102,6 +102,8 @@ class KernelView(Protocol):
 
     def _new_process(self, parent: Process | None = None) -> Process: ...
 
+    def alloc_pid(self) -> int: ...
+
 
 class VmaView(NamedTuple):
     """A read-only view of one VMA, as Process.vmas() gives it."""

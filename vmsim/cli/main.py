@@ -5,6 +5,8 @@
     vmsim replay TRACE [--maps FILE]          replay an strace log or a JSONL trace
     vmsim maps TRACE [--form maps|smaps|pmap] the address space a trace leaves behind
     vmsim record [-o FILE] -- CMD ARGS...     run CMD with ASLR off, record a replayable trace
+    vmsim run [--trace] [--maps] -- PROG ARGS...  execute PROG on the emulated CPU, the model
+                                              its kernel
     vmsim diff SCENARIO...                    run scenarios on the model and the host kernel
     vmsim diff --fuzz N --seed S [--out DIR]  random differential testing with shrinking
     vmsim check [--design D] [--depth N]      every call sequence up to N, properties checked
@@ -27,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from . import check, diff, record, sgx, tour, trace
+from . import check, diff, record, run, sgx, tour, trace
 
 #: what bare `vmsim` runs
 DEFAULT_COMMAND = "demo"
@@ -59,6 +61,7 @@ def build_parser() -> Parser:
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     trace.add_parsers(sub)
     record.add_parsers(sub)
+    run.add_parsers(sub)
     diff.add_parsers(sub)
     check.add_parsers(sub)
     sgx.add_parsers(sub)

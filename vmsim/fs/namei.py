@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 
 from ..errors import EFAULT, ENAMETOOLONG, ENOENT, ENOTDIR, kerr
 from ..mm.fault import copy_from_user
@@ -133,28 +134,40 @@ def host_backed(fs, path: str) -> bool:
 
 
 def follow_host(fs, path: str) -> str:
-    """The path with the host's symbolic links followed, and the host's file (or, for
-    a name not yet there, its directory) mirrored into the model; a path the model
-    has, or that is not the host's, as it is."""
+    """The path with the host's symbolic links followed, and the host's file mirrored
+    into the model; for a name the host lacks, the longest part of it the host has (the
+    directory a new file goes in, or the file a walk through it stops at: ENOTDIR). A
+    path the model has, or that is not the host's, as it is."""
     if path in fs.inodes or not host_backed(fs, path):
         return path
-    if os.path.lexists(path):
-        real = os.path.realpath(path)
-        _mirror(fs, real)
-        return real
-    parent, base = posixpath.split(path)
-    if parent in fs.inodes or not os.path.isdir(parent):
-        return path
-    real_parent = os.path.realpath(parent)
-    _mirror(fs, real_parent)
-    return posixpath.join(real_parent, base)
+    head, rest = path, ""
+    while not os.path.lexists(head):
+        head, base = posixpath.split(head)
+        rest = posixpath.join(base, rest) if rest else base
+    real = os.path.realpath(head)
+    _mirror(fs, real)
+    return posixpath.join(real, rest) if rest else real
 
 
 def _mirror(fs, real: str) -> None:
     """Mirror the host's file or directory at the resolved path `real`; one the host
     cannot give (a socket, a device, no permission) is left out: the lookup then
-    fails in the model as ENOENT."""
+    fails in the model as ENOENT. The model's directories above it that the host has
+    (/ and /tmp, made with the namespace) take the host's identity and mode: they are
+    the host's directories."""
     try:
         mirror_host_file(fs, real)
     except OSError:
         pass
+    prefix = ""
+    for part in real.strip("/").split("/"):
+        prefix += "/" + part
+        inode = fs.inodes.get(prefix)
+        if inode is None or inode.kind != S_IFDIR or not host_backed(fs, prefix):
+            return
+        try:
+            st = os.stat(prefix)
+        except OSError:
+            return
+        inode.dev, inode.ino = (os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino
+        inode.mode = stat.S_IMODE(st.st_mode)

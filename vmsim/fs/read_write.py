@@ -17,6 +17,7 @@ import struct
 
 from ..errors import EAGAIN, EBADF, EFAULT, EINVAL, ENXIO, EPIPE, ESPIPE, kerr
 from ..mm.fault import copy_from_user, copy_to_user
+from ..task.sched import Block
 from ..uapi import O_APPEND, O_CLOEXEC, O_NONBLOCK, PAGE_SIZE
 from .file import FMODE_READ, FMODE_WRITE, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG, File
 from .stdio import is_stdio
@@ -150,7 +151,8 @@ def ksys_read(task, fd: int, buf: int, count: int) -> int:
     count &= (1 << 64) - 1
     _check_read(task, file, buf, count)
     if is_stream(file):
-        return _moved(copy_to_user_partial(task, buf, file_read(task, file, count, None)), count)
+        data = file_read(task, file, count, None)
+        return _moved(copy_to_user_partial(task, buf, data), len(data))
     n = _read_into(task, file, buf, count, file.f_pos)
     file.f_pos += n
     return n
@@ -304,9 +306,16 @@ def ksys_lseek(task, fd: int, offset: int, whence: int) -> int:
 
 def _generic_llseek(file: File, offset: int, whence: int) -> int:
     """fs/read_write.c generic_file_llseek_size() with the file's size and the
-    filesystem's largest file (a directory's: LLONG_MAX)."""
+    filesystem's largest file; an ext4 directory's end and limit are LLONG_MAX
+    (ext4_dir_llseek(): hash positions), a tmpfs one moves only by SEEK_SET and
+    SEEK_CUR (dcache_dir_lseek())."""
     inode = file.inode
     size = inode.size
+    if inode.kind == S_IFDIR:
+        if inode.mount is not None and inode.mount.fstype != "ext4" and \
+                whence not in (SEEK_SET, SEEK_CUR):
+            raise kerr(EINVAL)
+        size = LOFF_MAX
     if whence == SEEK_END:
         pos = size + offset
     elif whence == SEEK_CUR:
@@ -317,7 +326,7 @@ def _generic_llseek(file: File, offset: int, whence: int) -> int:
         if offset < 0 or offset >= size:
             raise kerr(ENXIO)
         pos = offset if whence == SEEK_DATA else size
-    maxbytes = LOFF_MAX if inode.kind == S_IFDIR or inode.mount is None else inode.mount.maxbytes
+    maxbytes = size if inode.kind == S_IFDIR or inode.mount is None else inode.mount.maxbytes
     if pos < 0 or pos > maxbytes:
         raise kerr(EINVAL)
     return pos
@@ -350,13 +359,15 @@ class PipeBuffer:
 
 def pipe_read(file: File, count: int) -> bytes:
     """pipe_read(): up to count bytes waiting; 0 bytes (end of file) once no writer
-    is left; with a writer and nothing waiting EAGAIN (O_NONBLOCK; the model does not
-    block a reader either: docs/deviations.md)."""
+    is left; with a writer and nothing waiting EAGAIN under O_NONBLOCK, else the reader
+    sleeps until data or the end comes (vmsim.task.sched.Block), and reads again."""
     pipe = file.private_data
     if pipe is None or not pipe.data:
         if pipe is None or pipe.writer.refs == 0:
             return b""
-        raise kerr(EAGAIN)
+        if file.f_flags & O_NONBLOCK:
+            raise kerr(EAGAIN)
+        raise Block(("pipe_wait", id(pipe)), ready=lambda: bool(pipe.data) or pipe.writer.refs == 0)
     out = bytes(pipe.data[:count])
     del pipe.data[:count]
     return out

@@ -11,6 +11,7 @@ its times the moment the model's clock booted.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import stat as host_stat
@@ -44,6 +45,13 @@ STAT = struct.Struct("<QQQIIIiQqqqQQQQQQ24x")
 #: struct statx (256 bytes) up to stx_mnt_id; the rest is zero
 STATX_HEAD = struct.Struct("<IIQIIIH2xQQQQ" + "qIi" * 4 + "IIIIQ")
 STATX_SIZE = 256
+#: where stx_size and stx_blocks lie in struct statx
+STATX_SIZE_OFFSET = 40
+STATX_SIZE_BLOCKS = struct.Struct("<QQ")
+#: the host's statx(2), for the files it has
+_NR_STATX = 332
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
 
 _S_IFMT = {"reg": host_stat.S_IFREG, "dir": host_stat.S_IFDIR, "chr": host_stat.S_IFCHR,
            "fifo": host_stat.S_IFIFO}
@@ -118,22 +126,36 @@ def file_getattr(task, file: File) -> Kstat:
     return inode_getattr(task, file.inode)
 
 
-def path_getattr(task, dirfd: int, name: str | None, flags: int) -> Kstat:
+def stat_target(task, dirfd: int, name: str | None, flags: int) -> File | Inode | str:
     """vfs_statx()'s lookup: the file `name` names from dirfd; the empty name (or NULL)
-    with AT_EMPTY_PATH is dirfd's file itself (EBADF for a bad fd); the last component
-    not followed under AT_SYMLINK_NOFOLLOW (a host symbolic link is its own lstat)."""
+    with AT_EMPTY_PATH is dirfd's open file itself (EBADF for a bad fd); the last
+    component not followed under AT_SYMLINK_NOFOLLOW: a host symbolic link is then its
+    host path (a str)."""
     if not name:
         if name is None and not flags & AT_EMPTY_PATH:
             raise kerr(EFAULT)
         if not flags & AT_EMPTY_PATH:
             raise kerr(ENOENT)
         if (dirfd & 0xFFFFFFFF) != AT_FDCWD & 0xFFFFFFFF:
-            return file_getattr(task, task._file(dirfd))
+            return task._file(dirfd)
     follow = not flags & AT_SYMLINK_NOFOLLOW
     path = path_at(task, dirfd, name or "", follow)
     if path not in task.kernel.fs.inodes and os.path.islink(path):
-        return _from_host(os.lstat(path))
-    return inode_getattr(task, task.kernel.fs.lookup(path))
+        return path
+    return task.kernel.fs.lookup(path)
+
+
+def target_getattr(task, target: File | Inode | str) -> Kstat:
+    if isinstance(target, File):
+        return file_getattr(task, target)
+    if isinstance(target, str):
+        return _from_host(os.lstat(target))
+    return inode_getattr(task, target)
+
+
+def path_getattr(task, dirfd: int, name: str | None, flags: int) -> Kstat:
+    """The attributes of what stat_target() finds."""
+    return target_getattr(task, stat_target(task, dirfd, name, flags))
 
 
 def cp_new_stat(task, k: Kstat, statbuf: int) -> int:
@@ -184,13 +206,45 @@ def sys_statx(task, dirfd: int, name: str | None, flags: int, mask: int, buf: in
         raise kerr(EINVAL)
     if flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE:
         raise kerr(EINVAL)
-    k = path_getattr(task, dirfd, name, flags)
+    target = stat_target(task, dirfd, name, flags)
+    host = _host_statx(target, flags, mask)
+    if host is not None:
+        copy_to_user(task, buf, host)
+        return 0
+    k = target_getattr(task, target)
     times = [x for t in (k.atime, 0, k.ctime, k.mtime) for x in (*_sec_nsec(t), 0)]
     head = STATX_HEAD.pack(STATX_BASIC_STATS | STATX_MNT_ID, k.blksize, 0, k.nlink, k.uid,
                            k.gid, k.mode, k.ino, k.size, k.blocks, 0, *times, *k.rdev, *k.dev,
                            1)
     copy_to_user(task, buf, head.ljust(STATX_SIZE, b"\0"))
     return 0
+
+
+def _host_statx(target: File | Inode | str, flags: int, mask: int) -> bytes | None:
+    """The host's struct statx of a host file (its mask, birth time, attributes and
+    mount id are the host filesystem's), its size and blocks the model's; None for a
+    file of the model's own."""
+    if isinstance(target, File) and is_stdio(target):
+        return _statx_syscall(target.private_data.fd, b"", AT_EMPTY_PATH, mask)
+    inode = target.inode if isinstance(target, File) else target
+    if isinstance(inode, str):
+        return _statx_syscall(AT_FDCWD, os.fsencode(inode), AT_SYMLINK_NOFOLLOW, mask)
+    if host_twin(inode) is None:
+        return None
+    raw = bytearray(_statx_syscall(AT_FDCWD, os.fsencode(inode.path),
+                                   flags & (AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE), mask))
+    size, _blocks = STATX_SIZE_BLOCKS.unpack_from(raw, STATX_SIZE_OFFSET)
+    if inode.kind != S_IFDIR and size != inode.size:
+        STATX_SIZE_BLOCKS.pack_into(raw, STATX_SIZE_OFFSET, inode.size, inode_get_bytes(inode) // 512)
+    return bytes(raw)
+
+
+def _statx_syscall(dirfd: int, path: bytes, flags: int, mask: int) -> bytes:
+    buf = ctypes.create_string_buffer(STATX_SIZE)
+    if _libc.syscall(ctypes.c_long(_NR_STATX), ctypes.c_long(dirfd), ctypes.c_char_p(path),
+                     ctypes.c_long(flags), ctypes.c_long(mask), buf) == -1:
+        raise kerr(ctypes.get_errno())
+    return buf.raw
 
 
 # --- readlink: fs/stat.c do_readlinkat() ----------------------------------------------

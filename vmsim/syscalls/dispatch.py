@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import EOPNOTSUPP, Fault, kerr
 from ..fs import open as fs_open
-from ..fs import read_write, readdir, stat
+from ..fs import read_write, readdir, stat, statfs, xattr
 from ..mm.mincore import do_mincore
 from ..process import Process
 from ..task import sys as kernel_sys
@@ -139,6 +139,17 @@ _HANDLERS: dict[str, Callable[[Process, Sequence[Any]], int]] = {
     "time": lambda p, a: kernel_sys.sys_time(p, a[0]),
     "getrandom": lambda p, a: kernel_sys.sys_getrandom(p, a[0], a[1], a[2]),
     "socket": lambda p, a: kernel_sys.sys_socket(p, a[0], a[1], a[2]),
+    "getpgrp": lambda p, a: kernel_sys.sys_getpgid(p, 0),
+    "getpgid": lambda p, a: kernel_sys.sys_getpgid(p, a[0]),
+    "getsid": lambda p, a: kernel_sys.sys_getpgid(p, a[0]),
+    "statfs": lambda p, a: statfs.sys_statfs(p, a[0], a[1]),
+    "fstatfs": lambda p, a: statfs.sys_fstatfs(p, a[0], a[1]),
+    "getxattr": lambda p, a: xattr.path_getxattr(p, AT_FDCWD, a[0], a[1], a[2], a[3], True),
+    "lgetxattr": lambda p, a: xattr.path_getxattr(p, AT_FDCWD, a[0], a[1], a[2], a[3], False),
+    "fgetxattr": lambda p, a: xattr.sys_fgetxattr(p, a[0], a[1], a[2], a[3]),
+    "listxattr": lambda p, a: xattr.path_listxattr(p, AT_FDCWD, a[0], a[1], a[2], True),
+    "llistxattr": lambda p, a: xattr.path_listxattr(p, AT_FDCWD, a[0], a[1], a[2], False),
+    "flistxattr": lambda p, a: xattr.sys_flistxattr(p, a[0], a[1], a[2]),
 }
 
 

@@ -20,14 +20,16 @@ vmsim.syscalls.table) and signal / exit lines (`parse_event`).
 
 from __future__ import annotations
 
+import datetime
 import re
+import struct
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..uapi import MAP_TYPE, O_ACCMODE, U64
 from .inputs import check_path, quote, size_text
-from .names import CONSTANTS, is_errno, strerror, with_prefix
+from .names import CONSTANTS, errno_name, is_errno, strerror, with_prefix
 from .table import Syscall
 
 # --------------------------------------------------------------------------- line prefixes
@@ -740,3 +742,327 @@ def _format_int(kind: str, v: int) -> str:
     if kind in ("len", "off") and v64 >= 0x1000:
         return f"{v64:#x}" if v64 % 0x1000 == 0 and v64 >= 1 << 20 else str(v64)
     return str(v64)
+
+
+# --------------------------------------------------------------------------- calls from registers
+
+# `vmsim run --trace`: a call a program made, printed from its registers and memory as
+# this machine's strace (6.x, default options: -s 32, abbreviated structs) prints it:
+#     openat(AT_FDCWD, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3
+#     read(3, "\177ELF\2\1\1\3\0\0\0\0\0\0\0\0\3\0>\0\1\0\0\0\20t\2\0\0\0\0\0"..., 832) = 832
+# Structs strace decodes in full are shown by their fields where the formatter knows
+# them (stat, timespec, rlimit, utsname, iovec, cpu masks, fd pairs), else as addresses.
+
+#: strace -s: the bytes of a buffer shown; the column " = " is aligned to
+STRING_LIMIT = 32
+RESULT_COLUMN = 40
+#: the most bytes of a path read for printing (PATH_MAX)
+PATH_LIMIT = 4096
+
+#: the names strace gives the values of some argument kinds (its xlat tables)
+XLAT: dict[str, dict[int, str]] = {
+    "whence": {0: "SEEK_SET", 1: "SEEK_CUR", 2: "SEEK_END", 3: "SEEK_DATA", 4: "SEEK_HOLE"},
+    "clockid": {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 2: "CLOCK_PROCESS_CPUTIME_ID",
+                3: "CLOCK_THREAD_CPUTIME_ID", 4: "CLOCK_MONOTONIC_RAW",
+                5: "CLOCK_REALTIME_COARSE", 6: "CLOCK_MONOTONIC_COARSE", 7: "CLOCK_BOOTTIME",
+                8: "CLOCK_REALTIME_ALARM", 9: "CLOCK_BOOTTIME_ALARM", 11: "CLOCK_TAI"},
+    "rlimres": {v: k for k, v in with_prefix("RLIMIT_").items()},
+    "fcntlcmd": {0: "F_DUPFD", 1: "F_GETFD", 2: "F_SETFD", 3: "F_GETFL", 4: "F_SETFL",
+                 1030: "F_DUPFD_CLOEXEC", 1033: "F_ADD_SEALS", 1034: "F_GET_SEALS"},
+    "ioctlcmd": {0x5401: "TCGETS", 0x5413: "TIOCGWINSZ", 0x541B: "FIONREAD", 0x5421: "FIONBIO",
+                 0x5451: "FIOCLEX", 0x5450: "FIONCLEX"},
+}
+#: flag sets as strace names them, most specific first; the empty set's name
+XFLAGS: dict[str, tuple[list[tuple[int, str]], str]] = {
+    "atflags": ([(0x100, "AT_SYMLINK_NOFOLLOW"), (0x200, "AT_REMOVEDIR"),
+                 (0x800, "AT_NO_AUTOMOUNT"), (0x1000, "AT_EMPTY_PATH"),
+                 (0x2000, "AT_STATX_FORCE_SYNC"), (0x4000, "AT_STATX_DONT_SYNC")], "0"),
+    "accmode": ([(4, "R_OK"), (2, "W_OK"), (1, "X_OK")], "F_OK"),
+    "grndflags": ([(1, "GRND_NONBLOCK"), (2, "GRND_RANDOM"), (4, "GRND_INSECURE")], "0"),
+    "fdflags": ([(1, "FD_CLOEXEC")], "0"),
+    "oflags": ([(0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"), (0o1000, "O_TRUNC"),
+                (0o2000, "O_APPEND"), (0o4000, "O_NONBLOCK"), (0o4010000, "O_SYNC"),
+                (0o10000, "O_DSYNC"), (0o20000, "O_ASYNC"), (0o40000, "O_DIRECT"),
+                (0o100000, "O_LARGEFILE"), (0o200000, "O_DIRECTORY"), (0o400000, "O_NOFOLLOW"),
+                (0o1000000, "O_NOATIME"), (0o2000000, "O_CLOEXEC"), (0o10000000, "O_PATH"),
+                (0o20000000, "__O_TMPFILE")], ""),
+    "fdoflags": ([(0o2000000, "O_CLOEXEC"), (0o4000, "O_NONBLOCK"), (0o40000, "O_DIRECT"),
+                  (0o200, "O_NOTIFICATION_PIPE")], "0"),
+}
+_S_IFMT = {0o140000: "S_IFSOCK", 0o120000: "S_IFLNK", 0o100000: "S_IFREG",
+           0o060000: "S_IFBLK", 0o040000: "S_IFDIR", 0o020000: "S_IFCHR", 0o010000: "S_IFIFO"}
+
+#: reads `n` bytes of the traced process's memory at an address; None if it cannot
+Peek = Callable[[int, int], bytes | None]
+
+
+def strace_quote(data: bytes, force_hex: bool = False) -> str:
+    """A byte string as strace's string_quote() writes it: printable ASCII as it is,
+    \\t \\n \\v \\f \\r, the rest in octal (three digits before an octal digit); every
+    byte in hex under QUOTE_FORCE_HEX (getrandom's buffer)."""
+    out = ['"']
+    for i, b in enumerate(data):
+        if force_hex:
+            out.append(f"\\x{b:02x}")
+        elif b in (0x22, 0x5C):
+            out.append("\\" + chr(b))
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        elif b in _C_ESCAPES:
+            out.append(_C_ESCAPES[b])
+        elif i + 1 < len(data) and 0x30 <= data[i + 1] <= 0x37:
+            out.append(f"\\{b:03o}")
+        else:
+            out.append(f"\\{b:o}")
+    out.append('"')
+    return "".join(out)
+
+
+_C_ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v", 0x0C: "\\f", 0x0D: "\\r"}
+
+
+def _int32(v: int) -> int:
+    return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _xflags(kind: str, v: int) -> str:
+    """A flag set by strace's names (open flags: the access mode first)."""
+    bits, empty = XFLAGS[kind]
+    parts = []
+    if kind == "oflags":
+        parts.append(("O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE")[v & O_ACCMODE])
+        v &= ~O_ACCMODE
+    for bit, name in bits:
+        if v & bit == bit:
+            parts.append(name)
+            v &= ~bit
+    if v:
+        parts.append(f"{v:#x}")
+    return "|".join(parts) or empty
+
+
+class _CallView:
+    """One call being printed: its entry, raw argument registers, result and memory."""
+
+    def __init__(self, call: Syscall, args: Sequence[int], result: int | None, peek: Peek):
+        self.call, self.args, self.result, self.peek = call, args, result, peek
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and not -4096 < self.result < 0
+
+    def cstring(self, addr: int, limit: int = PATH_LIMIT) -> str:
+        """printpath()/printstr(): the NUL-terminated string at addr."""
+        if addr == 0:
+            return "NULL"
+        data = bytearray()
+        while len(data) < limit:
+            chunk = self.peek(addr + len(data), min(64, limit - len(data)))
+            if not chunk:
+                return f"{addr:#x}" if not data else strace_quote(bytes(data)) + "..."
+            nul = chunk.find(0)
+            if nul >= 0:
+                return strace_quote(bytes(data + chunk[:nul]))
+            data += chunk
+        return strace_quote(bytes(data)) + "..."
+
+    def buffer(self, addr: int, count: int, force_hex: bool = False) -> str:
+        """printstrn(): count bytes at addr, the first STRING_LIMIT of them shown."""
+        data = self.peek(addr, min(count, STRING_LIMIT)) if count > 0 else b""
+        if data is None:
+            return format_address(addr)
+        return strace_quote(data, force_hex) + ("..." if count > STRING_LIMIT else "")
+
+    def struct(self, addr: int, fmt: str) -> tuple | None:
+        """The struct of layout fmt at addr, None where it cannot be read."""
+        data = self.peek(addr, struct.calcsize(fmt)) if addr else None
+        return struct.unpack(fmt, data) if data is not None else None
+
+
+def _stat_text(view: _CallView, addr: int) -> str:
+    fields = view.struct(addr, "<QQQIIIiQq") if view.ok else None
+    if fields is None:
+        return format_address(addr)
+    mode, rdev, size = fields[3], fields[7], fields[8]
+    text = f"{{st_mode={_mode_text(mode)}, "
+    if mode & 0o170000 in (0o020000, 0o060000):
+        major, minor = (rdev >> 8) & 0xFFF | (rdev >> 32) & ~0xFFF, rdev & 0xFF | (rdev >> 12) & ~0xFF
+        return text + f"st_rdev=makedev({major:#x}, {minor:#x}), ...}}"
+    return text + f"st_size={size}, ...}}"
+
+
+def _mode_text(mode: int) -> str:
+    kind = _S_IFMT.get(mode & 0o170000)
+    perms = f"{mode & 0o7777:04o}"
+    return f"{kind}|{perms}" if kind else perms
+
+
+def _rlimit_value(v: int) -> str:
+    if v == U64:
+        return "RLIM64_INFINITY"
+    return f"{v // 1024}*1024" if v and v % 1024 == 0 else str(v)
+
+
+def _rlimit_text(view: _CallView, addr: int) -> str:
+    fields = view.struct(addr, "<QQ")
+    if fields is None:
+        return format_address(addr)
+    return f"{{rlim_cur={_rlimit_value(fields[0])}, rlim_max={_rlimit_value(fields[1])}}}"
+
+
+def _timespec_text(view: _CallView, addr: int, micro: bool = False) -> str:
+    fields = view.struct(addr, "<qq") if view.ok else None
+    if fields is None:
+        return format_address(addr)
+    return f"{{tv_sec={fields[0]}, {'tv_usec' if micro else 'tv_nsec'}={fields[1]}}}"
+
+
+def _iovec_text(view: _CallView, addr: int, count: int, filled: int | None) -> str:
+    vec = view.struct(addr, "<" + "QQ" * count) if count <= 1024 else None
+    if vec is None:
+        return format_address(addr)
+    items = []
+    for base, length in zip(vec[::2], vec[1::2], strict=True):
+        shown = length if filled is None else max(0, min(length, filled))
+        if filled is not None:
+            filled -= shown
+        items.append(f"{{iov_base={view.buffer(base, shown)}, iov_len={length}}}")
+    return "[" + ", ".join(items) + "]"
+
+
+def _arg_text(view: _CallView, i: int, kind: str) -> str:
+    """One argument of the call, by its kind."""
+    v, args, name = view.args[i] & U64, view.args, view.call.name
+    if kind in ("fd", "pkey"):
+        return str(_int32(v))
+    if kind == "dirfd":
+        return "AT_FDCWD" if _int32(v) == -100 else str(_int32(v))
+    if kind in ("path", "atpath", "str"):
+        return view.cstring(v)
+    if kind == "buf":
+        return view.buffer(v, args[i + 1] & U64)
+    if kind == "outbuf":
+        if not view.ok:
+            return format_address(v)
+        assert view.result is not None
+        if name == "getcwd":
+            return view.cstring(v)
+        return view.buffer(v, view.result, force_hex=name == "getrandom")
+    if kind == "len":
+        return str(v)
+    if kind == "off":
+        return f"{v:#x}" if v else "0"
+    if kind == "hex":
+        return f"{v:#x}" if v else "0"
+    if kind == "mode":
+        return f"0{v & 0o7777:o}" if v & 0o7777 else "0"
+    if kind == "prot" and v == 0:
+        return "PROT_NONE"
+    if kind in XLAT:
+        return XLAT[kind].get(v & 0xFFFFFFFF) or (f"{v:#x}" if kind == "ioctlcmd" else str(_int32(v)))
+    if kind in XFLAGS:
+        return _xflags(kind, v & 0xFFFFFFFF)
+    if kind == "statbuf":
+        return _stat_text(view, v)
+    if kind == "rlimit":
+        return _rlimit_text(view, v) if v else "NULL"
+    if kind == "timespec":
+        return _timespec_text(view, v) if v else "NULL"
+    if kind == "timeval":
+        return _timespec_text(view, v, micro=True) if v else "NULL"
+    if kind == "iovec":
+        filled = view.result if name == "readv" and view.ok else None
+        return _iovec_text(view, v, args[i + 1] & 0xFFFFFFFF, filled)
+    if kind == "fdpair":
+        pair = view.struct(v, "<ii") if view.ok else None
+        return f"[{pair[0]}, {pair[1]}]" if pair else format_address(v)
+    if kind == "cpumask":
+        return _cpumask_text(view, v)
+    if kind == "utsname":
+        return _utsname_text(view, v)
+    if kind == "ioctlarg":
+        return format_address(v)
+    if kind == "dirents":
+        return format_address(v) + (f" /* {_dirent_count(view, v)} entries */" if view.ok else "")
+    if kind in ("int", "byte"):
+        return str(v - (1 << 64) if v >= 1 << 63 else v)
+    return format_value(kind, v)
+
+
+def _cpumask_text(view: _CallView, addr: int) -> str:
+    data = view.peek(addr, view.result) if view.ok and view.result else None
+    if data is None:
+        return format_address(addr)
+    bits = int.from_bytes(data, "little")
+    return "[" + " ".join(str(n) for n in range(len(data) * 8) if bits >> n & 1) + "]"
+
+
+def _utsname_text(view: _CallView, addr: int) -> str:
+    data = view.peek(addr, 130) if view.ok else None
+    if data is None:
+        return format_address(addr)
+    sysname, nodename = (data[k:k + 65].split(b"\0", 1)[0] for k in (0, 65))
+    return f"{{sysname={strace_quote(sysname)}, nodename={strace_quote(nodename)}, ...}}"
+
+
+def _dirent_count(view: _CallView, addr: int) -> int:
+    assert view.result is not None
+    data = view.peek(addr, view.result) or b""
+    count = pos = 0
+    while pos + 19 <= len(data):
+        reclen = int.from_bytes(data[pos + 16:pos + 18], "little")
+        if not reclen:
+            break
+        count += 1
+        pos += reclen
+    return count
+
+
+def _shown_kinds(call: Syscall, args: Sequence[int]) -> list[tuple[int, str]]:
+    """The arguments strace shows: open's mode only with O_CREAT or O_TMPFILE, fcntl's
+    third only for the commands that take one."""
+    kinds = [(i, kind.rstrip("?")) for i, kind in enumerate(call.kinds)]
+    if call.name in ("open", "openat"):
+        flags = args[kinds[-2][0]]
+        if not flags & (0o100 | 0o20000000):
+            kinds = kinds[:-1]
+    if call.name == "fcntl" and args[1] & 0xFFFFFFFF in (1, 3, 1034):
+        kinds = kinds[:2]
+    if call.name == "fcntl" and args[1] & 0xFFFFFFFF == 2:
+        kinds = [*kinds[:2], (2, "fdflags")]
+    return kinds
+
+
+def _result_text(call: Syscall, args: Sequence[int], result: int | None) -> str:
+    """The result as strace shows it: an errno by name and text, an address in hex,
+    umask's in octal, fcntl's flags and time's date decoded."""
+    if result is None:
+        return "?"
+    if -4096 < result < 0:
+        name = errno_name(-result)
+        return f"-1 {name} ({strerror(name)})"
+    if call.addr_result:
+        return f"{result & U64:#x}"
+    if call.name == "umask":
+        return f"0{result:o}"
+    cmd = args[1] & 0xFFFFFFFF if call.name == "fcntl" else None
+    if cmd == 3:
+        return f"{result:#x} (flags {_xflags('oflags', result)})"
+    if cmd == 1 and result:
+        return f"{result:#x} (flags {_xflags('fdflags', result)})"
+    if call.name == "time":
+        moment = datetime.datetime.fromtimestamp(result, datetime.UTC)
+        return f"{result} ({moment.strftime('%Y-%m-%dT%H:%M:%S+0000')})"
+    return str(result)
+
+
+def format_syscall(call: Syscall, args: Sequence[int], result: int | None, peek: Peek) -> str:
+    """The line strace prints for `call` made with the six argument registers `args`
+    and returning `result` (the signed rax; None: the call did not return, as
+    exit_group), reading the process's memory with `peek` after the call (a read's
+    buffer then holds what it read)."""
+    view = _CallView(call, args, result, peek)
+    shown = ", ".join(_arg_text(view, i, kind) for i, kind in _shown_kinds(call, args))
+    text = f"{call.name}({shown})"
+    pad = " " * (RESULT_COLUMN - len(text)) if len(text) < RESULT_COLUMN else " "
+    return f"{text}{pad}= {_result_text(call, args, result)}"

@@ -126,11 +126,12 @@ def eligible(child: Thread, pid: int, options: int) -> bool:
 
 
 def sys_wait4(thread: Thread, args: Sequence[int]) -> int:
-    """wait4(2) (pid, stat_addr, options, rusage): kernel/exit.c kernel_wait4(): EINVAL for an unknown option; then the
-    first eligible zombie among the children of the group's threads (of this thread
-    alone with __WNOTHREAD) is reaped: its wait status written at stat_addr, zeros at
-    ru (EFAULT), its pid returned. Without one: ECHILD if no child is eligible, 0 under
-    WNOHANG, else the caller sleeps until a child exits."""
+    """wait4(2) (pid, stat_addr, options, rusage): kernel/exit.c kernel_wait4(): EINVAL
+    for an unknown option; then the first eligible zombie among the children of the
+    group's threads (of this thread alone with __WNOTHREAD) is reaped: its wait status
+    written at stat_addr, zeros at rusage (EFAULT), its pid returned. Without one:
+    ECHILD if no child is eligible, 0 under WNOHANG, else the caller sleeps until a
+    child exits."""
     upid, stat_addr, options, ru = args
     pid = _int(upid)
     options &= 0xFFFFFFFF

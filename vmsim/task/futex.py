@@ -21,7 +21,7 @@ from ..errors import EAGAIN, EFAULT, EINVAL, ENOSYS, ETIMEDOUT, kerr
 from ..mm.fault import copy_from_user
 from ..mm.flags import VM_SHARED
 from ..uapi import PAGE_SHIFT, PAGE_SIZE
-from .sched import Block, wake_up, waiters
+from .sched import Block, waiters, wake_up
 from .thread import Thread
 
 #: include/uapi/linux/futex.h

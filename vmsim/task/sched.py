@@ -47,16 +47,20 @@ class Block(Exception):
     when a signal wakes it (the way back to user mode then restarts it or makes it
     -EINTR: vmsim.arch.x86.signal). `value`: the call has completed with this value
     already and the thread only waits to be let go (a vfork parent); it is not made
-    again, and a signal does not end the wait."""
+    again, and a signal does not end the wait. `ready`: the scheduler wakes the thread
+    (the call made again) once it returns true, for a waker that cannot name its
+    sleepers (the last writer of a pipe closing)."""
 
     def __init__(self, on: Hashable, *, deadline: int | None = None, on_timeout: int = 0,
-                 on_signal: int = -ERESTARTSYS, value: int | None = None) -> None:
+                 on_signal: int = -ERESTARTSYS, value: int | None = None,
+                 ready: Callable[[], bool] | None = None) -> None:
         super().__init__(on)
         self.on = on
         self.deadline = deadline
         self.on_timeout = on_timeout
         self.on_signal = on_signal
         self.value = value
+        self.ready = ready
 
 
 @dataclass
@@ -64,7 +68,8 @@ class Wait:
     """What a blocked thread waits for (Thread.wait): the key, the deadline and the value
     the call returns when it passes, the value a signal makes it return (None: a signal
     does not end the wait), the call's fate on a plain wakeup (`restart`: the thread was
-    moved back onto its SYSCALL), and when it slept (`seq`)."""
+    moved back onto its SYSCALL), when it slept (`seq`), and the condition that ends
+    the wait by itself (`ready`, Block's)."""
 
     on: Hashable
     deadline: int | None
@@ -72,20 +77,22 @@ class Wait:
     on_signal: int | None
     restart: bool
     seq: int
+    ready: Callable[[], bool] | None = None
 
 
 def sleep_on(thread: Thread, block: Block) -> None:
     """The calling thread sleeps as `block` says (prepare_to_wait() + schedule())."""
     regs = thread.regs
     restart = block.value is None
-    if restart:
+    if block.value is None:
         regs.rip -= 2                       # back onto SYSCALL: the call is made again
         regs.rax = regs.orig_rax
     else:
         regs.rax = block.value & U64
     thread.state = "blocked"
     thread.wait = Wait(block.on, block.deadline, block.on_timeout,
-                       block.on_signal if restart else None, restart, next(_sleep_order))
+                       block.on_signal if restart else None, restart, next(_sleep_order),
+                       block.ready)
 
 
 def wake_up(thread: Thread, value: int | None = None) -> None:
@@ -124,7 +131,7 @@ def threads_of(kernel) -> Iterator[Thread]:
 def waiters(kernel, on: Hashable | Callable[[Hashable], bool]) -> list[Thread]:
     """The threads sleeping on `on` (or on a key `on` accepts, if it is a predicate),
     in the order they went to sleep."""
-    match = on if callable(on) else on.__eq__
+    match = on if callable(on) else (lambda key: key == on)
     found = [(t.wait.seq, t) for t in threads_of(kernel)
              if t.state == "blocked" and isinstance(t.wait, Wait) and match(t.wait.on)]
     return [t for _, t in sorted(found, key=lambda pair: pair[0])]
@@ -153,29 +160,36 @@ def nr_runnable(kernel) -> int:
 
 
 def expire_timeouts(kernel) -> int:
-    """hrtimer_interrupt(): wake each sleeper whose deadline the clock has reached.
-    Returns how many."""
+    """hrtimer_interrupt(): wake each sleeper whose deadline the clock has reached, and
+    each whose condition has come true. Returns how many."""
     now = kernel.clock.elapsed
     woken = 0
     for thread in threads_of(kernel):
         wait = thread.wait
-        if thread.state == "blocked" and isinstance(wait, Wait) and wait.deadline is not None \
-                and wait.deadline <= now:
+        if thread.state != "blocked" or not isinstance(wait, Wait):
+            continue
+        if wait.deadline is not None and wait.deadline <= now:
             wake_up(thread, wait.on_timeout)
-            woken += 1
+        elif wait.ready is not None and wait.ready():
+            wake_up(thread)
+        else:
+            continue
+        woken += 1
     return woken
 
 
-def advance_to_next_timeout(kernel) -> bool:
-    """Nothing can run: let virtual time pass to the earliest deadline and wake its
-    sleepers (an idle CPU until the timer fires). False if no thread has a deadline:
-    nothing will ever run again."""
+def next_deadline(kernel) -> int | None:
+    """The earliest deadline of a sleeping thread (None: no sleeper has one)."""
     deadlines = [t.wait.deadline for t in threads_of(kernel)
                  if t.state == "blocked" and isinstance(t.wait, Wait) and t.wait.deadline is not None]
-    if not deadlines:
-        return False
-    kernel.clock.elapsed = max(kernel.clock.elapsed, min(deadlines))
-    return expire_timeouts(kernel) > 0
+    return min(deadlines, default=None)
+
+
+def advance_clock_to(kernel, moment: int) -> None:
+    """Nothing can run: virtual time passes to `moment` (an idle CPU until a timer
+    fires), waking the sleepers whose deadline it reaches."""
+    kernel.clock.elapsed = max(kernel.clock.elapsed, moment)
+    expire_timeouts(kernel)
 
 
 # --- giving up the CPU and sleeping (kernel/sched/syscalls.c, kernel/time/hrtimer.c) ---
@@ -222,9 +236,10 @@ def sys_nanosleep(thread: Thread, args: Sequence[int]) -> int:
 
 
 def sys_clock_nanosleep(thread: Thread, args: Sequence[int]) -> int:
-    """clock_nanosleep(2) (which, flags, rqtp, rmtp): EINVAL for CLOCK_THREAD_CPUTIME_ID and the clocks that cannot
-    sleep, then a relative sleep or, with TIMER_ABSTIME, one until the clock reads the
-    time given (the process's CPU clock reads the virtual time since boot)."""
+    """clock_nanosleep(2) (which, flags, rqtp, rmtp): EINVAL for CLOCK_THREAD_CPUTIME_ID
+    and the clocks that cannot sleep, then a relative sleep or, with TIMER_ABSTIME, one
+    until the clock reads the time given (the process's CPU clock reads the virtual time
+    since boot)."""
     which, flags, rqtp, _rmtp = args
     which &= 0xFFFFFFFF
     if which not in (CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_TAI,

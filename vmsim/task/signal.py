@@ -114,11 +114,6 @@ def _int(x: int) -> int:
     return x - (1 << 32) if x & 0x80000000 else x
 
 
-def group_threads(process: Process) -> list[Thread]:
-    """for_each_thread(): the threads of a thread group."""
-    return process.signal.threads
-
-
 # --- pending state ------------------------------------------------------------------
 
 def recalc_sigpending_tsk(t: Thread) -> bool:
@@ -140,11 +135,6 @@ def recalc_sigpending(t: Thread) -> None:
 def signal_pending(t: Thread) -> bool:
     """signal_pending(): a signal may be deliverable; a sleeping thread wakes up."""
     return t.sigpending
-
-
-def fatal_signal_pending(t: Thread) -> bool:
-    """fatal_signal_pending(): SIGKILL is pending (every thread of a dying group has it)."""
-    return bool(t.pending.signal & sigmask(SIGKILL))
 
 
 def signal_wake_up(t: Thread) -> None:
@@ -303,13 +293,21 @@ def send_signal_locked(sig: int, info: SigInfo, signal: SignalStruct, t: Thread 
     complete_signal(sig, signal, t, group, current)
 
 
-def group_send_sig_info(sig: int, info: SigInfo, process: Process, current: Thread | None) -> None:
-    """do_send_sig_info(PIDTYPE_TGID) after the permission check: sig for the whole group,
-    the thread whose tid is the pid tried first."""
+def do_send_sig_info(sig: int, info: SigInfo, process: Process, p: Thread | None,
+                     current: Thread | None) -> None:
+    """do_send_sig_info(PIDTYPE_TGID): sig for the whole group, thread p (by default the
+    one whose tid is the pid) tried first."""
     signal = process.signal
-    leader = next((t for t in signal.threads if t.tid == process.pid), None)
-    send_signal_locked(sig, info, signal, leader or (signal.threads[0] if signal.threads else None),
-                       True, current)
+    if p is None:
+        p = next((t for t in signal.threads if t.tid == process.pid),
+                 signal.threads[0] if signal.threads else None)
+    send_signal_locked(sig, info, signal, p, True, current)
+
+
+def group_send_sig_info(sig: int, info: SigInfo, process: Process, current: Thread | None) -> None:
+    """A kernel-generated signal for a whole group (SIGALRM of ITIMER_REAL): no
+    permission check."""
+    do_send_sig_info(sig, info, process, None, current)
 
 
 HANDLER_CURRENT, HANDLER_SIG_DFL = "current", "sig_dfl"
@@ -397,10 +395,7 @@ def _send_group(sig: int, info: SigInfo, target: tuple[Process, Thread | None],
     process, t = target
     check_kill_permission(sig, info, process, current)
     if sig:
-        signal = process.signal
-        first = t if t is not None else next((m for m in signal.threads if m.tid == process.pid),
-                                             signal.threads[0] if signal.threads else None)
-        send_signal_locked(sig, info, signal, first, True, current)
+        do_send_sig_info(sig, info, process, t, current)
 
 
 def prepare_kill_siginfo(sig: int, current: Thread, code: int) -> SigInfo:
@@ -646,6 +641,7 @@ def do_sigaltstack(t: Thread, ss: tuple[int, int, int] | None, sp: int) -> tuple
     if ss is None:
         return old
     ss_sp, ss_flags, ss_size = ss
+    ss_flags &= 0xFFFFFFFF
     if on_sig_stack(t, sp):
         raise kerr(EPERM)
     mode = ss_flags & ~SS_FLAG_BITS
@@ -657,7 +653,7 @@ def do_sigaltstack(t: Thread, ss: tuple[int, int, int] | None, sp: int) -> tuple
         ss_sp, ss_size = 0, 0
     elif ss_size < MINSIGSTKSZ:
         raise kerr(ENOMEM)
-    t.sas_ss_sp, t.sas_ss_size, t.sas_ss_flags = ss_sp, ss_size, ss_flags & 0xFFFFFFFF
+    t.sas_ss_sp, t.sas_ss_size, t.sas_ss_flags = ss_sp, ss_size, ss_flags
     return old
 
 

@@ -44,6 +44,12 @@ def sys_getpid(task) -> int:
     return task.pid
 
 
+def sys_getpgid(task, pid: int) -> int:
+    """getpgrp(2), getpgid(2), getsid(2): the model has no process groups or sessions;
+    every process leads its own (ESRCH for no such process)."""
+    return _find_process(task, _int(pid)).pid
+
+
 def sys_getuid(task) -> int:
     """getuid, geteuid, getgid, getegid: the model's one credential (root's, by
     default; the group is the user's number)."""
@@ -82,6 +88,10 @@ def sys_sysinfo(task, info: int) -> int:
     return 0
 
 
+#: cpumask_size(): the bytes of a struct cpumask of the reference kernel (NR_CPUS 256)
+CPUMASK_SIZE = 32
+
+
 def _nr_cpu_ids() -> int:
     """This machine's possible CPUs (nr_cpu_ids)."""
     return max(os.sched_getaffinity(0)) + 1
@@ -89,14 +99,14 @@ def _nr_cpu_ids() -> int:
 
 def sys_sched_getaffinity(task, pid: int, length: int, mask: int) -> int:
     """sched_getaffinity(2): EINVAL for a length too short for nr_cpu_ids bits or not a
-    multiple of a long; ESRCH for no such process; every CPU of this machine. Returns
-    the bytes written (cpumask_size())."""
+    multiple of a long; ESRCH for no such process; every CPU of this machine, in
+    min(length, cpumask_size()) bytes (EFAULT), their count returned."""
     pid, length = _int(pid), length & 0xFFFFFFFF
     ncpu = _nr_cpu_ids()
     if length * 8 < ncpu or length & 7:
         raise kerr(EINVAL)
     _find_process(task, pid)
-    size = (ncpu + 63) // 64 * 8
+    size = min(length, CPUMASK_SIZE)
     copy_to_user(task, mask, ((1 << ncpu) - 1).to_bytes(size, "little"))
     return size
 

@@ -29,9 +29,9 @@ NSEC_PER_SEC = 1_000_000_000
 TICK_NSEC = NSEC_PER_SEC // 250
 #: the clocks that count from boot rather than from the epoch
 _SINCE_BOOT = frozenset({CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE,
-                         CLOCK_BOOTTIME, CLOCK_BOOTTIME_ALARM})
+                         CLOCK_BOOTTIME})
 _CPU_TIME = frozenset({CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID})
-_EPOCH = frozenset({CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_REALTIME_ALARM, CLOCK_TAI})
+_EPOCH = frozenset({CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_TAI})
 
 
 class Timekeeper:
@@ -47,8 +47,9 @@ class Timekeeper:
         self.elapsed = 0
 
     def read(self, clockid: int) -> int:
-        """posix_get_*(): the clock's time in ns; EINVAL for no such clock (a
-        negative id, a CPU clock of another task, is not modelled)."""
+        """posix_get_*(): the clock's time in ns; EINVAL for no such clock (the alarm
+        clocks too: the reference machine has no RTC alarm; a negative id, a CPU clock
+        of another task, is not modelled)."""
         if clockid in _SINCE_BOOT:
             base = self.boot_uptime
         elif clockid in _EPOCH:

@@ -33,12 +33,14 @@ after the SYSCALL instruction (restarting a call moves it back by 2).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ...errors import EINTR, Fault
 from ...mm import pkeys
 from ...mm.fault import copy_from_user, copy_to_user
 from ...mm.flags import vma_pkey
+from ...task import signal as ksig
 from ...task.signal import (
     ERESTART_RESTARTBLOCK,
     ERESTARTNOHAND,
@@ -86,7 +88,7 @@ SW_RESERVED_OFFSET = 464
 FXSAVE_SIZE, XSAVE_HEADER_SIZE = 512, 64
 #: the FXSAVE image: the x87 part, MXCSR, MXCSR_MASK, the XMM registers
 MXCSR_OFFSET, MXCSR_MASK_OFFSET, XMM_OFFSET, XMM_END = 24, 28, 160, 416
-XFEATURE_FP, XFEATURE_SSE, XFEATURE_YMM, XFEATURE_PKRU = 0, 1, 2, 9
+XFEATURE_FP, XFEATURE_SSE, XFEATURE_PKRU = 0, 1, 9
 XFEATURE_MASK_FPSSE = 1 << XFEATURE_FP | 1 << XFEATURE_SSE
 #: eflags bits (arch/x86/include/uapi/asm/processor-flags.h)
 X86_EFLAGS_CF, X86_EFLAGS_PF, X86_EFLAGS_AF, X86_EFLAGS_ZF = 0x1, 0x4, 0x10, 0x40
@@ -538,3 +540,27 @@ def bad_area(t: Thread, fault: Fault, error_code: int) -> None:
         force_sig_pkuerr(t, fault.addr, vma_pkey(vma.flags) if vma is not None else 0)
     else:
         force_sig_fault(t, sig, code, fault.addr)
+
+
+# --- the syscall entry's handlers (vmsim.arch.x86.entry.syscall_64 THREAD_CALLS) -----------
+
+#: the signal syscalls by the table's name, each taking the calling thread and the raw
+#: argument registers (the entry's THREAD_CALLS)
+SIGNAL_CALLS: dict[str, Callable[[Thread, Sequence[int]], int]] = {
+    "rt_sigaction": lambda t, a: ksig.sys_rt_sigaction(t, a[0], a[1], a[2], a[3]),
+    "rt_sigprocmask": lambda t, a: ksig.sys_rt_sigprocmask(t, a[0], a[1], a[2], a[3]),
+    "rt_sigreturn": lambda t, a: sys_rt_sigreturn(t),
+    "pause": lambda t, a: ksig.sys_pause(t),
+    "getitimer": lambda t, a: ksig.sys_getitimer(t, a[0], a[1]),
+    "alarm": lambda t, a: ksig.sys_alarm(t, a[0]),
+    "setitimer": lambda t, a: ksig.sys_setitimer(t, a[0], a[1], a[2]),
+    "kill": lambda t, a: ksig.sys_kill(t, a[0], a[1]),
+    "rt_sigpending": lambda t, a: ksig.sys_rt_sigpending(t, a[0], a[1]),
+    "rt_sigqueueinfo": lambda t, a: ksig.sys_rt_sigqueueinfo(t, a[0], a[1], a[2]),
+    "rt_sigsuspend": lambda t, a: ksig.sys_rt_sigsuspend(t, a[0], a[1]),
+    "sigaltstack": lambda t, a: ksig.sys_sigaltstack(t, a[0], a[1]),
+    "tkill": lambda t, a: ksig.sys_tkill(t, a[0], a[1]),
+    "tgkill": lambda t, a: ksig.sys_tgkill(t, a[0], a[1], a[2]),
+    "rt_tgsigqueueinfo": lambda t, a: ksig.sys_rt_tgsigqueueinfo(t, a[0], a[1], a[2], a[3]),
+}
+

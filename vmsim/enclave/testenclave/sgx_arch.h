@@ -21,7 +21,6 @@
 /* SECINFO.FLAGS: permissions, page state (EACCEPT only), page type in bits 15:8 */
 #define SGX_SECINFO_R		0x01
 #define SGX_SECINFO_W		0x02
-#define SGX_SECINFO_X		0x04
 #define SGX_SECINFO_PENDING	0x08
 #define SGX_SECINFO_MODIFIED	0x10
 #define SGX_SECINFO_PR		0x20
@@ -34,8 +33,19 @@
 
 /* SECS.ATTRIBUTES */
 #define SGX_ATTR_INIT		0x01
-#define SGX_ATTR_DEBUG		0x02
 #define SGX_ATTR_MODE64BIT	0x04
+
+/* SECS: the fields a loader sets; the rest of the page is reserved (zero) */
+struct sgx_secs {
+	uint64_t size;			/* ELRANGE: a power of two */
+	uint64_t base;			/* ELRANGE: aligned to its size */
+	uint32_t ssa_frame_size;	/* in pages */
+	uint32_t miscselect;
+	uint8_t reserved1[24];
+	uint64_t attributes;
+	uint64_t xfrm;
+	uint8_t reserved2[4032];
+} __attribute__((aligned(4096)));
 
 /* SECINFO: 64 bytes, 64-byte aligned wherever ENCLU reads it */
 struct sgx_secinfo {
@@ -69,10 +79,8 @@ struct sgx_tcs {
 /* TARGETINFO: byte offsets of the fields a report's target is named by */
 #define TARGETINFO_MEASUREMENT	0	/* 32 bytes: the target's MRENCLAVE */
 #define TARGETINFO_ATTRIBUTES	32	/* 16 bytes: its ATTRIBUTES and XFRM */
-#define TARGETINFO_MISCSELECT	52	/* 4 bytes */
 
 /* REPORT: byte offsets of its fields */
-#define REPORT_CPUSVN		0	/* 16 bytes */
 #define REPORT_MISCSELECT	16	/* 4 bytes */
 #define REPORT_ATTRIBUTES	48	/* 16 bytes: ATTRIBUTES, XFRM */
 #define REPORT_MRENCLAVE	64	/* 32 bytes */
@@ -80,17 +88,12 @@ struct sgx_tcs {
 #define REPORT_ISVPRODID	256	/* 2 bytes */
 #define REPORT_ISVSVN		258	/* 2 bytes */
 #define REPORT_REPORTDATA	320	/* 64 bytes */
-#define REPORT_KEYID		384	/* 32 bytes */
-#define REPORT_MAC		416	/* 16 bytes: AES-CMAC of bytes 0-383 with the report key */
+#define REPORT_KEYID		384	/* 32 bytes; then the MAC: AES-CMAC of bytes 0-383 */
 
 /* KEYREQUEST: byte offsets of its fields, and the key names */
 #define KEYREQUEST_KEYNAME	0	/* 2 bytes */
 #define KEYREQUEST_KEYPOLICY	2	/* 2 bytes */
-#define KEYREQUEST_ISVSVN	4	/* 2 bytes */
-#define KEYREQUEST_CPUSVN	8	/* 16 bytes */
-#define KEYREQUEST_ATTRMASK	24	/* 16 bytes */
 #define KEYREQUEST_KEYID	40	/* 32 bytes */
-#define KEYREQUEST_MISCMASK	72	/* 4 bytes */
 #define SGX_KEYNAME_REPORT	3
 #define SGX_KEYNAME_SEAL	4
 #define SGX_KEYPOLICY_MRENCLAVE	0x1

@@ -42,19 +42,23 @@ the scheduler counts only while two threads could run.
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
-import unicorn
-from unicorn import UcError, x86_const
+from unicorn import x86_const
 from unicorn import unicorn_const as uc_const
+from unicorn.unicorn_py3 import Uc, UcError
 
 from ....errors import Fault
 from ....mm.fault import access, access_error, fault_page, user_fault
 from ....mm.flags import VM_EXEC, VM_PFNMAP, VM_SHARED, VM_WRITE
-from ....mm.page_alloc import CHUNK_SIZE, PHYS, PHYS_BASE, Chunk, page_to_phys
-from ....uapi import PAGE_SHIFT, PAGE_SIZE, U64
-from ..traps import X86_TRAP_GP, X86_TRAP_UD, Trap, page_fault
+from ....mm.page_alloc import CHUNK_SIZE, PHYS, PHYS_BASE, Chunk, alloc_page, page_to_phys
+from ....uapi import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, U64
+from ..traps import X86_PF_INSTR, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD, Trap, page_fault
 from .cpuid import Cpuid
 from .regs import RegisterFile
+
+if TYPE_CHECKING:
+    from ....process import Process
 
 #: emu_start()'s end address: never reached (0 is below mmap_min_addr). When the core
 #: stops, Unicorn asks for a fetch translation of the page of UNTIL - 1, which is no
@@ -63,6 +67,8 @@ UNTIL = 0
 SPURIOUS_PAGE = ((UNTIL - 1) & U64) >> PAGE_SHIFT
 #: Unicorn's access types, as the page walk names them
 ACCESS_KINDS = {uc_const.UC_MEM_READ: "r", uc_const.UC_MEM_WRITE: "w", uc_const.UC_MEM_FETCH: "x"}
+#: the most data pages one instruction touches (a string move across page ends)
+PROBE_PAGES = 4
 #: the instructions the model executes itself when Unicorn does not (it lacks PKU)
 RDPKRU, WRPKRU = b"\x0f\x01\xee", b"\x0f\x01\xef"
 
@@ -89,21 +95,23 @@ class Cpu:
 
     Invariants: every chunk of PHYS is mapped at its physical address, or waits in
     `_unmapped` while emulation runs (mapped before the next start); the TLB holds
-    translations of `tlb_mm` under `tlb_pkru` only; `trap` is the last stop's exception; `code` holds the physical address
+    translations of `tlb_mm` under `tlb_pkru` only; `code` holds the physical address
     of each frame translated code was made from since the last flush_tb(), with its
-    contents then; `exec_vpns` the virtual pages of tlb_mm fetched from since then.
+    contents then, `anon_code` those of them that were anonymous pages; `exec_vpns` the virtual pages of tlb_mm fetched from since then;
+    `trap` is the exception of the last stop.
     """
 
     def __init__(self, cpuid: Cpuid) -> None:
-        self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
+        self.uc = Uc(uc_const.UC_ARCH_X86, uc_const.UC_MODE_64)
         self.uc.ctl_set_cpu_model(getattr(x86_const, cpuid.cpu.uc_model))
         self.uc.ctl_set_tlb_mode(uc_const.UC_TLB_VIRTUAL)
         self.cpuid = cpuid
         self.regs = RegisterFile(self.uc)
-        self.task = None            # the Process whose thread runs (its mm is walked)
+        self.task: Process | None = None    # whose thread runs: its mm is walked
         self.tlb_mm: object = None
         self.tlb_pkru = 0
         self.code: dict[int, bytes] = {}
+        self.anon_code: set[int] = set()
         self.exec_vpns: set[int] = set()
         self.counting = False
         self.trap: Trap | None = None
@@ -113,6 +121,9 @@ class Cpu:
         self._tb_stale = False
         self._running = False
         self._unmapped: list[Chunk] = []
+        #: while _probe_access() runs: the scratch frame of each data page touched
+        self._probe: dict[int, int] | None = None
+        self._scratch = [alloc_page() for _ in range(PROBE_PAGES)]
         for chunk in PHYS.chunks:
             self._map(chunk)
         PHYS.on_new_chunk.append(self._chunk_added)
@@ -173,6 +184,8 @@ class Cpu:
                     return Stop.PREEMPTED
                 self.trap = Trap(X86_TRAP_GP)       # HLT at CPL 3
                 return Stop.TRAP
+            if self.trap is not None and self.trap.vector == X86_TRAP_PF:
+                self.trap = self._exact_page_fault(self.trap, rip)
             return self._stop
 
     def _prepare(self) -> None:
@@ -199,6 +212,69 @@ class Cpu:
                 self.trap = Trap(X86_TRAP_UD)
         return Stop.TRAP
 
+    # --- the faulting address ---------------------------------------------------------
+
+    def _exact_page_fault(self, trap: Trap, rip: int) -> Trap:
+        """The page fault with the address CR2 holds: Unicorn asks the page walk for a
+        page, not for the byte that faulted. An instruction fetch faults at rip (or at
+        the page the instruction runs into); a data access is found by executing the
+        instruction once more with every data page it touches backed by a scratch
+        frame and the accesses watched (registers put back after, scratch writes
+        dropped): the first byte it touches in the faulting page."""
+        page = trap.address
+        assert trap.fault is not None               # every #PF carries the model's answer
+        if trap.error_code & X86_PF_INSTR:
+            cr2 = rip if rip >> PAGE_SHIFT == page >> PAGE_SHIFT else page
+        else:
+            cr2 = self._probe_access(rip, page)
+        fault = Fault(trap.fault.signal, trap.fault.code, cr2)
+        return Trap(trap.vector, trap.error_code, cr2, fault)
+
+    def _probe_access(self, rip: int, page: int) -> int:
+        """The address of the first access of the instruction at rip that touches
+        `page`; `page` itself if none is seen."""
+        uc = self.uc
+        seen: list[tuple[int, int]] = []
+
+        def watch(uc, access, addr, size, value, data) -> None:
+            seen.append((addr, size))
+
+        context = uc.context_save()
+        self._probe = {}
+        hook = uc.hook_add(uc_const.UC_HOOK_MEM_READ | uc_const.UC_HOOK_MEM_WRITE, watch)
+        self.flush_tlb()
+        try:
+            uc.emu_start(rip, UNTIL, count=1)
+        except UcError:
+            pass
+        finally:
+            uc.hook_del(hook)
+            uc.context_restore(context)
+            scratch = {phys: vpage for vpage, phys in self._probe.items()}
+            self._probe = None
+            self.flush_tlb()
+        for addr, size in seen:
+            vpage = scratch.get(addr & PAGE_MASK)
+            if vpage is None:
+                continue
+            vaddr = vpage | addr & ~PAGE_MASK
+            if vaddr & PAGE_MASK == page:
+                return vaddr
+            if vaddr < page < vaddr + size:
+                return page
+        return page
+
+    def _probe_fill(self, vaddr: int, entry) -> bool:
+        """A data page during _probe_access(): a scratch frame of its own."""
+        vpage = vaddr & PAGE_MASK
+        if vpage not in self._probe:
+            if len(self._probe) == len(self._scratch):
+                return False
+            self._probe[vpage] = page_to_phys(self._scratch[len(self._probe)])
+        entry.paddr = self._probe[vpage]
+        entry.perms = uc_const.UC_PROT_READ | uc_const.UC_PROT_WRITE
+        return True
+
     # --- the MMU ------------------------------------------------------------------
 
     def switch_mm(self, task) -> None:
@@ -219,15 +295,19 @@ class Cpu:
         self.uc.ctl_flush_tb()
         self.flush_tlb()
         self.code.clear()
+        self.anon_code.clear()
         self._tb_stale = False
 
-    def check_code(self) -> None:
-        """After the kernel side wrote memory (a syscall): drop the translations if a
-        frame code was translated from no longer holds what it held. O(frames)."""
-        for phys, was in self.code.items():
+    def check_code(self, files_written: bool) -> None:
+        """After the kernel side may have written memory (a syscall): drop the
+        translations if a frame code was translated from no longer holds what it held.
+        The frames checked are the anonymous ones (a syscall writes into a program's
+        own pages), and the page-cache ones too if files were written (write(2) to a
+        file a program executes from). O(the frames checked)."""
+        for phys in self.code if files_written else self.anon_code:
             chunk = PHYS.chunks[(phys - PHYS_BASE) // CHUNK_SIZE]
             off = phys - chunk.phys
-            if chunk.mapping[off:off + PAGE_SIZE] != was:
+            if chunk.mapping[off:off + PAGE_SIZE] != self.code[phys]:
                 self.flush_tb()
                 return
 
@@ -250,6 +330,8 @@ class Cpu:
             kind = ACCESS_KINDS[access_type]
             if kind == "x" and vaddr >> PAGE_SHIFT == SPURIOUS_PAGE:
                 return False
+            if self._probe is not None and kind != "x":
+                return self._probe_fill(vaddr, entry)
             if not canonical(vaddr):
                 self.trap = Trap(X86_TRAP_GP)       # not a #PF
                 return False
@@ -266,6 +348,8 @@ class Cpu:
                 self.exec_vpns.add(vaddr >> PAGE_SHIFT)
                 if phys not in self.code:
                     self.code[phys] = bytes(page)
+                    if task.mm.anon_pages.get(vaddr >> PAGE_SHIFT) is page:
+                        self.anon_code.add(phys)
             return True
         except Fault as fault:
             self.trap = page_fault(fault, ACCESS_KINDS[access_type])
@@ -341,20 +425,22 @@ class Cpu:
         """RDPKRU/WRPKRU, which the model executes (Unicorn lacks PKU) when the CPU model
         has PKU: PKRU is the Process's (its running thread's), read by the page walk.
         False if the instruction at rip is neither, or PKU is not shown."""
-        if not self.cpuid.cpu.pkeys:
+        task = self.task
+        if task is None or not self.cpuid.cpu.pkeys:
             return False
         try:
-            insn = access(self.task, rip, 3, "x")
+            insn = access(task, rip, 3, "x")
         except Fault:
             return False
         uc = self.uc
-        rcx = uc.reg_read(x86_const.UC_X86_REG_RCX) & 0xFFFFFFFF
-        if insn == RDPKRU and rcx == 0:
-            uc.reg_write(x86_const.UC_X86_REG_RAX, self.task.pkru)
+        ecx = uc.reg_read(x86_const.UC_X86_REG_RCX) & 0xFFFFFFFF
+        edx = uc.reg_read(x86_const.UC_X86_REG_RDX) & 0xFFFFFFFF
+        if insn == RDPKRU and ecx == 0:
+            uc.reg_write(x86_const.UC_X86_REG_RAX, task.pkru)
             uc.reg_write(x86_const.UC_X86_REG_RDX, 0)
-        elif insn == WRPKRU and rcx == 0 and uc.reg_read(x86_const.UC_X86_REG_RDX) & 0xFFFFFFFF == 0:
-            self.task.pkru = uc.reg_read(x86_const.UC_X86_REG_RAX) & 0xFFFFFFFF
-            self.switch_mm(self.task)
+        elif insn == WRPKRU and ecx == 0 and edx == 0:
+            task.pkru = uc.reg_read(x86_const.UC_X86_REG_RAX) & 0xFFFFFFFF
+            self.switch_mm(task)
         else:
             return False
         uc.reg_write(x86_const.UC_X86_REG_RIP, rip + 3)

@@ -14,13 +14,15 @@ in the Kernel's `unknown_syscalls`, for the run loop to report.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ....errors import EBUSY, EFAULT, EINVAL, ENOSYS, EPERM, kerr
+from ....errors import EBUSY, EFAULT, EINVAL, ENOSYS, EPERM, Fault, kerr
 from ....mm.fault import copy_to_user
 from ....syscalls.dispatch import dispatch
+from ....syscalls.strace import format_syscall
 from ....syscalls.table import SYS_CALL_TABLE, from_registers
 from ....task.exec import sys_execve
 from ....task.exit import sys_wait4
@@ -30,6 +32,7 @@ from ....task.sched import sys_clock_nanosleep, sys_nanosleep, sys_sched_yield
 from ....task.thread import GroupExit, Thread, ThreadExit
 from ....uapi import U64
 from ..process_64 import sys_arch_prctl
+from ..signal import SIGNAL_CALLS
 
 #: include/linux/futex.h: sizeof(struct robust_list_head)
 ROBUST_LIST_HEAD_SIZE = 24
@@ -146,6 +149,8 @@ THREAD_CALLS: dict[str, ThreadCall] = {
     "nanosleep": sys_nanosleep,
     "clock_nanosleep": sys_clock_nanosleep,
     "arch_prctl": sys_arch_prctl,
+    # the signals' (vmsim.task.signal, vmsim.arch.x86.signal)
+    **SIGNAL_CALLS,
 }
 
 
@@ -167,6 +172,27 @@ def do_syscall_64(thread: Thread) -> None:
     except OSError as err:
         value = -(err.errno or ENOSYS)
     regs.rax = value & U64
+
+
+def strace_line(thread: Thread, nr: int, args: Sequence[int], result: int | None) -> str:
+    """The line `strace` prints for the call numbered nr that the thread made with the
+    argument registers args (read before the call) and that returned result (rax,
+    signed; None: it did not return), its memory read as it is after the call
+    (vmsim.syscalls.strace format_syscall). A number the table lacks is printed as
+    strace prints it: `syscall_0x1f4(...)` with every register."""
+    entry = SYS_CALL_TABLE.get(nr)
+    if entry is None:
+        shown = ", ".join(f"{a:#x}" if a else "0" for a in args)
+        return f"syscall_{nr:#x}({shown}) = " + (
+            f"-1 ENOSYS ({os.strerror(ENOSYS)})" if result == -ENOSYS else str(result))
+    process = thread.process
+
+    def peek(addr: int, n: int) -> bytes | None:
+        try:
+            return process.read(addr, n)
+        except (Fault, OSError):
+            return None
+    return format_syscall(entry, args, result, peek)
 
 
 def _unknown(thread: Thread, nr: int) -> int:

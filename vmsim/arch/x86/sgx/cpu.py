@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from ....mm.page_alloc import Page, alloc_page, copy_page
 from ....uapi import PAGE_SIZE
 from .defs import (
+    EXINFO_FORMAT,
+    GPRSGX_FORMAT,
     SECS_FORMAT,
     SGX_ATTR_ASYNC_EXIT_NOTIFY,
     SGX_ATTR_DEBUG,
@@ -42,33 +44,41 @@ from .defs import (
     SGX_SECINFO_R,
     SGX_SECINFO_W,
     SGX_SECINFO_X,
+    TCS_FLAGS_AEXNOTIFY,
+    TCS_FLAGS_DBGOPTIN,
     TCS_FORMAT,
 )
 from .measure import Measurement
 from .sigstruct import Sigstruct, verify
 
 #: the exception vectors a leaf raises (arch/x86/include/asm/trapnr.h)
+UD = 6
 GP = 13
 PF = 14
+VECTOR_NAMES = {UD: "#UD", GP: "#GP", PF: "#PF"}
 #: reset value of IA32_SGXLEPUBKEYHASH0..3 (Intel's launch enclave key hash)
 INTEL_LE_PUBKEYHASH = struct.pack("<4Q", 0xA6053E051270B7AC, 0x6CFBE8BA8B3B413D,
                                   0xC4916D99F2B3735D, 0xD4F8C05909F9BB3B)
 #: end offset of each XSAVE state component in the non-compacted area, by XFRM bit
 XSAVE_END = {0: 576, 1: 576, 2: 832, 3: 1088, 4: 1088, 5: 2688, 6: 2688, 7: 2688,
              9: 2696, 17: 11008, 18: 11008}
-GPRSGX_SIZE = 184
-EXINFO_SIZE = 16
+GPRSGX_SIZE = GPRSGX_FORMAT.size
+EXINFO_SIZE = EXINFO_FORMAT.size
 #: what a read of an EPC page outside enclave mode returns (abort-page semantics)
 ABORT_PAGE = b"\xff" * PAGE_SIZE
 
 
 class EnclsFault(Exception):
-    """An ENCLS/ENCLU leaf faulted (#GP or #PF)."""
+    """An ENCLS/ENCLU leaf, or an access in enclave mode, faulted: the exception vector
+    `trapnr` (#UD, #GP, #PF), its `error_code` (a #PF's X86_PF_* bits, 0 for a #GP)
+    and, for a #PF, the linear address `addr` (what CR2 would hold)."""
 
-    def __init__(self, trapnr: int, why: str = ""):
-        super().__init__(f"{'#GP' if trapnr == GP else '#PF'}: {why}")
+    def __init__(self, trapnr: int, why: str = "", error_code: int = 0, addr: int = 0):
+        super().__init__(f"{VECTOR_NAMES.get(trapnr, f'vector {trapnr}')}: {why}")
         self.trapnr = trapnr
         self.why = why
+        self.error_code = error_code
+        self.addr = addr
 
 
 @dataclass
@@ -95,6 +105,15 @@ class SgxCpu:
     max_enclave_size_64: int = 36
     max_enclave_size_32: int = 31
     epc_pages: int = 16384      # 64 MiB
+    #: the key hierarchy's inputs that belong to the package (EGETKEY, EREPORT; see
+    #: enclu.py): the fused root secret, never readable (equal secrets: the same CPU,
+    #: whose sealed data and reports the other can open and verify); CR_SEAL_FUSES;
+    #: CR_SGXOWNEREPOCH (IA32_SGXOWNEREPOCH, the platform owner's); CR_CPUSVN, one
+    #: security version byte per microcode/firmware component
+    fuse_key: bytes = bytes.fromhex("766d73696d2073677820637075206b31")
+    seal_fuses: bytes = bytes.fromhex("5eb1f05e5eb1f05e5eb1f05e5eb1f05e")
+    owner_epoch: bytes = bytes(16)
+    cpusvn: bytes = bytes.fromhex("0d0d0203ff0300000000000000000000")
 
     def __post_init__(self):
         self.epc_free = self.epc_pages
@@ -187,6 +206,8 @@ class SecsState:
     mrsigner: bytes = bytes(32)
     isvprodid: int = 0
     isvsvn: int = 0
+    config_id: bytes = bytes(64)
+    config_svn: int = 0
     children: int = 0
     active_threads: int = 0
 
@@ -195,7 +216,8 @@ def xsave_size(xfrm: int) -> int:
     return max((end for bit, end in XSAVE_END.items() if xfrm & (1 << bit)), default=576)
 
 
-def _canonical(addr: int) -> bool:
+def canonical(addr: int) -> bool:
+    """A 48-bit canonical address (bits 63..47 all equal)."""
     return addr < (1 << 47) or addr >= (1 << 64) - (1 << 47)
 
 
@@ -215,7 +237,7 @@ def ecreate(cpu: SgxCpu, secs: bytes, epc: EpcPage) -> None:
         raise EnclsFault(GP, "bad SIZE")
     if base & (size - 1):
         raise EnclsFault(GP, "BASEADDR not aligned to SIZE")
-    if mode64 and not (_canonical(base) and _canonical(base + size - 1)):
+    if mode64 and not (canonical(base) and canonical(base + size - 1)):
         raise EnclsFault(GP, "non-canonical ELRANGE")
     if not mode64 and base + size > 1 << 32:
         raise EnclsFault(GP, "32-bit enclave beyond 4 GiB")
@@ -233,7 +255,8 @@ def ecreate(cpu: SgxCpu, secs: bytes, epc: EpcPage) -> None:
         raise EnclsFault(GP, "CONFIGID without KSS")
     epc.valid, epc.pt, epc.secs = True, SGX_PAGE_TYPE_SECS, None
     epc.set_perms(0)
-    epc.enclave = SecsState(size, base, ssa, misc, attrs, xfrm, Measurement(size, ssa))
+    epc.enclave = SecsState(size, base, ssa, misc, attrs, xfrm, Measurement(size, ssa),
+                            config_id=bytes(config_id), config_svn=cfgsvn)
 
 
 def _check_secs(secs_page: EpcPage | None, initialized: bool) -> SecsState:
@@ -268,11 +291,12 @@ def eadd(secs_page: EpcPage | None, epc: EpcPage, linaddr: int, contents: bytes,
     if pt == SGX_PAGE_TYPE_TCS:
         (_state, flags, ossa, _cssa, nssa, oentry, _aep, ofs, ogs, fsl, gsl) = \
             TCS_FORMAT.unpack_from(data)
-        if flags & ~1 or any(data[TCS_FORMAT.size:]) or \
-                ossa % PAGE_SIZE or ofs % PAGE_SIZE or ogs % PAGE_SIZE:
+        if flags & ~(TCS_FLAGS_DBGOPTIN | TCS_FLAGS_AEXNOTIFY) or \
+                any(data[TCS_FORMAT.size:]) or ossa % PAGE_SIZE or ofs % PAGE_SIZE or \
+                ogs % PAGE_SIZE:
             raise EnclsFault(GP, "malformed TCS")
-        TCS_FORMAT.pack_into(data, 0, 0, flags & ~1, ossa, 0, nssa, oentry, 0, ofs, ogs,
-                             fsl, gsl)
+        TCS_FORMAT.pack_into(data, 0, 0, flags & ~TCS_FLAGS_DBGOPTIN, ossa, 0, nssa, oentry,
+                             0, ofs, ogs, fsl, gsl)
         perms = 0       # a TCS never has EPCM permissions
     epc.data[:] = data
     epc.valid, epc.pt, epc.secs, epc.addr = True, pt, secs_page, linaddr

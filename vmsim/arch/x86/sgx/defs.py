@@ -51,9 +51,15 @@ SGX_ATTR_UNPRIV_MASK = SGX_ATTR_DEBUG | SGX_ATTR_MODE64BIT | SGX_ATTR_KSS | \
     SGX_ATTR_ASYNC_EXIT_NOTIFY
 SGX_ATTR_PRIV_MASK = SGX_ATTR_PROVISIONKEY | SGX_ATTR_EINITTOKENKEY
 SGX_MISC_EXINFO = 1 << 0
+#: TCS.FLAGS: DBGOPTIN (debug opt-in: single steps and breakpoints inside a debug
+#: enclave) and AEXNOTIFY (AEX-Notify for this thread, with ATTRIBUTES.AEXNOTIFY)
+TCS_FLAGS_DBGOPTIN = 1 << 0
+TCS_FLAGS_AEXNOTIFY = 1 << 1
 
 # --- ENCLU leaves (RAX) ---
 EREPORT, EGETKEY, EENTER, ERESUME, EEXIT, EACCEPT, EMODPE, EACCEPTCOPY = range(8)
+#: SGX2 with AEX-Notify (CPUID(0x12,0).EAX bit 11): pop an SSA frame from inside
+EDECCSSA = 9
 
 # --- SGX error codes: enum sgx_return_code (RAX with ZF=1) ---
 SGX_INVALID_SIG_STRUCT = 1
@@ -93,3 +99,56 @@ SECS_FORMAT = struct.Struct("<QQII24xQQ32s32s32s32s64sHHH")
 #: struct sgx_tcs up to gslimit: state, flags, ossa, cssa, nssa, oentry, aep, ofsbase,
 #: ogsbase, fslimit, gslimit (the rest of the 4096-byte page is reserved)
 TCS_FORMAT = struct.Struct("<QQQIIQQQQII")
+#: byte offsets in the TCS of the fields the CPU writes: STATE (0: available, 1: a
+#: logical processor executes the enclave on it), CSSA, and AEP (set by EENTER/ERESUME)
+TCS_STATE, TCS_CSSA, TCS_AEP = 0, 24, 40
+TCS_ACTIVE = 1
+
+# --- the State Save Area frame (SDM "State Save Area (SSA) Frame") ---
+#: GPRSGX, the last 184 bytes of the frame: RAX RCX RDX RBX RSP RBP RSI RDI R8-R15,
+#: RFLAGS, RIP, URSP and URBP (the outside stack, saved by EENTER), EXITINFO, 3 reserved
+#: bytes, AEXNOTIFY, FSBASE, GSBASE
+GPRSGX_FORMAT = struct.Struct("<16QQQQQI3xBQQ")
+GPRSGX_REGS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10",
+               "r11", "r12", "r13", "r14", "r15")
+#: EXITINFO: VECTOR (bits 7:0), EXIT_TYPE (10:8: 3 a hardware exception, 6 a software
+#: exception), VALID (bit 31)
+EXITINFO_TYPE_SHIFT = 8
+EXIT_TYPE_HARDWARE, EXIT_TYPE_SOFTWARE = 3, 6
+EXITINFO_VALID = 1 << 31
+#: the MISC region's EXINFO component, just below GPRSGX when MISCSELECT.EXINFO is set:
+#: MADDR (the #PF linear address, 0 for a #GP), ERRCD (the error code), 4 reserved bytes
+EXINFO_FORMAT = struct.Struct("<QI4x")
+#: the XSAVE area at the start of the frame: the legacy FXSAVE region, then the XSAVE
+#: header (XSTATE_BV at byte 512; bytes 520-535, XCOMP_BV and the next word, must be 0)
+FXSAVE_SIZE = 512
+XSAVE_HEADER = 512
+XSAVE_HEADER_RESERVED = slice(520, 536)
+
+# --- attestation and keys (SDM "REPORT", "TARGETINFO", "KEYREQUEST") ---
+#: REPORT (432 bytes, 512-byte aligned): CPUSVN, MISCSELECT, 12 reserved bytes,
+#: ISVEXTPRODID, ATTRIBUTES (flags, XFRM), MRENCLAVE, 32 reserved, MRSIGNER, 32 reserved,
+#: CONFIGID, ISVPRODID, ISVSVN, CONFIGSVN, 42 reserved, ISVFAMILYID, REPORTDATA; then
+#: KEYID and the MAC, which the CMAC does not cover
+REPORT_BODY_FORMAT = struct.Struct("<16sI12x16sQQ32s32x32s32x64sHHH42x16s64s")
+REPORT_SIZE = REPORT_BODY_FORMAT.size + 32 + 16
+#: TARGETINFO (512 bytes, 512-byte aligned): MEASUREMENT, ATTRIBUTES (flags, XFRM), 2
+#: bytes (CET attributes, reserved), CONFIGSVN, MISCSELECT, 8 reserved, CONFIGID, 384
+#: reserved
+TARGETINFO_FORMAT = struct.Struct("<32sQQ2xHI8x64s384x")
+#: KEYREQUEST (512 bytes, 512-byte aligned): KEYNAME, KEYPOLICY, ISVSVN, 2 reserved,
+#: CPUSVN, ATTRIBUTEMASK (flags, XFRM), KEYID, MISCMASK, CONFIGSVN, 434 reserved
+KEYREQUEST_FORMAT = struct.Struct("<HHH2s16sQQ32sIH434s")
+KEY_SIZE = 16
+#: KEYREQUEST.KEYNAME
+EINITTOKEN_KEY, PROVISION_KEY, PROVISION_SEAL_KEY, REPORT_KEY, SEAL_KEY = range(5)
+#: KEYREQUEST.KEYPOLICY; the bits above ISVEXTPRODID are reserved, and those above
+#: MRSIGNER need ATTRIBUTES.KSS
+KEYPOLICY_MRENCLAVE = 1 << 0
+KEYPOLICY_MRSIGNER = 1 << 1
+KEYPOLICY_NOISVPRODID = 1 << 2
+KEYPOLICY_CONFIGID = 1 << 3
+KEYPOLICY_ISVFAMILYID = 1 << 4
+KEYPOLICY_ISVEXTPRODID = 1 << 5
+KEYPOLICY_KSS = 0x3C
+KEYPOLICY_RESERVED = 0xFFC0
