@@ -220,7 +220,10 @@ def test_enclave_accesses_are_trace_records_that_replay(tmp_path):
 
 def test_eaccess_search_holds_every_property():
     res = explore(Job(EACCESS, "merged", PROPS), 2)
-    assert (res.states, res.transitions, res.violations) == (277, 943, {})
+    # an AEX writes the SSA frame's XSAVE area (enclu.aex()), so "write the SSA page's
+    # first byte, then AEX" is the same state as the AEX alone: 2 states fewer than
+    # when the AEX wrote nothing
+    assert (res.states, res.transitions, res.violations) == (275, 943, {})
 
 
 USER_PROPERTIES = """

@@ -4,6 +4,7 @@ output and exit status are compared with its native run on this machine.
 
 What each program checks:
     hello      static, no libc: write(2) and exit_group(2) from registers
+    exit       static, no libc: exit(2) of the last thread, the process's status
     heap       static glibc: brk, malloc through mmap, realloc through mremap, mprotect
     forkwait   fork(2), the child's exit status through wait4(2)
     jit        code written into an mmap and run, W^X flipped with mprotect twice: the
@@ -16,8 +17,15 @@ What each program checks:
                for the old frame goes)
     cow        a private file mapping read, then written: the file keeps its bytes
     threads    pthread_create/join, a mutex: clone3, futex, clear_child_tid
+    spin       two threads spinning on each other's stores, no syscall between: only
+               the instruction slice lets the other run
+    handler    SIGSEGV and SIGFPE handlers: si_code, and si_addr the byte that faulted
+    spawn      posix_spawn (clone3 with CLONE_VM|CLONE_VFORK), then waitpid
+    sigchld    a SIGCHLD handler runs when a child exits; with SIGCHLD ignored the
+               child leaves no zombie (waitpid: ECHILD)
     sleeper    nanosleep of 10 s on the virtual clock: no real sleeping
     cpuid      CPUID shows no AVX/AVX2/XSAVE: what the emulator cannot run
+    pku        protection keys: pkey_alloc, pkey_mprotect, WRPKRU, SEGV_PKUERR
     segv       a NULL write: killed by SIGSEGV
 """
 
@@ -57,6 +65,14 @@ _start:
     syscall
 msg: .ascii "hello from the model\n"
 len = . - msg
+"""
+
+EXIT_S = r"""
+.globl _start
+_start:
+    mov $7, %edi
+    mov $60, %eax
+    syscall
 """
 
 HEAP_C = r"""
@@ -234,6 +250,146 @@ int main(void) {
 }
 """
 
+SPIN_C = r"""
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+static atomic_int flag, ready;
+static void *other(void *arg) {
+    atomic_store(&ready, 1);
+    while (!atomic_load(&flag))
+        ;
+    atomic_store(&flag, 2);
+    return arg;
+}
+int main(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, other, NULL);
+    while (!atomic_load(&ready))
+        ;
+    atomic_store(&flag, 1);
+    while (atomic_load(&flag) != 2)
+        ;
+    pthread_join(t, NULL);
+    printf("spun %d\n", atomic_load(&flag));
+    return 0;
+}
+"""
+
+HANDLER_C = r"""
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+static sigjmp_buf env;
+static void *fault_addr;
+static int code;
+static void handler(int sig, siginfo_t *si, void *uc) {
+    fault_addr = si->si_addr;
+    code = si->si_code;
+    siglongjmp(env, sig);
+}
+__attribute__((noinline)) static int divide(int a, int b) { return a / b; }
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = handler;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGFPE, &sa, NULL);
+    char *p = mmap(NULL, 8192, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (sigsetjmp(env, 1) == 0)
+        p[4097] = 1;
+    printf("SIGSEGV code %d at +%ld\n", code, (long)((char *)fault_addr - p));
+    if (sigsetjmp(env, 1) == 0)
+        printf("%d\n", divide(1, 0));
+    printf("SIGFPE code %d\n", code);
+    return 0;
+}
+"""
+
+SPAWN_C = r"""
+#include <spawn.h>
+#include <stdio.h>
+#include <sys/wait.h>
+extern char **environ;
+int main(void) {
+    pid_t pid;
+    char *argv[] = {"echo", "spawned", NULL};
+    fflush(stdout);
+    if (posix_spawn(&pid, "/bin/echo", NULL, NULL, argv, environ))
+        return 1;
+    int status;
+    waitpid(pid, &status, 0);
+    printf("child %d\n", WEXITSTATUS(status));
+    return 0;
+}
+"""
+
+SIGCHLD_C = r"""
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/wait.h>
+static volatile int got;
+static void on_chld(int sig) { got = sig; }
+int main(void) {
+    int status;
+    signal(SIGCHLD, on_chld);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(5);
+    waitpid(pid, &status, 0);
+    printf("handler %d status %d\n", got, WEXITSTATUS(status));
+    signal(SIGCHLD, SIG_IGN);
+    pid = fork();
+    if (pid == 0)
+        _exit(6);
+    int r = waitpid(pid, &status, 0);
+    printf("ignored: %d %s\n", r, r < 0 && errno == ECHILD ? "ECHILD" : "?");
+    return 0;
+}
+"""
+
+PKU_C = r"""
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+static sigjmp_buf env;
+static siginfo_t last;
+static void handler(int sig, siginfo_t *si, void *uc) { last = *si; siglongjmp(env, 1); }
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, NULL);
+    int pkey = pkey_alloc(0, 0);
+    char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p[0] = 1;
+    if (pkey < 0 || pkey_mprotect(p, 4096, PROT_READ | PROT_WRITE, pkey))
+        return 1;
+    pkey_set(pkey, PKEY_DISABLE_WRITE);
+    int denied = 0;
+    if (sigsetjmp(env, 1) == 0)
+        p[1] = 2;
+    else
+        denied = 1;
+    int readable = p[0];
+    pkey_set(pkey, 0);
+    p[1] = 3;
+    printf("pkey %d rights %d denied %d code %d addr +%ld pkey %d read %d wrote %d\n", pkey,
+           pkey_get(pkey), denied, last.si_code, (long)((char *)last.si_addr - p),
+           last.si_pkey, readable, p[1]);
+    return 0;
+}
+"""
+
 SEGV_C = r"""
 int main(void) {
     *(volatile int *)0 = 1;
@@ -242,6 +398,7 @@ int main(void) {
 """
 
 SOURCES = {"hello": (HELLO_S, ".S", ["-static", "-nostdlib"]),
+           "exit": (EXIT_S, ".S", ["-static", "-nostdlib"]),
            "heap": (HEAP_C, ".c", ["-static", "-O1"]),
            "forkwait": (FORKWAIT_C, ".c", []),
            "jit": (JIT_C, ".c", ["-O1"]),
@@ -251,6 +408,11 @@ SOURCES = {"hello": (HELLO_S, ".S", ["-static", "-nostdlib"]),
            "threads": (THREADS_C, ".c", ["-O1", "-pthread"]),
            "sleeper": (SLEEPER_C, ".c", []),
            "cpuid": (CPUID_C, ".c", []),
+           "spin": (SPIN_C, ".c", ["-O1", "-pthread"]),
+           "handler": (HANDLER_C, ".c", ["-O1"]),
+           "spawn": (SPAWN_C, ".c", ["-O1"]),
+           "sigchld": (SIGCHLD_C, ".c", ["-O1"]),
+           "pku": (PKU_C, ".c", ["-O1"]),
            "segv": (SEGV_C, ".c", [])}
 #: the environment of both runs
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C"}
@@ -269,9 +431,11 @@ def progs(tmp_path_factory):
     return out
 
 
-def run_model(argv: list[str], trace: list[str] | None = None, cwd: str = "/") -> tuple[int, bytes]:
-    """argv run on the model: its wait status and what it wrote to stdout."""
-    kernel = Kernel(pkeys=False)
+def run_model(argv: list[str], trace: list[str] | None = None, cwd: str = "/",
+              pkeys: bool = False) -> tuple[int, bytes]:
+    """argv run on the model (protection keys as `pkeys`: off, as on this machine): its
+    wait status and what it wrote to stdout."""
+    kernel = Kernel(pkeys=pkeys)
     with tempfile.TemporaryFile() as out, \
             Machine(kernel, tracer=Tracer(trace.append) if trace is not None else None) as m:
         leader = m.start(argv[0], argv, [f"{k}={v}" for k, v in ENV.items()],
@@ -288,8 +452,9 @@ def run_native(argv: list[str]) -> tuple[int, bytes]:
 
 
 @pytest.mark.parametrize("name,args", [
-    ("hello", []), ("heap", []), ("forkwait", []), ("jit", []), ("readcode", ["code.bin"]),
+    ("hello", []), ("exit", []), ("heap", []), ("forkwait", []), ("jit", []), ("readcode", ["code.bin"]),
     ("kwrite", ["data.txt"]), ("cow", ["data.txt"]), ("threads", []),
+    ("spin", []), ("handler", []), ("spawn", []), ("sigchld", []), ("pku", []),
 ])
 def test_program_as_natively(progs, name, args):
     argv = [str(progs / name), *(str(progs / a) for a in args)]
@@ -306,6 +471,20 @@ def test_expected_outputs(progs):
     assert run_model([str(progs / "kwrite"), str(progs / "data.txt")]) == (0, b"hello world 0 h\n")
     assert run_model([str(progs / "cow"), str(progs / "data.txt")]) == (0, b"h Z h\n")
     assert run_model([str(progs / "threads")]) == (0, b"4000 6\n")
+    assert run_model([str(progs / "spin")]) == (0, b"spun 2\n")
+    assert run_model([str(progs / "handler")]) == \
+        (0, b"SIGSEGV code 2 at +4097\nSIGFPE code 1\n")
+    assert run_model([str(progs / "spawn")]) == (0, b"spawned\nchild 0\n")
+    assert run_model([str(progs / "sigchld")]) == (0, b"handler 17 status 5\nignored: -1 ECHILD\n")
+
+
+def test_protection_keys(progs):
+    """With PKU (the model's, CPUID showing it): pkey_alloc, pkey_mprotect, and PKRU
+    written with WRPKRU by glibc's pkey_set(): a write denied by the key is SIGSEGV with
+    SEGV_PKUERR, the byte's address and the key; reads go on; rights restored, the write
+    goes through."""
+    assert run_model([str(progs / "pku")], pkeys=True) == \
+        (0, b"pkey 1 rights 0 denied 1 code 4 addr +1 pkey 1 read 1 wrote 3\n")
 
 
 def test_sleep_is_virtual(progs):

@@ -714,3 +714,67 @@ def test_statfs_and_xattrs_are_the_hosts(m, tmp_path):
     assert m.call("flistxattr", fd, buf, 120) == 0
     assert m.call("listxattr", m.string(path), buf, 120) == host(194, path, hbuf.addr, 120)
     assert m.call("getpgrp") == m.p.pid == m.call("getsid", 0)
+
+
+# ------------------------------------------------------------------ deviations (docs/deviations.md)
+
+def test_host_symlinks_are_followed_even_under_o_nofollow(m, tmp_path):
+    """Row 16: the model has no symbolic links; a host's is followed when the model
+    opens it (Linux: ELOOP under O_NOFOLLOW)."""
+    host_file(tmp_path, "target", b"t")
+    link = tmp_path / "link"
+    os.symlink("target", link)
+    ulink = m.string(str(link).encode())
+    assert host(2, str(link).encode(), os.O_RDONLY | os.O_NOFOLLOW) == -errno.ELOOP
+    assert m.call("open", ulink, os.O_RDONLY | os.O_NOFOLLOW) >= 0
+
+
+def test_mincore_counts_zero_page_reads_as_absent(m):
+    """Row 19: a private anonymous page only read maps the zero page in Linux
+    (resident); the model records no such mapping."""
+    a = m.call("mmap", 0, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    m.p.read(a, 1)
+    vec = m.buffer(1)
+    assert m.call("mincore", a, PAGE_SIZE, vec) == 0 and m.read(vec, 1) == b"\0"
+
+
+def test_renameat2_exchange_and_whiteout_are_einval(m, tmp_path):
+    """Row 20: RENAME_EXCHANGE and RENAME_WHITEOUT are not modelled."""
+    a, b = host_file(tmp_path, "a").encode(), host_file(tmp_path, "b").encode()
+    for flags in (2, 4):
+        assert m.call("renameat2", AT_FDCWD, m.string(a), AT_FDCWD, m.string(b), flags) == \
+            -errno.EINVAL
+
+
+def test_status_of_an_idle_single_threaded_task(m):
+    """Row 21: what the model does not keep reads as one idle thread with no signals
+    and no high-water marks of its own."""
+    fd = m.call("open", m.string(b"/proc/self/status"), os.O_RDONLY)
+    buf = m.buffer(PAGE_SIZE)
+    status = m.read(buf, m.call("read", fd, buf, PAGE_SIZE)).decode()
+    fields = dict(line.split(":\t", 1) for line in status.splitlines())
+    assert fields["Threads"] == "1" and fields["SigPnd"] == "0" * 16
+    assert fields["VmPeak"] == fields["VmSize"] and fields["VmHWM"] == fields["VmRSS"]
+    assert fields["PPid"] == "0" and m.call("getpgrp") == m.p.pid
+
+
+def test_stdin_from_a_file_and_writev_to_stdout(m, tmp_path):
+    path = host_file(tmp_path, "in", b"line one\nline two\n")
+    fin = os.open(path, os.O_RDONLY)
+    r, w = os.pipe()
+    try:
+        install_stdio(m.p, HostStream(fin), HostStream(w), HostStream(w))
+        buf = m.buffer(64)
+        assert m.call("read", 0, buf, 9) == 9 and m.read(buf, 9) == b"line one\n"
+        assert m.call("read", 0, buf, 64) == 9 and m.call("read", 0, buf, 64) == 0
+        assert m.call("write", 0, buf, 1) == -errno.EBADF             # open O_RDONLY
+        assert m.call("fcntl", 0, 3) == os.O_RDONLY | 0o100000 and m.call("fcntl", 1, 3) == os.O_WRONLY
+        a, b = m.put(b"to "), m.put(b"stderr\n")
+        assert m.call("writev", 2, m.put(struct.pack("<QQQQ", a, 3, b, 7)), 2) == 10
+        assert os.read(r, 64) == b"to stderr\n"
+        assert m.call("lseek", 0, 0, 0) == 0 and m.call("lseek", 1, 0, 0) == -errno.ESPIPE
+        st, hst = m.buffer(144), HostBuf(144)
+        assert m.call("fstat", 0, st) == host(5, fin, hst.addr) == 0 and m.read(st, 144) == hst.raw
+    finally:
+        for fd in (fin, r, w):
+            os.close(fd)

@@ -28,6 +28,8 @@ from .vfs import NoMmapOps
 #: winsize: four unsigned shorts)
 TCGETS = 0x5401
 TIOCGWINSZ = 0x5413
+#: the most one read of a host stream asks the host for
+READ_CHUNK = 1 << 20
 #: the bytes each read-only terminal ioctl the model forwards puts at its argument
 TTY_QUERIES = {TCGETS: 36, TIOCGWINSZ: 8}
 
@@ -40,8 +42,10 @@ class HostStream:
         self.fd = fd
 
     def read(self, count: int) -> bytes:
-        """read(2) of the host fd: up to count bytes, b"" at its end."""
-        return os.read(self.fd, count)
+        """read(2) of the host fd: up to count bytes, at most READ_CHUNK (a short count,
+        as a terminal or pipe gives; the buffer is not allocated for a huge count), b""
+        at its end."""
+        return os.read(self.fd, min(count, READ_CHUNK))
 
     def write(self, data: bytes) -> int:
         """write(2) of all of data to the host fd. Returns len(data)."""

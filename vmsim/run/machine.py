@@ -42,7 +42,6 @@ from ..process import Process
 from ..task.exit import do_exit, do_group_exit
 from ..task.sched import (
     Block,
-    advance_clock_to,
     expire_timeouts,
     next_deadline,
     nr_runnable,
@@ -59,9 +58,11 @@ from .strace import Tracer
 #: the x86-64 numbers of the calls that may take away or replace mappings, their
 #: permissions or PTEs without changing how many PTEs there are: mprotect, munmap,
 #: brk, mremap, madvise, shmat, shmdt, truncate, ftruncate, remap_file_pages,
-#: fallocate, pkey_mprotect, process_madvise; and mmap with MAP_FIXED (one without
+#: fallocate, pkey_mprotect, process_madvise; clone, fork, vfork and clone3 (a fork
+#: may write-protect the parent's pages for COW); and mmap with MAP_FIXED (one without
 #: it maps only where nothing was: nothing translated goes stale)
-MM_SYSCALLS = frozenset({10, 11, 12, 25, 28, 30, 67, 76, 77, 216, 285, 329, 440})
+MM_SYSCALLS = frozenset({10, 11, 12, 25, 28, 30, 56, 57, 58, 67, 76, 77, 216, 285, 329, 435,
+                         440})
 NR_MMAP = 9
 #: the calls that may take exec permission from [arg0, arg0 + arg1): munmap, mremap,
 #: madvise (MADV_DONTNEED and friends free the frames anyway); mprotect and
@@ -75,7 +76,6 @@ WRITES = frozenset({1, 18, 20, 296, 328})
 FILE_WRITES = WRITES | {40, 76, 77, 275, 285, 326}
 #: instructions a thread runs before another may take the CPU (when one is waiting)
 SLICE = 200_000
-
 
 
 class Deadlock(Exception):
@@ -132,7 +132,7 @@ class Machine:
                 process.exit()
             raise
         assert process.start_regs is not None       # set by the execve that succeeded
-        return Thread(process, process.pid, process.start_regs.copy())
+        return Thread(process, process.pid, process.start_regs.copy(), pkru=process.pkru)
 
     def run(self, leader: Thread) -> int:
         """Run every thread until the process of `leader` has ended; its wait status
@@ -145,48 +145,56 @@ class Machine:
 
     def step(self) -> None:
         """One turn of the loop (see the module's docstring)."""
-        kernel = self.kernel
-        self._tick()
-        thread = pick_next(kernel, self.prev)
+        threads = threads_of(self.kernel)
+        self._tick(threads)
+        thread = pick_next(threads, self.prev)
         if thread is None:
-            self._idle()
+            self._idle(threads)
             return
         self.prev = thread
+        process = thread.process
+        process.pkru = thread.pkru                  # switch_to(): the thread's PKRU
         if not self._to_user_mode(thread):
             return
-        budget = self.slice if nr_runnable(kernel) > 1 else 0
+        budget = self.slice if nr_runnable(threads) > 1 else 0
         stop = self.cpu.run(thread, budget)
         if stop is Stop.SYSCALL:
             self._syscall(thread)
         elif stop is Stop.TRAP:
             assert self.cpu.trap is not None        # set with every TRAP stop
             force_trap(thread, self.cpu.trap)
+        thread.pkru = process.pkru                  # WRPKRU, pkey_alloc()
 
-    def _tick(self) -> None:
+    def _tick(self, threads: list[Thread]) -> None:
         """Expired sleeps and interval timers; sleepers a signal is for."""
         kernel = self.kernel
-        expire_timeouts(kernel)
         now = kernel.clock.elapsed
         for process in list(kernel.processes.values()):
             expiry = next_timer_expiry(process)
             if expiry is not None and expiry <= now:
                 timer_expired(process)
-        signal_wakeups(kernel)
+        if any(t.state == "blocked" for t in threads):
+            expire_timeouts(threads, now)
+            signal_wakeups(threads)
 
-    def _idle(self) -> None:
-        """Nothing can run: the clock jumps to the next deadline or interval timer."""
+    def _idle(self, threads: list[Thread]) -> None:
+        """Nothing can run: the clock jumps to the next deadline or interval timer (an
+        idle CPU until it fires)."""
         kernel = self.kernel
-        timers = [t for p in kernel.processes.values() if (t := next_timer_expiry(p)) is not None]
-        deadline = next_deadline(kernel)
-        moments = [t for t in (*timers, deadline) if t is not None]
+        moments = [t for p in kernel.processes.values() if (t := next_timer_expiry(p)) is not None]
+        deadline = next_deadline(threads)
+        if deadline is not None:
+            moments.append(deadline)
         if not moments:
             raise Deadlock("every thread sleeps and nothing will wake one: "
-                           + ", ".join(f"{t.tid} on {t.wait!r}" for t in threads_of(kernel)))
-        advance_clock_to(kernel, min(moments))
+                           + ", ".join(f"{t.tid} on {t.wait!r}" for t in threads))
+        kernel.clock.elapsed = max(kernel.clock.elapsed, min(moments))
 
     def _to_user_mode(self, thread: Thread) -> bool:
         """exit_to_user_mode(): pending signals delivered (frames written by the kernel
         side). False if a fatal one ended the thread's group."""
+        if not thread.sigpending:
+            return True
         before = pte_state(thread.process)
         try:
             exit_to_user_mode_loop(thread)
@@ -208,8 +216,8 @@ class Machine:
         try:
             do_syscall_64(thread)
             result = regs.rax
-        except ThreadExit as end:
-            self._exit(thread, end.status, group=False)
+        except ThreadExit as end:                   # exit(2): do_exit((code & 0xff) << 8)
+            self._exit(thread, (end.status & 0xFF) << 8, group=False)
         except GroupExit as end:
             self._exit(thread, end.status, group=True)
         except Block as block:

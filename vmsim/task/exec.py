@@ -25,7 +25,7 @@ from ..fs.namei import strncpy_from_user
 from ..mm.fault import copy_from_user
 from ..uapi import RLIMIT_STACK
 from .exit import mm_release
-from .signal import exec_signals
+from .signal import exec_signals, exit_signals
 from .signal_types import SIGSEGV
 from .thread import GroupExit, Thread
 
@@ -69,7 +69,8 @@ def sys_execve(thread: Thread, args: Sequence[Any]) -> int:
     de_thread(thread)
     mm_release(thread)
     exec_signals(thread)
-    thread.rseq = thread.robust_list = thread.robust_len = 0
+    thread.rseq = thread.rseq_len = thread.rseq_sig = 0         # rseq_execve()
+    thread.robust_list = thread.robust_len = 0
     assert process.start_regs is not None      # set by every successful execve
     thread.regs = process.start_regs.copy()
     return 0
@@ -84,7 +85,7 @@ def de_thread(thread: Thread) -> None:
         if other is not thread:
             other.state = "dead"
             other.wait = None
-            process.signal.threads.remove(other)
+            exit_signals(other)
     if leader is not thread:
         thread.tid = process.pid
         thread.parent, thread.children = leader.parent, leader.children + thread.children

@@ -6,9 +6,10 @@ A thread that ends leaves its group's thread list, handing the children it forke
 a thread of the group that lives on. When the last one has gone the process ends: its
 mm and files go (Process.exit(): exit_mm(), exit_files()), its children lose their
 parent, and its group leader is a zombie in its parent's `children` until wait4() reaps
-it, with its wait status in `exit_code`. An orphan is reaped by nobody (the model has
-no init to reparent to); the parent of the first process is the host (the run loop
-reads its leader's exit_code).
+it, with its wait status in `exit_code`, and the parent is sent its exit signal
+(SIGCHLD); a parent that ignores SIGCHLD gets no zombie. An orphan is reaped by nobody
+(the model has no init to reparent to); the parent of the first process is the host
+(the run loop reads its leader's exit_code).
 
 Not modelled: robust futex lists (exit_robust_list()), rusage (wait4's is all zeros),
 process groups (wait4 with pid 0 or below -1 waits for any child), stopped and continued
@@ -24,15 +25,14 @@ from ..errors import ECHILD, EINVAL, kerr
 from ..mm.fault import copy_to_user
 from .futex import futex_wake
 from .sched import Block, wake_up_all
-from .signal import exit_signals
+from .signal import WCOREFLAG, exit_signals, group_send_sig_info
+from .signal_types import CLD_DUMPED, CLD_EXITED, CLD_KILLED, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SigInfo
 from .thread import Thread
 
 #: include/uapi/linux/wait.h
 WNOHANG, WUNTRACED, WCONTINUED = 0x1, 0x2, 0x8
 __WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
 WAIT4_OPTIONS = WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE
-#: a child whose exit_signal is not SIGCHLD is a "clone" child for wait4 (__WCLONE)
-SIGCHLD = 17
 #: struct rusage: two struct timeval and fourteen longs
 RUSAGE_SIZE = 144
 
@@ -112,14 +112,38 @@ def exit_process(last: Thread, status: int) -> None:
     leader = last.group_leader or last
     leader.state = "dead"
     leader.exit_code = status
+    if leader.parent is not None and do_notify_parent(leader, status):
+        release_task(leader)
+
+
+def do_notify_parent(leader: Thread, status: int) -> bool:
+    """kernel/signal.c do_notify_parent(): the parent's group gets the child's exit
+    signal with a SIGCHLD siginfo (CLD_EXITED and the exit code, or CLD_KILLED /
+    CLD_DUMPED and the signal), its wait4() sleepers look again; a parent that ignores
+    SIGCHLD (SIG_IGN, or SA_NOCLDWAIT) gets no zombie: True, the child is reaped now."""
     parent = leader.parent
-    if parent is not None:
-        wake_up_all(process.kernel, wait_key(parent.process))
+    assert parent is not None
+    sig = leader.exit_signal
+    process = parent.process
+    autoreap = False
+    if sig == SIGCHLD:
+        action = process.signal.sighand.action[SIGCHLD - 1]
+        autoreap = action.handler == SIG_IGN or bool(action.flags & SA_NOCLDWAIT)
+        if action.handler == SIG_IGN:
+            sig = 0
+    if sig and process.alive:
+        killed = status & 0x7F
+        code = CLD_EXITED if not killed else CLD_DUMPED if status & WCOREFLAG else CLD_KILLED
+        info = SigInfo.build(sig, code, 0, (16, "<i", leader.tid),
+                             (20, "<I", leader.process.uid), (24, "<i", killed or status >> 8))
+        group_send_sig_info(sig, info, process, None)
+    wake_up_all(process.kernel, wait_key(process))
+    return autoreap
 
 
 def eligible(child: Thread, pid: int, options: int) -> bool:
     """eligible_child(): `child` is the one wait4's pid names (> 0; else any), and its
-    exit_signal is what __WCLONE asks (SIGCHLD or not; __WALL: either)."""
+    exit_signal is what __WCLONE asks (SIGCHLD or not: a "clone" child; __WALL: either)."""
     if pid > 0 and child.tid != pid:
         return False
     return bool(options & __WALL) or (child.exit_signal != SIGCHLD) == bool(options & __WCLONE)

@@ -101,6 +101,7 @@ def copy_process(thread: Thread, flags: int, exit_signal: int, stack: int, child
         child = Thread(process, process.pid, regs, parent=thread, exit_signal=exit_signal)
         thread.children.append(child)
     copy_signals(thread, child, flags)
+    child.pkru = thread.pkru
     if flags & CLONE_CHILD_SETTID:
         copy_to_user(child.process, child_tid, struct.pack("<i", child.tid))
     if flags & CLONE_CHILD_CLEARTID:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -111,21 +111,10 @@ def wake_up(thread: Thread, value: int | None = None) -> None:
     thread.wait = None
 
 
-def signal_wakeups(kernel) -> None:
-    """signal_wake_up() seen by the scheduler: a sleeping thread with a signal pending
-    (TIF_SIGPENDING) wakes, its call returning the Block's on_signal value; a wait a
-    signal does not end (a vfork parent's) goes on."""
-    for thread in threads_of(kernel):
-        wait = thread.wait
-        if thread.state == "blocked" and thread.sigpending and \
-                not (isinstance(wait, Wait) and wait.on_signal is None):
-            wake_up(thread, wait.on_signal if isinstance(wait, Wait) else None)
-
-
-def threads_of(kernel) -> Iterator[Thread]:
+def threads_of(kernel) -> list[Thread]:
     """Every live thread of the kernel, in tid order."""
-    live = [t for p in kernel.processes.values() for t in p.signal.threads]
-    return iter(sorted(live, key=lambda t: t.tid))
+    return sorted((t for p in kernel.processes.values() for t in p.signal.threads),
+                  key=lambda t: t.tid)
 
 
 def waiters(kernel, on: Hashable | Callable[[Hashable], bool]) -> list[Thread]:
@@ -145,26 +134,38 @@ def wake_up_all(kernel, on: Hashable, value: int | None = None) -> int:
     return len(woken)
 
 
-def pick_next(kernel, prev: Thread | None) -> Thread | None:
+# --- the scheduler's view of `threads`: every live thread, in tid order (threads_of()) ---
+
+def pick_next(threads: Sequence[Thread], prev: Thread | None) -> Thread | None:
     """pick_next_task(): the first runnable thread after `prev` in tid order, wrapping
     round; None when none can run."""
-    runnable = [t for t in threads_of(kernel) if t.state == "runnable"]
+    runnable = [t for t in threads if t.state == "runnable"]
     if not runnable:
         return None
     after = [t for t in runnable if prev is not None and t.tid > prev.tid]
     return (after or runnable)[0]
 
 
-def nr_runnable(kernel) -> int:
-    return sum(1 for t in threads_of(kernel) if t.state == "runnable")
+def nr_runnable(threads: Sequence[Thread]) -> int:
+    return sum(1 for t in threads if t.state == "runnable")
 
 
-def expire_timeouts(kernel) -> int:
-    """hrtimer_interrupt(): wake each sleeper whose deadline the clock has reached, and
-    each whose condition has come true. Returns how many."""
-    now = kernel.clock.elapsed
+def signal_wakeups(threads: Sequence[Thread]) -> None:
+    """signal_wake_up() seen by the scheduler: a sleeping thread with a signal pending
+    (TIF_SIGPENDING) wakes, its call returning the Block's on_signal value; a wait a
+    signal does not end (a vfork parent's) goes on."""
+    for thread in threads:
+        wait = thread.wait
+        if thread.state == "blocked" and thread.sigpending and \
+                not (isinstance(wait, Wait) and wait.on_signal is None):
+            wake_up(thread, wait.on_signal if isinstance(wait, Wait) else None)
+
+
+def expire_timeouts(threads: Sequence[Thread], now: int) -> int:
+    """hrtimer_interrupt(): wake each sleeper whose deadline the clock (`now`) has
+    reached, and each whose condition has come true. Returns how many."""
     woken = 0
-    for thread in threads_of(kernel):
+    for thread in threads:
         wait = thread.wait
         if thread.state != "blocked" or not isinstance(wait, Wait):
             continue
@@ -178,18 +179,11 @@ def expire_timeouts(kernel) -> int:
     return woken
 
 
-def next_deadline(kernel) -> int | None:
+def next_deadline(threads: Sequence[Thread]) -> int | None:
     """The earliest deadline of a sleeping thread (None: no sleeper has one)."""
-    deadlines = [t.wait.deadline for t in threads_of(kernel)
+    deadlines = [t.wait.deadline for t in threads
                  if t.state == "blocked" and isinstance(t.wait, Wait) and t.wait.deadline is not None]
     return min(deadlines, default=None)
-
-
-def advance_clock_to(kernel, moment: int) -> None:
-    """Nothing can run: virtual time passes to `moment` (an idle CPU until a timer
-    fires), waking the sleepers whose deadline it reaches."""
-    kernel.clock.elapsed = max(kernel.clock.elapsed, moment)
-    expire_timeouts(kernel)
 
 
 # --- giving up the CPU and sleeping (kernel/sched/syscalls.c, kernel/time/hrtimer.c) ---

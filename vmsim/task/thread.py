@@ -75,6 +75,9 @@ class Thread:
     exit_signal: int = 0
     #: the wait status once dead (exit code << 8, or the killing signal)
     exit_code: int = 0
+    #: the thread's PKRU register; while the thread runs it is also its Process's pkru,
+    #: which the page walk and the pkey syscalls read and write (one CPU runs them all)
+    pkru: int = 0
 
     def __post_init__(self) -> None:
         """copy_process(): the new thread joins its group's thread list."""

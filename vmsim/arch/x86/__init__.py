@@ -7,6 +7,7 @@
              tables (needs the `emu` extra)
     signal   signal frames on the user stack (arch/x86/kernel/signal*.c)
     vdso     a Python model of __vdso_sgx_enter_enclave() entering enclave code
-             written as Python callables, and the ENCLU leaves it runs
-    sgx/     the emulated SGX processor (EPC/EPCM, ENCLS, MRENCLAVE, SIGSTRUCT)
+             written as Python callables (the leaves it runs are sgx/enclu.py's)
+    sgx/     the emulated SGX processor (EPC/EPCM, ENCLS, ENCLU and enclave mode,
+             MRENCLAVE, SIGSTRUCT)
 """

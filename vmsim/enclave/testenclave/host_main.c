@@ -175,11 +175,37 @@ static int usage(const char *prog)
 	return 2;
 }
 
+/*
+ * The scenarios named on the command line, or the kselftest's; how many, or 0 after
+ * printing why a name is not one.
+ */
+static unsigned int choose(char **names, unsigned int nr_names, const char *prog,
+			   const struct scenario **chosen, unsigned int room)
+{
+	unsigned int n = 0, i;
+
+	if (nr_names > room) {
+		fprintf(stderr, "%s: more than %u scenarios\n", prog, room);
+		return 0;
+	}
+	for (i = 0; i < nr_names; i++) {
+		chosen[n] = find_scenario(names[i]);
+		if (!chosen[n++]) {
+			fprintf(stderr, "%s: no scenario %s (-l lists them)\n", prog, names[i]);
+			return 0;
+		}
+	}
+	for (i = 0; !nr_names && i < nr_scenarios; i++)
+		if (scenarios[i].kselftest)
+			chosen[n++] = &scenarios[i];
+	return n;
+}
+
 int main(int argc, char *argv[])
 {
 	const struct scenario *chosen[64];
-	struct test config = { .oversubscribed_heap = 0 };
-	unsigned int nr_chosen = 0, totals[3] = { 0 }, i;
+	struct test config = { 0 };
+	unsigned int nr_chosen, totals[3] = { 0 }, i;
 	char *end;
 	int opt, fd;
 
@@ -209,16 +235,10 @@ int main(int argc, char *argv[])
 		return usage(argv[0]);
 	config.elf_path = argv[optind];
 	config.sigstructs_path = argv[optind + 1];
-	for (i = optind + 2; i < (unsigned int)argc; i++) {
-		if (nr_chosen == sizeof(chosen) / sizeof(chosen[0]) || !find_scenario(argv[i])) {
-			fprintf(stderr, "%s: no scenario %s (-l lists them)\n", argv[0], argv[i]);
-			return 2;
-		}
-		chosen[nr_chosen++] = find_scenario(argv[i]);
-	}
-	for (i = 0; !nr_chosen && i < nr_scenarios; i++)
-		if (scenarios[i].kselftest)
-			chosen[nr_chosen++] = &scenarios[i];
+	nr_chosen = choose(argv + optind + 2, argc - optind - 2, argv[0], chosen,
+			   sizeof(chosen) / sizeof(chosen[0]));
+	if (!nr_chosen)
+		return 2;
 
 	printf("TAP version 13\n");
 	fd = open("/dev/sgx_enclave", O_RDWR);

@@ -44,8 +44,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from unicorn import x86_const
 from unicorn import unicorn_const as uc_const
+from unicorn import x86_const
 from unicorn.unicorn_py3 import Uc, UcError
 
 from ....errors import Fault
@@ -97,8 +97,9 @@ class Cpu:
     `_unmapped` while emulation runs (mapped before the next start); the TLB holds
     translations of `tlb_mm` under `tlb_pkru` only; `code` holds the physical address
     of each frame translated code was made from since the last flush_tb(), with its
-    contents then, `anon_code` those of them that were anonymous pages; `exec_vpns` the virtual pages of tlb_mm fetched from since then;
-    `trap` is the exception of the last stop.
+    contents then, `anon_code` those of them that were anonymous pages; `exec_vpns`
+    the virtual pages of tlb_mm fetched from since then; `trap` is the exception of the
+    last stop.
     """
 
     def __init__(self, cpuid: Cpuid) -> None:
@@ -176,7 +177,7 @@ class Cpu:
                 self._running = False
             if self._error is not None:
                 raise self._error
-            rip = self.uc.reg_read(x86_const.UC_X86_REG_RIP)
+            rip = self.regs.rip()
             if self._restart:
                 continue
             if self._stop is None:
@@ -202,7 +203,7 @@ class Cpu:
         if self._restart:
             return None
         if self.trap is None:
-            rip = self.uc.reg_read(x86_const.UC_X86_REG_RIP)
+            rip = self.regs.rip()
             if err.errno != uc_const.UC_ERR_INSN_INVALID:
                 self.trap = Trap(X86_TRAP_GP)
             elif self._pkru_instruction(rip):
@@ -264,14 +265,14 @@ class Cpu:
                 return page
         return page
 
-    def _probe_fill(self, vaddr: int, entry) -> bool:
+    def _probe_fill(self, probe: dict[int, int], vaddr: int, entry) -> bool:
         """A data page during _probe_access(): a scratch frame of its own."""
         vpage = vaddr & PAGE_MASK
-        if vpage not in self._probe:
-            if len(self._probe) == len(self._scratch):
+        if vpage not in probe:
+            if len(probe) == len(self._scratch):
                 return False
-            self._probe[vpage] = page_to_phys(self._scratch[len(self._probe)])
-        entry.paddr = self._probe[vpage]
+            probe[vpage] = page_to_phys(self._scratch[len(probe)])
+        entry.paddr = probe[vpage]
         entry.perms = uc_const.UC_PROT_READ | uc_const.UC_PROT_WRITE
         return True
 
@@ -331,11 +332,12 @@ class Cpu:
             if kind == "x" and vaddr >> PAGE_SHIFT == SPURIOUS_PAGE:
                 return False
             if self._probe is not None and kind != "x":
-                return self._probe_fill(vaddr, entry)
+                return self._probe_fill(self._probe, vaddr, entry)
             if not canonical(vaddr):
                 self.trap = Trap(X86_TRAP_GP)       # not a #PF
                 return False
             task = self.task
+            assert task is not None                 # run() switched to the thread's mm
             vma = user_fault(task, vaddr, kind)
             page = fault_page(task, vma, vaddr, kind == "w")
             if self._unmapped or self._tb_stale:

@@ -52,6 +52,12 @@ def full_tag(abridged: int) -> int:
     return sum(3 << 2 * i for i in range(8) if not abridged >> i & 1)
 
 
+#: the conversions looked up at each move: the abridged bits of four registers' tags
+#: (a byte of the tag word), and the full tag word of each abridged byte
+ABRIDGED4 = bytes(abridged_tag(byte | 0xFF00) for byte in range(256))
+FULL = tuple(full_tag(byte) for byte in range(256))
+
+
 class RegisterFile:
     """The register transfer of one Unicorn core.
 
@@ -72,6 +78,7 @@ class RegisterFile:
         ptrs = [base + off for _, off in FX_SLOTS] + [ctypes.addressof(self.tag)]
         self.fx_ids = (ctypes.c_int * len(ids))(*ids)
         self.fx_ptrs = (ctypes.c_void_p * len(ptrs))(*ptrs)
+        self._rip = ctypes.c_uint64()
 
     def load(self, regs: PtRegs) -> None:
         """Put `regs` into the core (switch_to() and the FPU restore on the way back to
@@ -80,7 +87,7 @@ class RegisterFile:
         self._call(uclib.uc_reg_write_batch, self.gpr_ids, self.gpr_ptrs, len(GPR_IDS))
         image = regs.fxsave
         ctypes.memmove(self.fxsave, image, FXSAVE_SIZE)
-        self.tag.value = full_tag(image[FTW])
+        self.tag.value = FULL[image[FTW]]
         self._call(uclib.uc_reg_write_batch, self.fx_ids, self.fx_ptrs, len(self.fx_ids))
 
     def store(self, regs: PtRegs) -> None:
@@ -90,8 +97,16 @@ class RegisterFile:
         for name, value in zip(GPR_FIELDS, self.gpr, strict=True):
             setattr(regs, name, value)
         self._call(uclib.uc_reg_read_batch, self.fx_ids, self.fx_ptrs, len(self.fx_ids))
-        struct.pack_into("<BB", self.fxsave, FTW, abridged_tag(self.tag.value), 0)
+        tag = self.tag.value
+        struct.pack_into("<BB", self.fxsave, FTW, ABRIDGED4[tag & 0xFF] | ABRIDGED4[tag >> 8] << 4, 0)
         regs.fxsave = self.fxsave.raw
+
+    def rip(self) -> int:
+        """The core's instruction pointer."""
+        status = uclib.uc_reg_read(self._uch, x86.UC_X86_REG_RIP, ctypes.byref(self._rip))
+        if status:
+            raise RuntimeError(f"unicorn register read failed ({status})")
+        return self._rip.value
 
     def _call(self, fn, ids, ptrs, count: int) -> None:
         status = fn(self._uch, ids, ptrs, count)

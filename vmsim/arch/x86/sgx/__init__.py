@@ -4,6 +4,8 @@
                numbers, error codes, SECS/TCS/SECINFO/SIGSTRUCT sizes and layouts
     cpu        CPUID leaf 0x12, the EPC and its EPCM, the ENCLS leaves the driver runs
                (arch/x86/kernel/cpu/sgx/encls.h wraps them in Linux)
+    enclu      enclave mode: the ENCLU leaves (EENTER ... EGETKEY, EDECCSSA), the AEX,
+               enclave-mode access checks, the instructions enclave mode refuses
     measure    MRENCLAVE: the ECREATE/EADD/EEXTEND records (SDM; the kselftest's
                tools/testing/selftests/sgx/sigstruct.c mirrors it in user space)
     sigstruct  SIGSTRUCT layout, RSA-3072 signing, EINIT's verification, MRSIGNER

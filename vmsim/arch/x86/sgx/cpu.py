@@ -269,7 +269,8 @@ def _check_secs(secs_page: EpcPage | None, initialized: bool) -> SecsState:
     return state
 
 
-def _in_elrange(state: SecsState, linaddr: int) -> bool:
+def in_elrange(state: SecsState, linaddr: int) -> bool:
+    """linaddr is inside the enclave's ELRANGE (SECS.BASEADDR, SECS.SIZE)."""
     return state.base <= linaddr < state.base + state.size
 
 
@@ -285,7 +286,7 @@ def eadd(secs_page: EpcPage | None, epc: EpcPage, linaddr: int, contents: bytes,
         raise EnclsFault(GP, "bad SECINFO")
     if perms & SGX_SECINFO_W and not perms & SGX_SECINFO_R:
         raise EnclsFault(GP, "W without R")
-    if linaddr % PAGE_SIZE or not _in_elrange(state, linaddr):
+    if linaddr % PAGE_SIZE or not in_elrange(state, linaddr):
         raise EnclsFault(GP, "linear address outside ELRANGE")
     data = bytearray(contents)
     if pt == SGX_PAGE_TYPE_TCS:
@@ -356,7 +357,7 @@ def eaug(secs_page: EpcPage | None, epc: EpcPage, linaddr: int) -> None:
     state = _check_secs(secs_page, initialized=True)
     if epc.valid:
         raise EnclsFault(PF, "EPC page in use")
-    if linaddr % PAGE_SIZE or not _in_elrange(state, linaddr):
+    if linaddr % PAGE_SIZE or not in_elrange(state, linaddr):
         raise EnclsFault(GP, "linear address outside ELRANGE")
     epc.data[:] = bytes(PAGE_SIZE)
     epc.valid, epc.pt, epc.secs, epc.addr = True, SGX_PAGE_TYPE_REG, secs_page, linaddr

@@ -1,7 +1,8 @@
 """SGX architectural definitions: arch/x86/include/asm/sgx.h and the Intel SDM Vol. 3D
-(ch. 34-38): SECINFO flags and page types, SECS attributes and MISCSELECT, the ENCLU
-leaf numbers, the SGX error codes, and the sizes and layouts of SECS, TCS, SECINFO and
-SIGSTRUCT (packed little-endian, as in the kernel).
+(ch. 34-38): SECINFO flags and page types, SECS attributes and MISCSELECT, TCS.FLAGS,
+the ENCLU leaf numbers, the SGX error codes, and the sizes and layouts of SECS, TCS,
+SECINFO, SIGSTRUCT, the SSA frame (GPRSGX, EXITINFO, EXINFO, the XSAVE header),
+REPORT, TARGETINFO and KEYREQUEST (packed little-endian, as in the kernel).
 
 The emulated CPU, the driver and the user-space tools all take them from here; the
 driver's ioctl ABI (arch/x86/include/uapi/asm/sgx.h) is vmsim/drivers/sgx/uapi.py.
@@ -111,6 +112,9 @@ TCS_ACTIVE = 1
 GPRSGX_FORMAT = struct.Struct("<16QQQQQI3xBQQ")
 GPRSGX_REGS = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10",
                "r11", "r12", "r13", "r14", "r15")
+#: byte offsets in GPRSGX of URSP (URBP follows) and of AEXNOTIFY (bit 0: AEX-Notify on
+#: for the thread interrupted into this frame, set by enclave software)
+GPRSGX_URSP, GPRSGX_AEXNOTIFY = 144, 167
 #: EXITINFO: VECTOR (bits 7:0), EXIT_TYPE (10:8: 3 a hardware exception, 6 a software
 #: exception), VALID (bit 31)
 EXITINFO_TYPE_SHIFT = 8
@@ -122,6 +126,8 @@ EXINFO_FORMAT = struct.Struct("<QI4x")
 #: the XSAVE area at the start of the frame: the legacy FXSAVE region, then the XSAVE
 #: header (XSTATE_BV at byte 512; bytes 520-535, XCOMP_BV and the next word, must be 0)
 FXSAVE_SIZE = 512
+#: MXCSR's offset in the FXSAVE image
+FXSAVE_MXCSR = 24
 XSAVE_HEADER = 512
 XSAVE_HEADER_RESERVED = slice(520, 536)
 

@@ -50,7 +50,18 @@ from ....mm.fault import fault_page, user_fault
 from ....mm.page_alloc import Page
 from ....uapi import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE
 from ..ptrace import PtRegs
-from .cpu import GP, PF, UD, EnclsFault, EpcPage, SecsState, SgxCpu, canonical, xsave_size
+from .cpu import (
+    GP,
+    PF,
+    UD,
+    EnclsFault,
+    EpcPage,
+    SecsState,
+    SgxCpu,
+    canonical,
+    in_elrange,
+    xsave_size,
+)
 from .defs import (
     EACCEPT,
     EACCEPTCOPY,
@@ -67,9 +78,12 @@ from .defs import (
     EXIT_TYPE_SOFTWARE,
     EXITINFO_TYPE_SHIFT,
     EXITINFO_VALID,
+    FXSAVE_MXCSR,
     FXSAVE_SIZE,
+    GPRSGX_AEXNOTIFY,
     GPRSGX_FORMAT,
     GPRSGX_REGS,
+    GPRSGX_URSP,
     KEY_SIZE,
     KEYPOLICY_CONFIGID,
     KEYPOLICY_KSS,
@@ -247,10 +261,6 @@ class EnclaveMode:
         self.ssa_pages = ()
 
 
-def in_elrange(enclave: SecsState, addr: int) -> bool:
-    return enclave.base <= addr < enclave.base + enclave.size
-
-
 @dataclass(frozen=True)
 class TcsFields:
     """The TCS fields EENTER/ERESUME read (SDM "Thread Control Structure"), offsets
@@ -262,15 +272,14 @@ class TcsFields:
     cssa: int
     nssa: int
     oentry: int
-    aep: int
     ofsbase: int
     ogsbase: int
 
     @classmethod
     def read(cls, tcs: EpcPage) -> TcsFields:
-        state, flags, ossa, cssa, nssa, oentry, aep, ofs, ogs, _fsl, _gsl = \
+        state, flags, ossa, cssa, nssa, oentry, _aep, ofs, ogs, _fsl, _gsl = \
             TCS_FORMAT.unpack_from(tcs.data)
-        return cls(state, flags, ossa, cssa, nssa, oentry, aep, ofs, ogs)
+        return cls(state, flags, ossa, cssa, nssa, oentry, ofs, ogs)
 
 
 def set_cssa(tcs: EpcPage, cssa: int) -> None:
@@ -489,7 +498,7 @@ def _enter_at_oentry(mode: EnclaveMode, regs: PtRegs, tcs: EpcPage, tcs_fields: 
         raise gp("TCS busy")
     _enter(mode, regs, tcs, tcs_fields, frame, pages)
     gpr = _Frame(mode).view(gprsgx_addr(enclave, frame), GPRSGX_FORMAT.size)
-    struct.pack_into("<QQ", gpr, 144, regs.rsp, regs.rbp)     # URSP, URBP
+    struct.pack_into("<QQ", gpr, GPRSGX_URSP, regs.rsp, regs.rbp)
     new = regs.copy()
     new.rax, new.rcx, new.rip = tcs_fields.cssa, regs.rip + ENCLU_SIZE, target
     new.fs_base = enclave.base + tcs_fields.ofsbase
@@ -559,7 +568,7 @@ def _xrstor(pages: tuple[EpcPage, ...], enclave: SecsState, frame: int) -> bytes
     MXCSR bit."""
     area = pages[0].data                 # the XSAVE area starts the frame
     xstate_bv = struct.unpack_from("<Q", area, XSAVE_HEADER)[0]
-    mxcsr = struct.unpack_from("<I", area, 24)[0]
+    mxcsr = struct.unpack_from("<I", area, FXSAVE_MXCSR)[0]
     if xstate_bv & ~enclave.xfrm or any(area[XSAVE_HEADER_RESERVED]) or mxcsr & ~MXCSR_MASK:
         raise gp("XRSTOR of the SSA frame")
     return bytes(area[:FXSAVE_SIZE])
@@ -616,8 +625,8 @@ def aex(mode: EnclaveMode, regs: PtRegs, vector: int | None, error_code: int = 0
     _save_xsave(frame, mode.ssa, enclave.xfrm, regs.fxsave)
     gpr_addr = gprsgx_addr(enclave, mode.ssa)
     gpr = frame.view(gpr_addr, GPRSGX_FORMAT.size)
-    ursp, urbp = struct.unpack_from("<QQ", gpr, 144)
-    aexnotify = gpr[167]
+    ursp, urbp = struct.unpack_from("<QQ", gpr, GPRSGX_URSP)
+    aexnotify = gpr[GPRSGX_AEXNOTIFY]
     exitinfo = _exitinfo(enclave, vector)
     GPRSGX_FORMAT.pack_into(gpr, 0, *(getattr(regs, r) for r in GPRSGX_REGS),
                             regs.eflags & ~TF, regs.rip, ursp, urbp, exitinfo, aexnotify,
