@@ -1,5 +1,6 @@
 """Each syscall a program makes, as strace prints it (`vmsim run --trace`):
-`name(arg, ...) = result`, the call padded to 39 columns, one line per call.
+`name(arg, ...) = result`, the call padded to 39 columns, one line per call, the lines
+of every thread but the first marked `[pid TID] ` as strace -f marks them.
 
 The arguments are read at entry, from the registers and the program's memory (a path
 before execve replaces the memory that held it), by the kinds of the one syscall table
@@ -51,6 +52,9 @@ class Tracer:
     def __init__(self, write: Callable[[str], None]) -> None:
         self.write = write
         self._entries: dict[int, tuple[Syscall | None, list[str]]] = {}
+        #: the thread traced first: the others' lines start with `[pid TID] `, as
+        #: strace -f marks them
+        self.first: int | None = None
 
     def enter(self, thread: Thread) -> None:
         """syscall-enter: the arguments, read now."""
@@ -84,7 +88,10 @@ class Tracer:
                          for kind, value, text in zip(entry.kinds, regs.syscall_args(), shown,
                                                       strict=False)] + shown[len(entry.kinds):]
         call = f"{name}({', '.join(shown)})"
-        self.write(f"{call:<{COLUMN}} = {self._result(entry, result)}")
+        if self.first is None:
+            self.first = thread.tid
+        prefix = "" if thread.tid == self.first else f"[pid {thread.tid}] "
+        self.write(f"{prefix}{call:<{COLUMN}} = {self._result(entry, result)}")
 
     def _arg(self, thread: Thread, kind: str, value: int) -> str:
         if kind in ("path", "str", "atpath"):

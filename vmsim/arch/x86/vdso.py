@@ -92,7 +92,7 @@ class EnclaveThread:
         self.args = args
         self.to_enclave = threading.Semaphore(0)
         self.to_host = threading.Semaphore(0)
-        self.event = None           # ("exit", None) or ("aex", _Exception)
+        self.event = None           # ("exit", None), ("aex", EnclsFault) or ("error", exc)
         self.abandoned = False
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -235,10 +235,33 @@ def _suspended_frames(task, walk: MmWalk, tcs_la: int) -> list:
 def _enter_once(task, run: SgxEnclaveRun, function: int, program, args) -> None:
     """One ENCLU[EENTER/ERESUME] and what follows until EEXIT or an exception; the
     outcome is reported in run (exception_* only on an exception, as vsgx.S does)."""
+    entered = _enclu_entry(task, run, function, program, args)
+    if entered is None:
+        return
+    mode, walk, thread = entered
+    kind, detail = thread.switch_in()
+    if kind == "aex":
+        left = enclu.aex(mode, thread.ctx.regs, detail.trapnr, detail.error_code, detail.addr)
+        _report(run, ERESUME, detail.trapnr, detail.error_code, left.cr2)
+        return
+    tcs = mode.tcs
+    exit_regs = thread.ctx.regs.copy()
+    exit_regs.rax, exit_regs.rbx = EEXIT, exit_regs.rcx     # back to the address after EENTER
+    enclu.enclu(mode, exit_regs, walk)
+    task.__dict__["_sgx_threads"][tcs].remove(thread)
+    if kind == "error":
+        raise detail
+    run.function = EEXIT
+
+
+def _enclu_entry(task, run: SgxEnclaveRun, function: int, program, args):
+    """ENCLU[function] at the TCS run.tcs: the logical processor's enclave mode, the
+    walk and the program entered or resumed; None when the leaf faulted (reported in
+    run)."""
     cpu = task.kernel.sgx_cpu
     if cpu is None:
         _report(run, function, UD, 0, 0)        # CPUID.(EAX=12H).SGX1 = 0: ENCLU is #UD
-        return
+        return None
     if function == EENTER and program is None:
         raise kerr(EINVAL)
     walk = MmWalk(task)
@@ -249,29 +272,16 @@ def _enter_once(task, run: SgxEnclaveRun, function: int, program, args) -> None:
                            walk)
     except EnclsFault as exc:
         _report(run, function, exc.trapnr, exc.error_code, exc.addr)
-        return
-    threads = task.__dict__.setdefault("_sgx_threads", {})
-    if function == EENTER:
-        ctx = EnclaveContext(mode, walk, regs)
-        thread = EnclaveThread(ctx, program, args)
-        ctx.thread = thread
-        threads.setdefault(mode.tcs, []).append(thread)
-    else:
+        return None
+    if function == ERESUME:
         thread = frames[-1]
         thread.ctx.mode, thread.ctx.regs = mode, regs
-    kind, detail = thread.switch_in()
-    if kind == "aex":
-        left = enclu.aex(mode, thread.ctx.regs, detail.trapnr, detail.error_code, detail.addr)
-        _report(run, ERESUME, detail.trapnr, detail.error_code, left.cr2)
-        return
-    tcs = mode.tcs
-    exit_regs = thread.ctx.regs.copy()
-    exit_regs.rax, exit_regs.rbx = EEXIT, exit_regs.rcx     # back to the address after EENTER
-    enclu.enclu(mode, exit_regs, walk)
-    threads[tcs].remove(thread)
-    if kind == "error":
-        raise detail
-    run.function = EEXIT
+        return mode, walk, thread
+    ctx = EnclaveContext(mode, walk, regs)
+    thread = EnclaveThread(ctx, program, args)
+    ctx.thread = thread
+    task.__dict__.setdefault("_sgx_threads", {}).setdefault(mode.tcs, []).append(thread)
+    return mode, walk, thread
 
 
 def abandon_suspended(task) -> int:
