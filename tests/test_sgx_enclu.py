@@ -351,6 +351,29 @@ def test_eacceptcopy(key):
     assert (regs.rax, regs.eflags & ZF) == (SGX_PAGE_ATTRIBUTES_MISMATCH, ZF)
 
 
+def test_emodpe_extends_what_emodpr_restricted(key):
+    """RESTRICT_PERMISSIONS(R) (EMODPR) on a data page, EACCEPT(REG|PR|R): a write is
+    #PF 0x8007; EMODPE with SECINFO R|W gives W back (RAX untouched), and the write
+    goes through. EMODPE with W but not R is #GP(0)."""
+    p, loaded = load(key)
+    loaded.dev.restrict_permissions(DATA + PAGE_SIZE, PAGE_SIZE, SI_R)
+    page = loaded.base + DATA + PAGE_SIZE
+    cpu = Processor(p, loaded)
+    cpu.eenter()
+    cpu.write(DATA, secinfo(SI_REG | 0x20 | SI_R))                     # PR
+    assert cpu.enclu(EACCEPT, rbx=loaded.base + DATA, rcx=page).rax == 0
+    with pytest.raises(EnclsFault) as exc:
+        enclave_write(cpu.mode, cpu.walk, page, b"x")
+    assert exc.value.error_code == 0x8007
+    cpu.write(DATA, secinfo(SI_W))
+    gp(cpu.enclu, EMODPE, rbx=loaded.base + DATA, rcx=page)
+    cpu.write(DATA, secinfo(SI_R | SI_W))
+    regs = cpu.enclu(EMODPE, rbx=loaded.base + DATA, rcx=page, rip=loaded.base + 0x2050)
+    assert (regs.rax, regs.rip) == (EMODPE, loaded.base + 0x2053)
+    enclave_write(cpu.mode, cpu.walk, page, b"writable again")
+    assert enclave_read(cpu.mode, cpu.walk, page, 14) == b"writable again"
+
+
 # --- EREPORT, EGETKEY --------------------------------------------------------------------
 
 TI, RD, OUT, KR, KEY = DATA, DATA + 0x200, DATA + 0x400, DATA + 0x800, DATA + 0xA00
@@ -422,6 +445,12 @@ def test_ereport_verifies_with_the_targets_report_key(two_enclaves):
     assert rax == 0 and cmac(b_key, body) == mac
     rax, a_key = egetkey(cpu_a, keyrequest(REPORT_KEY, keyid=keyid))
     assert rax == 0 and cmac(a_key, body) != mac
+    gp(cpu_a.enclu, EREPORT, rbx=a.base + TI + 0x100, rcx=a.base + RD, rdx=a.base + OUT)
+    for out, error_code in ((a.base + 0x2000, 0x6),         # text: the page tables refuse
+                            (a.base + PAGE_SIZE, 0x8007)):  # a TCS: the EPCM refuses
+        with pytest.raises(EnclsFault) as exc:
+            cpu_a.enclu(EREPORT, rbx=a.base + TI, rcx=a.base + RD, rdx=out)
+        assert (exc.value.trapnr, exc.value.error_code, exc.value.addr) == (PF, error_code, out)
 
 
 def test_seal_key_policies(two_enclaves):

@@ -447,7 +447,6 @@ class _Frame:
     cached physical addresses: no walk, no fault)."""
 
     def __init__(self, mode: EnclaveMode) -> None:
-        self.mode = mode
         self.pages = {epc.addr: epc for epc in mode.ssa_pages}
 
     def view(self, addr: int, n: int) -> memoryview:
