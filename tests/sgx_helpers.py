@@ -121,11 +121,13 @@ def _encl_body(ctx, base: int, rdi: int) -> None:
         ctx.write(tcs + 72, bytes(4024))                     # reserved
 
 
-def enclave_code(base: int, tcs: int, oentry: int):
-    """The code at OENTRY (test_encl_bootstrap.S): encl_entry takes the stack
-    encl_stack + (TCS - base); encl_dyn_entry takes the page just below the TCS. It
-    pushes the caller's RSP and the return address, calls encl_body, pops, EEXITs."""
+def enclave_code(base: int, tcs: int):
+    """The code at OENTRY (test_encl_bootstrap.S), where EENTER left RIP: encl_entry
+    takes the stack encl_stack + (TCS - base); encl_dyn_entry takes the page just below
+    the TCS. It pushes the caller's RSP and the return address, calls encl_body, pops,
+    EEXITs."""
     def program(ctx, rdi):
+        oentry = ctx.regs.rip - base
         ctx.fetch(base + oentry)
         if oentry == ENCL_ENTRY:
             rsp = base + ENCL_STACK + (tcs - base)
@@ -155,7 +157,7 @@ class TestEnclave:
         self.base = loaded.base
         self.size = loaded.size
         self.fd = loaded.dev.fd
-        self.encl = p.files[self.fd].private_data       # the CPU's view (TCS.OENTRY)
+        self.encl = p.files[self.fd].private_data       # the driver's struct sgx_encl
         self.stack = p.mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS)
         self.run = vdso.SgxEnclaveRun(tcs=self.base)
@@ -174,12 +176,6 @@ class TestEnclave:
     def total_size(self) -> int:
         return sum(s.size for s in self.segments)
 
-    def _oentry(self, tcs: int) -> int:
-        page = self.encl.pages.get(tcs >> 12)
-        if page is None:
-            return ENCL_ENTRY
-        return struct.unpack_from("<Q", page.epc.data, 32)[0]
-
     def call(self, op: list[int], function: int = EENTER) -> tuple[int, list[int]]:
         """ENCL_CALL(&op, &run, clobbered): returns (vDSO return value, op fields as
         the enclave left them)."""
@@ -187,7 +183,7 @@ class TestEnclave:
         self.p.write(addr, struct.pack(f"<{len(op)}Q", *op))
         tcs = self.run.tcs
         ret = vdso.enter_enclave(self.p, self.run, function=function,
-                                 program=enclave_code(self.base, tcs, self._oentry(tcs)),
+                                 program=enclave_code(self.base, tcs),
                                  args=(addr,))
         return ret, list(struct.unpack(f"<{len(op)}Q", self.p.read(addr, 8 * len(op))))
 

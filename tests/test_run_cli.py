@@ -1,8 +1,14 @@
 """`vmsim run`: real programs of this machine run on the model, compared with their
 native runs: the same stdout and exit status, and under --trace the same mm syscalls
 (mmap, munmap, mprotect, brk, mremap, madvise: addresses, arguments and results) as
-`setarch -R strace -e trace=memory` shows natively, with the same argv[0],
-environment and working directory for both.
+`setarch -R strace -e trace=memory` shows natively, and the same lines of the file
+calls (open, openat, read, write, close, fstat/newfstatat) as `setarch -R strace`
+prints them, with the same argv[0], environment and working directory for both. The
+lines are compared whole; none of the compared calls shows a pid or a time, the two
+things a model run cannot share with a native one (set_tid_address's result and
+getrandom's bytes, which do, are not compared). A program the model refuses or kills
+is traced with the reasons `vmsim replay` gives; AT_EXECFN and the strings execve
+copies are the caller's spelling of the filename, as natively.
 """
 
 from __future__ import annotations
@@ -101,7 +107,174 @@ def test_maps_at_exit(workdir):
 def test_trace_shows_the_calls(workdir):
     r = vmsim_run(["--trace", "--", "true"], workdir)
     lines = r.stderr.decode().splitlines()
-    assert lines[0].startswith("brk(NULL)") and lines[-1] == "exit_group(0)" + " " * 26 + " = ?"
+    assert lines[0].startswith("brk(NULL)")
+    assert lines[-2:] == ["exit_group(0)" + " " * 26 + " = ?", "+++ exited with 0 +++"]
+
+
+#: the file calls whose lines are compared with strace's (glibc's fstat is newfstatat)
+FILE_CALLS = ("open(", "openat(", "read(", "write(", "close(", "fstat(", "newfstatat(")
+
+
+def traced_lines(text: str, calls: tuple[str, ...]) -> list[str]:
+    """The lines of an strace-syntax log that start with one of `calls`, whole."""
+    return [line for line in text.splitlines() if line.startswith(calls)]
+
+
+@pytest.mark.skipif(not NATIVE_TOOLS, reason="needs strace and setarch")
+@pytest.mark.parametrize("argv", [["echo", "hello"], ["cat", "lines.txt"], ["ls", "dir"]],
+                         ids=lambda argv: " ".join(argv))
+def test_trace_lines_as_natively(workdir, tmp_path, argv):
+    """The mm and file calls of --trace are strace's lines, byte for byte: the same
+    arguments (strings, flags, structs, buffers read after the call) and results."""
+    log = tmp_path / "native.strace"
+    subprocess.run(["setarch", "-R", "strace", "-o", str(log), *argv], cwd=workdir, env=ENV,
+                   capture_output=True, timeout=60)
+    model = vmsim_run(["--trace", "--", *argv], workdir)
+    native = traced_lines(log.read_text(), MM_CALLS + FILE_CALLS)
+    assert any(line.startswith("openat(") for line in native)
+    assert traced_lines(model.stderr.decode(), MM_CALLS + FILE_CALLS) == native
+
+
+REFUSED_C = r"""
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+    char *a = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(a + 4096, 4096);
+    int hole = mprotect(a, 3 * 4096, PROT_READ);
+    int unaligned = munmap(a + 1, 4096);
+    void *taken = mmap(a, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    long sealed = syscall(462, a + 2 * 4096, 4096, 0);
+    int unmap_sealed = munmap(a + 2 * 4096, 4096);
+    printf("%d %d %d %ld %d\n", hole, unaligned, taken == MAP_FAILED, sealed, unmap_sealed);
+    fflush(stdout);
+    a[0] = 1;
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory):
+    """A program whose mm calls the kernel refuses, killed by a write to a page it made
+    read-only."""
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc")
+    d = tmp_path_factory.mktemp("refused")
+    (d / "refused.c").write_text(REFUSED_C)
+    subprocess.run(["gcc", "-O1", "-o", str(d / "refused"), str(d / "refused.c")], check=True,
+                   capture_output=True)
+    return d / "refused"
+
+
+def test_refusals_and_faults_are_explained(workdir, refused):
+    """Each refused mm call is followed by replay's `why:`; the fault by its signal as
+    strace prints it and the VMA and permission that caused it."""
+    r = vmsim_run(["--trace", "--", str(refused)], workdir)
+    assert (r.returncode, r.stdout) == (128 + 11, b"-1 -1 1 0 -1\n")
+    lines = r.stderr.decode().splitlines()
+
+    def after(prefix: str) -> list[str]:
+        i = next(i for i, line in enumerate(lines) if line.startswith(prefix))
+        return [line for line in lines[i + 1:i + 3] if line.startswith("  why: ")]
+    mapped = [line for line in lines if line.startswith("mmap(NULL, 12288, PROT_READ|PROT_WRITE")]
+    a = int(mapped[-1].rsplit(" = ", 1)[1], 16)
+    assert after(f"mprotect({a:#x}, 12288, PROT_READ)") == [
+        f"  why: {a + 4096:#x} is not mapped: the call stops at the first hole in "
+        f"[{a:#x}, {a + 3 * 4096:#x}) (the part before it was already changed)"]
+    assert after(f"munmap({a + 1:#x}, 4096)") == [f"  why: {a + 1:#x} is not page aligned"]
+    assert after(f"mmap({a:#x}, 4096, PROT_READ") == [
+        f"  why: MAP_FIXED_NOREPLACE: [{a:#x}, {a + 4096:#x}) overlaps [{a:#x}, {a + 4096:#x})"]
+    assert after(f"munmap({a + 2 * 4096:#x}, 4096)") == [
+        f"  why: [{a + 2 * 4096:#x}, {a + 3 * 4096:#x}) is sealed (mseal): it cannot be "
+        "unmapped, moved, reprotected or discarded"]
+    signal = lines.index(f"--- SIGSEGV {{si_signo=SIGSEGV, si_code=SEGV_ACCERR, si_addr={a:#x}}} ---")
+    assert lines[signal + 1:] == [f"  why: [{a:#x}, {a + 4096:#x}) r--p does not allow writing",
+                                  "+++ killed by SIGSEGV +++"]
+
+
+@pytest.mark.skipif(not NATIVE_TOOLS, reason="needs strace and setarch")
+def test_signal_lines_as_natively(workdir, refused, tmp_path):
+    """The refused calls' lines, the signal and the end are strace's (mseal's is not
+    compared: this machine's strace 6.1 predates it and prints every register)."""
+    log = tmp_path / "native.strace"
+    subprocess.run(["setarch", "-R", "strace", "-o", str(log), str(refused)], cwd=workdir,
+                   env=ENV, capture_output=True, timeout=60)
+    model = vmsim_run(["--trace", "--", str(refused)], workdir)
+    wanted = MM_CALLS + ("---", "+++")
+    native = traced_lines(log.read_text(), wanted)
+    assert native[-2].startswith("--- SIGSEGV") and native[-1] == "+++ killed by SIGSEGV +++"
+    assert sum(" = -1 " in line for line in native) == 4
+    assert [_unpadded(line) for line in traced_lines(model.stderr.decode(), wanted)] == \
+        [_unpadded(line) for line in native]
+
+
+def _unpadded(line: str) -> str:
+    return " = ".join(part.strip() for part in line.rsplit(" = ", 1))
+
+
+EXECFN_C = r"""
+#include <stdio.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n < 0 ? 0 : n] = 0;
+    const char *fn = (const char *)getauxval(AT_EXECFN);
+    printf("AT_EXECFN %s at %p, argv[0] at %p, exe %s\n", fn, (void *)fn, (void *)argv[0], exe);
+    fflush(stdout);
+    if (argc > 1)
+        execv(argv[1], argv + 1);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def execfn(tmp_path_factory):
+    """A program that prints AT_EXECFN, where it and argv[0] lie on the stack and
+    /proc/self/exe, then executes its arguments; and a symbolic link to it."""
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc")
+    d = tmp_path_factory.mktemp("execfn")
+    (d / "execfn.c").write_text(EXECFN_C)
+    subprocess.run(["gcc", "-O1", "-o", str(d / "execfn"), str(d / "execfn.c")], check=True,
+                   capture_output=True)
+    (d / "link").symlink_to("execfn")
+    return d
+
+
+@pytest.mark.skipif(shutil.which("setarch") is None, reason="needs setarch")
+@pytest.mark.parametrize("argv", [
+    ["./execfn"],
+    ["./link"],
+    ["./execfn", "../execfn0/../execfn0/link"],
+    ["./link", "/bin/sh", "-c", "exec ./link"],
+    ["/bin/sh", "-c", "./link \"$0\"; exec ./execfn", "./execfn"],
+], ids=lambda argv: " ".join(argv))
+def test_execfn_is_the_given_filename(execfn, argv):
+    """execve keeps the filename as given: AT_EXECFN, the strings on the stack (their
+    addresses) and a script's argv are native's, /proc/self/exe the resolved file."""
+    argv = [a.replace("execfn0", execfn.name) for a in argv]
+    native = subprocess.run(["setarch", "-R", *argv], cwd=execfn, env=ENV, capture_output=True,
+                            timeout=60)
+    model = vmsim_run(["--", *argv], execfn)
+    assert model.stdout.count(b"AT_EXECFN") == native.stdout.count(b"AT_EXECFN") > 0
+    assert (model.returncode, model.stdout) == (native.returncode, native.stdout)
+
+
+def test_vdso_needs_gcc(workdir, tmp_path):
+    """Without gcc (and no image built before), one line and status 2, before the
+    program starts."""
+    env = {**ENV, "PATH": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "vmsim", "run", "--", "/bin/true"], cwd=workdir,
+                       env=env, capture_output=True, timeout=600)
+    assert r.returncode == 2
+    assert r.stderr.decode() == "vmsim run: building the vDSO image needs gcc, which is not on PATH\n"
 
 
 @pytest.mark.parametrize("args,message", [
@@ -109,6 +282,7 @@ def test_trace_shows_the_calls(workdir):
     (["--", "no-such-program-here"], "vmsim run: no-such-program-here: command not found"),
     (["--", "/etc/passwd"], "vmsim run: /etc/passwd: "),
     (["--stdin", "/no/such/file", "--", "true"], "vmsim run: /no/such/file: "),
+    (["--record", "/no/such/dir/t.jsonl", "--", "true"], "vmsim run: /no/such/dir/t.jsonl: "),
 ])
 def test_bad_input_is_one_line(workdir, args, message):
     r = vmsim_run(args, workdir)

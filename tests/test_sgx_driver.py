@@ -1792,7 +1792,7 @@ def test_create_takes_a_va_page_then_the_secs():
     dev, _ = e.created()
     assert e.cpu.epc_free == 0
     encl = e.p.files[dev.fd].private_data
-    assert [(va.valid, va.pt) for va in encl.va_pages] == [(True, PT_VA)]
+    assert [(va.epc_page.valid, va.epc_page.pt) for va in encl.va_pages] == [(True, PT_VA)]
     err, out = add_raw(e, dev)
     assert (err, out[5]) == (errno.ENOMEM, 0)
     assert e.cpu.epc_free == 0

@@ -15,12 +15,9 @@ Differences forced by the model, each stated where it applies:
   wrapper) are the same call here: the model has no registers.
 * user_handler (test 5): the model's vDSO does not call a user handler, so the
   assertion that the handler ran (user_data zeroed) is an expected failure.
-* The oversubscribed tests size the heap "as large as the EPC" where the selftest
-  sums the CPUID EPC sections: the model does not reclaim EPC pages (no EWB/ELDU),
-  so a heap of the *whole* EPC cannot be added (ADD_PAGES fails with ENOMEM). The
-  tests use a 64-page EPC and a heap that fills every EPC page the rest of the
-  enclave leaves free (EPC_PAGES - 11: the VA page, the SECS and the 9 image pages);
-  the real oversubscription is kept as a separate, expected-to-fail test.
+* The oversubscribed tests size the heap as the whole EPC (get_total_epc_mem(), the
+  sum of the CPUID EPC sections) on a model EPC of 64 pages, so the enclave does not
+  fit: the driver's reclaimer writes pages out (EWB) and loads them back (ELDU).
 """
 
 import errno
@@ -51,9 +48,6 @@ from vmsim.enclave import signing as S
 ENCL_HEAP_SIZE_DEFAULT = PAGE_SIZE          # main.h
 #: the model's EPC for the oversubscribed tests (see the module docstring)
 EPC_PAGES = 64
-#: EPC pages of the enclave other than the heap: the VA page (sgx_encl_create() ->
-#: sgx_encl_grow(); one serves 512 pages) + the SECS + 2 TCS + 1 text + 6 data
-NON_HEAP_EPC_PAGES = 1 + 1 + 2 + 1 + 6
 
 
 @pytest.fixture(scope="module")
@@ -124,26 +118,21 @@ def test_unclobbered_vdso(key):
 
 
 # 2 ------------------------------------------------------------------------------------
+def written_out(t) -> int:
+    """How many of the enclave's pages are written out of the EPC (EWB) now."""
+    return sum(page.epc is None for page in t.encl.pages.values())
+
+
 def test_unclobbered_vdso_oversubscribed(key):
-    heap = (EPC_PAGES - NON_HEAP_EPC_PAGES) * PAGE_SIZE
-    t = setup_test_encl(key, heap, SgxCpu(epc_pages=EPC_PAGES))
-    assert t.encl.cpu.epc_free == 0          # the enclave fills the EPC
-    put_get_buffer(t)
-
-
-@pytest.mark.xfail(strict=True, raises=OSError,
-                   reason="the model does not reclaim EPC pages (no EWB/ELDU): a heap as "
-                          "large as the whole EPC cannot be added (ADD_PAGES -> ENOMEM); "
-                          "the real driver swaps pages out and the selftest passes")
-def test_unclobbered_vdso_oversubscribed_whole_epc(key):
-    """get_total_epc_mem() as the heap, exactly as the selftest sizes it."""
+    """get_total_epc_mem() as the heap, as the selftest sizes it."""
     t = setup_test_encl(key, EPC_PAGES * PAGE_SIZE, SgxCpu(epc_pages=EPC_PAGES))
+    assert len(t.encl.pages) > EPC_PAGES and written_out(t)
     put_get_buffer(t)
 
 
 # 3 ------------------------------------------------------------------------------------
 def test_unclobbered_vdso_oversubscribed_remove(key):
-    heap_size = (EPC_PAGES - NON_HEAP_EPC_PAGES) * PAGE_SIZE
+    heap_size = EPC_PAGES * PAGE_SIZE
     t = setup_test_encl(key, heap_size, SgxCpu(epc_pages=EPC_PAGES))
     sgx2_probe(t, "MODIFY_TYPES")
     heap = t.segments[-1]
@@ -168,7 +157,11 @@ def test_unclobbered_vdso_oversubscribed_remove(key):
     # Complete page removal.
     _o, _l, count = t.loaded.dev.remove_pages(heap.offset, heap.size)
     assert count == heap.size
-    assert t.encl.cpu.epc_free == heap.size // PAGE_SIZE
+    encl = t.encl
+    assert not any(heap.offset <= page.addr - t.base < heap.offset + heap.size
+                   for page in encl.pages.values())
+    resident = len(encl.pages) - written_out(t) + (encl.secs is not None) + len(encl.va_pages)
+    assert encl.cpu.epc_free == EPC_PAGES - resident    # every heap page's EPC page is free
     t.p.mm.validate()
 
 

@@ -685,6 +685,8 @@ class SgxMachine(RuleBasedStateMachine):
             page = encl.pages.get(pa >> 12)
             if page is None:
                 return PT_REG << 8 | SI_R | SI_W | SI_PENDING       # EAUG on the way
+            if page.epc is None:
+                return SI_R                                         # written out: a guess
             epc = page.epc
             if epc.pending:
                 return PT_REG << 8 | SI_PENDING | epc.perms()
@@ -831,8 +833,8 @@ class SgxMachine(RuleBasedStateMachine):
         held = 0
         for rec in self.recs:
             if not rec.released:
-                held += len(rec.encl.pages) + (rec.encl.secs is not None) + \
-                    len(rec.encl.va_pages)
+                held += sum(page.epc is not None for page in rec.encl.pages.values()) + \
+                    (rec.encl.secs is not None) + len(rec.encl.va_pages)
         assert self.cpu.epc_free + held == self.cpu.epc_pages, \
             f"EPC: {self.cpu.epc_free} free + {held} held != {self.cpu.epc_pages}"
 

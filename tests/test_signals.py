@@ -23,7 +23,7 @@ import pytest
 import vmsim
 from vmsim.arch.x86 import signal as xsig
 from vmsim.arch.x86.ptrace import PtRegs
-from vmsim.errors import Fault
+from vmsim.errors import ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS, Fault
 from vmsim.task import signal as ksig
 from vmsim.task.signal_types import (
     SA_NODEFER,
@@ -679,7 +679,7 @@ def test_interrupted_read_is_restarted_only_with_sa_restart(tmp_path_factory):
     for flags, native_value in ((SA_RESTART, native["with_sa_restart"]), (0, native["without_sa_restart"])):
         m = Machine()
         m.sigaction(SIGALRM, flags=SA_RESTORER | flags)
-        m.in_syscall(NR_READ, -ksig.ERESTARTSYS)
+        m.in_syscall(NR_READ, -ERESTARTSYS)
         ksig.group_send_sig_info(SIGALRM, ksig.kill_info(SIGALRM, SI_KERNEL, 0, 0), m.process, None)
         m.deliver()
         saved = m.thread.regs.rdx + 40
@@ -690,11 +690,11 @@ def test_interrupted_read_is_restarted_only_with_sa_restart(tmp_path_factory):
 
 
 @pytest.mark.parametrize("error, flags, rax, rip", [
-    (ksig.ERESTARTSYS, 0, -4, SYSCALL_RIP),
-    (ksig.ERESTARTSYS, SA_RESTART, NR_PAUSE, SYSCALL_RIP - 2),
-    (ksig.ERESTARTNOINTR, 0, NR_PAUSE, SYSCALL_RIP - 2),
-    (ksig.ERESTARTNOHAND, SA_RESTART, -4, SYSCALL_RIP),
-    (ksig.ERESTART_RESTARTBLOCK, SA_RESTART, -4, SYSCALL_RIP),
+    (ERESTARTSYS, 0, -4, SYSCALL_RIP),
+    (ERESTARTSYS, SA_RESTART, NR_PAUSE, SYSCALL_RIP - 2),
+    (ERESTARTNOINTR, 0, NR_PAUSE, SYSCALL_RIP - 2),
+    (ERESTARTNOHAND, SA_RESTART, -4, SYSCALL_RIP),
+    (ERESTART_RESTARTBLOCK, SA_RESTART, -4, SYSCALL_RIP),
 ])
 def test_handle_signal_restart_rules(error, flags, rax, rip):
     m = Machine()
@@ -707,9 +707,9 @@ def test_handle_signal_restart_rules(error, flags, rax, rip):
 
 
 @pytest.mark.parametrize("error, rax, rip", [
-    (ksig.ERESTARTSYS, NR_NANOSLEEP, SYSCALL_RIP - 2),
-    (ksig.ERESTARTNOHAND, NR_NANOSLEEP, SYSCALL_RIP - 2),
-    (ksig.ERESTART_RESTARTBLOCK, xsig.NR_RESTART_SYSCALL, SYSCALL_RIP - 2),
+    (ERESTARTSYS, NR_NANOSLEEP, SYSCALL_RIP - 2),
+    (ERESTARTNOHAND, NR_NANOSLEEP, SYSCALL_RIP - 2),
+    (ERESTART_RESTARTBLOCK, xsig.NR_RESTART_SYSCALL, SYSCALL_RIP - 2),
     (4, -4 & U64, SYSCALL_RIP),         # -EINTR itself is left alone
 ])
 def test_ignored_signal_restarts_the_call(error, rax, rip):
@@ -996,9 +996,9 @@ def test_sigsuspend_sleeps_then_the_frame_saves_the_old_mask():
     m.process.write(m.scratch, struct.pack("<Q", sigmask(SIGTERM)))
     with pytest.raises(OSError) as err:
         ksig.sys_rt_sigsuspend(t, m.scratch, 8)
-    assert err.value.errno == ksig.ERESTARTNOHAND
+    assert err.value.errno == ERESTARTNOHAND
     assert (t.state, t.wait, t.sigmask) == ("blocked", ksig.SIGNAL_WAIT, sigmask(SIGTERM))
-    m.in_syscall(130, -ksig.ERESTARTNOHAND)
+    m.in_syscall(130, -ERESTARTNOHAND)
     ksig.sys_kill(vmsim_thread_of(m.kernel.spawn()), m.process.pid, SIGUSR1)
     assert ksig.signal_pending(t)
     t.state, t.wait = "runnable", None                  # the scheduler wakes it
@@ -1015,8 +1015,8 @@ def test_pause_returns_eintr_after_a_handler_even_with_sa_restart():
     m.sigaction(SIGUSR1, flags=SA_RESTORER | SA_RESTART)
     with pytest.raises(OSError) as err:
         ksig.sys_pause(t)
-    assert err.value.errno == ksig.ERESTARTNOHAND and t.state == "blocked"
-    m.in_syscall(NR_PAUSE, -ksig.ERESTARTNOHAND)
+    assert err.value.errno == ERESTARTNOHAND and t.state == "blocked"
+    m.in_syscall(NR_PAUSE, -ERESTARTNOHAND)
     ksig.sys_tkill(t, t.tid, SIGUSR1)
     t.state, t.wait = "runnable", None
     m.deliver()

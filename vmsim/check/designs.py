@@ -52,7 +52,7 @@ class VariantFops(SgxEnclaveFops):
     """/dev/sgx_enclave with the driver's mmap, then `ops` on the new VMA."""
 
     def __init__(self, base: SgxEnclaveFops, ops: VmOperations):
-        super().__init__(base.cpu)
+        super().__init__(base.epc)
         self.ops = ops
 
     def mmap(self, file: File, vma: Vma) -> None:

@@ -71,8 +71,20 @@ def _epc_key(epc: EpcPage) -> tuple:
             epc.modified, epc.pr, _digest(epc.data))
 
 
+def _swapped_key(encl: Encl, index: int) -> tuple:
+    """A page written out of the EPC (EWB): its backing page and PCMD (None: gone)."""
+    assert encl.backing is not None
+    pages, pcmd = encl.backing.pages, encl.backing.pcmd_offset(index)
+    contents, pcmd_page = pages.get(index), pages.get(pcmd >> 12)
+    off = pcmd & 4095
+    return (None if contents is None else _digest(contents),
+            None if pcmd_page is None else _digest(pcmd_page[off:off + 128]))
+
+
 def encl_key(encl: Encl, ids: Ids) -> tuple:
     pages = tuple((pfn, p.vm_max_prot_bits, p.type, ids(p.epc), _epc_key(p.epc))
+                  if p.epc is not None else
+                  (pfn, p.vm_max_prot_bits, p.type, _swapped_key(encl, p.index()))
                   for pfn, p in sorted(encl.pages.items()))
     secs = encl.secs
     threads = (secs.enclave.initialized, secs.enclave.active_threads, secs.enclave.children) \

@@ -32,6 +32,7 @@ from ..mm.placement import arch_pick_mmap_layout, get_unmapped_area
 from ..mm.vma import Vma
 from ..uapi import (
     ADDR_COMPAT_LAYOUT,
+    AT_FDCWD,
     MAP_FIXED,
     O_RDONLY,
     PAGE_MASK,
@@ -43,6 +44,7 @@ from ..uapi import (
     U64,
 )
 from .file import FMODE_READ, FMODE_WRITE, S_IFREG, File, Inode
+from .namei import path_at
 from .procmaps import mirror_host_file
 
 #: include/uapi/linux/binfmts.h: the longest argument or environment string (with its
@@ -182,16 +184,18 @@ LoadBinary = Callable[..., None]
 
 def do_execveat_common(task, filename: str, argv: Sequence[bytes],
                        envp: Sequence[bytes], bases: ExecBases | None = None) -> None:
-    """fs/exec.c do_execveat_common() for execve(2) (AT_FDCWD, no flags): the file,
-    the strings (E2BIG), then bprm_execve(). Before the point of no return a failure
+    """fs/exec.c do_execveat_common() for execve(2) (AT_FDCWD, no flags): the file (the
+    filename walked from the working directory; bprm->filename keeps it as given), the
+    strings (E2BIG), then bprm_execve(). Before the point of no return a failure
     leaves the process as it was; after it the process is killed (SIGSEGV) and the
     errno still raised. `bases`: see ExecBases. Cost: O(strings + the new image's
     VMAs and pages)."""
     task.mm.mmap_lock("execve")
     if len(os.fsencode(filename)) >= PATH_MAX:
         raise kerr(ENAMETOOLONG)                # getname()
-    bprm = LinuxBinprm(do_open_execat(task.kernel, filename).get(), filename, list(argv),
-                       list(envp), task.rlimit(RLIMIT_STACK), task.kernel.task_size, bases)
+    file = do_open_execat(task.kernel, path_at(task, AT_FDCWD, filename))
+    bprm = LinuxBinprm(file.get(), filename, list(argv), list(envp), task.rlimit(RLIMIT_STACK),
+                       task.kernel.task_size, bases)
     try:
         copy_strings(bprm)
         bprm_execve(task, bprm)

@@ -1,25 +1,50 @@
-"""read(2), write(2), their positioned and vectored forms, lseek(2) and pipe2(2), with
-the buffers in the process's memory: fs/read_write.c (ksys_read(), vfs_read(),
-do_readv(), ...) and fs/pipe.c, for the calls a program makes through the x86-64 entry.
+"""read(2), write(2), their positioned and vectored forms, lseek(2), sendfile(2),
+copy_file_range(2), fadvise64(2) and pipe2(2), with the buffers in the process's
+memory: fs/read_write.c (ksys_read(), vfs_read(), do_readv(), do_sendfile(),
+vfs_copy_file_range(), ...), mm/fadvise.c and fs/pipe.c, for the calls a program makes
+through the x86-64 entry.
 
 The checks run in the kernel's order: the fd (EBADF), the file's mode (EBADF) and
 operations (EINVAL), access_ok() of the buffer (EFAULT), the position (EINVAL); then
 the data moves through the same vfs_pread()/vfs_pwrite() the Process methods use. A
 buffer that faults part way gives a short count, as copy_to_iter() does, or EFAULT if
 nothing moved. `struct file`'s position (File.f_pos) is read and advanced; pipes,
-terminals and the stdio files (vmsim.fs.stdio) have none (FMODE_STREAM).
+terminals and the stdio files (vmsim.fs.stdio) have none (FMODE_STREAM), but where a
+call names a position of a stdio file that is a host regular file (sendfile(2),
+copy_file_range(2)): then it is the host fd's.
+
+A write to a pipe without a reader (or to a host stream whose reader has gone) is EPIPE
+and sends the calling thread SIGPIPE (`current`: None for a call replayed without
+threads, which gets EPIPE alone).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable, Sequence
 
-from ..errors import EAGAIN, EBADF, EFAULT, EINVAL, ENXIO, EPIPE, ESPIPE, kerr
+from ..errors import (
+    EAGAIN,
+    EBADF,
+    EFAULT,
+    EINVAL,
+    EISDIR,
+    ENXIO,
+    EOVERFLOW,
+    EPIPE,
+    ESPIPE,
+    EXDEV,
+    kerr,
+)
 from ..mm.fault import copy_from_user, copy_to_user
+from ..mm.mmap import MAX_LFS_FILESIZE
 from ..task.sched import Block
-from ..uapi import O_APPEND, O_CLOEXEC, O_NONBLOCK, PAGE_SIZE
-from .file import FMODE_READ, FMODE_WRITE, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG, File
+from ..task.signal import send_sig
+from ..task.signal_types import SIGPIPE
+from ..task.thread import Thread
+from ..uapi import O_APPEND, O_CLOEXEC, O_NONBLOCK, PAGE_SIZE, U64
+from .file import FMODE_READ, FMODE_WRITE, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG, File, Inode
 from .stdio import is_stdio
 from .vfs import (
     LOFF_MAX,
@@ -31,6 +56,7 @@ from .vfs import (
     rw_verify_area,
     vfs_pread,
     vfs_pwrite,
+    write_check_limits,
 )
 
 #: include/uapi/linux/fs.h: lseek's whence
@@ -39,6 +65,10 @@ SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE = range(5)
 O_DIRECT = 0o40000
 O_NOTIFICATION_PIPE = 0o200
 PIPE2_FLAGS = O_CLOEXEC | O_NONBLOCK | O_DIRECT | O_NOTIFICATION_PIPE
+#: include/uapi/linux/fadvise.h: POSIX_FADV_NORMAL .. POSIX_FADV_NOREUSE
+POSIX_FADV_NOREUSE = 5
+#: loff_t in user memory (sendfile's offset, copy_file_range's off_in and off_out)
+LOFF = struct.Struct("<q")
 
 
 # --- user buffers (lib/iov_iter.c, arch/x86/lib/usercopy) -----------------------------
@@ -121,15 +151,19 @@ def file_read(task, file: File, count: int, pos: int | None) -> bytes:
     return vfs_pread(task, file, count, pos)
 
 
-def file_write(task, file: File, data: bytes, pos: int | None) -> int:
-    """->write_iter of the file: data at pos (None: a stream). Returns the count."""
+def file_write(task, file: File, data: bytes, pos: int | None, current: Thread | None = None) -> int:
+    """->write_iter of the file: data at pos (None: a stream). Returns the count. A host
+    stream whose reader has gone is EPIPE and SIGPIPE for `current`, as the host's pipe
+    would send it."""
     if is_stdio(file):
         try:
             return file.private_data.write(data[:MAX_RW_COUNT])
         except OSError as err:
+            if err.errno == EPIPE and current is not None:
+                send_sig(SIGPIPE, current)
             raise kerr(err.errno or EPIPE) from None
     if file.inode.kind == S_IFIFO:
-        return pipe_write(file, data)
+        return pipe_write(file, data, current)
     assert pos is not None
     return vfs_pwrite(task, file, data, pos)
 
@@ -163,7 +197,7 @@ def _read_into(task, file: File, buf: int, count: int, pos: int) -> int:
     return _moved(copy_to_user_partial(task, buf, data), len(data))
 
 
-def ksys_write(task, fd: int, buf: int, count: int) -> int:
+def ksys_write(task, fd: int, buf: int, count: int, current: Thread | None = None) -> int:
     """write(2): fs/read_write.c ksys_write() -> vfs_write() at the file position."""
     file = task._fdget(fd)
     count &= (1 << 64) - 1
@@ -172,7 +206,7 @@ def ksys_write(task, fd: int, buf: int, count: int) -> int:
     data = copy_from_user_partial(task, buf, count)
     _moved(len(data), count)
     if is_stream(file):
-        return file_write(task, file, data, None)
+        return file_write(task, file, data, None, current)
     start = _write_start(file)
     n = file_write(task, file, data, file.f_pos)
     file.f_pos = start + n
@@ -241,7 +275,7 @@ def do_readv(task, fd: int, vec: int, vlen: int) -> int:
     return done
 
 
-def do_writev(task, fd: int, vec: int, vlen: int) -> int:
+def do_writev(task, fd: int, vec: int, vlen: int, current: Thread | None = None) -> int:
     """writev(2): fs/read_write.c do_writev() -> vfs_writev(): the file's checks,
     import_iovec(), then the ranges' bytes gathered (up to the first fault) and
     written as one write."""
@@ -262,7 +296,7 @@ def do_writev(task, fd: int, vec: int, vlen: int) -> int:
             break
     _moved(len(data), total)
     if is_stream(file):
-        return file_write(task, file, bytes(data), None)
+        return file_write(task, file, bytes(data), None, current)
     rw_verify_area(file, file.f_pos, total)
     start = _write_start(file)
     n = file_write(task, file, bytes(data), file.f_pos)
@@ -344,6 +378,203 @@ def _loff(x: int) -> int:
     return ((x + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
 
 
+# --- sendfile(2), copy_file_range(2), fadvise64(2) ---------------------------------------
+
+#: include/linux/pipe_fs_i.h PIPE_DEF_BUFFERS: the pages a pipe holds, the most one
+#: splice into a pipe moves
+PIPE_DEF_BUFFERS = 16
+
+
+def _pos(file: File) -> int:
+    """The position a call that names one takes from the file: a stdio file's that is a
+    host regular file is its host fd's; any other file's is File.f_pos."""
+    if is_stdio(file) and file.inode.kind == S_IFREG:
+        return file.private_data.tell()
+    return file.f_pos
+
+
+def _set_pos(file: File, pos: int) -> None:
+    if is_stdio(file) and file.inode.kind == S_IFREG:
+        file.private_data.seek(pos)
+    else:
+        file.f_pos = pos
+
+
+def _size(file: File) -> int:
+    """i_size_read(): a host file's size as the host has it."""
+    return file.private_data.fstat().st_size if is_stdio(file) else file.inode.size
+
+
+def _maxbytes(inode: Inode) -> int:
+    """The superblock's s_maxbytes (pipes and the host's files: MAX_LFS_FILESIZE)."""
+    return inode.mount.maxbytes if inode.mount is not None else MAX_LFS_FILESIZE
+
+
+def _verify_area(file: File, pos: int, count: int) -> None:
+    """rw_verify_area(): a count that is negative as an ssize_t, or a negative position,
+    is EINVAL; then the model's rw_verify_area()."""
+    if count > LOFF_MAX or pos < 0:
+        raise kerr(EINVAL)
+    rw_verify_area(file, pos, count)
+
+
+def splice_read(task, file: File, count: int, pos: int) -> bytes:
+    """do_splice_read(): up to count bytes of the file at pos, fewer at its end; EINVAL
+    for a file without ->splice_read (pipes, directories)."""
+    if file.inode.kind in (S_IFIFO, S_IFDIR):
+        raise kerr(EINVAL)
+    if is_stdio(file):
+        stream = file.private_data
+        return stream.pread(count, pos) if file.inode.kind == S_IFREG else stream.read(count)
+    return vfs_pread(task, file, count, pos)
+
+
+def splice_write(task, file: File, data: bytes, pos: int, current: Thread | None) -> int:
+    """->splice_write: data at pos (a pipe, a terminal: at its end). Returns the count."""
+    if is_stdio(file) and file.inode.kind == S_IFREG:
+        return file.private_data.pwrite(data, pos)
+    if is_stream(file):
+        return file_write(task, file, data, None, current)
+    return vfs_pwrite(task, file, data, pos)
+
+
+def do_sendfile(task, out_fd: int, in_fd: int, ppos: int | None, count: int,
+                current: Thread | None) -> tuple[int, int]:
+    """fs/read_write.c do_sendfile(): the input (EBADF unless open for reading; ESPIPE
+    for a position given to a file that has none), rw_verify_area() (EINVAL), the count
+    cut to MAX_RW_COUNT; the output (EBADF unless open for writing); both files' s_maxbytes
+    (EOVERFLOW at it, the count cut below it). Into a pipe, splice_file_to_pipe(): at most
+    the pipe's pages (SIGPIPE and EPIPE without a reader); else do_splice_direct()
+    (EINVAL for O_APPEND): the bytes at the input's position written at the output's.
+    Returns the count and the input's new position (written to `ppos`'s file position
+    when none was given); the output's position moves by the count."""
+    f_in = task._fdget(in_fd)
+    if not f_in.f_mode & FMODE_READ:
+        raise kerr(EBADF)
+    if ppos is None:
+        pos = _pos(f_in)
+    else:
+        pos = ppos
+        if is_stream(f_in) and not (is_stdio(f_in) and f_in.inode.kind == S_IFREG):
+            raise kerr(ESPIPE)
+    _verify_area(f_in, pos, count)
+    count = min(count, MAX_RW_COUNT)
+    f_out = task._fdget(out_fd)
+    if not f_out.f_mode & FMODE_WRITE:
+        raise kerr(EBADF)
+    out_pos = _pos(f_out)
+    most = min(_maxbytes(f_in.inode), _maxbytes(f_out.inode))
+    if pos + count > most:
+        if pos >= most:
+            raise kerr(EOVERFLOW)
+        count = most - pos
+    if f_out.inode.kind == S_IFIFO:
+        count = min(count, PIPE_DEF_BUFFERS * PAGE_SIZE - pos % PAGE_SIZE)
+    else:
+        _verify_area(f_out, out_pos, count)
+        if f_out.f_flags & O_APPEND:
+            raise kerr(EINVAL)
+    data = splice_read(task, f_in, count, pos) if count else b""
+    n = splice_write(task, f_out, data, out_pos, current) if data else 0
+    if n > 0:
+        if not is_stream(f_out) or f_out.inode.kind == S_IFREG:
+            _set_pos(f_out, out_pos + n)
+        pos += n
+        if ppos is None:
+            _set_pos(f_in, pos)
+    if pos > most:
+        raise kerr(EOVERFLOW)
+    return n, pos
+
+
+def sys_sendfile64(task, out_fd: int, in_fd: int, offset: int, count: int,
+                   current: Thread | None = None) -> int:
+    """sendfile(2) (out_fd, in_fd, offset, count): from the input's position, or from
+    the loff_t at offset (EFAULT), written back there whatever the outcome (EFAULT)."""
+    count &= (1 << 64) - 1
+    if not offset:
+        return do_sendfile(task, out_fd, in_fd, None, count, current)[0]
+    (pos,) = LOFF.unpack(copy_from_user(task, offset, LOFF.size))
+    try:
+        n, pos = do_sendfile(task, out_fd, in_fd, pos, count, current)
+    except OSError as err:
+        n = -(err.errno or EINVAL)
+    copy_to_user(task, offset, LOFF.pack(pos))
+    return n
+
+
+def vfs_copy_file_range(task, f_in: File, pos_in: int, f_out: File, pos_out: int,
+                        count: int) -> int:
+    """fs/read_write.c vfs_copy_file_range() and generic_copy_file_checks(): EISDIR for a
+    directory, EINVAL for anything but two regular files, EBADF unless the input is open
+    for reading and the output for writing without O_APPEND, EXDEV across filesystems
+    (no filesystem of the model has ->copy_file_range: same superblock, the same device
+    number), EOVERFLOW for a range that wraps; the count cut at the input's end and at
+    the output's limits (generic_write_check_limits()); EINVAL for ranges overlapping
+    in one file; rw_verify_area() of both. Then the copy (do_splice_direct()): the bytes
+    copied."""
+    inode_in, inode_out = f_in.inode, f_out.inode
+    if S_IFDIR in (inode_in.kind, inode_out.kind):
+        raise kerr(EISDIR)
+    if inode_in.kind != S_IFREG or inode_out.kind != S_IFREG:
+        raise kerr(EINVAL)
+    if not f_in.f_mode & FMODE_READ or not f_out.f_mode & FMODE_WRITE or f_out.f_flags & O_APPEND:
+        raise kerr(EBADF)
+    if inode_in.dev != inode_out.dev:
+        raise kerr(EXDEV)
+    if (pos_in & U64) + count > U64 or (pos_out & U64) + count > U64:
+        raise kerr(EOVERFLOW)
+    size_in = _size(f_in)
+    count = 0 if pos_in >= size_in else min(count, (size_in - pos_in) & U64)
+    if inode_out.mount is not None:
+        count = write_check_limits(task, inode_out, pos_out, count)
+    if inode_in is inode_out and pos_out + count > pos_in and pos_out < pos_in + count:
+        raise kerr(EINVAL)
+    _verify_area(f_in, pos_in, count)
+    _verify_area(f_out, pos_out, count)
+    if not count:
+        return 0
+    data = splice_read(task, f_in, min(count, MAX_RW_COUNT), pos_in)
+    return splice_write(task, f_out, data, pos_out, None) if data else 0
+
+
+def sys_copy_file_range(task, fd_in: int, off_in: int, fd_out: int, off_out: int, length: int,
+                        flags: int) -> int:
+    """copy_file_range(2): EINVAL for any flag; the two files (EBADF); the offsets at
+    off_in and off_out (EFAULT; NULL: the file positions); vfs_copy_file_range(); each
+    offset moved by the count copied, written back (EFAULT) or the file's position."""
+    if flags & 0xFFFFFFFF:
+        raise kerr(EINVAL)
+    f_in, f_out = task._fdget(fd_in), task._fdget(fd_out)
+    pos_in = LOFF.unpack(copy_from_user(task, off_in, LOFF.size))[0] if off_in else _pos(f_in)
+    pos_out = LOFF.unpack(copy_from_user(task, off_out, LOFF.size))[0] if off_out else _pos(f_out)
+    n = vfs_copy_file_range(task, f_in, pos_in, f_out, pos_out, length & U64)
+    if n <= 0:
+        return n
+    for file, uoff, pos in ((f_in, off_in, pos_in + n), (f_out, off_out, pos_out + n)):
+        if not uoff:
+            _set_pos(file, pos)
+            continue
+        try:
+            copy_to_user(task, uoff, LOFF.pack(pos))
+        except OSError:
+            n = -EFAULT
+    return n
+
+
+def ksys_fadvise64_64(task, fd: int, offset: int, length: int, advice: int) -> int:
+    """fadvise64(2): mm/fadvise.c generic_fadvise(): EBADF, ESPIPE for a pipe, EINVAL for
+    a negative length or an unknown advice; else 0 (the model's page cache keeps every
+    page: no advice changes what it holds)."""
+    file = task._fdget(fd)
+    if file.inode.kind == S_IFIFO:
+        raise kerr(ESPIPE)
+    advice = advice & 0xFFFFFFFF
+    if _loff(length) < 0 or advice > POSIX_FADV_NOREUSE:
+        raise kerr(EINVAL)
+    return 0
+
+
 # --- pipes: fs/pipe.c ---------------------------------------------------------------
 
 class PipeBuffer:
@@ -373,11 +604,14 @@ def pipe_read(file: File, count: int) -> bytes:
     return out
 
 
-def pipe_write(file: File, data: bytes) -> int:
-    """pipe_write(): EPIPE once no reader is left (Linux also sends SIGPIPE), else the
-    bytes are kept for the reader."""
+def pipe_write(file: File, data: bytes, current: Thread | None = None) -> int:
+    """pipe_write(): once no reader is left, SIGPIPE for the writer
+    (send_sig(SIGPIPE, current, 0)) and EPIPE; else the bytes are kept for the reader
+    (the model's pipe has no capacity: a writer never waits)."""
     pipe = file.private_data
     if pipe is None or pipe.reader.refs == 0:
+        if current is not None:
+            send_sig(SIGPIPE, current)
         raise kerr(EPIPE)
     pipe.data += data
     return len(data)
@@ -404,3 +638,15 @@ def do_pipe2(task, fildes: int, flags: int) -> int:
     if flags & O_CLOEXEC:
         task.close_on_exec.update((rfd, wfd))
     return 0
+
+
+#: the calls of this module the x86-64 entry serves with the calling thread (its
+#: THREAD_CALLS): a write may end at a pipe without a reader, whose SIGPIPE is the
+#: thread's; copy_file_range and fadvise64 only programs make
+RW_CALLS: dict[str, Callable[[Thread, Sequence[int]], int]] = {
+    "write": lambda t, a: ksys_write(t.process, a[0], a[1], a[2], t),
+    "writev": lambda t, a: do_writev(t.process, a[0], a[1], a[2], t),
+    "sendfile": lambda t, a: sys_sendfile64(t.process, a[0], a[1], a[2], a[3], t),
+    "copy_file_range": lambda t, a: sys_copy_file_range(t.process, *a[:6]),
+    "fadvise64": lambda t, a: ksys_fadvise64_64(t.process, a[0], a[1], a[2], a[3]),
+}

@@ -48,6 +48,8 @@ STATX_SIZE = 256
 #: where stx_size and stx_blocks lie in struct statx
 STATX_SIZE_OFFSET = 40
 STATX_SIZE_BLOCKS = struct.Struct("<QQ")
+#: fs/proc/root.c proc_fill_super(): procfs's block size
+PROC_BLOCK_SIZE = 1024
 #: the host's statx(2), for the files it has
 _NR_STATX = 332
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -115,8 +117,15 @@ def inode_getattr(task, inode: Inode) -> Kstat:
     mode = _S_IFMT[inode.kind] | (inode.mode & 0o7777)
     rdev = _RDEV.get(type(inode.fops), (0, 0)) if inode.kind == S_IFCHR else (0, 0)
     size = inode.size if inode.kind not in (S_IFCHR, S_IFIFO) else 0
-    return Kstat(inode.dev, inode.ino, mode, nlink, task.uid, task.uid, rdev, size, PAGE_SIZE,
-                 inode_get_bytes(inode) // 512, boot, boot, boot)
+    return Kstat(inode.dev, inode.ino, mode, nlink, task.uid, task.uid, rdev, size,
+                 _blksize(inode), inode_get_bytes(inode) // 512, boot, boot, boot)
+
+
+def _blksize(inode: Inode) -> int:
+    """generic_fillattr(): st_blksize is the superblock's block size: procfs's 1024
+    (proc_fill_super()), a page for the model's other filesystems."""
+    mount = inode.mount
+    return PROC_BLOCK_SIZE if mount is not None and mount.fstype == "proc" else PAGE_SIZE
 
 
 def file_getattr(task, file: File) -> Kstat:

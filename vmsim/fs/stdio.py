@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 import stat
 
 from ..errors import ENOTTY, kerr
@@ -32,6 +33,10 @@ TIOCGWINSZ = 0x5413
 READ_CHUNK = 1 << 20
 #: the bytes each read-only terminal ioctl the model forwards puts at its argument
 TTY_QUERIES = {TCGETS: 36, TIOCGWINSZ: 8}
+#: the events a host fd is asked for when a program polls its stdio file (POLLERR,
+#: POLLHUP and POLLNVAL come unasked)
+POLL_EVENTS = (select.POLLIN | select.POLLPRI | select.POLLOUT | select.POLLRDNORM
+               | select.POLLRDBAND | select.POLLWRNORM | select.POLLWRBAND | select.POLLRDHUP)
 
 
 class HostStream:
@@ -53,6 +58,33 @@ class HostStream:
         while view:
             view = view[os.write(self.fd, view):]
         return len(data)
+
+    def pread(self, count: int, pos: int) -> bytes:
+        """pread(2) of the host fd (a regular file): up to count bytes at pos."""
+        return os.pread(self.fd, min(count, READ_CHUNK), pos)
+
+    def pwrite(self, data: bytes, pos: int) -> int:
+        """pwrite(2) of all of data at pos of the host fd (a regular file)."""
+        done = 0
+        while done < len(data):
+            done += os.pwrite(self.fd, data[done:], pos + done)
+        return done
+
+    def tell(self) -> int:
+        """The host fd's file position."""
+        return os.lseek(self.fd, 0, os.SEEK_CUR)
+
+    def seek(self, pos: int) -> None:
+        """Move the host fd's file position to pos."""
+        os.lseek(self.fd, pos, os.SEEK_SET)
+
+    def poll(self) -> int:
+        """The host's poll(2) answer for the fd at this moment (no waiting): its events of
+        POLL_EVENTS, POLLERR, POLLHUP."""
+        poller = select.poll()
+        poller.register(self.fd, POLL_EVENTS)
+        ready = poller.poll(0)
+        return ready[0][1] if ready else 0
 
     def fstat(self) -> os.stat_result:
         return os.fstat(self.fd)

@@ -329,6 +329,17 @@ PROC_PID_TEXT = {
 }
 
 
+def filesystems_proc_show(task) -> str:
+    """fs/filesystems.c filesystems_proc_show(): the filesystem types the kernel has
+    registered, as this machine's kernel lists them."""
+    with open("/proc/filesystems") as host:
+        return host.read()
+
+
+#: the entries of /proc itself the model serves as text (proc_create_single())
+PROC_TEXT = {"filesystems": ProcSeqOps(filesystems_proc_show)}
+
+
 def seq_read(file: File, count: int, pos: int) -> bytes:
     """seq_read_iter(): count bytes of the text at pos."""
     ops, inode = file.f_op, file.inode
@@ -556,15 +567,20 @@ class Vfs:
         no live process is ENOENT (an exited process is gone at once: the model has no
         zombies). None for any other path. The inode is a new one (mode 0600 for mem,
         0444 for text, as proc_pid_make_inode() makes them), whose number nothing
-        observes."""
-        match = re.fullmatch(r"/proc/(self|[1-9][0-9]*)/(mem|maps|smaps|status)", self._norm(path))
+        observes. The text files of /proc itself (PROC_TEXT) are found here too."""
+        path = self._norm(path)
+        proc = self.mounts["/proc"]
+        if path.removeprefix("/proc/") in PROC_TEXT:
+            inode = ProcInode(proc.new_ino(), proc, PROC_TEXT[path[6:]], path, task)
+            inode.mode = 0o444
+            return inode
+        match = re.fullmatch(r"/proc/(self|[1-9][0-9]*)/(mem|maps|smaps|status)", path)
         if match is None:
             return None
         pid, entry = match.groups()
         target = task if pid == "self" else task.kernel.processes.get(int(pid))
         if target is None:
             raise kerr(ENOENT)
-        proc = self.mounts["/proc"]
         fops = PROC_MEM_OPS if entry == "mem" else PROC_PID_TEXT[entry]
         inode = ProcInode(proc.new_ino(), proc, fops, f"/proc/{target.pid}/{entry}", target)
         inode.mode = 0o600 if entry == "mem" else 0o444

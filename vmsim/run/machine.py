@@ -96,7 +96,9 @@ class Machine:
         model = cpu or host_cpu_model(pkeys=kernel.pkeys, sgx=kernel.sgx_cpu)
         self.cpu = Cpu(cpuid_for(model))
         self.slice = slice_insns
-        #: told of every syscall as it enters and leaves (`vmsim run --trace`)
+        #: told of every syscall as it enters and leaves, of every thread going back to
+        #: user mode (a call a wakeup completed), of every exception that raised a
+        #: signal and of every thread's end (`vmsim run --trace`, `--record`)
         self.tracer = tracer
         #: called with a process about to end (its last thread exiting), before its mm
         #: and files go
@@ -156,6 +158,8 @@ class Machine:
         process.pkru = thread.pkru                  # switch_to(): the thread's PKRU
         if not self._to_user_mode(thread):
             return
+        if self.tracer is not None:
+            self.tracer.resume(thread)
         budget = self.slice if nr_runnable(threads) > 1 else 0
         stop = self.cpu.run(thread, budget)
         if stop is Stop.SYSCALL:
@@ -163,6 +167,8 @@ class Machine:
         elif stop is Stop.TRAP:
             assert self.cpu.trap is not None        # set with every TRAP stop
             force_trap(thread, self.cpu.trap)
+            if self.tracer is not None:
+                self.tracer.trap(thread, self.cpu.trap)
         thread.pkru = process.pkru                  # WRPKRU, pkey_alloc()
 
     def _tick(self, threads: list[Thread]) -> None:
@@ -174,8 +180,12 @@ class Machine:
             if expiry is not None and expiry <= now:
                 timer_expired(process)
         if any(t.state == "blocked" for t in threads):
+            task = self.cpu.task
+            before = pte_state(task) if task is not None else ()
             expire_timeouts(threads, now)
-            signal_wakeups(threads)
+            signal_wakeups(threads)                 # an interrupted call may write memory
+            if task is not None:
+                self._flush_if_changed(task, before)
 
     def _idle(self, threads: list[Thread]) -> None:
         """Nothing can run: the clock jumps to the next deadline or interval timer (an
@@ -251,6 +261,8 @@ class Machine:
     def _exit(self, thread: Thread, status: int, group: bool) -> None:
         """do_exit() / do_group_exit(), the on_exit hook first when the process ends."""
         process = thread.process
+        if self.tracer is not None:
+            self.tracer.exit(thread, status)
         if group or process.signal.threads == [thread]:
             if self.on_exit is not None:
                 self.on_exit(process)

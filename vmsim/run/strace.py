@@ -1,160 +1,215 @@
-"""Each syscall a program makes, as strace prints it (`vmsim run --trace`):
-`name(arg, ...) = result`, the call padded to 39 columns, one line per call, the lines
-of every thread but the first marked `[pid TID] ` as strace -f marks them.
+"""Each syscall a program makes, as strace prints it, with the model's verdict where it
+refused one (`vmsim run --trace`), and the run as a trace (`vmsim run --record`).
 
-The arguments are read at entry, from the registers and the program's memory (a path
-before execve replaces the memory that held it), by the kinds of the one syscall table
-(vmsim.syscalls.table) and printed as strace prints them for x86-64: addresses in hex
-or NULL, sizes in decimal, file offsets in hex, ints and fds as C ints (AT_FDCWD by
-name), flag sets and enumerations symbolically (vmsim.syscalls.strace.format_value), C
-strings quoted, a buffer written by the call its first 32 bytes (strace -s 32) after
-the call returns. A result is an address in hex for the calls that return one, `-1
-ERRNO (message)` for an error, `?` for a call that does not return (exit, a successful
-execve's old image is gone: `0`). A number the table lacks prints as
-`syscall_0x1ce(...)` with six hex arguments.
+The run loop (vmsim.run.machine) tells the Tracer of every syscall as it enters and
+leaves, of every CPU exception that raised a signal, and of every thread's end. A call
+is written as this machine's strace writes it (strace 6.x, default options), by the
+project's one formatter (vmsim.arch.x86.entry.syscall_64 strace_line,
+vmsim.syscalls.strace format_syscall): the arguments from the registers the call was
+made with, its memory read after it returned (a read's buffer then holds what was
+read), but for execve, whose path, argv and envp are read as it enters: a successful
+one replaces the memory that held them. The lines of a thread are prefixed
+`[pid TID] ` while more than one thread lives, as strace -f prefixes them. A fault is
+written as strace writes the signal (`--- SIGSEGV {si_signo=SIGSEGV, ...} ---`), an end
+as `+++ exited with N +++` or `+++ killed by SIGSEGV +++`. The execve that starts the
+program is made before the run (vmsim.run.machine Machine.start), not by the program,
+and is not written; neither are the signals that are not a fault's.
+
+Under `vmsim run` the model is the kernel, so every call agrees with it by
+construction; what the trace adds is why the model refused what it refused, in the
+words `vmsim replay` uses (vmsim.trace.explain): under a refused mm call or SGX ioctl
+the `why:` lines replay prints for it, under a fault the VMA and the permission the
+fault handler checked. Calls are shown as they complete: a call that sleeps (wait4, a
+futex) is shown when it returns, after the calls other threads made meanwhile, where
+strace shows it `<unfinished ...>` and `<... resumed>`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from ..fs.namei import strncpy_from_user
+from ..arch.x86.entry.syscall_64 import strace_line
+from ..arch.x86.traps import X86_PF_INSTR, X86_PF_WRITE, X86_TRAP_PF, Trap
+from ..errors import Fault
 from ..mm.fault import copy_from_user
-from ..syscalls.names import errno_name
-from ..syscalls.strace import format_address, format_cstring, format_error, format_value
+from ..process import Process
+from ..syscalls.names import SI_CODES, signal_name
+from ..syscalls.strace import Peek, format_siginfo
 from ..syscalls.table import SYS_CALL_TABLE, Syscall
-from ..task.exec import get_user_arg_strings
+from ..task.sched import threads_of
 from ..task.thread import Thread
-from ..uapi import AT_FDCWD, MREMAP_FIXED, MREMAP_MAYMOVE, O_CREAT, O_TMPFILE, PATH_MAX, U64
+from ..trace.explain import explain, explain_fault
+from ..trace.format import Record
+from ..uapi import U64
+from .record import RunRecorder, call_record, complete
 
-#: strace's default string limit (-s 32) and the column the result starts in
-STRING_LIMIT = 32
-COLUMN = 39
-#: the calls whose last argument strace prints only when the flags say it is used:
-#: mremap's new address (MREMAP_MAYMOVE|MREMAP_FIXED), the mode of open and openat
-#: (O_CREAT, O_TMPFILE); the index of the flags argument and the test
-LAST_ARG_IF = {
-    "mremap": (3, lambda flags: flags & (MREMAP_MAYMOVE | MREMAP_FIXED) == MREMAP_MAYMOVE | MREMAP_FIXED),
-    "open": (1, lambda flags: bool(flags & O_CREAT or flags & O_TMPFILE == O_TMPFILE)),
-    "openat": (2, lambda flags: bool(flags & O_CREAT or flags & O_TMPFILE == O_TMPFILE)),
-}
+#: the calls whose refusals are explained: the mm calls and the SGX ioctls
+EXPLAINED = frozenset({
+    "mmap", "munmap", "mprotect", "pkey_mprotect", "mremap", "mseal", "madvise", "mlock",
+    "mlock2", "munlock", "brk", "msync", "mlockall", "munlockall", "shmat", "shmdt",
+    "process_madvise", "pkey_alloc", "pkey_free", "ioctl",
+})
+#: the length of the SYSCALL instruction (0f 05)
+SYSCALL_SIZE = 2
+#: the calls that make a process
+FORKS = frozenset({"clone", "fork", "vfork"})
+#: the si_code names every signal shares (include/uapi/asm-generic/siginfo.h)
+GENERIC_SI_CODES = {0: "SI_USER", 0x80: "SI_KERNEL"}
+#: where a SEGV_PKUERR siginfo holds si_pkey (vmsim.task.signal_types fault_info)
+SI_PKEY = 0x20
 
 
-def c_int(v: int) -> int:
-    """A register as a C int."""
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v >> 31 else v
+@dataclass
+class _Call:
+    """A syscall in flight: its number, argument registers, table entry (None: a
+    number the model does not know), the peek its line is read with (None: the
+    memory as it is after the call), and its record (None: not one a trace holds)."""
+
+    nr: int
+    args: Sequence[int]
+    #: where the thread goes on once the call returns (after its SYSCALL instruction)
+    rip: int
+    entry: Syscall | None
+    peek: Peek | None
+    rec: Record | None
+
+
+class _Remembered:
+    """A peek that keeps what it read, then answers from that alone (`frozen`): the
+    memory an execve line shows, read before the execve replaced it."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.seen: dict[tuple[int, int], bytes | None] = {}
+        self.frozen = False
+
+    def __call__(self, addr: int, n: int) -> bytes | None:
+        if self.frozen or (addr, n) in self.seen:
+            return self.seen.get((addr, n))
+        try:
+            data: bytes | None = copy_from_user(self.process, addr, n)
+        except (OSError, Fault):
+            data = None
+        self.seen[addr, n] = data
+        return data
+
+
+def _signed(rax: int) -> int:
+    return rax - (1 << 64) if rax >> 63 else rax
 
 
 class Tracer:
-    """Formats the calls of a run and hands each line to `write`."""
+    """Watches the syscalls, faults and exits of a run: writes them in strace syntax to
+    `write` (None: nothing written) and hands them to `recorder` (None: not recorded).
 
-    def __init__(self, write: Callable[[str], None]) -> None:
+    Invariant: `_calls` holds the calls entered and not yet left, by tid."""
+
+    def __init__(self, write: Callable[[str], None] | None = None,
+                 recorder: RunRecorder | None = None) -> None:
         self.write = write
-        self._entries: dict[int, tuple[Syscall | None, list[str]]] = {}
-        #: the thread traced first: the others' lines start with `[pid TID] `, as
-        #: strace -f marks them
-        self.first: int | None = None
+        self.recorder = recorder
+        self._calls: dict[int, _Call] = {}
 
     def enter(self, thread: Thread) -> None:
-        """syscall-enter: the arguments, read now."""
+        """syscall-enter: the number and registers; what must be read now (execve's
+        strings, the record's arguments)."""
         regs = thread.regs
-        entry = SYS_CALL_TABLE.get(regs.orig_rax)
-        args = regs.syscall_args()
-        if entry is None:
-            shown = [f"{a:#x}" for a in args]
-        else:
-            kinds = [kind.rstrip("?") for kind in entry.kinds]
-            shown = [_buffer(thread, value, args[i + 1]) if kind == "buf" else
-                     self._arg(thread, kind, value)
-                     for i, (kind, value) in enumerate(zip(kinds, args, strict=False))]
-            last = LAST_ARG_IF.get(entry.name)
-            if last is not None and not last[1](args[last[0]]):
-                shown.pop()
-            if entry.name == "execve":
-                shown += _execve_strings(thread, args[1], args[2])
-        self._entries[thread.tid] = (entry, shown)
+        nr, args = regs.orig_rax, regs.syscall_args()
+        entry = SYS_CALL_TABLE.get(nr)
+        peek = None
+        if entry is not None and entry.name == "execve" and self.write is not None:
+            remembered = _Remembered(thread.process)
+            strace_line(thread, nr, args, None, remembered)
+            remembered.frozen = True
+            peek = remembered
+        rec = None
+        if entry is not None and (self.recorder is not None or entry.name in EXPLAINED):
+            rec = call_record(thread, entry, args)
+        if rec is not None and self.recorder is not None:
+            self.recorder.faults(thread)
+        self._calls[thread.tid] = _Call(nr, args, regs.rip, entry, peek, rec)
 
     def leave(self, thread: Thread, result: int | None) -> None:
-        """syscall-exit: the line, with `result` (rax; None: the call did not return)."""
-        entry, shown = self._entries.pop(thread.tid, (None, []))
-        regs = thread.regs
-        if entry is None:
-            name = f"syscall_{regs.orig_rax:#x}"
-        else:
-            name = entry.name
-            if result is not None and not _failed(result):
-                shown = [self._out(thread, kind.rstrip("?"), value, text, result)
-                         for kind, value, text in zip(entry.kinds, regs.syscall_args(), shown,
-                                                      strict=False)] + shown[len(entry.kinds):]
-        call = f"{name}({', '.join(shown)})"
-        if self.first is None:
-            self.first = thread.tid
-        prefix = "" if thread.tid == self.first else f"[pid {thread.tid}] "
-        self.write(f"{prefix}{call:<{COLUMN}} = {self._result(entry, result)}")
+        """syscall-exit: the call's line with `result` (rax; None: the call did not
+        return), and why the model refused it."""
+        call = self._calls.pop(thread.tid, None)
+        if call is None:
+            return
+        value = None if result is None else _signed(result & U64)
+        process = thread.process
+        rec = call.rec
+        if rec is not None:
+            complete(rec, process, value)
+        if self.write is not None:
+            self._say(thread, strace_line(thread, call.nr, call.args, value, call.peek))
+            if rec is not None and rec.err is not None and rec.call in EXPLAINED:
+                fds = {fd: fd for fd in process.files}
+                for why in explain(process, rec, rec.err, fds, lambda addr: addr):
+                    self._say(thread, f"  why: {why}")
+        if self.recorder is not None:
+            self._record(process, call, rec)
 
-    def _arg(self, thread: Thread, kind: str, value: int) -> str:
-        if kind in ("path", "str", "atpath"):
-            return _cstring(thread, value)
-        if kind in ("int", "fd", "pkey"):
-            return str(c_int(value))
-        if kind == "dirfd":
-            return "AT_FDCWD" if c_int(value) == AT_FDCWD else str(c_int(value))
-        if kind == "len":
-            return str(value & U64)
-        if kind == "off":
-            return f"{value & U64:#x}" if value & U64 else "0"
-        if kind in ("addr", "outbuf", "iovec"):
-            return format_address(value)
-        return format_value(kind, value)
+    def resume(self, thread: Thread) -> None:
+        """The thread goes back to user mode: a call it slept in that a wakeup completed
+        (sched.wake_up() with a value: the thread goes on after it) is left now, with
+        the value in rax; one a signal handler's frame interrupted, as not returning. A
+        call to be made again (its SYSCALL next) stays in flight."""
+        call = self._calls.get(thread.tid)
+        if call is None or thread.regs.rip == call.rip - SYSCALL_SIZE:
+            return
+        self.leave(thread, thread.regs.rax if thread.regs.rip == call.rip else None)
 
-    def _out(self, thread: Thread, kind: str, value: int, text: str, result: int) -> str:
-        """An argument as it reads once the call returned: a buffer's contents."""
-        if kind == "outbuf" and result > 0:
-            return _buffer(thread, value, result)
-        return text
+    def _record(self, process: Process, call: _Call, rec: Record | None) -> None:
+        """The call recorded (a fork's child settled with its parent), or counted."""
+        assert self.recorder is not None
+        if rec is None:
+            self.recorder.skip(call.entry.name if call.entry is not None else f"syscall_{call.nr:#x}")
+            return
+        self.recorder.add(rec)
+        if process.alive:
+            self.recorder.settle(process)
+        child = process.kernel.processes.get(rec.ret) if rec.call in FORKS and rec.ret else None
+        if child is not None:
+            self.recorder.settle(child)
 
-    @staticmethod
-    def _result(entry: Syscall | None, result: int | None) -> str:
-        if result is None:
-            return "?"
-        if _failed(result):
-            return format_error(errno_name(-(result - (1 << 64))))
-        if entry is not None and entry.addr_result:
-            return f"{result:#x}"
-        return str(result - (1 << 64) if result >> 63 else result)
+    def trap(self, thread: Thread, trap: Trap) -> None:
+        """A CPU exception raised a signal (vmsim.arch.x86.traps force_trap(): its
+        siginfo is the last the thread has pending): the signal as strace shows it
+        being delivered, and for a page fault why the model refused the access."""
+        if not thread.pending.queue:
+            return
+        info = thread.pending.queue[-1]
+        name = signal_name(info.signo)
+        code = SI_CODES.get((name, info.code)) or GENERIC_SI_CODES.get(info.code, str(info.code))
+        pkey = struct.unpack_from("<I", info.raw, SI_PKEY)[0] if code == "SEGV_PKUERR" else None
+        text = format_siginfo(name, code, info.addr, pkey)
+        if self.write is not None:
+            self._say(thread, text)
+            if trap.vector == X86_TRAP_PF and trap.fault is not None:
+                kind = "w" if trap.error_code & X86_PF_WRITE else \
+                    "x" if trap.error_code & X86_PF_INSTR else "r"
+                for why in explain_fault(thread.process, trap.fault.code, trap.fault.addr, kind):
+                    self._say(thread, f"  why: {why}")
+        if self.recorder is not None:
+            self.recorder.event(thread.tid, "signal", name, text)
 
+    def exit(self, thread: Thread, status: int) -> None:
+        """The thread ends with the wait status `status` (its process's, if it is the
+        last): `+++ exited with N +++`, or `+++ killed by SIGNAL +++`, after the call it
+        was in (exit, exit_group, or one a fatal signal ended), which did not return."""
+        if thread.tid in self._calls:
+            self.leave(thread, None)
+        signal = status & 0x7F
+        name = signal_name(signal) if signal else None
+        text = f"+++ killed by {name} +++" if name else f"+++ exited with {status >> 8 & 0xFF} +++"
+        if self.write is not None:
+            self._say(thread, text)
+        if self.recorder is not None:
+            self.recorder.event(thread.tid, "killed" if name else "exited", name, text)
 
-def _failed(result: int) -> bool:
-    return result >= (1 << 64) - 4095
-
-
-def _cstring(thread: Thread, addr: int) -> str:
-    if not addr:
-        return "NULL"
-    try:
-        data = strncpy_from_user(thread.process, addr, PATH_MAX)
-    except OSError:
-        return format_address(addr)
-    return format_address(addr) if data is None else format_cstring(data)
-
-
-def _execve_strings(thread: Thread, argv: int, envp: int) -> list[str]:
-    """execve's argv as strace prints it, then envp as its address and count."""
-    try:
-        args = get_user_arg_strings(thread, argv)
-        env = get_user_arg_strings(thread, envp)
-    except OSError:
-        return [format_address(argv), format_address(envp)]
-    return ["[" + ", ".join(format_cstring(a) for a in args) + "]",
-            f"{format_address(envp)} /* {len(env)} vars */"]
-
-
-def _buffer(thread: Thread, addr: int, length: int) -> str:
-    """The first STRING_LIMIT bytes at addr, quoted, `...` after a longer one."""
-    try:
-        data = copy_from_user(thread.process, addr, min(length, STRING_LIMIT))
-    except OSError:
-        return format_address(addr)
-    return format_cstring(data) + ("..." if length > STRING_LIMIT else "")
-
+    def _say(self, thread: Thread, line: str) -> None:
+        assert self.write is not None
+        several = len(threads_of(thread.process.kernel)) > 1
+        self.write(f"[pid {thread.tid:5}] {line}" if several else line)

@@ -95,4 +95,7 @@ def signal_name(signo: int) -> str:
 SI_CODES = {("SIGSEGV", 1): "SEGV_MAPERR", ("SIGSEGV", 2): "SEGV_ACCERR",
             ("SIGSEGV", 4): "SEGV_PKUERR", ("SIGBUS", 1): "BUS_ADRALN",
             ("SIGBUS", 2): "BUS_ADRERR", ("SIGBUS", 3): "BUS_OBJERR",
-            ("SIGSEGV", 0x80): "SI_KERNEL"}
+            ("SIGSEGV", 0x80): "SI_KERNEL", ("SIGILL", 1): "ILL_ILLOPC",
+            ("SIGILL", 2): "ILL_ILLOPN", ("SIGFPE", 1): "FPE_INTDIV",
+            ("SIGFPE", 7): "FPE_FLTINV", ("SIGTRAP", 1): "TRAP_BRKPT",
+            ("SIGTRAP", 2): "TRAP_TRACE", ("SIGTRAP", 0x80): "SI_KERNEL"}

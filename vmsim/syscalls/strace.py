@@ -27,9 +27,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..uapi import MAP_TYPE, O_ACCMODE, U64
+from ..uapi import AT_FDCWD, MAP_TYPE, O_ACCMODE, PAGE_SIZE, U64
 from .inputs import check_path, quote, size_text
-from .names import CONSTANTS, errno_name, is_errno, strerror, with_prefix
+from .names import CONSTANTS, errno_name, is_errno, signal_name, strerror, with_prefix
 from .table import Syscall
 
 # --------------------------------------------------------------------------- line prefixes
@@ -651,7 +651,8 @@ def bind_args(call: Syscall, raw: Sequence[str], env: Mapping[str, int]) -> list
     return args
 
 
-#: the bits of each flag-set kind, most specific first (for `format_value`)
+#: the bits of each flag-set kind, most specific first (for `format_value`; the flag sets
+#: of XFLAGS, open's among them, are strace's own tables)
 FLAG_NAMES: dict[str, list[str]] = {
     "prot": ["PROT_READ", "PROT_WRITE", "PROT_EXEC", "PROT_SEM", "PROT_GROWSDOWN",
              "PROT_GROWSUP"],
@@ -665,8 +666,6 @@ FLAG_NAMES: dict[str, list[str]] = {
     "persona": ["ADDR_NO_RANDOMIZE", "MMAP_PAGE_ZERO", "ADDR_COMPAT_LAYOUT",
                 "READ_IMPLIES_EXEC", "ADDR_LIMIT_32BIT", "SHORT_INODE", "WHOLE_SECONDS",
                 "STICKY_TIMEOUTS", "ADDR_LIMIT_3GB"],
-    "oflags": ["O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NONBLOCK",
-               "O_DIRECTORY", "O_NOFOLLOW", "O_CLOEXEC"],
     "msflags": ["MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC"],
 }
 #: the names of each enumeration kind's values
@@ -676,7 +675,6 @@ ENUM_NAMES: dict[str, dict[int, str]] = {
 }
 _MAP_TYPES = {CONSTANTS[n]: n for n in ("MAP_SHARED", "MAP_PRIVATE", "MAP_SHARED_VALIDATE",
                                         "MAP_DROPPABLE")}
-_O_ACC = {CONSTANTS[n]: n for n in ("O_RDONLY", "O_WRONLY", "O_RDWR")}
 
 
 def format_address(v: int) -> str:
@@ -723,15 +721,30 @@ def format_value(kind: str, v: int | str | bytes | None,
         typ = _MAP_TYPES.get(v & MAP_TYPE)
         return _flags(v & ~MAP_TYPE if typ else v, FLAG_NAMES["mapflags"],
                       [typ] if typ else None)
-    if kind == "oflags":
-        v &= 0xFFFFFFFF
-        if v & O_ACCMODE == O_ACCMODE:
-            return _flags(v, FLAG_NAMES["oflags"])
-        return _flags(v & ~O_ACCMODE, FLAG_NAMES["oflags"], [_O_ACC[v & O_ACCMODE]])
     if kind in FLAG_NAMES:
         return _flags(v & U64, FLAG_NAMES[kind])
     if kind in ENUM_NAMES:
         return ENUM_NAMES[kind].get(v & U64) or _format_int("int", v)
+    return _format_syscall_value(kind, v)
+
+
+def _format_syscall_value(kind: str, v: int) -> str:
+    """The kinds of the calls only programs make, as strace prints them: strace's names
+    for enumerations and flag sets (XLAT, XFLAGS), a directory fd, a hex number, and a
+    struct or buffer by its address (what strace shows of one it cannot read)."""
+    if kind == "dirfd":
+        return "AT_FDCWD" if _int32(v) == AT_FDCWD else str(_int32(v))
+    if kind == "hex":
+        return f"{v & U64:#x}" if v else "0"
+    if kind in XLAT:
+        name = XLAT[kind].get(v & 0xFFFFFFFF)
+        if name is None and kind == "fadvice":      # printxval()'s default
+            return f"{v & 0xFFFFFFFF:#x} /* POSIX_FADV_??? */"
+        return name or (f"{v & 0xFFFFFFFF:#x}" if kind == "ioctlcmd" else str(_int32(v)))
+    if kind in XFLAGS:
+        return _xflags(kind, v & 0xFFFFFFFF)
+    if kind in MEMORY_KINDS:
+        return format_address(v)
     return str(v)
 
 
@@ -769,8 +782,13 @@ XLAT: dict[str, dict[int, str]] = {
     "rlimres": {v: k for k, v in with_prefix("RLIMIT_").items()},
     "fcntlcmd": {0: "F_DUPFD", 1: "F_GETFD", 2: "F_SETFD", 3: "F_GETFL", 4: "F_SETFL",
                  1030: "F_DUPFD_CLOEXEC", 1033: "F_ADD_SEALS", 1034: "F_GET_SEALS"},
+    "archcode": {0x1001: "ARCH_SET_GS", 0x1002: "ARCH_SET_FS", 0x1003: "ARCH_GET_FS",
+                 0x1004: "ARCH_GET_GS", 0x1011: "ARCH_GET_CPUID", 0x1012: "ARCH_SET_CPUID"},
     "ioctlcmd": {0x5401: "TCGETS", 0x5413: "TIOCGWINSZ", 0x541B: "FIONREAD", 0x5421: "FIONBIO",
-                 0x5451: "FIOCLEX", 0x5450: "FIONCLEX"},
+                 0x5451: "FIOCLEX", 0x5450: "FIONCLEX",
+                 **{v: k for k, v in with_prefix("SGX_IOC_").items()}},
+    "fadvice": {0: "POSIX_FADV_NORMAL", 1: "POSIX_FADV_RANDOM", 2: "POSIX_FADV_SEQUENTIAL",
+                3: "POSIX_FADV_WILLNEED", 4: "POSIX_FADV_DONTNEED", 5: "POSIX_FADV_NOREUSE"},
 }
 #: flag sets as strace names them, most specific first; the empty set's name
 XFLAGS: dict[str, tuple[list[tuple[int, str]], str]] = {
@@ -782,15 +800,24 @@ XFLAGS: dict[str, tuple[list[tuple[int, str]], str]] = {
     "fdflags": ([(1, "FD_CLOEXEC")], "0"),
     "oflags": ([(0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"), (0o1000, "O_TRUNC"),
                 (0o2000, "O_APPEND"), (0o4000, "O_NONBLOCK"), (0o4010000, "O_SYNC"),
-                (0o10000, "O_DSYNC"), (0o20000, "O_ASYNC"), (0o40000, "O_DIRECT"),
-                (0o100000, "O_LARGEFILE"), (0o200000, "O_DIRECTORY"), (0o400000, "O_NOFOLLOW"),
-                (0o1000000, "O_NOATIME"), (0o2000000, "O_CLOEXEC"), (0o10000000, "O_PATH"),
-                (0o20000000, "__O_TMPFILE")], ""),
+                (0o10000, "O_DSYNC"), (0o40000, "O_DIRECT"), (0o100000, "O_LARGEFILE"),
+                (0o400000, "O_NOFOLLOW"), (0o1000000, "O_NOATIME"), (0o2000000, "O_CLOEXEC"),
+                (0o10000000, "O_PATH"), (0o20200000, "O_TMPFILE"), (0o200000, "O_DIRECTORY"),
+                (0o20000, "FASYNC")], ""),
     "fdoflags": ([(0o2000000, "O_CLOEXEC"), (0o4000, "O_NONBLOCK"), (0o40000, "O_DIRECT"),
                   (0o200, "O_NOTIFICATION_PIPE")], "0"),
+    "pollevents": ([(1 << n, name) for n, name in enumerate(
+        ("POLLIN", "POLLPRI", "POLLOUT", "POLLERR", "POLLHUP", "POLLNVAL", "POLLRDNORM",
+         "POLLRDBAND", "POLLWRNORM", "POLLWRBAND", "POLLMSG", "", "POLLREMOVE", "POLLRDHUP")) if name],
+                   "0"),
 }
 _S_IFMT = {0o140000: "S_IFSOCK", 0o120000: "S_IFLNK", 0o100000: "S_IFREG",
            0o060000: "S_IFBLK", 0o040000: "S_IFDIR", 0o020000: "S_IFCHR", 0o010000: "S_IFIFO"}
+
+#: the kinds whose value is the address of a buffer or struct in the process's memory
+MEMORY_KINDS = frozenset({"buf", "outbuf", "iovec", "ioctlarg", "statbuf", "rlimit", "timespec",
+                          "timeval", "fdpair", "cpumask", "utsname", "dirents", "pollfds", "fdset",
+                          "timeout", "tvtimeout", "sigsetp", "sigsetpack", "loffp"})
 
 #: reads `n` bytes of the traced process's memory at an address; None if it cannot
 Peek = Callable[[int, int], bytes | None]
@@ -852,19 +879,35 @@ class _CallView:
         return self.result is not None and not -4096 < self.result < 0
 
     def cstring(self, addr: int, limit: int = PATH_LIMIT) -> str:
-        """printpath()/printstr(): the NUL-terminated string at addr."""
+        """printpath()/printstr(): the NUL-terminated string at addr, its first `limit`
+        bytes and `...` when it is longer."""
         if addr == 0:
             return "NULL"
         data = bytearray()
-        while len(data) < limit:
-            chunk = self.peek(addr + len(data), min(64, limit - len(data)))
+        while len(data) <= limit:
+            at = addr + len(data)
+            chunk = self.peek(at, min(64, limit + 1 - len(data), PAGE_SIZE - at % PAGE_SIZE))
             if not chunk:
                 return f"{addr:#x}" if not data else strace_quote(bytes(data)) + "..."
             nul = chunk.find(0)
-            if nul >= 0:
+            if nul >= 0 and len(data) + nul <= limit:
                 return strace_quote(bytes(data + chunk[:nul]))
             data += chunk
-        return strace_quote(bytes(data)) + "..."
+        return strace_quote(bytes(data[:limit])) + "..."
+
+    def pointers(self, addr: int, most: int) -> tuple[list[int], bool] | None:
+        """The pointers of the NULL-terminated array at addr (an argv), at most `most`
+        of them, and whether there are more; None if it cannot be read."""
+        out: list[int] = []
+        while len(out) <= most:
+            word = self.peek(addr + 8 * len(out), 8)
+            if word is None:
+                return None
+            (ptr,) = struct.unpack("<Q", word)
+            if not ptr:
+                return out, False
+            out.append(ptr)
+        return out[:most], True
 
     def buffer(self, addr: int, count: int, force_hex: bool = False) -> str:
         """printstrn(): count bytes at addr, the first STRING_LIMIT of them shown."""
@@ -933,10 +976,8 @@ def _iovec_text(view: _CallView, addr: int, count: int, filled: int | None) -> s
 def _arg_text(view: _CallView, i: int, kind: str) -> str:
     """One argument of the call, by its kind."""
     v, args, name = view.args[i] & U64, view.args, view.call.name
-    if kind in ("fd", "pkey"):
+    if kind in ("fd", "pkey", "cint"):
         return str(_int32(v))
-    if kind == "dirfd":
-        return "AT_FDCWD" if _int32(v) == -100 else str(_int32(v))
     if kind in ("path", "atpath", "str"):
         return view.cstring(v)
     if kind == "buf":
@@ -952,16 +993,10 @@ def _arg_text(view: _CallView, i: int, kind: str) -> str:
         return str(v)
     if kind == "off":
         return f"{v:#x}" if v else "0"
-    if kind == "hex":
-        return f"{v:#x}" if v else "0"
     if kind == "mode":
         return f"0{v & 0o7777:o}" if v & 0o7777 else "0"
     if kind == "prot" and v == 0:
         return "PROT_NONE"
-    if kind in XLAT:
-        return XLAT[kind].get(v & 0xFFFFFFFF) or (f"{v:#x}" if kind == "ioctlcmd" else str(_int32(v)))
-    if kind in XFLAGS:
-        return _xflags(kind, v & 0xFFFFFFFF)
     if kind == "statbuf":
         return _stat_text(view, v)
     if kind == "rlimit":
@@ -980,10 +1015,10 @@ def _arg_text(view: _CallView, i: int, kind: str) -> str:
         return _cpumask_text(view, v)
     if kind == "utsname":
         return _utsname_text(view, v)
-    if kind == "ioctlarg":
-        return format_address(v)
     if kind == "dirents":
         return format_address(v) + (f" /* {_dirent_count(view, v)} entries */" if view.ok else "")
+    if kind in WAIT_KINDS:
+        return _wait_arg_text(view, i, kind) if v else "NULL"
     if kind in ("int", "byte"):
         return str(v - (1 << 64) if v >= 1 << 63 else v)
     return format_value(kind, v)
@@ -1019,13 +1054,16 @@ def _dirent_count(view: _CallView, addr: int) -> int:
 
 
 def _shown_kinds(call: Syscall, args: Sequence[int]) -> list[tuple[int, str]]:
-    """The arguments strace shows: open's mode only with O_CREAT or O_TMPFILE, fcntl's
-    third only for the commands that take one."""
+    """The arguments strace shows: open's mode only with O_CREAT or O_TMPFILE, mremap's
+    new address only with MREMAP_MAYMOVE|MREMAP_FIXED, fcntl's third only for the
+    commands that take one."""
     kinds = [(i, kind.rstrip("?")) for i, kind in enumerate(call.kinds)]
     if call.name in ("open", "openat"):
         flags = args[kinds[-2][0]]
         if not flags & (0o100 | 0o20000000):
             kinds = kinds[:-1]
+    if call.name == "mremap" and args[3] & _MREMAP_MOVE_FIXED != _MREMAP_MOVE_FIXED:
+        kinds = kinds[:-1]
     if call.name == "fcntl" and args[1] & 0xFFFFFFFF in (1, 3, 1034):
         kinds = kinds[:2]
     if call.name == "fcntl" and args[1] & 0xFFFFFFFF == 2:
@@ -1056,13 +1094,154 @@ def _result_text(call: Syscall, args: Sequence[int], result: int | None) -> str:
     return str(result)
 
 
+# poll(2), ppoll(2), select(2), pselect6(2), and the offsets of sendfile(2) and
+# copy_file_range(2): what strace shows of their structs, and after the result what the
+# call found (`= 1 ([{fd=3, revents=POLLIN}])`, `= 1 (in [3], left {...})`, `(Timeout)`)
+
+#: the kinds of these calls' arguments: a pollfd array (its count the next argument), an
+#: fd_set (of the first argument's fds), a timeout the call reads (timespec, timeval), a
+#: sigset_t, pselect6's {sigset, size}, a loff_t
+WAIT_KINDS = frozenset({"pollfds", "fdset", "timeout", "tvtimeout", "sigsetp", "sigsetpack",
+                        "loffp"})
+#: struct pollfd, struct __kernel_timespec (or timeval), pselect6's sigset_argpack
+_POLLFD, _TIMESPEC, _ARGPACK = "<ihh", "<qq", "<QQ"
+
+
+def _wait_arg_text(view: _CallView, i: int, kind: str) -> str:
+    v, args, name = view.args[i] & U64, view.args, view.call.name
+    if kind == "pollfds":
+        return _pollfds_text(view, v, args[i + 1] & 0xFFFFFFFF, None) or format_address(v)
+    if kind == "fdset":
+        data = view.peek(v, (_int32(args[0]) + 63) // 64 * 8) if _int32(args[0]) > 0 else b""
+        return _fds_text(data, _int32(args[0])) if data is not None else format_address(v)
+    if kind in ("timeout", "tvtimeout"):
+        fields = view.struct(v, _TIMESPEC)
+        unit = "tv_usec" if kind == "tvtimeout" else "tv_nsec"
+        return f"{{tv_sec={fields[0]}, {unit}={fields[1]}}}" if fields else format_address(v)
+    if kind == "sigsetp":
+        mask = view.struct(v, "<Q")
+        return _sigset_text(mask[0]) if mask else format_address(v)
+    if kind == "sigsetpack":
+        pack = view.struct(v, _ARGPACK)
+        if pack is None:
+            return format_address(v)
+        mask = view.struct(pack[0], "<Q") if pack[0] else None
+        shown = _sigset_text(mask[0]) if mask else format_address(pack[0]) if pack[0] else "NULL"
+        return f"{{sigmask={shown}, sigsetsize={pack[1]}}}"
+    loff = view.struct(v, "<q")                 # loffp: the offset as the call left it
+    if loff is None:
+        return format_address(v)
+    moved = view.result if view.ok and view.result else 0
+    if name == "sendfile" and moved:
+        return f"[{loff[0] - moved}] => [{loff[0]}]"
+    return f"[{loff[0] - moved}]"
+
+
+def _pollfds_text(view: _CallView, addr: int, nfds: int, returned: int | None) -> str | None:
+    """The pollfd array: `{fd=N, events=...}` each (`{fd=-1}` for a negative fd), or with
+    `returned` the entries with revents, at most that many."""
+    entries = view.struct(addr, "<" + _POLLFD[1:] * nfds) if nfds <= STRING_LIMIT else None
+    if entries is None:
+        return None
+    items = []
+    for fd, events, revents in zip(entries[::3], entries[1::3], entries[2::3], strict=True):
+        if returned is None:
+            items.append(f"{{fd={fd}, events={_xflags('pollevents', events & 0xFFFF)}}}"
+                         if fd >= 0 else f"{{fd={fd}}}")
+        elif revents and len(items) < returned:
+            items.append(f"{{fd={fd}, revents={_xflags('pollevents', revents & 0xFFFF)}}}")
+    return "[" + ", ".join(items) + "]"
+
+
+def _fds_text(data: bytes, n: int) -> str:
+    """An fd_set: the fds below n in it, `[3 5]`."""
+    bits = int.from_bytes(data, "little")
+    return "[" + " ".join(str(fd) for fd in range(n) if bits >> fd & 1) + "]"
+
+
+def _sigset_text(mask: int) -> str:
+    """A sigset_t as strace names it: `[USR1 TERM]`, or `~[...]` of what it lacks when it
+    holds more than half the signals."""
+    if bin(mask).count("1") > 32:
+        return "~" + _sigset_text(~mask & U64)
+    names = [signal_name(n).removeprefix("SIG") if n < 32 else "RTMIN" if n == 32 else f"RT_{n - 32}"
+             for n in range(1, 65) if mask >> (n - 1) & 1]
+    return "[" + " ".join(names) + "]"
+
+
+def _wait_result_text(view: _CallView) -> str:
+    """What strace adds after the result of poll, ppoll, select and pselect6: the ready
+    entries or fds and the time left (ppoll, select, pselect6 with a timeout), or
+    `(Timeout)` for 0."""
+    name, args, result = view.call.name, view.args, view.result
+    if name not in ("poll", "ppoll", "select", "pselect6") or not view.ok:
+        return ""
+    if not result:
+        return " (Timeout)"
+    assert result is not None
+    parts = []
+    if name in ("poll", "ppoll"):
+        parts.append(_pollfds_text(view, args[0] & U64, args[1] & 0xFFFFFFFF, result) or "")
+    else:
+        n = _int32(args[0])
+        for label, uset in zip(("in", "out", "except"), args[1:4], strict=True):
+            data = view.peek(uset & U64, (n + 63) // 64 * 8) if uset and n > 0 else None
+            if data and any(data):
+                parts.append(f"{label} {_fds_text(data, n)}")
+    timeout = {"ppoll": 2, "select": 4, "pselect6": 4}.get(name)
+    if timeout is not None and args[timeout]:
+        parts.append("left " + _wait_arg_text(view, timeout, "tvtimeout" if name == "select" else "timeout"))
+    return f" ({', '.join(parts)})"
+
+
+def _argv_text(view: _CallView, addr: int) -> str:
+    """printargv(): execve's argv, its first STRING_LIMIT strings (each cut at
+    STRING_LIMIT bytes), `...` for the rest."""
+    got = view.pointers(addr, STRING_LIMIT) if addr else None
+    if got is None:
+        return format_address(addr)
+    pointers, more = got
+    return "[" + ", ".join([view.cstring(p, STRING_LIMIT) for p in pointers] +
+                           (["..."] if more else [])) + "]"
+
+
+def _envp_text(view: _CallView, addr: int) -> str:
+    """printargc(): execve's envp, its address and how many strings it holds."""
+    got = view.pointers(addr, MAX_ENV_SHOWN) if addr else None
+    if got is None:
+        return format_address(addr)
+    count = len(got[0])
+    return f"{addr:#x} /* {count} var{'' if count == 1 else 's'} */"
+
+
+#: MREMAP_MAYMOVE|MREMAP_FIXED: the flags under which mremap takes a new address
+_MREMAP_MOVE_FIXED = 3
+#: the most environment strings an execve line counts
+MAX_ENV_SHOWN = 1 << 20
+
+
 def format_syscall(call: Syscall, args: Sequence[int], result: int | None, peek: Peek) -> str:
     """The line strace prints for `call` made with the six argument registers `args`
     and returning `result` (the signed rax; None: the call did not return, as
     exit_group), reading the process's memory with `peek` after the call (a read's
-    buffer then holds what it read)."""
+    buffer then holds what it read; execve's strings must be read before it, by a peek
+    that remembers them)."""
     view = _CallView(call, args, result, peek)
-    shown = ", ".join(_arg_text(view, i, kind) for i, kind in _shown_kinds(call, args))
-    text = f"{call.name}({shown})"
+    shown = [_arg_text(view, i, kind) for i, kind in _shown_kinds(call, args)]
+    if call.name == "execve":
+        shown += [_argv_text(view, args[1] & U64), _envp_text(view, args[2] & U64)]
+    text = f"{call.name}({', '.join(shown)})"
     pad = " " * (RESULT_COLUMN - len(text)) if len(text) < RESULT_COLUMN else " "
-    return f"{text}{pad}= {_result_text(call, args, result)}"
+    return f"{text}{pad}= {_result_text(call, args, result)}{_wait_result_text(view)}"
+
+
+def format_siginfo(signal: str, code: str, addr: int | None, pkey: int | None = None) -> str:
+    """The line strace prints when a signal of a fault is delivered:
+    `--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---` (si_addr for
+    the codes that carry one, si_pkey for SEGV_PKUERR)."""
+    fields = [f"si_signo={signal}", f"si_code={code}"]
+    if addr is not None:
+        fields.append(f"si_addr={format_address(addr)}")
+    if pkey is not None:
+        fields.append(f"si_pkey={pkey}")
+    return f"--- {signal} {{{', '.join(fields)}}} ---"

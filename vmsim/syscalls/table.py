@@ -29,11 +29,16 @@ read and written in strace syntax (vmsim.syscalls.strace):
                                     (read's), its length the next argument (an
                                     iovec's: the next argument is the count)
     whence accmode clockid rlimres  enumerations and flag sets of the calls only
-    grndflags fdoflags hex          programs make (strace's names; hex: a number
+    grndflags fdoflags archcode hex programs make (strace's names; hex: a number
                                     strace prints in hex)
     statbuf rlimit timespec timeval structs the call reads or fills, and what strace
     fdpair cpumask utsname dirents  shows of them (vmsim.syscalls.strace
-                                    format_syscall)
+    pollfds fdset timeout tvtimeout format_syscall); pollfds, fdset, the timeouts
+    sigsetp sigsetpack loffp        (timespec, timeval), sigsets and loff_t are what
+                                    poll, select and their kin, sendfile and
+                                    copy_file_range read
+    fadvice                         fadvise64's advice
+    cint                            a C int (its low 32 bits, signed)
 
 Entries without a number are the scenario language's memory accesses (`touch`, `peek`,
 `poke`) and PKRU write (`set_pkru`): docs/scenario-format.md.
@@ -44,7 +49,9 @@ copied from the process's memory first as the kernel's getname() does; a path is
 string walked (vmsim.fs.namei.path_at: from the working directory, or from the `dirfd`
 argument before it; the host's files mirrored), so the call gets the absolute path the
 model's namespace knows, as replay gives it; an atpath is the string (None for NULL),
-which its call walks itself. Buffers, iovecs and structs stay addresses: each call
+which its call walks itself. So is execve's path (`GIVEN_PATH`): the program sees the
+filename as it was given (bprm->filename: AT_EXECFN, a script's argv), and the walk
+only finds the file. Buffers, iovecs and structs stay addresses: each call
 copies them in its own order, after the checks the kernel makes before it (a bad fd is
 EBADF whatever the buffer). Integers are the raw 64-bit register; the handler narrows
 them as its C prototype says (an int fd is its low 32 bits), as the Process methods do.
@@ -96,6 +103,7 @@ _ENTRIES = (
     Syscall("stat", 4, ("path", "statbuf")),
     Syscall("fstat", 5, ("fd", "statbuf")),
     Syscall("lstat", 6, ("atpath", "statbuf")),
+    Syscall("poll", 7, ("pollfds", "int", "cint")),
     Syscall("lseek", 8, ("fd", "int", "whence")),
     Syscall("mmap", 9, ("addr", "len", "prot", "mapflags", "fd", "off"), addr_result=True),
     Syscall("mprotect", 10, ("addr", "len", "prot")),
@@ -111,6 +119,7 @@ _ENTRIES = (
     Syscall("writev", 20, ("fd", "iovec", "int")),
     Syscall("access", 21, ("path", "accmode")),
     Syscall("pipe", 22, ("fdpair",)),
+    Syscall("select", 23, ("cint", "fdset", "fdset", "fdset", "tvtimeout")),
     Syscall("sched_yield", 24, ()),
     Syscall("mremap", 25, ("addr", "len", "len", "mremapflags?", "addr?"), addr_result=True),
     Syscall("msync", 26, ("addr", "len", "msyncflags")),
@@ -127,6 +136,7 @@ _ENTRIES = (
     Syscall("alarm", 37, ("int",)),
     Syscall("setitimer", 38, ("int", "addr", "addr")),
     Syscall("getpid", 39, ()),
+    Syscall("sendfile", 40, ("fd", "fd", "loffp", "len")),
     Syscall("socket", 41, ("int", "int", "int")),
     Syscall("clone", 56, ("cloneflags?",)),
     Syscall("fork", 57, ()),
@@ -173,7 +183,7 @@ _ENTRIES = (
     Syscall("mlockall", 151, ("mlockallflags",)),
     Syscall("munlockall", 152, ()),
     Syscall("prctl", 157, ("prctl", "int?", "int?", "int?", "int?")),
-    Syscall("arch_prctl", 158, ("int", "addr")),
+    Syscall("arch_prctl", 158, ("archcode", "addr")),
     Syscall("setrlimit", 160, ("rlimres", "rlimit")),
     Syscall("mount", 165, ("str", "path", "str", "msflags", "str?")),
     Syscall("gettid", 186, ()),
@@ -189,6 +199,8 @@ _ENTRIES = (
     Syscall("sched_getaffinity", 204, ("int", "len", "cpumask")),
     Syscall("getdents64", 217, ("fd", "dirents", "len")),
     Syscall("set_tid_address", 218, ("addr",)),
+    Syscall("restart_syscall", 219, ()),
+    Syscall("fadvise64", 221, ("fd", "int", "len", "fadvice")),
     Syscall("clock_gettime", 228, ("clockid", "timespec")),
     Syscall("clock_getres", 229, ("clockid", "timespec")),
     Syscall("clock_nanosleep", 230, ("int", "int", "addr", "addr")),
@@ -200,6 +212,8 @@ _ENTRIES = (
     Syscall("unlinkat", 263, ("dirfd", "path", "atflags?")),
     Syscall("readlinkat", 267, ("dirfd", "atpath", "outbuf", "len")),
     Syscall("faccessat", 269, ("dirfd", "path", "accmode")),
+    Syscall("pselect6", 270, ("cint", "fdset", "fdset", "fdset", "timeout", "sigsetpack")),
+    Syscall("ppoll", 271, ("pollfds", "int", "timeout", "sigsetp", "len")),
     Syscall("set_robust_list", 273, ("addr", "len")),
     Syscall("dup3", 292, ("fd", "fd", "fdoflags")),
     Syscall("pipe2", 293, ("fdpair", "fdoflags")),
@@ -210,6 +224,7 @@ _ENTRIES = (
     Syscall("getrandom", 318, ("outbuf", "len", "grndflags")),
     Syscall("memfd_create", 319, ("str", "mfdflags?")),
     Syscall("mlock2", 325, ("addr", "len", "mlockflags?")),
+    Syscall("copy_file_range", 326, ("fd", "loffp", "fd", "loffp", "len", "int")),
     Syscall("pkey_mprotect", 329, ("addr", "len", "prot", "pkey")),
     Syscall("pkey_alloc", 330, ("int?", "pkeyrights?")),
     Syscall("pkey_free", 331, ("pkey",)),
@@ -282,6 +297,11 @@ def _walked_path(task: Any, value: int, dirfd: int) -> str:
     return path_at(task, dirfd, getname(task, value))
 
 
+def _given_path(task: Any, value: int, dirfd: int) -> str:
+    """A path its call walks itself, keeping it as given: getname()."""
+    return getname(task, value)
+
+
 #: how an argument of each kind is read from its register (kinds not here: the
 #: register itself), given the value of the last `dirfd` argument before it
 REGISTER_DECODERS: dict[str, Callable[[Any, int, int], Any]] = {
@@ -289,6 +309,9 @@ REGISTER_DECODERS: dict[str, Callable[[Any, int, int], Any]] = {
     "atpath": lambda task, value, dirfd: getname_empty(task, value),
     "str": lambda task, value, dirfd: strndup_user(task, value),
 }
+#: the calls that keep their path as the caller spelled it and walk it themselves:
+#: getname() only (EFAULT, ENAMETOOLONG, ENOENT for the empty string)
+GIVEN_PATH = frozenset({"execve"})
 
 
 def from_registers(task: Any, entry: Syscall, regs: Sequence[int]) -> list[Any]:
@@ -296,12 +319,13 @@ def from_registers(task: Any, entry: Syscall, regs: Sequence[int]) -> list[Any]:
     registers `regs` of a thread of `task` (a Process): see the module's docstring.
     OSError (EFAULT, ENAMETOOLONG, ENOENT, ENOTDIR, EBADF) for a string the kernel
     cannot copy or a path it cannot walk."""
-    out = []
+    out: list[Any] = []
     dirfd = AT_FDCWD
     for kind, value in zip(entry.kinds, regs, strict=False):
         kind = kind.rstrip("?")
         if kind == "dirfd":
             dirfd = value
-        decode = REGISTER_DECODERS.get(kind)
+        decode = _given_path if kind == "path" and entry.name in GIVEN_PATH else \
+            REGISTER_DECODERS.get(kind)
         out.append(value if decode is None else decode(task, value, dirfd))
     return out

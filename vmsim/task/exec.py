@@ -5,7 +5,12 @@ the calling thread: de_thread() (the other threads of the group die, the caller 
 the group leader's tid), the vfork parent let go, the signal handlers reset and the
 alternate stack forgotten (vmsim.task.signal.exec_signals()), rseq and the robust list
 forgotten, and the registers the new program starts from (start_thread():
-Process.start_regs).
+Process.start_regs). The group's maxrss takes in the old mm's resident set.
+
+Deviation: the kernel walks the robust lists of the caller and of the threads
+de_thread() kills against the old mm (exec_mm_release(), exit_mm_release()); the
+model's execve has replaced the mm by then, and forgets the lists unwalked (a robust
+mutex held across another thread's execve is not marked FUTEX_OWNER_DIED).
 
 A failure before the point of no return leaves the caller as it was, with the errno;
 after it the process has been killed (exec_binprm() failing past begin_new_exec()) and
@@ -14,7 +19,6 @@ the thread ends with SIGSEGV, as force_fatal_sig(SIGSEGV) ends it.
 
 from __future__ import annotations
 
-import posixpath
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +28,7 @@ from ..fs.exec import MAX_ARG_STRLEN
 from ..fs.namei import strncpy_from_user
 from ..mm.fault import copy_from_user
 from ..uapi import RLIMIT_STACK
-from .exit import mm_release
+from .exit import mm_release, setmax_mm_hiwater_rss
 from .signal import exec_signals, exit_signals
 from .signal_types import SIGSEGV
 from .thread import GroupExit, Thread
@@ -52,16 +56,16 @@ def get_user_arg_strings(thread: Thread, uptr: int) -> list[bytes]:
 
 
 def sys_execve(thread: Thread, args: Sequence[Any]) -> int:
-    """execve(2) (filename, argv, envp: the filename as the entry decoded it, the
-    arrays from rsi and rdx): the new program in the calling thread's process; 0 is
-    never seen: the thread starts the program instead (its registers are the new ones)."""
+    """execve(2) (filename, argv, envp: the filename as the caller spelled it, which
+    the exec walks from the working directory and keeps as bprm->filename; the arrays
+    from rsi and rdx): the new program in the calling thread's process; 0 is never
+    seen: the thread starts the program instead (its registers are the new ones)."""
     process = thread.process
-    name = args[0]
     argv = get_user_arg_strings(thread, thread.regs.rsi)
     envp = get_user_arg_strings(thread, thread.regs.rdx)
-    path = name if name.startswith("/") else posixpath.join(process.cwd, name)
+    setmax_mm_hiwater_rss(process)              # exec_mmap(): the old mm's
     try:
-        process.execve(path, argv, envp)
+        process.execve(args[0], argv, envp)
     except OSError:
         if process.alive:
             raise

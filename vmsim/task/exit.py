@@ -1,6 +1,7 @@
 """How threads and processes end, and how a parent learns of it: kernel/exit.c
 (do_exit(), do_group_exit(), exit_notify(), forget_original_parent(), release_task(),
-wait4()) and the exit half of kernel/fork.c mm_release() (clear_child_tid).
+wait4(), and kernel/sys.c getrusage() for wait4's rusage) and the exit half of
+kernel/fork.c (exit_mm_release(): the robust futex list, clear_child_tid).
 
 A thread that ends leaves its group's thread list, handing the children it forked to
 a thread of the group that lives on. When the last one has gone the process ends: its
@@ -11,9 +12,15 @@ it, with its wait status in `exit_code`, and the parent is sent its exit signal
 (the model has no init to reparent to); the parent of the first process is the host
 (the run loop reads its leader's exit_code).
 
-Not modelled: robust futex lists (exit_robust_list()), rusage (wait4's is all zeros),
-process groups (wait4 with pid 0 or below -1 waits for any child), stopped and continued
-children (WUNTRACED and WCONTINUED report nothing), ptrace.
+wait4's rusage is the child's group's as far as the model knows it: ru_maxrss, the
+largest resident set of the group (or of its reaped descendants: cmaxrss), in KiB; the
+model keeps no high-water mark, so it is the largest resident set seen when a thread
+exited or the group executed a new program (setmax_mm_hiwater_rss() at those moments).
+The model keeps no CPU time (its virtual clock moves with clock readings and sleeps,
+not instructions) and counts no faults, I/O or context switches: those fields are 0.
+
+Not modelled: process groups (wait4 with pid 0 or below -1 waits for any child),
+stopped and continued children (WUNTRACED and WCONTINUED report nothing), ptrace.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from collections.abc import Sequence
 
 from ..errors import ECHILD, EINVAL, kerr
 from ..mm.fault import copy_to_user
-from .futex import futex_wake
+from ..uapi import PAGE_SIZE
+from .futex import futex_exit_release, futex_wake
 from .sched import Block, wake_up_all
 from .signal import WCOREFLAG, exit_signals, group_send_sig_info
 from .signal_types import CLD_DUMPED, CLD_EXITED, CLD_KILLED, SA_NOCLDWAIT, SIG_IGN, SIGCHLD, SigInfo
@@ -33,8 +41,9 @@ from .thread import Thread
 WNOHANG, WUNTRACED, WCONTINUED = 0x1, 0x2, 0x8
 __WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
 WAIT4_OPTIONS = WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE
-#: struct rusage: two struct timeval and fourteen longs
-RUSAGE_SIZE = 144
+#: struct rusage: ru_utime, ru_stime (struct timeval), then fourteen longs from
+#: ru_maxrss (KiB) on
+RUSAGE = struct.Struct("<4q14q")
 
 
 def wait_key(process) -> tuple[str, int]:
@@ -45,6 +54,26 @@ def wait_key(process) -> tuple[str, int]:
 def vfork_key(child: Thread) -> tuple[str, int]:
     """What a vfork parent sleeps on until `child` execs or exits (vfork_done)."""
     return ("vfork_done", child.tid)
+
+
+def get_mm_rss(process) -> int:
+    """get_mm_rss(): the pages the process's mm maps (anonymous, file and shmem; not the
+    raw PFNs of a VM_PFNMAP mapping)."""
+    return len(process.mm.anon_pages) + len(process.mm.file_ptes)
+
+
+def setmax_mm_hiwater_rss(process) -> None:
+    """setmax_mm_hiwater_rss(&signal->maxrss, mm): the group's maxrss is at least what
+    its mm maps now (the model's stand-in for the mm's high-water mark)."""
+    signal = process.signal
+    signal.maxrss = max(signal.maxrss, get_mm_rss(process))
+
+
+def exit_mm_release(thread: Thread) -> None:
+    """kernel/fork.c exit_mm_release(): futex_exit_release() (the robust list), then
+    mm_release()."""
+    futex_exit_release(thread)
+    mm_release(thread)
 
 
 def mm_release(thread: Thread) -> None:
@@ -63,9 +92,11 @@ def mm_release(thread: Thread) -> None:
 
 
 def do_exit(thread: Thread, status: int) -> None:
-    """do_exit(): `thread` ends; if it was the group's last, the process ends with wait
-    status `status`."""
-    mm_release(thread)
+    """do_exit(): `thread` ends (the group's maxrss updated, exit_mm_release()); if it
+    was the group's last, the process ends with wait status `status`."""
+    if thread.process.alive:
+        setmax_mm_hiwater_rss(thread.process)
+        exit_mm_release(thread)
     group = thread.process.signal.threads
     _leave(thread)
     if group:
@@ -83,7 +114,7 @@ def do_group_exit(thread: Thread, status: int) -> None:
     then this one exits with `status`."""
     for other in list(thread.process.signal.threads):
         if other is not thread:
-            mm_release(other)
+            exit_mm_release(other)
             _leave(other)
             thread.children += other.children
             other.children = []
@@ -152,10 +183,11 @@ def eligible(child: Thread, pid: int, options: int) -> bool:
 def sys_wait4(thread: Thread, args: Sequence[int]) -> int:
     """wait4(2) (pid, stat_addr, options, rusage): kernel/exit.c kernel_wait4(): EINVAL
     for an unknown option; then the first eligible zombie among the children of the
-    group's threads (of this thread alone with __WNOTHREAD) is reaped: its wait status
-    written at stat_addr, zeros at rusage (EFAULT), its pid returned. Without one:
-    ECHILD if no child is eligible, 0 under WNOHANG, else the caller sleeps until a
-    child exits."""
+    group's threads (of this thread alone with __WNOTHREAD) is reaped
+    (wait_task_zombie(): its maxrss joins the caller's group's cmaxrss): its wait
+    status written at stat_addr, its rusage at ru (EFAULT, the child reaped all the
+    same), its pid returned. Without one: ECHILD if no child is eligible, 0 under
+    WNOHANG, else the caller sleeps until a child exits."""
     upid, stat_addr, options, ru = args
     pid = _int(upid)
     options &= 0xFFFFFFFF
@@ -170,12 +202,21 @@ def sys_wait4(thread: Thread, args: Sequence[int]) -> int:
         if options & WNOHANG:
             return 0
         raise Block(wait_key(thread.process))
+    child, parent = zombie.process.signal, thread.process.signal
+    maxrss = max(child.maxrss, child.cmaxrss)
+    parent.cmaxrss = max(parent.cmaxrss, maxrss)
+    release_task(zombie)
     if stat_addr:
         copy_to_user(thread.process, stat_addr, struct.pack("<i", zombie.exit_code))
     if ru:
-        copy_to_user(thread.process, ru, bytes(RUSAGE_SIZE))
-    release_task(zombie)
+        copy_to_user(thread.process, ru, rusage(maxrss))
     return zombie.tid
+
+
+def rusage(maxrss: int) -> bytes:
+    """getrusage(RUSAGE_BOTH) of a reaped child as the model knows it: ru_maxrss
+    (`maxrss` pages, in KiB); no times or counts (see the module's docstring)."""
+    return RUSAGE.pack(0, 0, 0, 0, maxrss * (PAGE_SIZE // 1024), *(0,) * 13)
 
 
 def release_task(zombie: Thread) -> None:

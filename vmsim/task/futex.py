@@ -9,6 +9,10 @@ address, one in a shared file or shmem mapping by the inode and the offset, so
 processes that map the same file meet on it. Waiters sleep on a FutexQ with the
 scheduler (vmsim.task.sched), woken oldest first; a wait's timeout is on the Kernel's
 virtual clock. The requeue, wake-op and priority-inheritance operations answer ENOSYS.
+
+A thread that dies holding robust mutexes (set_robust_list(2)) has them marked
+FUTEX_OWNER_DIED and a waiter of each woken (core.c exit_robust_list()), so that the
+next locker gets EOWNERDEAD.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from ..errors import EAGAIN, EFAULT, EINVAL, ENOSYS, ETIMEDOUT, kerr
-from ..mm.fault import copy_from_user
+from ..mm.fault import copy_from_user, copy_to_user
 from ..mm.flags import VM_SHARED
-from ..uapi import PAGE_SHIFT, PAGE_SIZE
+from ..uapi import PAGE_SHIFT, PAGE_SIZE, U64
 from .sched import Block, waiters, wake_up
 from .thread import Thread
 
@@ -33,6 +37,12 @@ FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
 #: struct __kernel_timespec: tv_sec, tv_nsec
 TIMESPEC = struct.Struct("<qq")
 NSEC_PER_SEC = 1_000_000_000
+#: the futex word of a robust mutex: waiters, owner died, the owner's tid
+FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
+#: include/uapi/linux/futex.h ROBUST_LIST_LIMIT: the most entries walked at exit
+ROBUST_LIST_LIMIT = 2048
+#: struct robust_list_head: list.next, futex_offset, list_op_pending
+ROBUST_HEAD_OFFSET, ROBUST_PENDING = 8, 16
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,73 @@ def futex_wake(thread: Thread, uaddr: int, nr: int, bitset: int = FUTEX_BITSET_M
     for t in woken:
         wake_up(t, 0)
     return len(woken)
+
+
+# --- robust futexes: kernel/futex/core.c ---------------------------------------------------
+
+def futex_exit_release(thread: Thread) -> None:
+    """futex_exit_release() -> futex_cleanup(): the thread's robust list walked, then
+    forgotten."""
+    if thread.robust_list:
+        exit_robust_list(thread)
+    thread.robust_list = thread.robust_len = 0
+
+
+def fetch_robust_entry(thread: Thread, uaddr: int) -> tuple[int, bool]:
+    """fetch_robust_entry(): the list pointer at uaddr, and its low bit (a PI futex);
+    OSError (EFAULT) if it cannot be read."""
+    (word,) = struct.unpack("<Q", copy_from_user(thread.process, uaddr, 8))
+    return word & ~1 & U64, bool(word & 1)
+
+
+def exit_robust_list(thread: Thread) -> None:
+    """exit_robust_list(): each entry of the list at thread.robust_list (the head's
+    list.next, futex_offset from it to the futex word, list_op_pending: a lock being
+    taken or released) has its futex handled as its owner's death
+    (handle_futex_death()), the pending one last and once; at most ROBUST_LIST_LIMIT of
+    them, and none after a fault or a misaligned word."""
+    head = thread.robust_list
+    try:
+        entry, pi = fetch_robust_entry(thread, head)
+        (futex_offset,) = struct.unpack("<q", copy_from_user(thread.process, head + ROBUST_HEAD_OFFSET, 8))
+        pending, pending_pi = fetch_robust_entry(thread, head + ROBUST_PENDING)
+    except OSError:
+        return
+    for _ in range(ROBUST_LIST_LIMIT):
+        if entry == head:
+            break
+        try:
+            next_entry, next_pi = fetch_robust_entry(thread, entry)
+        except OSError:
+            next_entry = None
+        if entry != pending and not handle_futex_death(thread, (entry + futex_offset) & U64, pi, False):
+            return
+        if next_entry is None:
+            return
+        entry, pi = next_entry, next_pi
+    if pending:
+        handle_futex_death(thread, (pending + futex_offset) & U64, pending_pi, True)
+
+
+def handle_futex_death(thread: Thread, uaddr: int, pi: bool, pending_op: bool) -> bool:
+    """handle_futex_death(): a futex word owned by the dying thread (its tid) becomes
+    FUTEX_OWNER_DIED (keeping FUTEX_WAITERS), one waiter woken if it had any (a PI
+    futex's waiters are the PI code's: not modelled); a pending non-PI lock with no
+    owner has a waiter woken. False (stop walking) for a misaligned word or one that
+    cannot be read or written."""
+    if uaddr % 4:
+        return False
+    try:
+        (uval,) = struct.unpack("<I", copy_from_user(thread.process, uaddr, 4))
+        owner = uval & FUTEX_TID_MASK
+        if owner == thread.tid:
+            copy_to_user(thread.process, uaddr, struct.pack("<I", (uval & FUTEX_WAITERS) | FUTEX_OWNER_DIED))
+    except OSError:
+        return False
+    if (pending_op and not pi and not owner) or \
+            (owner == thread.tid and not pi and uval & FUTEX_WAITERS):
+        futex_wake(thread, uaddr, 1)
+    return True
 
 
 def timeout_deadline(thread: Thread, utime: int, absolute: bool, realtime: bool) -> int | None:

@@ -10,7 +10,9 @@ woken without a value, as the kernel restarts a call that returned -ERESTARTNOIN
 (the thread's rip is moved back onto its SYSCALL instruction while it sleeps); woken
 with a value (wake_up(thread, value)), the call returns that value instead (a futex
 wait that was woken, a sleep that ended, a signal's -ERESTARTSYS). A deadline wakes the
-thread with the Block's `on_timeout` value when the virtual clock reaches it.
+thread with the Block's `on_timeout` value when the virtual clock reaches it. A signal
+wakes it with the Block's `on_signal`: a value, or the tail the call runs once its sleep
+was cut short (nanosleep's: the time left written, the restart block set).
 
 Order. Runnable threads take turns in tid order; the run loop gives a thread the CPU
 until its syscall, fault or instruction slice, so two runs of a program interleave
@@ -26,10 +28,11 @@ import itertools
 import struct
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
-from ..errors import EINVAL, ERESTARTNOHAND, ERESTARTSYS, kerr
-from ..mm.fault import copy_from_user
+from ..errors import EINVAL, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTSYS, kerr
+from ..mm.fault import copy_from_user, copy_to_user
 from ..uapi import U64
 
 if TYPE_CHECKING:
@@ -45,14 +48,18 @@ class Block(Exception):
     `deadline`: the virtual time (kernel.clock.elapsed, ns) at which it is woken
     anyway, the call then returning `on_timeout`. `on_signal`: what the call returns
     when a signal wakes it (the way back to user mode then restarts it or makes it
-    -EINTR: vmsim.arch.x86.signal). `value`: the call has completed with this value
+    -EINTR: vmsim.arch.x86.signal). Either may be a function that finishes the call at
+    that moment and returns its value, as the kernel's code after schedule() finishes
+    it (writing the time left, setting the restart block). `value`: the call has
+    completed with this value
     already and the thread only waits to be let go (a vfork parent); it is not made
     again, and a signal does not end the wait. `ready`: the scheduler wakes the thread
     (the call made again) once it returns true, for a waker that cannot name its
     sleepers (the last writer of a pipe closing)."""
 
-    def __init__(self, on: Hashable, *, deadline: int | None = None, on_timeout: int = 0,
-                 on_signal: int = -ERESTARTSYS, value: int | None = None,
+    def __init__(self, on: Hashable, *, deadline: int | None = None,
+                 on_timeout: int | Callable[[], int] = 0,
+                 on_signal: int | Callable[[], int] = -ERESTARTSYS, value: int | None = None,
                  ready: Callable[[], bool] | None = None) -> None:
         super().__init__(on)
         self.on = on
@@ -67,14 +74,14 @@ class Block(Exception):
 class Wait:
     """What a blocked thread waits for (Thread.wait): the key, the deadline and the value
     the call returns when it passes, the value a signal makes it return (None: a signal
-    does not end the wait), the call's fate on a plain wakeup (`restart`: the thread was
-    moved back onto its SYSCALL), when it slept (`seq`), and the condition that ends
-    the wait by itself (`ready`, Block's)."""
+    does not end the wait; either value may be Block's function giving it), the call's
+    fate on a plain wakeup (`restart`: the thread was moved back onto its SYSCALL), when
+    it slept (`seq`), and the condition that ends the wait by itself (`ready`, Block's)."""
 
     on: Hashable
     deadline: int | None
-    on_timeout: int
-    on_signal: int | None
+    on_timeout: int | Callable[[], int]
+    on_signal: int | Callable[[], int] | None
     restart: bool
     seq: int
     ready: Callable[[], bool] | None = None
@@ -152,13 +159,14 @@ def nr_runnable(threads: Sequence[Thread]) -> int:
 
 def signal_wakeups(threads: Sequence[Thread]) -> None:
     """signal_wake_up() seen by the scheduler: a sleeping thread with a signal pending
-    (TIF_SIGPENDING) wakes, its call returning the Block's on_signal value; a wait a
-    signal does not end (a vfork parent's) goes on."""
+    (TIF_SIGPENDING) wakes, its call returning the Block's on_signal value (or what its
+    on_signal function returns); a wait a signal does not end (a vfork parent's) goes on."""
     for thread in threads:
         wait = thread.wait
         if thread.state == "blocked" and thread.sigpending and \
                 not (isinstance(wait, Wait) and wait.on_signal is None):
-            wake_up(thread, wait.on_signal if isinstance(wait, Wait) else None)
+            value = wait.on_signal if isinstance(wait, Wait) else None
+            wake_up(thread, value() if callable(value) else value)
 
 
 def expire_timeouts(threads: Sequence[Thread], now: int) -> int:
@@ -170,7 +178,7 @@ def expire_timeouts(threads: Sequence[Thread], now: int) -> int:
         if thread.state != "blocked" or not isinstance(wait, Wait):
             continue
         if wait.deadline is not None and wait.deadline <= now:
-            wake_up(thread, wait.on_timeout)
+            wake_up(thread, wait.on_timeout() if callable(wait.on_timeout) else wait.on_timeout)
         elif wait.ready is not None and wait.ready():
             wake_up(thread)
         else:
@@ -213,36 +221,68 @@ def get_timespec64(thread: Thread, addr: int) -> int:
     return sec * NSEC_PER_SEC + nsec
 
 
-def hrtimer_nanosleep(thread: Thread, deadline: int) -> int:
-    """do_nanosleep(): sleep on the virtual clock until `deadline` (kernel.clock.elapsed
-    ns); 0 when it is reached. A signal ends it with -ERESTARTNOHAND: -EINTR after a
-    handler (the remaining time is not written to rem), else the whole sleep again."""
-    if deadline <= thread.process.kernel.clock.elapsed:
+def hrtimer_nanosleep(thread: Thread, expires: int, rmtp: int, absolute: bool = False) -> int:
+    """hrtimer_nanosleep() -> do_nanosleep(): sleep on the virtual clock until `expires`
+    (kernel.clock.elapsed ns); 0 when it is reached. A signal ends it early
+    (nanosleep_interrupted()). The timer slack (50 µs past the expiry a sleeper may be
+    woken) is not modelled: the sleeper wakes at `expires`."""
+    if expires <= thread.process.kernel.clock.elapsed:
         return 0
-    raise Block(("hrtimer_nanosleep", thread.tid), deadline=deadline, on_timeout=0,
-                on_signal=-ERESTARTNOHAND)
+    raise Block(("hrtimer_nanosleep", thread.tid), deadline=expires, on_timeout=0,
+                on_signal=partial(nanosleep_interrupted, thread, expires, rmtp, absolute))
+
+
+def nanosleep_interrupted(thread: Thread, expires: int, rmtp: int, absolute: bool) -> int:
+    """The end of do_nanosleep() and hrtimer_nanosleep() when a signal woke the sleeper:
+    with an rmtp (nanosleep_copyout(), TT_NATIVE) the time left is written there
+    (-EFAULT if it cannot be), or if none is left the sleep is over (0); then a
+    relative sleep returns -ERESTART_RESTARTBLOCK with the restart block set to sleep on
+    to the same expiry (-EINTR after a handler, restart_syscall(2) without one), an
+    absolute one -ERESTARTNOHAND (made again as it was)."""
+    if rmtp:
+        left = expires - thread.process.kernel.clock.elapsed
+        if left <= 0:
+            return 0
+        try:
+            copy_to_user(thread.process, rmtp, TIMESPEC.pack(*divmod(left, NSEC_PER_SEC)))
+        except OSError as err:
+            return -(err.errno or EINVAL)
+    if absolute:
+        return -ERESTARTNOHAND
+    thread.restart_block = partial(hrtimer_nanosleep_restart, expires=expires, rmtp=rmtp)
+    return -ERESTART_RESTARTBLOCK
+
+
+def hrtimer_nanosleep_restart(thread: Thread, expires: int, rmtp: int) -> int:
+    """hrtimer_nanosleep_restart(): restart_syscall(2) of an interrupted relative sleep
+    sleeps on to the expiry it had (an absolute sleep now), its rmtp as before."""
+    return hrtimer_nanosleep(thread, expires, rmtp)
 
 
 def sys_nanosleep(thread: Thread, args: Sequence[int]) -> int:
-    """nanosleep(2) (rqtp, rmtp): a relative sleep on CLOCK_MONOTONIC."""
-    ns = get_timespec64(thread, args[0])
-    return hrtimer_nanosleep(thread, thread.process.kernel.clock.elapsed + ns)
+    """nanosleep(2) (rqtp, rmtp): a relative sleep on CLOCK_MONOTONIC; the restart block
+    cleared first (do_no_restart_syscall), rmtp kept for an interruption."""
+    rqtp, rmtp = args
+    ns = get_timespec64(thread, rqtp)
+    thread.restart_block = None
+    return hrtimer_nanosleep(thread, thread.process.kernel.clock.elapsed + ns, rmtp)
 
 
 def sys_clock_nanosleep(thread: Thread, args: Sequence[int]) -> int:
     """clock_nanosleep(2) (which, flags, rqtp, rmtp): EINVAL for CLOCK_THREAD_CPUTIME_ID
-    and the clocks that cannot sleep, then a relative sleep or, with TIMER_ABSTIME, one
-    until the clock reads the time given (the process's CPU clock reads the virtual time
-    since boot)."""
-    which, flags, rqtp, _rmtp = args
+    and the clocks that cannot sleep, then a relative sleep or, with TIMER_ABSTIME (no
+    rmtp then), one until the clock reads the time given (the process's CPU clock reads
+    the virtual time since boot)."""
+    which, flags, rqtp, rmtp = args
     which &= 0xFFFFFFFF
     if which not in (CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_TAI,
                      CLOCK_PROCESS_CPUTIME_ID):
         raise kerr(EINVAL)
     ns = get_timespec64(thread, rqtp)
     clock = thread.process.kernel.clock
+    thread.restart_block = None
     if not flags & TIMER_ABSTIME:
-        return hrtimer_nanosleep(thread, clock.elapsed + ns)
+        return hrtimer_nanosleep(thread, clock.elapsed + ns, rmtp)
     base = clock.boot_realtime if which in (CLOCK_REALTIME, CLOCK_TAI) else \
         0 if which == CLOCK_PROCESS_CPUTIME_ID else clock.boot_uptime
-    return hrtimer_nanosleep(thread, ns - base)
+    return hrtimer_nanosleep(thread, ns - base, 0, absolute=True)

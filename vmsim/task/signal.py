@@ -34,7 +34,7 @@ import struct
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..errors import E2BIG, EFAULT, EINVAL, ENOMEM, EPERM, ESRCH, kerr
+from ..errors import E2BIG, EFAULT, EINTR, EINVAL, ENOMEM, EPERM, ERESTARTNOHAND, ESRCH, kerr
 from ..mm.fault import copy_from_user, copy_to_user
 from ..uapi import PAGE_SIZE, RLIMIT_CORE
 from .signal_types import (
@@ -88,9 +88,6 @@ from .thread import GroupExit, Thread
 if TYPE_CHECKING:
     from ..process import Process
 
-#: include/linux/errno.h: what an interrupted syscall returns inside the kernel; the way
-#: back to user mode turns it into -EINTR or a restart (vmsim.arch.x86.signal)
-ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
 #: Thread.wait of a thread in pause() or rt_sigsuspend(): only a signal wakes it
 SIGNAL_WAIT = "signal"
 #: fs/binfmt_elf.c min_coredump: a core is dumped (WCOREDUMP, 0x80 in the wait status) only
@@ -328,6 +325,14 @@ def force_sig_info_to_task(info: SigInfo, t: Thread, handler: str = HANDLER_CURR
     send_signal_locked(sig, info, signal, t, False, t)
     if not t.sigpending:
         signal_wake_up(t)
+
+
+def send_sig(sig: int, t: Thread) -> None:
+    """send_sig(sig, t, 0): a signal the kernel sends for a thread's own call, to that
+    thread alone, as if it had sent it itself (SEND_SIG_NOINFO: SI_USER, its tgid and
+    uid): pipe_write()'s SIGPIPE."""
+    send_signal_locked(sig, kill_info(sig, SI_USER, t.process.pid, t.process.uid), t.process.signal,
+                       t, False, t)
 
 
 def force_sig(t: Thread, sig: int) -> None:
@@ -680,6 +685,18 @@ def restore_altstack(t: Thread, uss: int) -> None:
     except OSError as err:
         if err.errno == EFAULT:
             raise
+
+
+# --- restart_syscall(2) -----------------------------------------------------------------
+
+def sys_restart_syscall(current: Thread) -> int:
+    """restart_syscall(2): what the thread's restart block says, as a call interrupted
+    with -ERESTART_RESTARTBLOCK left it (the entry makes this call when no handler ran);
+    without one (do_no_restart_syscall(): after rt_sigreturn, or never set) -EINTR."""
+    restart = current.restart_block
+    if restart is None:
+        raise kerr(EINTR)
+    return restart(current)
 
 
 # --- pause(2), rt_sigsuspend(2) -----------------------------------------------------------

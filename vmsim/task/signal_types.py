@@ -288,7 +288,9 @@ class SignalStruct:
     CLONE_THREAD: the table belongs to the group), SIGNAL_GROUP_EXIT with its exit code and
     whether the exit signal is still to be dequeued (SIGNAL_EXIT_DEQUEUE), the thread
     complete_signal() chose last, ITIMER_REAL (and the values of ITIMER_VIRTUAL/PROF,
-    which never expire in the model), and the group's threads (signal->thread_head).
+    which never expire in the model), the resident-set high-water marks (in pages) of
+    the group (maxrss) and of its reaped descendants (cmaxrss), and the group's threads
+    (signal->thread_head).
 
     `threads` holds vmsim.task.thread.Thread objects (typed loosely: thread.py imports
     this module); a Thread joins its group's list when it is created and leaves it at
@@ -303,4 +305,6 @@ class SignalStruct:
     curr_target: object = None
     real_timer: ItimerReal = field(default_factory=ItimerReal)
     cpu_timers: dict[int, tuple[int, int]] = field(default_factory=dict)
+    maxrss: int = 0
+    cmaxrss: int = 0
     threads: list = field(default_factory=list)

@@ -5,6 +5,7 @@ mm, fd table, limits and personality, is the vmsim Process; what is per thread i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,9 @@ class Thread:
     sas_ss_flags: int = 0
     #: PF_EXITING: past exit_signals(), the thread takes no more group-wide signals
     exiting: bool = False
+    #: struct restart_block: what restart_syscall(2) runs, set by a call that returned
+    #: -ERESTART_RESTARTBLOCK, with what it saved bound in; None: do_no_restart_syscall()
+    restart_block: Callable[[Thread], int] | None = None
     #: thread_struct trap_nr, error_code, cr2: the last fault that raised a signal (the
     #: trapno, err and cr2 of every later signal frame, as in the kernel)
     trap_nr: int = 0

@@ -6,7 +6,8 @@ mapping of the device, the ioctl that failed. Then the mm rule behind the errno,
 with the VMA or file that triggered it: the mm's own predicates where it exports
 them (`page_align`, as `checked_range` aligns), and where it keeps a rule inline the
 few mirrored here, each naming the kernel function it mirrors. Else a generic
-sentence per (call, errno).
+sentence per (call, errno). A memory access that faulted is explained by the VMA the
+fault handler found and the permission it checked (`explain_fault`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Callable, Mapping
 
 from ..drivers.sgx.encl import Encl
 from ..fs.file import FMODE_WRITE
-from ..mm.flags import VM_SEALED, calc_vm_prot_bits
+from ..mm.flags import VM_SEALED, calc_vm_prot_bits, vma_pkey
 from ..mm.munmap import page_align
+from ..mm.procfs import perms, vma_name
 from ..process import Process
 from ..uapi import (
     MAP_PRIVATE,
@@ -210,4 +212,46 @@ def _explain_mmap(p: Process, rec: Record, err: str, fds: Mapping[int, int],
                         "PROT_WRITE needs it"]
             if prot & PROT_EXEC and getattr(file.inode, "noexec", False):
                 return [f"fd {fd} is on a noexec mount: PROT_EXEC is refused"]
+    return []
+
+
+# --------------------------------------------------------------------------- faults
+
+#: what an access of each kind needs of its VMA
+_ACCESS = {"r": "reading", "w": "writing", "x": "executing"}
+
+
+def _vma_text(vma) -> str:
+    name = vma_name(vma)
+    return f"[{vma.start:#x}, {vma.end:#x}) {perms(vma.flags)}" + (f" {name}" if name else "")
+
+
+def explain_fault(p: Process, code: str, addr: int, kind: str) -> list[str]:
+    """Why an access of `kind` ("r", "w", "x") at addr faulted with si_code `code`
+    (SEGV_MAPERR, SEGV_ACCERR, SEGV_PKUERR, BUS_ADRERR) on p: the VMA the fault handler
+    found, or the gap it fell in (mm/fault.py lock_mm_and_find_vma()), and the
+    permission it checked (access_error()); empty for a code it does not explain."""
+    mm = p.mm
+    vma = mm.tree.find_vma(addr)
+    inside = vma is not None and vma.start <= addr
+    if code == "SEGV_MAPERR" and inside:
+        return [f"{addr:#x} is in a guard region (MADV_GUARD_INSTALL) of {_vma_text(vma)}"]
+    if code == "SEGV_MAPERR":
+        prev = mm.tree.prev_of(addr)
+        where = (f"between {_vma_text(prev)} and {_vma_text(vma)}" if prev and vma else
+                 f"below the first VMA, {_vma_text(vma)}" if vma else
+                 f"above the last VMA, {_vma_text(prev)}" if prev else "in an empty address space")
+        return [f"{addr:#x} is not mapped: it lies {where}"]
+    if not inside:
+        return []
+    if code == "SEGV_ACCERR":
+        return [f"{_vma_text(vma)} does not allow {_ACCESS.get(kind, 'this access')}"]
+    if code == "SEGV_PKUERR":
+        pkey = vma_pkey(vma.flags)
+        denied = "writes" if kind == "w" and not p.pkru & (1 << 2 * pkey) else "access"
+        return [f"{_vma_text(vma)} has protection key {pkey}, and PKRU {p.pkru:#x} denies "
+                f"{denied} to it"]
+    if code == "BUS_ADRERR" and vma.file is not None:
+        return [f"{addr:#x} in {_vma_text(vma)} lies past the end of the file it maps, or "
+                "the file's ->fault refused it"]
     return []

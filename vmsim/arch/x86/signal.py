@@ -36,16 +36,12 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from ...errors import EINTR, Fault
+from ...errors import EINTR, ERESTART_RESTARTBLOCK, ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS, Fault
 from ...mm import pkeys
 from ...mm.fault import copy_from_user, copy_to_user
 from ...mm.flags import vma_pkey
 from ...task import signal as ksig
 from ...task.signal import (
-    ERESTART_RESTARTBLOCK,
-    ERESTARTNOHAND,
-    ERESTARTNOINTR,
-    ERESTARTSYS,
     __on_sig_stack,
     force_sig,
     force_sig_fault,
@@ -483,8 +479,10 @@ def exit_to_user_mode_loop(t: Thread, xstate: XstateConfig = EMULATED_XSTATE) ->
 # --- rt_sigreturn(2) --------------------------------------------------------------------
 
 def restore_sigcontext(t: Thread, usc: int, xstate: XstateConfig) -> bool:
-    """restore_sigcontext(): the registers from the frame's sigcontext (eflags: only
-    FIX_EFLAGS), no syscall to restart (orig_rax -1), then the FPU state."""
+    """restore_sigcontext(): a pending restarted call will return -EINTR (the restart
+    block cleared: do_no_restart_syscall), the registers from the frame's sigcontext
+    (eflags: only FIX_EFLAGS), no syscall to restart (orig_rax -1), then the FPU state."""
+    t.restart_block = None
     try:
         values = SIGCONTEXT.unpack(copy_from_user(t.process, usc, SIGCONTEXT.size))
     except OSError:
@@ -550,6 +548,7 @@ SIGNAL_CALLS: dict[str, Callable[[Thread, Sequence[int]], int]] = {
     "rt_sigaction": lambda t, a: ksig.sys_rt_sigaction(t, a[0], a[1], a[2], a[3]),
     "rt_sigprocmask": lambda t, a: ksig.sys_rt_sigprocmask(t, a[0], a[1], a[2], a[3]),
     "rt_sigreturn": lambda t, a: sys_rt_sigreturn(t),
+    "restart_syscall": lambda t, a: ksig.sys_restart_syscall(t),
     "pause": lambda t, a: ksig.sys_pause(t),
     "getitimer": lambda t, a: ksig.sys_getitimer(t, a[0], a[1]),
     "alarm": lambda t, a: ksig.sys_alarm(t, a[0]),

@@ -6,6 +6,10 @@ bad_area().
 The emulated core (vmsim.arch.x86.emu) reports what it raised as a Trap; force_trap()
 turns it into the signal the kernel forces on the thread (vmsim.task.signal), recording
 trap_nr and error_code for the signal frame as the kernel's thread_struct keeps them.
+
+A page fault's error code is the hardware's: X86_PF_PROT (and X86_PF_PK) only where the
+PTE was present (pte_present()), so a write to a never-touched read-only page is
+USER|WRITE (6) and the same write after the page was mapped is 7.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import Fault
+from ...mm.flags import VM_ACCESS_FLAGS
 from ...task.signal import force_sig, force_sig_fault
 from ...task.signal_types import SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP
 from ...task.thread import Thread
-from ...uapi import SEGV_ACCERR, SEGV_PKUERR
+from ...uapi import PAGE_SHIFT, SEGV_ACCERR, SEGV_PKUERR
 from .signal import bad_area
 
 #: arch/x86/include/asm/trapnr.h
@@ -51,15 +56,35 @@ class Trap:
     fault: Fault | None = None
 
 
-def page_fault(fault: Fault, kind: str) -> Trap:
+def page_fault(fault: Fault, kind: str, present: bool) -> Trap:
     """The #PF of an access of `kind` ("r", "w", "x") the model refused, with the error
-    code the CPU pushes (a protection fault where the PTE exists: ACCERR, PKUERR)."""
+    code the CPU pushes: the access, and X86_PF_PROT if the PTE was `present` (with
+    X86_PF_PK when the key refused it). A refusal on a PTE not present (the VMA's
+    protection or key checked by do_user_addr_fault(), or no VMA at all) has no PROT."""
     code = {"w": X86_PF_WRITE, "x": X86_PF_INSTR}.get(kind, 0)
-    if fault.code in (SEGV_ACCERR, SEGV_PKUERR):
+    if present:
         code |= X86_PF_PROT
-    if fault.code == SEGV_PKUERR:
-        code |= X86_PF_PK
+        if fault.code == SEGV_PKUERR:
+            code |= X86_PF_PK
     return Trap(X86_TRAP_PF, code, fault.addr, fault)
+
+
+def pte_present(task, fault: Fault, kind: str) -> bool:
+    """The PTE of the faulting page was present to the CPU (_PAGE_PRESENT): the model maps
+    a page there (a private page, a page-cache page, a PFN) in a VMA that is not
+    PROT_NONE (whose PTEs the CPU sees as not present). An instruction fetch refused
+    with SEGV_ACCERR from an accessible VMA was first handled as a read
+    (mm/fault.py user_fault()): the retry hit a present NX PTE. The zero page a read of
+    anonymous memory maps is not recorded by the model: absent here
+    (docs/deviations.md)."""
+    mm = task.mm
+    vma = mm.tree.find(fault.addr)
+    if vma is None or not vma.flags & VM_ACCESS_FLAGS:
+        return False
+    if kind == "x" and fault.code == SEGV_ACCERR:
+        return True
+    vpn = fault.addr >> PAGE_SHIFT
+    return vpn in mm.anon_pages or vpn in mm.file_ptes or vpn in mm.pfn_ptes
 
 
 def force_trap(thread: Thread, trap: Trap) -> None:

@@ -223,7 +223,7 @@ def _suspended_frames(task, walk: MmWalk, tcs_la: int) -> list:
     if not isinstance(tcs, EpcPage) or not tcs.valid or tcs.pt != SGX_PAGE_TYPE_TCS or \
             not TcsFields.read(tcs).cssa:
         return []                               # ... or is #GP (CSSA = 0)
-    frames = threads.get(tcs, [])
+    frames = threads.get(_tcs_key(tcs), [])
     if frames and isinstance(frames[-1], AbandonedFrame):
         raise RuntimeError("ERESUME of an SSA frame whose program was abandoned "
                            "(vdso.abandon_suspended): the model cannot resume it")
@@ -244,11 +244,12 @@ def _enter_once(task, run: SgxEnclaveRun, function: int, program, args) -> None:
         left = enclu.aex(mode, thread.ctx.regs, detail.trapnr, detail.error_code, detail.addr)
         _report(run, ERESUME, detail.trapnr, detail.error_code, left.cr2)
         return
-    tcs = mode.tcs
+    assert mode.tcs is not None
+    key = _tcs_key(mode.tcs)
     exit_regs = thread.ctx.regs.copy()
     exit_regs.rax, exit_regs.rbx = EEXIT, exit_regs.rcx     # back to the address after EENTER
     enclu.enclu(mode, exit_regs, walk)
-    task.__dict__["_sgx_threads"][tcs].remove(thread)
+    task.__dict__["_sgx_threads"][key].remove(thread)
     if kind == "error":
         raise detail
     run.function = EEXIT
@@ -280,8 +281,15 @@ def _enclu_entry(task, run: SgxEnclaveRun, function: int, program, args):
     ctx = EnclaveContext(mode, walk, regs)
     thread = EnclaveThread(ctx, program, args)
     ctx.thread = thread
-    task.__dict__.setdefault("_sgx_threads", {}).setdefault(mode.tcs, []).append(thread)
+    assert mode.tcs is not None
+    task.__dict__.setdefault("_sgx_threads", {}).setdefault(_tcs_key(mode.tcs), []).append(thread)
     return mode, walk, thread
+
+
+def _tcs_key(tcs: EpcPage) -> tuple[int, int]:
+    """Which TCS programs are suspended on: its enclave (SECS.EID) and linear address,
+    which stay when the EPC page holding it is written out and loaded again."""
+    return tcs.owner().eid, tcs.addr
 
 
 def abandon_suspended(task) -> int:

@@ -1,10 +1,11 @@
 """The SGX device files: arch/x86/kernel/cpu/sgx/driver.c: /dev/sgx_enclave's open,
 release, mmap, get_unmapped_area and the ioctl entry.
 
-`install(kernel, cpu)` registers /dev/sgx_enclave and /dev/sgx_provision (whose file
-operations, which SGX_IOC_ENCLAVE_PROVISION checks for, are in ioctl.py) in the
-kernel's /dev, as sgx_drv_init() and sgx_init() do at boot when the CPU has SGX1 and
-flexible launch control.
+`install(kernel, cpu)` sets up the EPC's allocator and reclaimer (main.py) and registers
+/dev/sgx_enclave and /dev/sgx_provision (whose file operations, which
+SGX_IOC_ENCLAVE_PROVISION checks for, are in ioctl.py) in the kernel's /dev, as
+sgx_init() and sgx_drv_init() do at boot when the CPU has SGX1 and flexible launch
+control.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from ...mm.vma import Vma
 from ...uapi import MAP_FIXED, MAP_PRIVATE, MAP_TYPE
 from .encl import SGX_VM_OPS, SGX_VM_OPS_V40, Encl
 from .ioctl import IOCTLS, SgxProvisionFops
+from .main import Epc
 
 
 class SgxEnclaveFops(FileOperations):
-    """sgx_encl_fops."""
+    """sgx_encl_fops, over the EPC `epc`."""
 
-    def __init__(self, cpu: arch.SgxCpu):
-        self.cpu = cpu
+    def __init__(self, epc: Epc):
+        self.epc = epc
 
     def open(self, file: File) -> None:
         """sgx_open(): one enclave per open file."""
-        file.private_data = Encl(self.cpu)
+        file.private_data = Encl(self.epc)
 
     def release(self, file: File) -> None:
         """sgx_release(): drop every mm's reference, then the file's own."""
@@ -77,5 +79,5 @@ def install(kernel, cpu: arch.SgxCpu) -> None:
     if not cpu.flc:
         return
     kernel.sgx_cpu = cpu
-    kernel.fs.add_device("/dev/sgx_enclave", SgxEnclaveFops(cpu))
+    kernel.fs.add_device("/dev/sgx_enclave", SgxEnclaveFops(Epc(cpu)))
     kernel.fs.add_device("/dev/sgx_provision", SgxProvisionFops())

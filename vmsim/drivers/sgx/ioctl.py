@@ -12,6 +12,7 @@ import struct
 from collections.abc import Callable
 
 from ...arch.x86.sgx import cpu as arch
+from ...arch.x86.sgx import paging
 from ...arch.x86.sgx.defs import (
     SECINFO_SIZE,
     SECS_SIZE,
@@ -27,12 +28,12 @@ from ...arch.x86.sgx.defs import (
     SGX_SECINFO_W,
     SIGSTRUCT_SIZE,
 )
-from ...errors import EACCES, EBUSY, EFAULT, EINVAL, EIO, ENODEV, ENOMEM, EPERM, kerr
+from ...errors import EACCES, EAGAIN, EBUSY, EFAULT, EINVAL, EIO, ENODEV, EPERM, kerr
 from ...fs.file import FileOperations
 from ...mm.fault import copy_from_user, copy_to_user, get_user_page
 from ...mm.flags import VM_MAYEXEC, VM_READ, VM_WRITE
 from ...uapi import PAGE_SHIFT, PAGE_SIZE
-from .encl import Encl, EnclPage, secinfo_to_vm_prot
+from .encl import Backing, Encl, EnclPage, secinfo_to_vm_prot
 from .uapi import (
     ADD_PAGES,
     CREATE,
@@ -79,15 +80,17 @@ def ioc_create(task, encl: Encl, arg: int) -> int:
 
 def encl_create(encl: Encl, secs: bytes) -> None:
     """sgx_encl_create(): the power-of-two check, the first VA page (sgx_encl_grow()),
-    then the SECS; a failure gives the VA page back (sgx_encl_shrink())."""
+    then the backing store and the SECS; a failure gives the VA page back
+    (sgx_encl_shrink())."""
     size, base = struct.unpack_from("<QQ", secs)
     attributes = struct.unpack_from("<Q", secs, 48)[0]
     if not size or size & (size - 1):
         raise kerr(EINVAL)
-    va_page = encl.grow()
+    va_page = encl.grow(reclaim=True)
     try:
         encl.secs = ecreate_secs(encl, secs, size)
     except OSError:
+        encl.backing = None
         encl.shrink(va_page)
         raise
     encl.base, encl.size, encl.attributes = base, size, attributes
@@ -98,16 +101,16 @@ def encl_create(encl: Encl, secs: bytes) -> None:
 
 def ecreate_secs(encl: Encl, secs: bytes, size: int) -> arch.EpcPage:
     """sgx_encl_create()'s middle: the backing store (shmem_file_setup() of size +
-    a page + 1/32 for PCMDs), the SECS's EPC page, ECREATE (any fault: EIO)."""
+    a page + 1/32 for PCMDs), the SECS's EPC page (with reclaim), ECREATE (any fault:
+    EIO)."""
     if size + (size >> 5) + PAGE_SIZE > MAX_LFS_FILESIZE:
         raise kerr(EINVAL)
-    epc = encl.cpu.alloc_epc_page()
-    if epc is None:
-        raise kerr(ENOMEM)
+    encl.backing = Backing(size)
+    epc = encl.epc.alloc_epc_page(reclaim=True)
     try:
         arch.ecreate(encl.cpu, secs, epc)
     except arch.EnclsFault:
-        encl.cpu.free_epc_page(epc)
+        encl.free_epc_page(epc)
         raise kerr(EIO) from None
     return epc
 
@@ -156,33 +159,31 @@ def ioc_add_pages(task, encl: Encl, arg: int) -> int:
 
 
 def encl_add_page(task, encl: Encl, src: int, offset: int, secinfo: int, flags: int) -> None:
-    """sgx_encl_add_page(): the EPC page, sgx_encl_grow()'s VA page, insert, EADD from
-    the user page, EEXTEND if measured; a failure undoes them in reverse."""
+    """sgx_encl_add_page(): the EPC page and sgx_encl_grow()'s VA page (with reclaim),
+    insert, EADD from the user page, EEXTEND if measured, then the page is
+    reclaimable; a failure undoes them in reverse."""
     addr = encl.base + offset
-    epc = encl.cpu.alloc_epc_page()
-    if epc is None:
-        raise kerr(ENOMEM)
+    epc = encl.epc.alloc_epc_page(reclaim=True)
     try:
-        va_page = encl.grow()
+        va_page = encl.grow(reclaim=True)
     except OSError:
-        encl.cpu.free_epc_page(epc)
+        encl.free_epc_page(epc)
         raise
     if addr >> PAGE_SHIFT in encl.pages:
         encl.shrink(va_page)
-        encl.cpu.free_epc_page(epc)
+        encl.free_epc_page(epc)
         raise kerr(EBUSY)           # xa_insert() of a present index
-    page = EnclPage(addr, secinfo_to_vm_prot(secinfo), (secinfo >> 8) & 0xFF, epc)
+    page = EnclPage(encl, addr, secinfo_to_vm_prot(secinfo), (secinfo >> 8) & 0xFF, epc)
     encl.insert_page(page)
     try:
         eadd_from_user(task, encl, epc, addr, src, secinfo, flags)
     except OSError:
         encl.erase_page(page)
         encl.shrink(va_page)
-        if epc.valid:
-            encl.free_epc_page(epc)
-        else:
-            encl.cpu.free_epc_page(epc)
+        encl.free_epc_page(epc)
         raise
+    encl.secs_child_cnt += 1
+    encl.epc.mark_page_reclaimable(epc, page)
 
 
 def eadd_from_user(task, encl: Encl, epc: arch.EpcPage, addr: int, src: int, secinfo: int,
@@ -225,7 +226,7 @@ def ioc_init(task, encl: Encl, arg: int) -> int:
         raise kerr(EINVAL)
     cpu.lepubkeyhash = hashlib.sha256(sig[128:512]).digest()   # sgx_update_lepubkeyhash()
     try:
-        code = arch.einit(cpu, sig, encl.secs)
+        code = arch.einit(cpu, sig, encl.secs)  # never written out before EINIT
     except arch.EnclsFault:
         raise kerr(EIO) from None
     if code:
@@ -260,12 +261,31 @@ def sgx2_ready(encl: Encl) -> None:
         raise kerr(EINVAL)
 
 
-def load_page(encl: Encl, addr: int) -> EnclPage:
-    """sgx_encl_load_page(): the present page at addr, or EFAULT."""
+def load_page(encl: Encl, addr: int) -> tuple[EnclPage, arch.EpcPage]:
+    """sgx_reclaim_direct(), then sgx_encl_load_page(): the page at addr and its EPC
+    page, loaded back if written out. EFAULT for a hole or a failed ELDU, EAGAIN when
+    no EPC page is free for it."""
+    encl.epc.reclaim_direct()
     page = encl.pages.get(addr >> PAGE_SHIFT)
     if page is None:
         raise kerr(EFAULT)
-    return page
+    try:
+        encl.load_page(page)
+    except OSError as exc:
+        raise kerr(EAGAIN if exc.errno == EBUSY else EFAULT) from None
+    assert page.epc is not None
+    return page, page.epc
+
+
+def enclave_etrack(encl: Encl) -> None:
+    """sgx_enclave_etrack(): ETRACK, after an IPI and once more if it failed (EFAULT if
+    it fails again), then an IPI to every CPU in the enclave."""
+    assert encl.secs is not None and encl.secs.enclave is not None
+    if paging.etrack(encl.secs):
+        paging.ipi(encl.secs.enclave)
+        if paging.etrack(encl.secs):
+            raise kerr(EFAULT)
+    paging.ipi(encl.secs.enclave)
 
 
 def _sgx2_loop(task, encl: Encl, arg: int, fmt: struct.Struct, params: list[int],
@@ -301,16 +321,17 @@ def ioc_restrict_permissions(task, encl: Encl, arg: int) -> int:
         raise kerr(EINVAL)
 
     def step(addr, params):
-        page = load_page(encl, addr)
+        page, epc = load_page(encl, addr)
         if page.type != SGX_PAGE_TYPE_REG:
             raise kerr(EINVAL)
         try:
-            code = arch.emodpr(page.epc, perms)
+            code = arch.emodpr(epc, perms)
         except arch.EnclsFault:
             raise kerr(EFAULT) from None
         if code:
             params[3] = code
             raise kerr(EFAULT)
+        enclave_etrack(encl)
     return _sgx2_loop(task, encl, arg, RESTRICT_PERMISSIONS, params, 4, step)
 
 
@@ -329,7 +350,7 @@ def ioc_modify_types(task, encl: Encl, arg: int) -> int:
         raise kerr(EINVAL)
 
     def step(addr, params):
-        page = load_page(encl, addr)
+        page, epc = load_page(encl, addr)
         if not (page.type == SGX_PAGE_TYPE_REG or
                 (page.type == SGX_PAGE_TYPE_TCS and page_type == SGX_PAGE_TYPE_TRIM)):
             raise kerr(EINVAL)
@@ -338,9 +359,11 @@ def ioc_modify_types(task, encl: Encl, arg: int) -> int:
             if ~page.vm_max_prot_bits & (VM_READ | VM_WRITE):
                 raise kerr(EPERM)
             encl.set_max_prot(page, VM_READ | VM_WRITE)
+            encl.epc.unmark_page_reclaimable(epc)   # not reclaimed while unlocked
             encl.zap_ptes(addr)
+            encl.epc.mark_page_reclaimable(epc, page)
         try:
-            code = arch.emodt(page.epc, page_type)
+            code = arch.emodt(epc, page_type)
         except arch.EnclsFault:
             encl.set_max_prot(page, restore)
             raise kerr(EFAULT) from None
@@ -348,6 +371,7 @@ def ioc_modify_types(task, encl: Encl, arg: int) -> int:
             encl.set_max_prot(page, restore)
             params[3] = code
             raise kerr(EFAULT)
+        enclave_etrack(encl)
         page.type = page_type
     return _sgx2_loop(task, encl, arg, MODIFY_TYPES, params, 4, step)
 
@@ -361,19 +385,21 @@ def ioc_remove_pages(task, encl: Encl, arg: int) -> int:
         raise kerr(EINVAL)
 
     def step(addr, params):
-        page = load_page(encl, addr)
+        page, epc = load_page(encl, addr)
         if page.type != SGX_PAGE_TYPE_TRIM:
             raise kerr(EPERM)
         # EMODPR is the probe: it faults (#PF) only once EACCEPT has run on the trim.
         try:
-            arch.emodpr(page.epc, SGX_SECINFO_PERMISSION_MASK)
+            arch.emodpr(epc, SGX_SECINFO_PERMISSION_MASK)
         except arch.EnclsFault as fault:
             if fault.trapnr != arch.PF:
                 raise kerr(EPERM) from None
         else:
             raise kerr(EPERM)
+        encl.epc.unmark_page_reclaimable(epc)
         encl.zap_ptes(addr)
-        encl.free_epc_page(page.epc)
+        encl.free_epc_page(epc)
+        encl.secs_child_cnt -= 1
         encl.erase_page(page)
         encl.shrink(None)
     return _sgx2_loop(task, encl, arg, REMOVE_PAGES, params, 2, step)

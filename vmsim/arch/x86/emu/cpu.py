@@ -53,7 +53,8 @@ from ....mm.fault import access, access_error, fault_page, user_fault
 from ....mm.flags import VM_EXEC, VM_PFNMAP, VM_SHARED, VM_WRITE
 from ....mm.page_alloc import CHUNK_SIZE, PHYS, PHYS_BASE, Chunk, alloc_page, page_to_phys
 from ....uapi import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, U64
-from ..traps import X86_PF_INSTR, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD, Trap, page_fault
+from ..signal import NO_SYSCALL
+from ..traps import X86_PF_INSTR, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD, Trap, page_fault, pte_present
 from .cpuid import Cpuid
 from .regs import RegisterFile
 
@@ -148,7 +149,8 @@ class Cpu:
         until it executes SYSCALL, faults, or (budget > 0) has executed `budget`
         instructions; its registers are then back in thread.regs. On a SYSCALL, rcx and
         r11 hold rip and rflags, orig_rax the number, as the instruction and the entry
-        code leave them."""
+        code leave them; on any other stop orig_rax is -1, as the exception and
+        interrupt entries push it, so that no signal takes rax for a syscall's result."""
         self.switch_mm(thread.process)
         if self.counting != (budget > 0):
             self.counting = budget > 0
@@ -159,6 +161,8 @@ class Cpu:
         regs = thread.regs
         if stop is Stop.SYSCALL:
             regs.rcx, regs.r11, regs.orig_rax = regs.rip, regs.eflags, regs.rax
+        else:
+            regs.orig_rax = NO_SYSCALL          # an exception or interrupt entry: no syscall
         return stop
 
     def _emulate(self, rip: int, budget: int) -> Stop:
@@ -354,7 +358,8 @@ class Cpu:
                         self.anon_code.add(phys)
             return True
         except Fault as fault:
-            self.trap = page_fault(fault, ACCESS_KINDS[access_type])
+            kind = ACCESS_KINDS[access_type]
+            self.trap = page_fault(fault, kind, pte_present(self.task, fault, kind))
         except BaseException as exc:        # a model bug: re-raised after the stop
             self._error = exc
         return False

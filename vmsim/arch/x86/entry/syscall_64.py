@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ....errors import EBUSY, EFAULT, EINVAL, ENOSYS, EPERM, Fault, kerr
+from ....fs.read_write import RW_CALLS
+from ....fs.select import POLL_CALLS
 from ....mm.fault import copy_to_user
 from ....syscalls.dispatch import dispatch
-from ....syscalls.strace import format_syscall
+from ....syscalls.strace import Peek, format_syscall
 from ....syscalls.table import SYS_CALL_TABLE, from_registers
 from ....task.exec import sys_execve
 from ....task.exit import sys_wait4
@@ -151,6 +153,9 @@ THREAD_CALLS: dict[str, ThreadCall] = {
     "arch_prctl": sys_arch_prctl,
     # the signals' (vmsim.task.signal, vmsim.arch.x86.signal)
     **SIGNAL_CALLS,
+    # the files' that need the thread (vmsim.fs.read_write: SIGPIPE; vmsim.fs.select)
+    **RW_CALLS,
+    **POLL_CALLS,
 }
 
 
@@ -174,12 +179,13 @@ def do_syscall_64(thread: Thread) -> None:
     regs.rax = value & U64
 
 
-def strace_line(thread: Thread, nr: int, args: Sequence[int], result: int | None) -> str:
+def strace_line(thread: Thread, nr: int, args: Sequence[int], result: int | None,
+                peek: Peek | None = None) -> str:
     """The line `strace` prints for the call numbered nr that the thread made with the
     argument registers args (read before the call) and that returned result (rax,
-    signed; None: it did not return), its memory read as it is after the call
-    (vmsim.syscalls.strace format_syscall). A number the table lacks is printed as
-    strace prints it: `syscall_0x1f4(...)` with every register."""
+    signed; None: it did not return), its memory read with `peek` (default: as it is
+    after the call; vmsim.syscalls.strace format_syscall). A number the table lacks is
+    printed as strace prints it: `syscall_0x1f4(...)` with every register."""
     entry = SYS_CALL_TABLE.get(nr)
     if entry is None:
         shown = ", ".join(f"{a:#x}" if a else "0" for a in args)
@@ -187,12 +193,12 @@ def strace_line(thread: Thread, nr: int, args: Sequence[int], result: int | None
             f"-1 ENOSYS ({os.strerror(ENOSYS)})" if result == -ENOSYS else str(result))
     process = thread.process
 
-    def peek(addr: int, n: int) -> bytes | None:
+    def read(addr: int, n: int) -> bytes | None:
         try:
             return process.read(addr, n)
         except (Fault, OSError):
             return None
-    return format_syscall(entry, args, result, peek)
+    return format_syscall(entry, args, result, peek or read)
 
 
 def _unknown(thread: Thread, nr: int) -> int:

@@ -1,6 +1,7 @@
 """An emulated SGX CPU: CPUID, the EPC with its EPCM, and the ENCLS leaves the driver
-uses (ECREATE, EADD, EEXTEND, EINIT, EPA, EAUG, EMODPR, EMODT, EREMOVE, ETRACK, EDBGRD,
-EDBGWR). Semantics from the Intel SDM as summarised in spec/sgx-driver.md §3.
+uses (ECREATE, EADD, EEXTEND, EINIT, EPA, EAUG, EMODPR, EMODT, EREMOVE, EDBGRD, EDBGWR;
+the paging leaves EBLOCK, ETRACK, EWB, ELDB/ELDU are paging.py). Semantics from the
+Intel SDM as summarised in spec/sgx-driver.md §3.
 
 A leaf either succeeds (returns 0), returns an SGX error code (RAX with ZF=1), or
 faults: `EnclsFault(trapnr)` (#GP = 13, #PF = 14). The driver turns these into errnos
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from ....mm.page_alloc import Page, alloc_page, copy_page
 from ....uapi import PAGE_SIZE
@@ -118,6 +120,10 @@ class SgxCpu:
     def __post_init__(self):
         self.epc_free = self.epc_pages
         self.lepubkeyhash = INTEL_LE_PUBKEYHASH
+        #: the last enclave ID ECREATE gave (SECS.EID: unique per enclave)
+        self.last_eid = 0
+        #: the last version EWB gave a page written out (unique per EWB: paging.py)
+        self.paging_version = 0
 
     # --- the driver's view of CPUID (arch/x86/kernel/cpu/sgx/driver.c sgx_drv_init) ---
     @property
@@ -136,7 +142,8 @@ class SgxCpu:
 
     # --- the EPC ---
     def alloc_epc_page(self) -> EpcPage | None:
-        """An EPC page, or None when the EPC is exhausted (no reclaim is modelled)."""
+        """A free EPC page, or None when none is free (__sgx_alloc_epc_page(); the
+        driver's sgx_alloc_epc_page() reclaims: vmsim/drivers/sgx/main.py)."""
         if not self.epc_free:
             return None
         self.epc_free -= 1
@@ -153,12 +160,15 @@ class EpcPage:
     Invariant: `valid` is False exactly while the page is free; `secs` is the SECS
     page of the owning enclave (None for a SECS or a VA page, which belong to no
     enclave); `addr` the enclave linear address; `data` the page's contents, a frame
-    of mm/page_alloc.py (what enclave-mode accesses read and write).
+    of mm/page_alloc.py (what enclave-mode accesses read and write); `bepoch` the
+    epoch of its enclave when EBLOCK blocked it (paging.py); `accessed` whether a page
+    walk reached it through a PTE since the reclaimer last looked (the accessed bit of
+    the PTEs that map it, as one bit: sgx_encl_test_and_clear_young()).
     A non-enclave access sees abort-page semantics (cpu_page()).
     """
 
     __slots__ = ("cpu", "data", "valid", "r", "w", "x", "pt", "secs", "addr", "blocked",
-                 "pending", "modified", "pr", "enclave")
+                 "pending", "modified", "pr", "enclave", "bepoch", "accessed")
 
     def __init__(self, cpu: SgxCpu):
         self.cpu = cpu
@@ -170,6 +180,8 @@ class EpcPage:
         self.addr = 0
         self.blocked = self.pending = self.modified = self.pr = False
         self.enclave: SecsState | None = None       # for a SECS page
+        self.bepoch = 0
+        self.accessed = False
 
     def owner(self) -> SecsState:
         """The SECS state of the enclave this (valid, non-SECS) page belongs to."""
@@ -179,7 +191,9 @@ class EpcPage:
     def cpu_page(self) -> Page:
         """What an access outside enclave mode reads and writes: abort-page semantics,
         reads return all-ones and writes are dropped (a new frame of all-ones each
-        time, which nothing else sees)."""
+        time, which nothing else sees). Every page walk through a PTE of the page asks
+        for it, and sets the PTE's accessed bit."""
+        self.accessed = True
         return copy_page(ABORT_PAGE)
 
     def perms(self) -> int:
@@ -190,9 +204,22 @@ class EpcPage:
         self.r, self.w, self.x = bool(perms & 1), bool(perms & 2), bool(perms & 4)
 
 
+class LogicalProcessor(Protocol):
+    """A logical processor in enclave mode (enclu.EnclaveMode), as its enclave sees it:
+    the TCS it entered and the pages of the SSA frame it holds while inside."""
+
+    tcs: EpcPage | None
+    ssa_pages: tuple[EpcPage, ...]
+
+
 @dataclass
 class SecsState:
-    """The architectural state ECREATE puts in the SECS page."""
+    """The architectural state ECREATE puts in the SECS page.
+
+    `children`: its pages in the EPC (EREMOVE of the SECS, and EWB of it, need none);
+    `eid`: SECS.EID, unique per enclave (EWB binds a page written out to it); `epoch`:
+    the tracking epoch ETRACK advances; `lps`: each logical processor inside, with the
+    epoch it entered in (paging.py: tracking)."""
 
     size: int
     base: int
@@ -209,7 +236,22 @@ class SecsState:
     config_id: bytes = bytes(64)
     config_svn: int = 0
     children: int = 0
-    active_threads: int = 0
+    eid: int = 0
+    epoch: int = 0
+    lps: dict[LogicalProcessor, int] = field(default_factory=dict)
+
+    @property
+    def active_threads(self) -> int:
+        """How many logical processors are inside the enclave."""
+        return len(self.lps)
+
+    def enter(self, lp: LogicalProcessor) -> None:
+        """EENTER/ERESUME: lp is inside, in the current epoch."""
+        self.lps[lp] = self.epoch
+
+    def leave(self, lp: LogicalProcessor) -> None:
+        """EEXIT/AEX: lp has left."""
+        del self.lps[lp]
 
 
 def xsave_size(xfrm: int) -> int:
@@ -255,8 +297,9 @@ def ecreate(cpu: SgxCpu, secs: bytes, epc: EpcPage) -> None:
         raise EnclsFault(GP, "CONFIGID without KSS")
     epc.valid, epc.pt, epc.secs = True, SGX_PAGE_TYPE_SECS, None
     epc.set_perms(0)
+    cpu.last_eid += 1
     epc.enclave = SecsState(size, base, ssa, misc, attrs, xfrm, Measurement(size, ssa),
-                            config_id=bytes(config_id), config_svn=cfgsvn)
+                            config_id=bytes(config_id), config_svn=cfgsvn, eid=cpu.last_eid)
 
 
 def _check_secs(secs_page: EpcPage | None, initialized: bool) -> SecsState:

@@ -31,9 +31,10 @@ What the model leaves out: 32-bit enclaves (the processor is in 64-bit mode: an
 enclave without ATTRIBUTES.MODE64BIT cannot be entered), debug exceptions and
 single-stepping (DBGOPTIN only changes what TF does), XSAVE components beyond x87 and
 SSE (PtRegs holds an FXSAVE image: the SSA's XSTATE_BV says the others are in their
-init state), CET, ETRACK (the driver always tracks after EMODPR/EMODT, so EACCEPT's
-SGX_NOT_TRACKED cannot happen), and the key derivation's PKCS padding input (the
-same constant in every key of the model).
+init state), CET, EACCEPT's SGX_NOT_TRACKED (EACCEPT does not ask whether the
+EMODPR/EMODT it accepts was tracked: the driver runs ETRACK and its IPI after each, so
+it always was), and the key derivation's PKCS padding input (the same constant in
+every key of the model).
 """
 
 from __future__ import annotations
@@ -256,7 +257,7 @@ class EnclaveMode:
         """Leave enclave mode (EEXIT, AEX): the TCS becomes available again."""
         assert self.tcs is not None
         self.tcs.data[TCS_STATE:TCS_STATE + 8] = bytes(8)
-        self.enclave.active_threads -= 1
+        self.enclave.leave(self)
         self.tcs = self.secs = None
         self.ssa_pages = ()
 
@@ -468,7 +469,7 @@ def _enter(mode: EnclaveMode, regs: PtRegs, tcs: EpcPage, tcs_fields: TcsFields,
     mode.saved_fs_base, mode.saved_gs_base = regs.fs_base, regs.gs_base
     mode.dbgoptin = bool(tcs_fields.flags & TCS_FLAGS_DBGOPTIN)
     mode.saved_tf = bool(regs.eflags & TF)
-    mode.enclave.active_threads += 1
+    mode.enclave.enter(mode)
 
 
 def eenter(mode: EnclaveMode, regs: PtRegs, walk: PageWalk) -> PtRegs:
