@@ -104,6 +104,27 @@ def test_maps_at_exit(workdir):
     assert lines[-2].endswith("[stack]") and lines[-1].endswith("[vsyscall]")
 
 
+def test_values_of_programs_calls_print_as_strace_does():
+    """format_value for the argument kinds of the calls programs make: strace's names
+    for enumerations and flag sets (open's flags in strace's order), a struct or buffer
+    by its address (what strace shows of one it cannot read), NULL."""
+    from vmsim.syscalls.names import CONSTANTS
+    from vmsim.syscalls.strace import format_value
+    assert [format_value(kind, v) for kind, v in [
+        ("whence", 1), ("rlimres", 3), ("atflags", 0x1000), ("accmode", 0), ("accmode", 4),
+        ("dirfd", -100 & (1 << 64) - 1), ("dirfd", 3), ("clockid", 1), ("grndflags", 1),
+        ("fdoflags", 0o2000000), ("archcode", 0x1002), ("hex", 0x53053053),
+        ("ioctlcmd", 0x5401), ("ioctlcmd", CONSTANTS["SGX_IOC_ENCLAVE_CREATE"]),
+        ("ioctlcmd", 0x1234), ("oflags", 0o2204000), ("oflags", 0o20200002),
+        ("fdpair", 0x7FFFFFFFE9F0), ("timespec", 0), ("rlimit", 0x7FFFFFFFEA00),
+        ("statbuf", 0x7FFFFFFFE900), ("iovec", 0x555555559000),
+    ]] == ["SEEK_CUR", "RLIMIT_STACK", "AT_EMPTY_PATH", "F_OK", "R_OK", "AT_FDCWD", "3",
+           "CLOCK_MONOTONIC", "GRND_NONBLOCK", "O_CLOEXEC", "ARCH_SET_FS", "0x53053053",
+           "TCGETS", "SGX_IOC_ENCLAVE_CREATE", "0x1234",
+           "O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY", "O_RDWR|O_TMPFILE",
+           "0x7fffffffe9f0", "NULL", "0x7fffffffea00", "0x7fffffffe900", "0x555555559000"]
+
+
 def test_trace_shows_the_calls(workdir):
     r = vmsim_run(["--trace", "--", "true"], workdir)
     lines = r.stderr.decode().splitlines()

@@ -531,10 +531,61 @@ int main(int argc, char **argv) {
 }
 """
 
+#: what the model does otherwise than the kernel (docs/deviations.md), by its argument
+DEVIATIONS_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static pthread_mutex_t *sm;
+static void *holder(void *arg) { pthread_mutex_lock(sm); pause(); return 0; }
+int main(int argc, char **argv) {
+    if (!strcmp(argv[1], "rusage")) {
+        pid_t pid = fork();
+        if (pid == 0) { char *p = malloc(1 << 20); memset(p, 1, 1 << 20); _exit(0); }
+        struct rusage ru; int st;
+        wait4(pid, &st, 0, &ru);
+        printf("utime %ld.%06ld minflt %ld nvcsw %ld\n", ru.ru_utime.tv_sec, ru.ru_utime.tv_usec,
+               ru.ru_minflt, ru.ru_nvcsw);
+    } else if (!strcmp(argv[1], "pipe")) {
+        int p[2]; pipe2(p, O_NONBLOCK);
+        static char big[100000];
+        printf("wrote %zd\n", write(p[1], big, sizeof big));
+    } else if (!strcmp(argv[1], "exec")) {
+        sm = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        pthread_mutexattr_t a; pthread_mutexattr_init(&a);
+        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+        pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+        pthread_mutex_init(sm, &a);
+        pid_t pid = fork();
+        if (pid == 0) {
+            pthread_t t; pthread_create(&t, 0, holder, 0);
+            struct timespec d = {0, 100000000}; nanosleep(&d, 0);
+            execl("/bin/true", "true", (char *)0);
+            _exit(9);
+        }
+        int st; waitpid(pid, &st, 0);
+        struct timespec until; clock_gettime(CLOCK_REALTIME, &until); until.tv_sec += 1;
+        int r = pthread_mutex_timedlock(sm, &until);
+        printf("after the holder's execve: %s\n", r == EOWNERDEAD ? "EOWNERDEAD" : strerrorname_np(r));
+    }
+    return 0;
+}
+"""
+
 SOURCES = {"raxkeep": (RAXKEEP_C, ["-O1"]), "errcode": (ERRCODE_C, ["-O1"]),
            "altstack": (ALTSTACK_C, ["-O1", "-pthread"]), "sleeps": (SLEEPS_C, ["-O1"]),
            "polls": (POLLS_C, ["-O1"]), "pipesig": (PIPESIG_C, []), "rusage": (RUSAGE_C, ["-O1"]),
-           "robust": (ROBUST_C, ["-O1", "-pthread"]), "sendfile": (SENDFILE_C, ["-O1"])}
+           "robust": (ROBUST_C, ["-O1", "-pthread"]), "sendfile": (SENDFILE_C, ["-O1"]),
+           "deviations": (DEVIATIONS_C, ["-O1", "-pthread"])}
 
 
 @pytest.fixture(scope="module")
@@ -666,16 +717,22 @@ def test_strace_lines_of_poll_select_sendfile_as_natively(progs, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "LANG": "C", "PYTHONPATH": REPO}
     argv = [str(progs / "sendfile"), str(progs / "data.txt"), str(tmp_path / "out")]
     log = tmp_path / "native.strace"
-    subprocess.run(["strace", "-o", str(log), *argv], env=env, capture_output=True, timeout=60, check=True)
+    native_strace(log, argv, env)
     model = vmsim_run(["--trace", "--", *argv], tmp_path, capture_output=True)
     calls = ("sendfile(", "copy_file_range(", "fadvise64(")
     assert _lines(model.stderr.decode(), calls) == _lines(log.read_text(), calls)
     argv = [str(progs / "polls")]
-    subprocess.run(["strace", "-o", str(log), *argv], env=env, capture_output=True, timeout=60, check=True)
+    native_strace(log, argv, env)
     model = vmsim_run(["--trace", "--", *argv], tmp_path, capture_output=True)
     calls = ("poll(", "ppoll(", "select(", "pselect6(")
     unprefixed = [re.sub(r"^\[pid +\d+\] ", "", line) for line in model.stderr.decode().splitlines()]
     assert _completed(unprefixed, calls) == _completed(log.read_text().splitlines(), calls)
+
+
+def native_strace(log, argv: list[str], env: dict[str, str]) -> None:
+    """argv run natively under `setarch -R strace -o log`, as `vmsim run` runs it."""
+    subprocess.run(["setarch", "-R", "strace", "-o", str(log), *argv], env=env, capture_output=True,
+                   timeout=60, check=True)
 
 
 def _completed(lines: list[str], calls: tuple[str, ...]) -> list[str]:
@@ -758,3 +815,29 @@ def test_a_host_stream_answers_poll_as_the_host(tmp_path):
         os.close(r)
         if w >= 0:
             os.close(w)
+
+
+# --- deviations (docs/deviations.md): the model's behaviour pinned, the kernel's beside it
+
+def test_rusage_has_no_times_or_counts(progs):
+    """wait4's rusage: the model keeps no CPU time and counts no faults or switches."""
+    argv = [str(progs / "deviations"), "rusage"]
+    assert run_model(argv) == (0, b"utime 0.000000 minflt 0 nvcsw 0\n")
+    assert b"minflt 0 " not in run_native(argv)[1]
+
+
+def test_pipes_never_fill(progs):
+    """A pipe holds 16 pages: a non-blocking write of more is short. The model's pipe
+    takes everything."""
+    argv = [str(progs / "deviations"), "pipe"]
+    assert run_model(argv) == (0, b"wrote 100000\n")
+    assert run_native(argv) == (0, b"wrote 65536\n")
+
+
+def test_robust_mutex_held_across_execve_is_not_released(progs):
+    """A thread holding a process-shared robust mutex dies when another thread of its
+    process executes a program: the kernel marks the mutex FUTEX_OWNER_DIED, the model
+    (whose execve has replaced the mm when the threads go) does not."""
+    argv = [str(progs / "deviations"), "exec"]
+    assert run_model(argv) == (0, b"after the holder's execve: ETIMEDOUT\n")
+    assert run_native(argv) == (0, b"after the holder's execve: EOWNERDEAD\n")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import IO
 
 from ..uapi import ADDR_NO_RANDOMIZE
 
@@ -89,13 +90,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"vmsim run: {args.stdin}: {exc.strerror}", file=sys.stderr)
         return 2
     try:
-        return _run(path, argv, stdin, args)
+        record = open(args.record, "w") if args.record else None
+    except OSError as exc:
+        print(f"vmsim run: {args.record}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        return _run(path, argv, stdin, record, args)
     finally:
         if stdin:
             os.close(stdin)
+        if record is not None:
+            record.close()
 
 
-def _run(path: str, argv: list[str], stdin: int, args: argparse.Namespace) -> int:
+def _run(path: str, argv: list[str], stdin: int, record: IO[str] | None,
+         args: argparse.Namespace) -> int:
     try:
         import unicorn  # noqa: F401  (the emulator: the `emu` extra)
     except ImportError:
@@ -124,7 +133,7 @@ def _run(path: str, argv: list[str], stdin: int, args: argparse.Namespace) -> in
     cpu = host_cpu_model(sgx=sgx)           # CPUID leaf 0x12 reports its EPC
     kernel = Kernel(pkeys=cpu.pkeys, sgx=sgx)
     final_maps: dict[int, str] = {}
-    recorder = RunRecorder("vmsim run --record -- " + " ".join(argv)) if args.record else None
+    recorder = RunRecorder("vmsim run --record -- " + " ".join(argv)) if record else None
     tracer = Tracer(say if args.trace else None, recorder) if args.trace or recorder else None
     envp = _environ()
 
@@ -152,20 +161,14 @@ def _run(path: str, argv: list[str], stdin: int, args: argparse.Namespace) -> in
     if args.trace:
         for nr in kernel.unknown_syscalls:
             say(f"vmsim run: syscall {nr} is not modelled (answered ENOSYS)")
-    if recorder is not None and not _write_trace(recorder, args.record, cpu.pkeys):
-        return 2
+    if recorder is not None and record is not None:
+        try:
+            recorder.write(record, cpu.pkeys)
+            record.flush()
+        except OSError as exc:
+            print(f"vmsim run: {args.record}: {exc.strerror}", file=sys.stderr)
+            return 2
     return exit_status(status)
-
-
-def _write_trace(recorder, path: str, pkeys: bool) -> bool:
-    """The recorded run written to path; False (and one line said) if it cannot be."""
-    try:
-        with open(path, "w") as f:
-            recorder.write(f, pkeys)
-    except OSError as exc:
-        print(f"vmsim run: {path}: {exc.strerror}", file=sys.stderr)
-        return False
-    return True
 
 
 def _environ() -> list[bytes]:

@@ -307,9 +307,10 @@ def core_sys_select(thread: Thread, n: int, sets: tuple[int, int, int], end: End
         return finish(-EINVAL)
     n = min(n, max_fds(thread))
     try:
-        wanted = tuple(get_fd_set(thread, n, uset) & ((1 << n) - 1) for uset in sets)
+        inp, outp, exp = (get_fd_set(thread, n, uset) & ((1 << n) - 1) for uset in sets)
     except OSError:
         return finish(-EFAULT)
+    wanted = (inp, outp, exp)
     files = thread.process.files
     if any(bits >> fd & 1 and fd not in files for bits in wanted for fd in range(n)):
         return finish(-EBADF)
@@ -327,14 +328,16 @@ def core_sys_select(thread: Thread, n: int, sets: tuple[int, int, int], end: End
 
 
 def do_select(thread: Thread, n: int, wanted: tuple[int, int, int]) -> tuple[int, int, int]:
-    """do_select()'s pass over the fds: the ready ones of each set."""
+    """do_select()'s pass over the fds: the ready ones of each set (an fd closed since
+    the sets were checked is ready for none: select_poll_one()'s EPOLLNVAL)."""
     files = thread.process.files
     ready = [0, 0, 0]
     for fd in range(n):
         bit = 1 << fd
-        if not (wanted[0] | wanted[1] | wanted[2]) & bit:
+        file = files.get(fd)
+        if not (wanted[0] | wanted[1] | wanted[2]) & bit or file is None:
             continue
-        mask = vfs_poll(files[fd])
+        mask = vfs_poll(file)
         for i, events in enumerate((POLLIN_SET, POLLOUT_SET, POLLEX_SET)):
             if mask & events and wanted[i] & bit:
                 ready[i] |= bit

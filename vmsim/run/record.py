@@ -60,15 +60,13 @@ def _signed(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
 
-def _path(process: Process, addr: int, dirfd: int) -> str | None:
+def _path(process: Process, addr: int, dirfd: int) -> str:
     """A path argument as the caller spelled it, made absolute from dirfd's directory
-    (AT_FDCWD: the working directory); None for NULL. OSError for one the call could
-    not copy (EFAULT) or start from (EBADF)."""
-    if not addr:
-        return None
-    name = strncpy_from_user(process, addr, PATH_MAX)
+    (AT_FDCWD: the working directory). OSError for one the call could not copy (NULL,
+    EFAULT, longer than PATH_MAX) or start from (EBADF, ENOTDIR)."""
+    name = strncpy_from_user(process, addr, PATH_MAX) if addr else None
     if name is None:
-        raise OSError("path longer than PATH_MAX")
+        raise OSError("the path cannot be copied")
     path = os.fsdecode(name)
     if path.startswith("/"):
         return path
@@ -154,7 +152,7 @@ def call_record(thread: Thread, entry: Syscall, regs: Sequence[int]) -> Record |
     regs, its arguments read now: an alias folded onto the call a trace names (openat
     onto open, its directory fd kept for the path), execve's argv and envp, the fd
     argument's file (fd_path). None for a call a trace does not hold, or whose
-    arguments cannot be read (the call then fails with EFAULT)."""
+    arguments cannot be read (the call itself then fails: EFAULT, EBADF)."""
     name = fold(entry.name, STRACE_CALLS)
     if name is None:
         return None

@@ -1118,14 +1118,14 @@ def _wait_arg_text(view: _CallView, i: int, kind: str) -> str:
         fields = view.struct(v, _TIMESPEC)
         unit = "tv_usec" if kind == "tvtimeout" else "tv_nsec"
         return f"{{tv_sec={fields[0]}, {unit}={fields[1]}}}" if fields else format_address(v)
-    if kind == "sigsetp":
-        mask = view.struct(v, "<Q")
+    if kind == "sigsetp":                       # its size the next argument
+        mask = view.struct(v, "<Q") if args[i + 1] & U64 == 8 else None
         return _sigset_text(mask[0]) if mask else format_address(v)
     if kind == "sigsetpack":
         pack = view.struct(v, _ARGPACK)
         if pack is None:
             return format_address(v)
-        mask = view.struct(pack[0], "<Q") if pack[0] else None
+        mask = view.struct(pack[0], "<Q") if pack[0] and pack[1] == 8 else None
         shown = _sigset_text(mask[0]) if mask else format_address(pack[0]) if pack[0] else "NULL"
         return f"{{sigmask={shown}, sigsetsize={pack[1]}}}"
     loff = view.struct(v, "<q")                 # loffp: the offset as the call left it

@@ -96,7 +96,7 @@ def do_exit(thread: Thread, status: int) -> None:
     was the group's last, the process ends with wait status `status`."""
     if thread.process.alive:
         setmax_mm_hiwater_rss(thread.process)
-        exit_mm_release(thread)
+    exit_mm_release(thread)
     group = thread.process.signal.threads
     _leave(thread)
     if group:

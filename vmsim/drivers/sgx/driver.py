@@ -60,7 +60,8 @@ class SgxEnclaveFops(FileOperations):
     def unlocked_ioctl(self, task, file: File, cmd: int, arg: int) -> int:
         """sgx_ioctl(): the SGX_ENCL_IOCTL bit first (a busy enclave is EBUSY whatever
         the command), then the dispatch (an unknown command is -ENOIOCTLCMD, which the
-        VFS turns into ENOTTY), then the bit is cleared."""
+        VFS turns into ENOTTY), then the bit is cleared. Then ksgxd runs, if the call
+        woke it (main.py)."""
         encl = file.private_data
         if encl.busy:
             raise kerr(EBUSY)
@@ -72,6 +73,7 @@ class SgxEnclaveFops(FileOperations):
             return handler(task, encl, arg)
         finally:
             encl.busy = False
+            self.epc.ksgxd()
 
 
 def install(kernel, cpu: arch.SgxCpu) -> None:

@@ -12,14 +12,15 @@ version in a slot of the enclave's first VA page with one free), with ETRACK and
 an IPI to the enclave's CPUs when EWB is SGX_NOT_TRACKED; an initialized enclave left
 without a page in the EPC has its SECS written out too.
 
-Who reclaims, and when (the kernel's conditions, in a fixed order):
-* sgx_alloc_epc_page() with reclaim (the ioctls, no enclave lock held) reclaims a batch
-  at a time while no page is free; without reclaim (the fault handler and SGX2 ioctls,
-  enclave lock held) it fails with EBUSY, and the fault returns VM_FAULT_NOPAGE.
+Who reclaims, and when (the kernel's conditions; Linux's ksgxd runs beside the tasks,
+the model's at fixed points):
+* sgx_alloc_epc_page() with reclaim (CREATE, ADD_PAGES: no enclave lock held) reclaims
+  a batch at a time while no page is free; without reclaim (the fault handler, ELDU for
+  the SGX2 ioctls: enclave lock held) it fails with EBUSY, and the fault returns
+  VM_FAULT_NOPAGE.
 * An allocation that leaves fewer than SGX_NR_LOW_PAGES free wakes ksgxd, which
-  reclaims until SGX_NR_HIGH_PAGES are free or the active list is empty. Linux's ksgxd
-  runs beside the caller; the model runs it when the caller holds no enclave lock: at
-  once after an allocation with reclaim, and otherwise it waits for the next one.
+  reclaims until SGX_NR_HIGH_PAGES are free or the active list is empty. The model runs
+  it when an ioctl of the driver returns (the task that woke it leaves the driver).
 * The access a NOPAGE fault retries succeeds once ksgxd has freed a page: the model
   lets it reclaim a batch at a time until one is free (wait_for_free_page()).
 * The SGX2 ioctls reclaim a batch before each page when fewer than SGX_NR_LOW_PAGES are
@@ -82,8 +83,6 @@ class Epc:
                 raise kerr(ENOMEM)
         if self.should_reclaim(SGX_NR_LOW_PAGES):
             self.ksgxd_woken = True
-        if reclaim:
-            self.ksgxd()
         return epc
 
     def should_reclaim(self, watermark: int) -> bool:
@@ -101,7 +100,8 @@ class Epc:
 
     # --- who reclaims ---
     def ksgxd(self) -> None:
-        """ksgxd, if woken: reclaim until SGX_NR_HIGH_PAGES pages are free."""
+        """ksgxd, if woken: reclaim until SGX_NR_HIGH_PAGES pages are free (or nothing
+        reclaimable is left)."""
         if self.ksgxd_woken:
             self.ksgxd_woken = False
             self._reclaim_until(lambda: not self.should_reclaim(SGX_NR_HIGH_PAGES))
