@@ -166,8 +166,7 @@ class Machine:
             self._syscall(thread)
         elif stop is Stop.TRAP:
             assert self.cpu.trap is not None        # set with every TRAP stop
-            force_trap(thread, self.cpu.trap)
-            if self.tracer is not None:
+            if force_trap(thread, self.cpu.trap) and self.tracer is not None:
                 self.tracer.trap(thread, self.cpu.trap)
         thread.pkru = process.pkru                  # WRPKRU, pkey_alloc()
 

@@ -17,18 +17,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import Fault
+from ...fs.binfmt_elf import VDSO_OPS
 from ...mm.flags import VM_ACCESS_FLAGS
 from ...task.signal import force_sig, force_sig_fault
 from ...task.signal_types import SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP
 from ...task.thread import Thread
-from ...uapi import PAGE_SHIFT, SEGV_ACCERR, SEGV_PKUERR
+from ...uapi import PAGE_SHIFT, PAGE_SIZE, SEGV_ACCERR, SEGV_PKUERR
+from .entry.vdso.extable import fixup_vdso_exception
 from .signal import bad_area
 
 #: arch/x86/include/asm/trapnr.h
 X86_TRAP_DE, X86_TRAP_DB, X86_TRAP_BP, X86_TRAP_OF, X86_TRAP_BR, X86_TRAP_UD = 0, 1, 3, 4, 5, 6
 X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_MF, X86_TRAP_AC, X86_TRAP_XF = 13, 14, 16, 17, 19
 #: the page fault error code (arch/x86/include/asm/trap_pf.h)
-X86_PF_PROT, X86_PF_WRITE, X86_PF_INSTR, X86_PF_PK = 1 << 0, 1 << 1, 1 << 4, 1 << 5
+X86_PF_PROT, X86_PF_WRITE, X86_PF_USER, X86_PF_INSTR, X86_PF_PK = 1 << 0, 1 << 1, 1 << 2, 1 << 4, 1 << 5
 #: include/uapi/asm-generic/siginfo.h
 ILL_ILLOPN, FPE_INTDIV, FPE_FLTINV, BUS_ADRALN, TRAP_TRACE = 2, 1, 7, 1, 2
 #: the traps that are force_sig_fault() of a signal and si_code, with si_addr the
@@ -87,14 +89,18 @@ def pte_present(task, fault: Fault, kind: str) -> bool:
     return vpn in mm.anon_pages or vpn in mm.file_ptes or vpn in mm.pfn_ptes
 
 
-def force_trap(thread: Thread, trap: Trap) -> None:
+def force_trap(thread: Thread, trap: Trap) -> bool:
     """The signal `trap` forces on `thread`: a page fault's from bad_area(); a #GP, INT3,
     INTO, BOUND or an INT n through a gate user mode may not use, force_sig() (SI_KERNEL,
-    no address); the others force_sig_fault() at the instruction's address."""
+    no address); the others force_sig_fault() at the instruction's address. First, as
+    each of the kernel's handlers does, the vDSO's exception table (vdso_fixup()):
+    False when it fixed the exception up and no signal was sent."""
+    if vdso_fixup(thread, trap):
+        return False
     if trap.vector == X86_TRAP_PF:
         assert trap.fault is not None           # a #PF always carries the model's answer
         bad_area(thread, trap.fault, trap.error_code)
-        return
+        return True
     thread.trap_nr, thread.error_code = trap.vector, trap.error_code
     fault = FAULTS_AT_RIP.get(trap.vector)
     if fault is not None:
@@ -103,3 +109,26 @@ def force_trap(thread: Thread, trap: Trap) -> None:
         force_sig(thread, SIGTRAP)
     else:
         force_sig(thread, SIGSEGV)
+    return True
+
+
+def vdso_fixup(thread: Thread, trap: Trap) -> bool:
+    """fixup_vdso_exception() with what each handler passes: a page fault's error code as
+    the CPU pushed it (with X86_PF_USER) and CR2 (__bad_area_nosemaphore(),
+    do_sigbus()), math_error()'s error code 0, the others' error code and no address."""
+    regs = thread.regs
+    if trap.vector == X86_TRAP_PF:
+        code, addr = trap.error_code | X86_PF_USER, trap.address
+    else:
+        code, addr = 0 if trap.vector in (X86_TRAP_MF, X86_TRAP_XF) else trap.error_code, 0
+    return fixup_vdso_exception(regs, vdso_base(thread.process, regs.rip), trap.vector, code, addr)
+
+
+def vdso_base(task, addr: int) -> int | None:
+    """current->mm->context.vdso as the fixup uses it: the start of the [vdso] mapping
+    that holds addr (it follows an mremap of [vdso], as vdso_mremap() keeps it); None
+    when addr is not in [vdso], where no entry of the table can be."""
+    vma = task.mm.tree.find(addr)
+    if vma is None or vma.vm_ops is not VDSO_OPS:
+        return None
+    return vma.start - vma.pgoff * PAGE_SIZE
