@@ -119,23 +119,6 @@ def _tiny_image():
         "segment data offset=0x2000 pages=2 perms=RW\n")
 
 
-def test_epc_exhaustion_is_enomem():
-    """Row 8. Linux would reclaim EPC pages (EWB) and carry on."""
-    from vmsim.arch.x86.sgx.cpu import SgxCpu
-    from vmsim.enclave import loader
-    cpu = SgxCpu(epc_pages=4)           # the VA page, the SECS and two pages
-    p = vmsim.Kernel(sgx=cpu).spawn()
-    dev = loader.SgxDevice(p)
-    img = _tiny_image()
-    base = loader.reserve_aligned(p, img.size)
-    dev.create(img.secs(base))
-    src = p.mmap(0, 4 * P, RW, ANON)
-    with pytest.raises(OSError) as err:
-        dev.add_pages(src, 0x1000, 3 * P, 0x205)
-    assert err.value.errno == errno.ENOMEM
-    assert dev.last[5] == 2 * P             # count written back: two pages added
-
-
 def test_add_pages_is_never_interrupted():
     """Row 9. Linux returns a partial count when a signal arrives between pages."""
     from vmsim.enclave import loader

@@ -128,7 +128,8 @@ def test_values_of_programs_calls_print_as_strace_does():
 def test_trace_shows_the_calls(workdir):
     r = vmsim_run(["--trace", "--", "true"], workdir)
     lines = r.stderr.decode().splitlines()
-    assert lines[0].startswith("brk(NULL)")
+    assert lines[0] == 'execve("/usr/bin/true", ["true"], 0x7fffffffee08 /* 3 vars */) = 0'
+    assert lines[1].startswith("brk(NULL)")
     assert lines[-2:] == ["exit_group(0)" + " " * 26 + " = ?", "+++ exited with 0 +++"]
 
 

@@ -1836,17 +1836,23 @@ def test_a_va_page_for_every_512_pages():
     assert e.cpu.epc_free == e.epc0                               # VA pages freed too
 
 
-def test_add_needing_a_va_page_enomem_before_the_duplicate_check():
-    """sgx_encl_add_page(): the EPC page, then sgx_encl_grow(), then xa_insert(): with
-    one free EPC page at the 512 boundary the VA page is what fails (ENOMEM, the EPC
-    page given back), even for a page already present (which would be EBUSY)."""
+def test_add_needing_a_va_page_on_a_full_epc_reclaims_for_it():
+    """sgx_encl_add_page(): the EPC page, then sgx_encl_grow(), both with reclaim: the
+    512th page of an ADD_PAGES takes the last free EPC page, and its VA page finds none,
+    so sgx_alloc_epc_page() reclaims a batch (SGX_NR_TO_SCAN = 16 pages written out,
+    the oldest first). The call woke ksgxd, which then reclaims until 64 pages
+    (SGX_NR_HIGH_PAGES) are free: 4 batches more."""
     e = Env(SgxCpu(epc_pages=2 + (VA_SLOTS - 1) + 1))
     dev, _ = e.created(size=BIG)
-    assert add_pages(e, dev, 0, VA_SLOTS - 1) == (0, (VA_SLOTS - 1) * PAGE)
-    assert e.cpu.epc_free == 1
-    assert add_pages(e, dev, VA_SLOTS * PAGE, 1) == (errno.ENOMEM, 0)
-    assert add_pages(e, dev, 0, 1) == (errno.ENOMEM, 0)
-    assert e.cpu.epc_free == 1
+    encl = e.p.files[dev.fd].private_data
+    assert add_pages(e, dev, 0, VA_SLOTS) == (0, VA_SLOTS * PAGE)
+    assert len(encl.va_pages) == 2
+    out = sorted(addr for addr, page in encl.pages.items() if page.epc is None)
+    assert out == sorted(encl.pages)[:16 + 4 * 16]
+    assert e.cpu.epc_free == 16 - 1 + 4 * 16
+    assert add_pages(e, dev, 0, 1) == (errno.EBUSY, 0)            # written out, present
+    assert e.cpu.epc_free == 16 - 1 + 4 * 16
+    e.validate()
 
 
 BOUNDARY_IMAGE = f"""
@@ -1875,15 +1881,22 @@ def test_eaug_at_the_512_boundary_takes_a_va_page(key):
     e.validate()
 
 
-def test_eaug_without_an_epc_page_for_the_va_page_sigbus(key):
-    """sgx_encl_eaug_page(): sgx_encl_grow() failing is err_out_epc: the EPC page is
-    freed and the fault is SIGBUS (VM_FAULT_SIGBUS)."""
+def test_eaug_without_an_epc_page_for_the_va_page_retries(key):
+    """sgx_encl_eaug_page() allocates without reclaim: with one free EPC page the page
+    takes it and sgx_encl_grow()'s VA page is EBUSY, so err_out_epc frees the page and
+    the fault is VM_FAULT_NOPAGE; the access retries once ksgxd (woken by the failed
+    allocation) has written a batch of 16 pages out, and the EAUG then succeeds."""
     e = Env(SgxCpu(epc_pages=2 + (VA_SLOTS - 1) + 1))
-    _loaded, a = boundary_enclave(e, key)
+    loaded, a = boundary_enclave(e, key)
+    encl = e.p.files[loaded.dev.fd].private_data
+    out = [page.addr for page in encl.pages.values() if page.epc is None]
+    for addr in out[:e.cpu.epc_free - 1]:
+        e.p.read(addr, 1)                   # ELDU, no reclaim: one EPC page each
     assert e.cpu.epc_free == 1
-    f = fault_of(e.p.read, a, 1)
-    assert f is not None and (f.signal, f.code, f.addr) == ("SIGBUS", "BUS_ADRERR", a)
-    assert e.cpu.epc_free == 1
+    assert e.p.read(a, 1) == b"\xff"
+    assert encl.pages[a >> 12].epc.pending and len(encl.va_pages) == 2
+    assert e.cpu.epc_free == 1 + 16 - 2
+    e.validate()
 
 
 def test_remove_pages_keeps_the_va_page_and_the_next_eaug_takes_another(key):

@@ -98,7 +98,6 @@ from vmsim.enclave.segment import encode_tcs, tcs_after_eadd
 EXAMPLES = int(os.environ.get("VMSIM_SGX_STATEFUL_EXAMPLES", "100"))
 STEPS = int(os.environ.get("VMSIM_SGX_STATEFUL_STEPS", "30"))
 MREMAP_PTES = os.environ.get("VMSIM_SGX_STATEFUL_MREMAP_PTES", "") not in ("", "0")
-STRICT = os.environ.get("VMSIM_SGX_STATEFUL_STRICT", "") not in ("", "0")
 
 PAGE = 4096
 R, W, X = PROT_READ, PROT_WRITE, PROT_EXEC
@@ -718,27 +717,13 @@ class SgxMachine(RuleBasedStateMachine):
         else:
             tcs = base + tcs_page * PAGE
         run = vdso.SgxEnclaveRun(tcs=tcs)
-        try:
-            ret = vdso.enter_enclave(p, run, EENTER, program=program)
-        except vdso._Exception as exc:
-            self.known_bug(ops, exc)
-            return
+        ret = vdso.enter_enclave(p, run, EENTER, program=program)
         note(f"EENTER tcs {tcs:#x} {ops} -> {ret} fn {run.function} vec "
              f"{run.exception_vector} code {run.exception_error_code:#x}")
         event(f"EENTER -> fn {run.function} vec {run.exception_vector}")
         assert ret == 0
         if run.function == ERESUME:
             self.aex.append((p, tcs, ops))
-
-    def known_bug(self, ops, exc):
-        """Known model bug: EMODPE (W without R, or a non-REG/PENDING/MODIFIED page)
-        and EACCEPTCOPY (W without R) raise their #GP/#PF straight out of
-        enter_enclave instead of an AEX reported in `run`; see
-        test_sgx_driver.py::test_emodpe_fault_is_an_aex. VMSIM_SGX_STATEFUL_STRICT=1
-        reports it."""
-        if STRICT or not any(op[0] in ("emodpe", "eacceptcopy") for op in ops):
-            raise exc
-        note(f"known bug: {exc.vector} {exc.error_code:#x} escaped enter_enclave")
 
     @precondition(lambda self: self.procs)
     @rule(data=st.data(), tcs_page=st.integers(0, NPAGES - 1), nops=st.integers(1, 4))
@@ -758,11 +743,7 @@ class SgxMachine(RuleBasedStateMachine):
         i = data.draw(st.integers(0, len(self.aex) - 1), label="aex")
         p, tcs, ops = self.aex.pop(i)
         run = vdso.SgxEnclaveRun(tcs=tcs)
-        try:
-            ret = vdso.enter_enclave(p, run, ERESUME)
-        except vdso._Exception as exc:
-            self.known_bug(ops, exc)
-            return
+        ret = vdso.enter_enclave(p, run, ERESUME)
         note(f"ERESUME tcs {tcs:#x} -> {ret} fn {run.function} vec {run.exception_vector}")
         assert ret == 0
         if run.function == ERESUME and run.exception_vector in (13, 14) and \

@@ -134,7 +134,10 @@ class Machine:
                 process.exit()
             raise
         assert process.start_regs is not None       # set by the execve that succeeded
-        return Thread(process, process.pid, process.start_regs.copy(), pkru=process.pkru)
+        thread = Thread(process, process.pid, process.start_regs.copy(), pkru=process.pkru)
+        if self.tracer is not None:
+            self.tracer.started(thread)
+        return thread
 
     def run(self, leader: Thread) -> int:
         """Run every thread until the process of `leader` has ended; its wait status
@@ -206,7 +209,7 @@ class Machine:
             return True
         before = pte_state(thread.process)
         try:
-            exit_to_user_mode_loop(thread)
+            exit_to_user_mode_loop(thread, stop=self.tracer.signal if self.tracer is not None else None)
         except GroupExit as end:
             self._exit(thread, end.status, group=True)
             return False
@@ -233,8 +236,9 @@ class Machine:
             sleep_on(thread, block)
             if block.value is None:
                 return
-            result = regs.rax
-        if self.tracer is not None:
+            if self.tracer is not None:
+                self.tracer.sleeps(thread)
+        if self.tracer is not None and result is not None:
             self.tracer.leave(thread, result)
         if process.alive:
             self._after_syscall(process, nr, args, before)
@@ -261,7 +265,7 @@ class Machine:
         """do_exit() / do_group_exit(), the on_exit hook first when the process ends."""
         process = thread.process
         if self.tracer is not None:
-            self.tracer.exit(thread, status)
+            (self.tracer.group_exit if group else self.tracer.exit)(thread, status)
         if group or process.signal.threads == [thread]:
             if self.on_exit is not None:
                 self.on_exit(process)

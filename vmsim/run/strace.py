@@ -10,10 +10,15 @@ made with, its memory read after it returned (a read's buffer then holds what wa
 read), but for execve, whose path, argv and envp are read as it enters: a successful
 one replaces the memory that held them. The lines of a thread are prefixed
 `[pid TID] ` while more than one thread lives, as strace -f prefixes them. A fault is
-written as strace writes the signal (`--- SIGSEGV {si_signo=SIGSEGV, ...} ---`), an end
-as `+++ exited with N +++` or `+++ killed by SIGSEGV +++`. The execve that starts the
-program is made before the run (vmsim.run.machine Machine.start), not by the program,
-and is not written; neither are the signals that are not a fault's.
+written as strace writes the signal (`--- SIGSEGV {si_signo=SIGSEGV, ...} ---`), and so
+is every signal delivered to a handler or making a call restart, at its delivery (the
+ptrace signal-delivery stop; a call it interrupted first, `= ? ERESTARTSYS (To be
+restarted if SA_RESTART is set)`); an end as `+++ exited with N +++` or `+++ killed by
+SIGSEGV +++`, one for each thread of a group that ends. The execve that starts the
+program is made before the run (vmsim.run.machine Machine.start), not by the program:
+it is written first, as strace writes the first call of the program it starts, its
+strings read where execve left them on the new stack (its envp is there: strace's
+address is that of its own copy, which no model run can share).
 
 Under `vmsim run` the model is the kernel, so every call agrees with it by
 construction; what the trace adds is why the model refused what it refused, in the
@@ -27,18 +32,20 @@ strace shows it `<unfinished ...>` and `<... resumed>`.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..arch.x86.entry.syscall_64 import strace_line
 from ..arch.x86.traps import X86_PF_INSTR, X86_PF_WRITE, X86_TRAP_PF, Trap
-from ..errors import Fault
+from ..errors import ERESTART_RESTARTBLOCK, Fault
 from ..mm.fault import copy_from_user
 from ..process import Process
 from ..syscalls.names import SI_CODES, signal_name
-from ..syscalls.strace import Peek, format_siginfo
+from ..syscalls.strace import RESULT_COLUMN, Peek, format_address, format_siginfo, format_sigset
 from ..syscalls.table import SYS_CALL_TABLE, Syscall
 from ..task.sched import threads_of
+from ..task.signal import WCOREFLAG
+from ..task.signal_types import SIG_DFL, SIGCHLD, SigInfo
 from ..task.thread import Thread
 from ..trace.explain import explain, explain_fault
 from ..trace.format import Record
@@ -55,8 +62,21 @@ EXPLAINED = frozenset({
 SYSCALL_SIZE = 2
 #: the calls that make a process
 FORKS = frozenset({"clone", "fork", "vfork"})
-#: the si_code names every signal shares (include/uapi/asm-generic/siginfo.h)
-GENERIC_SI_CODES = {0: "SI_USER", 0x80: "SI_KERNEL"}
+#: the si_codes every signal shares (include/uapi/asm-generic/siginfo.h)
+SI_KERNEL, SI_QUEUE = 0x80, -1
+#: the codes of a signal a process sent (kill, tgkill, sigqueue, ...): si_pid and si_uid
+SENDER_CODES = {0: "SI_USER", -1: "SI_QUEUE", -3: "SI_MESGQ", -4: "SI_ASYNCIO", -6: "SI_TKILL"}
+#: SIGCHLD's codes: si_pid, si_uid, si_status (the exit code, or a signal), the times
+CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
+CLD_CODES = {1: "CLD_EXITED", 2: "CLD_KILLED", 3: "CLD_DUMPED", 4: "CLD_TRAPPED",
+             5: "CLD_STOPPED", 6: "CLD_CONTINUED"}
+NR_EXECVE, NR_RESTART_SYSCALL = 59, 219
+#: the auxv entry holding the address of the filename execve was given
+AT_EXECFN = 31
+#: where rt_sigreturn finds the mask it restores: the frame's ucontext is at the stack
+#: pointer (the handler's return popped pretcode), its uc_sigmask after uc_flags,
+#: uc_link, uc_stack (40 bytes) and uc_mcontext (256)
+UC_SIGMASK = 296
 #: where a SEGV_PKUERR siginfo holds si_pkey (vmsim.task.signal_types fault_info)
 SI_PKEY = 0x20
 
@@ -74,6 +94,9 @@ class _Call:
     entry: Syscall | None
     peek: Peek | None
     rec: Record | None
+    #: what strace shows between the parentheses of a call the table gives no
+    #: arguments, read as it entered (rt_sigreturn's mask); None: nothing
+    inside: str | None = None
 
 
 class _Remembered:
@@ -100,6 +123,52 @@ def _signed(rax: int) -> int:
     return rax - (1 << 64) if rax >> 63 else rax
 
 
+def _u64_at(process: Process, addr: int) -> int:
+    return int.from_bytes(copy_from_user(process, addr, 8), "little")
+
+
+def _auxv(process: Process, addr: int) -> Iterator[tuple[int, int]]:
+    """The (type, value) pairs of the auxiliary vector at addr, up to AT_NULL."""
+    while key := _u64_at(process, addr):
+        yield key, _u64_at(process, addr + 8)
+        addr += 16
+
+
+def siginfo_text(info: SigInfo) -> str:
+    """The line strace prints as a signal is delivered: `--- SIGCHLD {si_signo=SIGCHLD,
+    si_code=CLD_EXITED, si_pid=N, si_uid=0, si_status=7, si_utime=0, si_stime=0} ---`;
+    what follows si_code is the fields of the layout the code selects (printsiginfo())."""
+    name, code = signal_name(info.signo), info.code
+    raw = info.raw
+    if name == "SIGCHLD" and code in CLD_CODES:
+        pid, uid, status, utime, stime = struct.unpack_from("<iIi4xqq", raw, 16)
+        shown = signal_name(status) if code != CLD_EXITED else str(status)
+        fields = [f"si_pid={pid}", f"si_uid={uid}", f"si_status={shown}", f"si_utime={utime}",
+                  f"si_stime={stime}"]
+        return _siginfo_line(name, CLD_CODES[code], fields)
+    if code in SENDER_CODES:
+        pid, uid = struct.unpack_from("<iI", raw, 16)
+        fields = [f"si_pid={pid}", f"si_uid={uid}"]
+        if code == SI_QUEUE:
+            value = struct.unpack_from("<Q", raw, 24)[0]
+            fields += [f"si_int={_signed32(value)}", f"si_ptr={format_address(value)}"]
+        return _siginfo_line(name, SENDER_CODES[code], fields)
+    if code == SI_KERNEL and (name, code) not in SI_CODES:     # not a fault's: no si_addr
+        return _siginfo_line(name, "SI_KERNEL", [])
+    text = SI_CODES.get((name, code)) or str(code)
+    pkey = struct.unpack_from("<I", raw, SI_PKEY)[0] if text == "SEGV_PKUERR" else None
+    return format_siginfo(name, text, info.addr, pkey)
+
+
+def _siginfo_line(name: str, code: str, fields: list[str]) -> str:
+    return f"--- {name} {{{', '.join([f'si_signo={name}', f'si_code={code}', *fields])}}} ---"
+
+
+def _signed32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
 class Tracer:
     """Watches the syscalls, faults and exits of a run: writes them in strace syntax to
     `write` (None: nothing written) and hands them to `recorder` (None: not recorded).
@@ -111,6 +180,17 @@ class Tracer:
         self.write = write
         self.recorder = recorder
         self._calls: dict[int, _Call] = {}
+        #: the call each thread's restart_syscall resumes (one a signal interrupted
+        #: with ERESTART_RESTARTBLOCK), by tid
+        self._interrupted: dict[int, str] = {}
+        #: the siginfo of the fault each thread's signal line was written for (trap()),
+        #: not written again as it is delivered
+        self._shown: dict[int, bytes] = {}
+        #: the threads whose end was written (no longer counted as traced)
+        self._ended: set[int] = set()
+        #: the signals the model dropped as ignored that strace would show, by the pid
+        #: of the process they were for
+        self._ignored: dict[int, list[SigInfo]] = {}
 
     def enter(self, thread: Thread) -> None:
         """syscall-enter: the number and registers; what must be read now (execve's
@@ -129,7 +209,11 @@ class Tracer:
             rec = call_record(thread, entry, args)
         if rec is not None and self.recorder is not None:
             self.recorder.faults(thread)
-        self._calls[thread.tid] = _Call(nr, args, regs.rip, entry, peek, rec)
+        inside = None
+        if entry is not None and entry.name == "rt_sigreturn" and self.write is not None:
+            mask = _Remembered(thread.process)(regs.rsp + UC_SIGMASK, 8)
+            inside = f"{{mask={format_sigset(int.from_bytes(mask, 'little'))}}}" if mask else None
+        self._calls[thread.tid] = _Call(nr, args, regs.rip, entry, peek, rec, inside)
 
     def leave(self, thread: Thread, result: int | None) -> None:
         """syscall-exit: the call's line with `result` (rax; None: the call did not
@@ -143,13 +227,65 @@ class Tracer:
         if rec is not None:
             complete(rec, process, value)
         if self.write is not None:
-            self._say(thread, strace_line(thread, call.nr, call.args, value, call.peek))
+            self._say(thread, self._line(thread, call, value))
             if rec is not None and rec.err is not None and rec.call in EXPLAINED:
                 fds = {fd: fd for fd in process.files}
                 for why in explain(process, rec, rec.err, fds, lambda addr: addr):
                     self._say(thread, f"  why: {why}")
         if self.recorder is not None:
             self._record(process, call, rec)
+        if process.alive:
+            self._say_ignored(thread)
+
+    def _line(self, thread: Thread, call: _Call, value: int | None) -> str:
+        """The call's line; rt_sigreturn's shows the mask it restores, restart_syscall's
+        the call it resumes."""
+        line = strace_line(thread, call.nr, call.args, value, call.peek)
+        inside = call.inside
+        if call.nr == NR_RESTART_SYSCALL and thread.tid in self._interrupted:
+            inside = f"<... resuming interrupted {self._interrupted.pop(thread.tid)} ...>"
+        if inside is None or call.entry is None:
+            return line
+        text = f"{call.entry.name}({inside})"
+        result = line.removeprefix(f"{call.entry.name}()").lstrip()
+        return f"{text:{RESULT_COLUMN}}{result}" if len(text) < RESULT_COLUMN else f"{text} {result}"
+
+    def started(self, thread: Thread) -> None:
+        """The execve that started the program (Machine.start()), as strace writes it:
+        its filename (AT_EXECFN's string), argv and envp read from the new stack where
+        execve left them (argc at the stack pointer, then argv, envp, the auxv)."""
+        if self.write is None:
+            return
+        process, sp = thread.process, thread.regs.rsp
+        argc = _u64_at(process, sp)
+        argv = sp + 8
+        envp = argv + 8 * (argc + 1)
+        auxv = envp + 8
+        while _u64_at(process, auxv - 8):
+            auxv += 8
+        execfn = next(value for key, value in _auxv(process, auxv) if key == AT_EXECFN)
+        self._say(thread, strace_line(thread, NR_EXECVE, (execfn, argv, envp, 0, 0, 0), 0))
+
+    def signal(self, thread: Thread, info: SigInfo | None) -> None:
+        """exit_to_user_mode(): the call the thread was in ends here (its result in rax,
+        an ERESTART code if it is to be made again), then the signal `info` (None: a
+        restart without one) is delivered: its siginfo as strace shows it."""
+        call = self._calls.get(thread.tid)
+        if call is not None and thread.regs.rip == call.rip:
+            rax = thread.regs.rax
+            self.leave(thread, rax)
+            if _signed(rax) == -ERESTART_RESTARTBLOCK and call.entry is not None:
+                self._interrupted[thread.tid] = call.entry.name
+        if info is not None and self._shown.pop(thread.tid, None) != info.raw and self.write is not None:
+            self._say(thread, siginfo_text(info))
+
+    def sleeps(self, thread: Thread) -> None:
+        """The thread sleeps in a call whose result is set (its rax), which it returns
+        when woken unless a signal interrupts it: left as it returns (resume(),
+        signal()), but a vfork's now: the trace needs the child before its calls."""
+        call = self._calls.get(thread.tid)
+        if call is not None and call.entry is not None and call.entry.name in FORKS | {"clone3"}:
+            self.leave(thread, thread.regs.rax)
 
     def resume(self, thread: Thread) -> None:
         """The thread goes back to user mode: a call it slept in that a wakeup completed
@@ -157,9 +293,17 @@ class Tracer:
         the value in rax; one a signal handler's frame interrupted, as not returning. A
         call to be made again (its SYSCALL next) stays in flight."""
         call = self._calls.get(thread.tid)
-        if call is None or thread.regs.rip == call.rip - SYSCALL_SIZE:
-            return
-        self.leave(thread, thread.regs.rax if thread.regs.rip == call.rip else None)
+        if call is None:
+            self._say_ignored(thread)
+        elif thread.regs.rip != call.rip - SYSCALL_SIZE:
+            self.leave(thread, thread.regs.rax if thread.regs.rip == call.rip else None)
+
+    def _say_ignored(self, thread: Thread) -> None:
+        """The signals for the thread's process that the model dropped as ignored (a
+        call in flight ends first: strace sees them as the thread leaves the kernel)."""
+        for info in self._ignored.pop(thread.process.pid, []):
+            if self.write is not None:
+                self._say(thread, siginfo_text(info))
 
     def _record(self, process: Process, call: _Call, rec: Record | None) -> None:
         """The call recorded (a fork's child settled with its parent), or counted."""
@@ -182,9 +326,8 @@ class Tracer:
             return
         info = thread.pending.queue[-1]
         name = signal_name(info.signo)
-        code = SI_CODES.get((name, info.code)) or GENERIC_SI_CODES.get(info.code, str(info.code))
-        pkey = struct.unpack_from("<I", info.raw, SI_PKEY)[0] if code == "SEGV_PKUERR" else None
-        text = format_siginfo(name, code, info.addr, pkey)
+        text = siginfo_text(info)
+        self._shown[thread.tid] = info.raw
         if self.write is not None:
             self._say(thread, text)
             if trap.vector == X86_TRAP_PF and trap.fault is not None:
@@ -206,10 +349,41 @@ class Tracer:
         text = f"+++ killed by {name} +++" if name else f"+++ exited with {status >> 8 & 0xFF} +++"
         if self.write is not None:
             self._say(thread, text)
+        self._ended.add(thread.tid)
+        if all(t.tid in self._ended for t in thread.process.signal.threads):
+            self._notify_parent(thread, status)
         if self.recorder is not None:
             self.recorder.event(thread.tid, "killed" if name else "exited", name, text)
 
+    def _notify_parent(self, thread: Thread, status: int) -> None:
+        """do_notify_parent() as strace sees it: a parent that leaves SIGCHLD at SIG_DFL
+        has it dropped as ignored, but not while traced (sig_ignored()): strace shows
+        it as the parent next returns to user mode."""
+        parent = thread.parent
+        if thread.exit_signal != SIGCHLD or parent is None or not parent.process.alive or \
+                parent.process.signal.sighand.action[SIGCHLD - 1].handler != SIG_DFL:
+            return
+        killed = status & 0x7F
+        code = CLD_EXITED if not killed else CLD_DUMPED if status & WCOREFLAG else CLD_KILLED
+        info = SigInfo.build(SIGCHLD, code, 0, (16, "<i", thread.process.pid),
+                             (20, "<I", thread.process.uid), (24, "<i", killed or status >> 8))
+        self._ignored.setdefault(parent.process.pid, []).append(info)
+
+    def group_exit(self, thread: Thread, status: int) -> None:
+        """The group of `thread` ends with `status` (exit_group, a fatal signal): its
+        end, then each other thread's (the call it was in did not return), the
+        leader's last, as strace reports them (the leader is reaped after its group)."""
+        pid = thread.process.pid
+        group = thread.process.signal.threads
+        ends = [t for t in group if t is not thread and t.tid != pid] + [thread] + \
+            [t for t in group if t is not thread and t.tid == pid]
+        for end in [thread, *ends]:
+            if end.tid in self._calls:
+                self.leave(end, None)
+        for end in ends:
+            self.exit(end, status)
+
     def _say(self, thread: Thread, line: str) -> None:
         assert self.write is not None
-        several = len(threads_of(thread.process.kernel)) > 1
+        several = sum(t.tid not in self._ended for t in threads_of(thread.process.kernel)) > 1
         self.write(f"[pid {thread.tid:5}] {line}" if several else line)

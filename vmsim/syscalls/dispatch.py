@@ -139,6 +139,8 @@ _HANDLERS: dict[str, Callable[[Process, Sequence[Any]], int]] = {
     "time": lambda p, a: kernel_sys.sys_time(p, a[0]),
     "getrandom": lambda p, a: kernel_sys.sys_getrandom(p, a[0], a[1], a[2]),
     "socket": lambda p, a: kernel_sys.sys_socket(p, a[0], a[1], a[2]),
+    "getpeername": lambda p, a: kernel_sys.sys_getpeername(p, a[0], a[1], a[2]),
+    "getrusage": lambda p, a: kernel_sys.sys_getrusage(p, a[0], a[1]),
     "getpgrp": lambda p, a: kernel_sys.sys_getpgid(p, 0),
     "getpgid": lambda p, a: kernel_sys.sys_getpgid(p, a[0]),
     "getsid": lambda p, a: kernel_sys.sys_getpgid(p, a[0]),

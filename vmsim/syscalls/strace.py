@@ -953,8 +953,10 @@ def _rlimit_text(view: _CallView, addr: int) -> str:
     return f"{{rlim_cur={_rlimit_value(fields[0])}, rlim_max={_rlimit_value(fields[1])}}}"
 
 
-def _timespec_text(view: _CallView, addr: int, micro: bool = False) -> str:
-    fields = view.struct(addr, "<qq") if view.ok else None
+def _timespec_text(view: _CallView, addr: int, micro: bool = False, read: bool | None = None) -> str:
+    """A timespec (timeval: `micro`) the call read or wrote: read as the call succeeded
+    (or always: `read`), else its address."""
+    fields = view.struct(addr, "<qq") if (view.ok if read is None else read) else None
     if fields is None:
         return format_address(addr)
     return f"{{tv_sec={fields[0]}, {'tv_usec' if micro else 'tv_nsec'}={fields[1]}}}"
@@ -1071,11 +1073,21 @@ def _shown_kinds(call: Syscall, args: Sequence[int]) -> list[tuple[int, str]]:
     return kinds
 
 
+#: the errors of a call a signal interrupted, never seen by the program (it is made
+#: again, or returns EINTR): strace's names and words for them (include/linux/errno.h)
+RESTART_ERRORS = {512: "ERESTARTSYS (To be restarted if SA_RESTART is set)",
+                  513: "ERESTARTNOINTR (To be restarted)",
+                  514: "ERESTARTNOHAND (To be restarted if no handler)",
+                  516: "ERESTART_RESTARTBLOCK (Interrupted by signal)"}
+
+
 def _result_text(call: Syscall, args: Sequence[int], result: int | None) -> str:
     """The result as strace shows it: an errno by name and text, an address in hex,
     umask's in octal, fcntl's flags and time's date decoded."""
     if result is None:
         return "?"
+    if -result in RESTART_ERRORS:
+        return f"? {RESTART_ERRORS[-result]}"
     if -4096 < result < 0:
         name = errno_name(-result)
         return f"-1 {name} ({strerror(name)})"
@@ -1120,13 +1132,13 @@ def _wait_arg_text(view: _CallView, i: int, kind: str) -> str:
         return f"{{tv_sec={fields[0]}, {unit}={fields[1]}}}" if fields else format_address(v)
     if kind == "sigsetp":                       # its size the next argument
         mask = view.struct(v, "<Q") if args[i + 1] & U64 == 8 else None
-        return _sigset_text(mask[0]) if mask else format_address(v)
+        return format_sigset(mask[0]) if mask else format_address(v)
     if kind == "sigsetpack":
         pack = view.struct(v, _ARGPACK)
         if pack is None:
             return format_address(v)
         mask = view.struct(pack[0], "<Q") if pack[0] and pack[1] == 8 else None
-        shown = _sigset_text(mask[0]) if mask else format_address(pack[0]) if pack[0] else "NULL"
+        shown = format_sigset(mask[0]) if mask else format_address(pack[0]) if pack[0] else "NULL"
         return f"{{sigmask={shown}, sigsetsize={pack[1]}}}"
     loff = view.struct(v, "<q")                 # loffp: the offset as the call left it
     if loff is None:
@@ -1159,11 +1171,11 @@ def _fds_text(data: bytes, n: int) -> str:
     return "[" + " ".join(str(fd) for fd in range(n) if bits >> fd & 1) + "]"
 
 
-def _sigset_text(mask: int) -> str:
+def format_sigset(mask: int) -> str:
     """A sigset_t as strace names it: `[USR1 TERM]`, or `~[...]` of what it lacks when it
     holds more than half the signals."""
     if bin(mask).count("1") > 32:
-        return "~" + _sigset_text(~mask & U64)
+        return "~" + format_sigset(~mask & U64)
     names = [signal_name(n).removeprefix("SIG") if n < 32 else "RTMIN" if n == 32 else f"RT_{n - 32}"
              for n in range(1, 65) if mask >> (n - 1) & 1]
     return "[" + " ".join(names) + "]"
@@ -1214,6 +1226,243 @@ def _envp_text(view: _CallView, addr: int) -> str:
     return f"{addr:#x} /* {count} var{'' if count == 1 else 's'} */"
 
 
+# The calls whose arguments strace decodes by their own rules (its per-call decoders):
+# signals and sigsets, clone and clone3, futex, statx, wait4 and the sleeps. Only how
+# they print; the table's kinds still say how a trace's text binds.
+
+#: struct sigaction's sa_flags in strace's order (xlat/sigact_flags.in)
+_SA_FLAGS = [(0x04000000, "SA_RESTORER"), (0x08000000, "SA_ONSTACK"), (0x10000000, "SA_RESTART"),
+             (0x20000000, "SA_INTERRUPT"), (0x40000000, "SA_NODEFER"), (0x80000000, "SA_RESETHAND"),
+             (4, "SA_SIGINFO"), (1, "SA_NOCLDSTOP"), (2, "SA_NOCLDWAIT")]
+_SIG_HOW = ("SIG_BLOCK", "SIG_UNBLOCK", "SIG_SETMASK")
+_SA_RESTORER = 0x04000000
+#: the clone flags by bit, lowest first (strace's order); CSIGNAL: the exit signal
+_CLONE_FLAGS = sorted(((v, n) for n, v in CONSTANTS.items() if n.startswith("CLONE_")
+                       and n != "CLONE_DETACHED"), key=lambda item: item[0])
+_CSIGNAL = 0xFF
+_FUTEX_OPS = ("FUTEX_WAIT", "FUTEX_WAKE", "FUTEX_FD", "FUTEX_REQUEUE", "FUTEX_CMP_REQUEUE",
+              "FUTEX_WAKE_OP", "FUTEX_LOCK_PI", "FUTEX_UNLOCK_PI", "FUTEX_TRYLOCK_PI",
+              "FUTEX_WAIT_BITSET", "FUTEX_WAKE_BITSET", "FUTEX_WAIT_REQUEUE_PI",
+              "FUTEX_CMP_REQUEUE_PI", "FUTEX_LOCK_PI2")
+_FUTEX_PRIVATE, _FUTEX_CLOCK_REALTIME, _FUTEX_CMD = 128, 256, 0x7F
+_FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
+#: statx's mask bits (include/uapi/linux/stat.h), the two sums strace names first
+_STATX_BITS = [(0xFFF, "STATX_ALL"), (0x7FF, "STATX_BASIC_STATS")] + [
+    (1 << n, name) for n, name in enumerate((
+        "STATX_TYPE", "STATX_MODE", "STATX_NLINK", "STATX_UID", "STATX_GID", "STATX_ATIME",
+        "STATX_MTIME", "STATX_CTIME", "STATX_INO", "STATX_SIZE", "STATX_BLOCKS", "STATX_BTIME",
+        "STATX_MNT_ID", "STATX_DIOALIGN", "STATX_MNT_ID_UNIQUE", "STATX_SUBVOL",
+        "STATX_WRITE_ATOMIC"))]
+_AT_FLAGS = [(0x100, "AT_SYMLINK_NOFOLLOW"), (0x800, "AT_NO_AUTOMOUNT"),
+             (0x1000, "AT_EMPTY_PATH"), (0x2000, "AT_STATX_FORCE_SYNC"),
+             (0x4000, "AT_STATX_DONT_SYNC")]
+_WAIT_OPTIONS = [(1, "WNOHANG"), (2, "WUNTRACED"), (4, "WEXITED"), (8, "WCONTINUED"),
+                 (0x01000000, "WNOWAIT"), (0x20000000, "__WNOTHREAD"), (0x40000000, "__WALL"),
+                 (0x80000000, "__WCLONE")]
+_TIMER_ABSTIME = 1
+
+
+def format_signal(sig: int) -> str:
+    """A signal number as strace names it: SIGUSR1, SIGRTMIN (32), SIGRT_1 (33)..."""
+    if 0 < sig < 32:
+        return signal_name(sig)
+    return "SIGRTMIN" if sig == 32 else f"SIGRT_{sig - 32}" if 32 < sig <= 64 else str(sig)
+
+
+def _flag_names(v: int, bits: Sequence[tuple[int, str]]) -> list[str]:
+    names = []
+    for bit, name in bits:
+        if v & bit == bit:
+            names.append(name)
+            v &= ~bit
+    return names + ([f"{v:#x}"] if v else [])
+
+
+def _sigset_at(view: _CallView, addr: int, size: int) -> str:
+    """A sigset_t the call reads or fills, by its names; NULL; its address if it cannot."""
+    if not addr:
+        return "NULL"
+    mask = view.struct(addr, "<Q") if size == 8 else None
+    return format_sigset(mask[0]) if mask else format_address(addr)
+
+
+def _sigaction_at(view: _CallView, addr: int) -> str:
+    """struct sigaction (the kernel's: handler, flags, restorer, mask)."""
+    if not addr:
+        return "NULL"
+    act = view.struct(addr, "<QQQQ")
+    if act is None:
+        return format_address(addr)
+    handler, flags, restorer, mask = act
+    fields = [f"sa_handler={('SIG_DFL', 'SIG_IGN')[handler] if handler < 2 else format_address(handler)}",
+              f"sa_mask={format_sigset(mask)}",
+              f"sa_flags={'|'.join(_flag_names(flags, _SA_FLAGS)) or '0'}"]
+    if flags & _SA_RESTORER:
+        fields.append(f"sa_restorer={format_address(restorer)}")
+    return "{" + ", ".join(fields) + "}"
+
+
+def _rt_sigaction_args(view: _CallView) -> list[str]:
+    sig, act, oact, size = (a & U64 for a in view.args[:4])
+    return [format_signal(_int32(sig)), _sigaction_at(view, act),
+            _sigaction_at(view, oact) if view.ok or not oact else format_address(oact), str(size)]
+
+
+def _rt_sigprocmask_args(view: _CallView) -> list[str]:
+    how, nset, oset, size = (a & U64 for a in view.args[:4])
+    return [_SIG_HOW[how] if how < 3 else str(how), _sigset_at(view, nset, size),
+            _sigset_at(view, oset, size) if view.ok or not oset else format_address(oset), str(size)]
+
+
+def _kill_args(view: _CallView) -> list[str]:
+    *ids, sig = (_int32(a) for a in view.args[:view.call.required])
+    return [*map(str, ids), format_signal(sig) if sig else "0"]
+
+
+def _clone_flags(flags: int) -> str:
+    names = _flag_names(flags & ~_CSIGNAL, _CLONE_FLAGS)
+    if flags & _CSIGNAL:
+        names.append(format_signal(flags & _CSIGNAL))
+    return "|".join(names) or "0"
+
+
+def _clone_args(view: _CallView) -> list[str]:
+    """clone(flags, stack, parent_tid, child_tid, tls): what the flags say is used."""
+    flags, stack, parent_tid, child_tid, tls = (a & U64 for a in view.args[:5])
+    shown = [f"child_stack={format_address(stack)}", f"flags={_clone_flags(flags)}"]
+    if flags & (CONSTANTS["CLONE_PARENT_SETTID"] | CONSTANTS["CLONE_PIDFD"]):
+        shown.append(f"parent_tid={format_address(parent_tid)}")
+    if flags & CONSTANTS["CLONE_SETTLS"]:
+        shown.append(f"tls={format_address(tls)}")
+    if flags & (CONSTANTS["CLONE_CHILD_SETTID"] | CONSTANTS["CLONE_CHILD_CLEARTID"]):
+        shown.append(f"child_tidptr={format_address(child_tid)}")
+    return shown
+
+
+def _clone3_args(view: _CallView) -> list[str]:
+    """clone3(struct clone_args *, size): its fields as the flags use them, then what
+    the kernel wrote back (`=> {parent_tid=[N]}`)."""
+    addr, size = view.args[0] & U64, view.args[1] & U64
+    ca = view.struct(addr, "<11Q") if size >= 88 else None
+    if ca is None:
+        return [format_address(addr), str(size)]
+    flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls = ca[:8]
+    fields = [f"flags={'|'.join(_flag_names(flags, _CLONE_FLAGS)) or '0'}"]
+    if flags & CONSTANTS["CLONE_PIDFD"]:
+        fields.append(f"pidfd={format_address(pidfd)}")
+    if flags & (CONSTANTS["CLONE_CHILD_SETTID"] | CONSTANTS["CLONE_CHILD_CLEARTID"]):
+        fields.append(f"child_tid={format_address(child_tid)}")
+    if flags & CONSTANTS["CLONE_PARENT_SETTID"]:
+        fields.append(f"parent_tid={format_address(parent_tid)}")
+    fields += [f"exit_signal={format_signal(exit_signal) if exit_signal else 0}",
+               f"stack={format_address(stack)}", f"stack_size={stack_size:#x}"]
+    if flags & CONSTANTS["CLONE_SETTLS"]:
+        fields.append(f"tls={format_address(tls)}")
+    text = "{" + ", ".join(fields) + "}"
+    written = view.struct(parent_tid, "<i") if view.ok and flags & CONSTANTS["CLONE_PARENT_SETTID"] else None
+    if written is not None:
+        text += f" => {{parent_tid=[{written[0]}]}}"
+    return [text, str(size)]
+
+
+def _futex_args(view: _CallView) -> list[str]:
+    """futex(uaddr, op, val, timeout, uaddr2, val3): the arguments its command uses."""
+    uaddr, op, val, timeout, uaddr2, val3 = (a & U64 for a in view.args[:6])
+    cmd = op & _FUTEX_CMD
+    name = _FUTEX_OPS[cmd] if cmd < len(_FUTEX_OPS) else str(cmd)
+    name += "_PRIVATE" if op & _FUTEX_PRIVATE else ""
+    name += "|FUTEX_CLOCK_REALTIME" if op & _FUTEX_CLOCK_REALTIME else ""
+    shown = [format_address(uaddr), name, str(_int32(val))]
+    when = _timespec_text(view, timeout, read=True) if timeout else "NULL"
+    if name.startswith(("FUTEX_WAIT_BITSET", "FUTEX_WAKE_BITSET")):
+        mask = "FUTEX_BITSET_MATCH_ANY" if val3 & 0xFFFFFFFF == _FUTEX_BITSET_MATCH_ANY else f"{val3:#x}"
+        return [*shown, when, mask]
+    if cmd == 0:                                # FUTEX_WAIT
+        return [*shown, when]
+    if cmd == 1:                                # FUTEX_WAKE
+        return shown
+    return [*shown, when, format_address(uaddr2), str(_int32(val3))]
+
+
+def _statx_args(view: _CallView) -> list[str]:
+    dirfd, path, flags, mask, buf = (a & U64 for a in view.args[:5])
+    at = "|".join(["AT_STATX_SYNC_AS_STAT", *_flag_names(flags & 0xFFFFFFFF, _AT_FLAGS)])
+    return [format_value("dirfd", dirfd), view.cstring(path), at,
+            "|".join(_flag_names(mask & 0xFFFFFFFF, _STATX_BITS)) or "0", _statx_text(view, buf)]
+
+
+def _statx_text(view: _CallView, addr: int) -> str:
+    """struct statx as strace abbreviates it: mask, attributes, mode, size."""
+    fields = view.struct(addr, "<IIQIIIH2xQQ") if view.ok else None
+    if fields is None:
+        return format_address(addr)
+    mask, _, attributes, _, _, _, mode, _, size = fields
+    return (f"{{stx_mask={'|'.join(_flag_names(mask, _STATX_BITS)) or '0'}, "
+            f"stx_attributes={f'{attributes:#x}' if attributes else 0}, stx_mode={_mode_text(mode)}, "
+            f"stx_size={size}, ...}}")
+
+
+def _wait_status(status: int) -> str:
+    """A wait status as strace's printstatus() spells it."""
+    if status & 0x7F == 0:
+        return f"[{{WIFEXITED(s) && WEXITSTATUS(s) == {status >> 8 & 0xFF}}}]"
+    core = " && WCOREDUMP(s)" if status & 0x80 else ""
+    return f"[{{WIFSIGNALED(s) && WTERMSIG(s) == {format_signal(status & 0x7F)}{core}}}]"
+
+
+def _wait4_args(view: _CallView) -> list[str]:
+    pid, status, options, rusage = (a & U64 for a in view.args[:4])
+    got = view.struct(status, "<i") if view.ok and view.result else None
+    return [str(_int32(pid)), _wait_status(got[0]) if got else format_address(status) if status else "NULL",
+            "|".join(_flag_names(options & 0xFFFFFFFF, _WAIT_OPTIONS)) or "0",
+            format_address(rusage) if rusage else "NULL"]
+
+
+def _remaining(view: _CallView, addr: int) -> str:
+    """A sleep's remaining time: written only when a signal interrupted it."""
+    if not addr:
+        return "NULL"
+    interrupted = view.result is not None and view.result < 0
+    return _timespec_text(view, addr, read=True) if interrupted else format_address(addr)
+
+
+def _nanosleep_args(view: _CallView) -> list[str]:
+    req, rem = (a & U64 for a in view.args[:2])
+    return [_timespec_text(view, req, read=True) if req else "NULL", _remaining(view, rem)]
+
+
+def _clock_nanosleep_args(view: _CallView) -> list[str]:
+    clock, flags, req, rem = (a & U64 for a in view.args[:4])
+    return [format_value("clockid", clock), "TIMER_ABSTIME" if flags == _TIMER_ABSTIME else str(flags),
+            _timespec_text(view, req, read=True) if req else "NULL", _remaining(view, rem)]
+
+
+def _getrusage_args(view: _CallView) -> list[str]:
+    who, ru = _int32(view.args[0]), view.args[1] & U64
+    times = view.struct(ru, "<qqqq") if view.ok else None
+    return [_RUSAGE_WHO.get(who, str(who)),
+            f"{{ru_utime={{tv_sec={times[0]}, tv_usec={times[1]}}}, "
+            f"ru_stime={{tv_sec={times[2]}, tv_usec={times[3]}}}, ...}}" if times else format_address(ru)]
+
+
+def _getpeername_args(view: _CallView) -> list[str]:
+    """getpeername(fd, addr, addrlen): the length the call was given, `[128]` (a failed
+    call wrote nothing back)."""
+    fd, addr, addrlen = _int32(view.args[0]), view.args[1] & U64, view.args[2] & U64
+    given = view.struct(addrlen, "<i")
+    return [str(fd), format_address(addr), f"[{given[0]}]" if given else format_address(addrlen)]
+
+
+_RUSAGE_WHO = {0: "RUSAGE_SELF", -1: "RUSAGE_CHILDREN", 1: "RUSAGE_THREAD"}
+_DECODERS: dict[str, Callable[[_CallView], list[str]]] = {
+    "getrusage": _getrusage_args, "getpeername": _getpeername_args,
+    "rt_sigaction": _rt_sigaction_args, "rt_sigprocmask": _rt_sigprocmask_args,
+    "kill": _kill_args, "tkill": _kill_args, "tgkill": _kill_args,
+    "clone": _clone_args, "clone3": _clone3_args, "futex": _futex_args, "statx": _statx_args,
+    "wait4": _wait4_args, "nanosleep": _nanosleep_args, "clock_nanosleep": _clock_nanosleep_args,
+}
+
+
 #: MREMAP_MAYMOVE|MREMAP_FIXED: the flags under which mremap takes a new address
 _MREMAP_MOVE_FIXED = 3
 #: the most environment strings an execve line counts
@@ -1227,7 +1476,9 @@ def format_syscall(call: Syscall, args: Sequence[int], result: int | None, peek:
     buffer then holds what it read; execve's strings must be read before it, by a peek
     that remembers them)."""
     view = _CallView(call, args, result, peek)
-    shown = [_arg_text(view, i, kind) for i, kind in _shown_kinds(call, args)]
+    decoder = _DECODERS.get(call.name)
+    shown = decoder(view) if decoder is not None else \
+        [_arg_text(view, i, kind) for i, kind in _shown_kinds(call, args)]
     if call.name == "execve":
         shown += [_argv_text(view, args[1] & U64), _envp_text(view, args[2] & U64)]
     text = f"{call.name}({', '.join(shown)})"

@@ -31,6 +31,7 @@ written), RLIMIT_SIGPENDING, ptrace, signalfd, POSIX timers, rt_sigtimedwait.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -743,23 +744,26 @@ def sigmask_to_save(t: Thread) -> int:
 
 # --- delivery (get_signal) --------------------------------------------------------------
 
-def get_signal(t: Thread) -> KSignal | None:
+def get_signal(t: Thread, stop: Callable[[Thread, SigInfo], None] | None = None) -> KSignal | None:
     """get_signal(): the next signal for a handler (a fault's first), after taking the
     default action of those without one: ignore, or kill the group (GroupExit with the
     wait status: the signal, WCOREFLAG if a core is dumped). None if nothing is to be
-    delivered. Stop signals' default (stopping the group) is not modelled: ignored."""
+    delivered. Stop signals' default (stopping the group) is not modelled: ignored.
+    `stop` is told of each signal dequeued (where ptrace_signal() stops a tracee)."""
     signal = t.process.signal
     if not t.sigpending:
         return None
     while True:
         if signal.flags & SIGNAL_GROUP_EXIT:
             t.pending.signal &= ~sigmask(SIGKILL)
-            _do_exit(t, dequeue_exit_signal(t), signal.group_exit_code)
+            _do_exit(t, dequeue_exit_signal(t, stop), signal.group_exit_code)
         sig, info = dequeue_synchronous_signal(t)
         if not sig:
             sig, info = dequeue_signal(t, t.sigmask)
         if not sig or info is None:
             return None
+        if stop is not None:
+            stop(t, info)
         ka = signal.sighand.action[sig - 1]
         if ka.handler == SIG_IGN:
             continue
@@ -779,17 +783,20 @@ def get_signal(t: Thread) -> KSignal | None:
         _do_exit(t, sig, sig)
 
 
-def dequeue_exit_signal(t: Thread) -> int:
+def dequeue_exit_signal(t: Thread, stop: Callable[[Thread, SigInfo], None] | None = None) -> int:
     """dequeue_exit_signal(): the signal complete_signal() found fatal to the group, taken
-    off its queue; SIGKILL when the group dies for another reason."""
+    off its queue (`stop` told of it, as get_signal()'s); SIGKILL when the group dies for
+    another reason."""
     signal = t.process.signal
     if not signal.exit_dequeue:
         recalc_sigpending(t)
         return SIGKILL
     signal.exit_dequeue = False
     sig = signal.group_exit_code
-    collect_signal(sig, t.pending if t.pending.signal & sigmask(sig) else signal.shared_pending)
+    info = collect_signal(sig, t.pending if t.pending.signal & sigmask(sig) else signal.shared_pending)
     recalc_sigpending(t)
+    if stop is not None:
+        stop(t, info)
     return sig
 
 

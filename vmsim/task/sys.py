@@ -3,7 +3,8 @@ the ids, uname, sysinfo, prlimit64 and getrlimit/setrlimit with their structs),
 kernel/time/ (clock_gettime, clock_getres, gettimeofday, time, over the Kernel's
 virtual clock: vmsim.task.timekeeping), drivers/char/random.c getrandom(2) (from the
 Kernel's seeded generator), kernel/sched/syscalls.c sched_getaffinity(2) and
-kernel/sys.c getcpu(2), and net/socket.c socket(2), which the model does not have.
+kernel/sys.c getcpu(2) and getrusage(2), and net/socket.c socket(2) and
+getpeername(2): the model has no sockets.
 
 Each takes a Process and its raw register arguments, narrows them as the C prototype
 does, and reads and writes user memory as the kernel does (EFAULT).
@@ -11,12 +12,14 @@ does, and reads and writes user memory as the kernel does (EFAULT).
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 
-from ..errors import EAFNOSUPPORT, EFAULT, EINVAL, EPERM, ESRCH, kerr
+from ..errors import EAFNOSUPPORT, EBADF, EFAULT, EINVAL, EPERM, ESRCH, kerr
 from ..mm.fault import copy_from_user, copy_to_user
 from ..uapi import RLIM_NLIMITS
+from .exit import get_mm_rss, rusage
 from .timekeeping import NSEC_PER_SEC
 
 #: struct new_utsname: six char[65]
@@ -239,3 +242,33 @@ def sys_socket(task, family: int, type_: int, protocol: int) -> int:
     without the service it wanted (nscd: the files of /etc)."""
     raise kerr(EAFNOSUPPORT)
 
+
+
+def sys_getpeername(task, fd: int, addr: int, addrlen: int) -> int:
+    """getpeername(2): net/socket.c sockfd_lookup(): EBADF for an fd not open, and
+    ENOTSOCK for every other (the model has no sockets: see sys_socket)."""
+    if task.files.get(_int(fd)) is None:
+        raise kerr(EBADF)
+    raise kerr(errno.ENOTSOCK)
+
+
+# --- kernel/sys.c getrusage(2) ------------------------------------------------------
+
+#: getrusage(2)'s `who`
+RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
+
+
+def sys_getrusage(task, who: int, ru: int) -> int:
+    """getrusage(2): ru_maxrss (KiB) as the model knows it, the group's high-water mark
+    and what its mm maps now (RUSAGE_SELF), the mm's (RUSAGE_THREAD), or the largest of
+    the reaped children's (RUSAGE_CHILDREN); no times or counts (vmsim.task.exit);
+    EINVAL for another `who`."""
+    who = _int(who)
+    if who not in (RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD):
+        raise kerr(EINVAL)
+    signal = task.signal
+    maxrss = signal.cmaxrss if who == RUSAGE_CHILDREN else get_mm_rss(task)
+    if who == RUSAGE_SELF:
+        maxrss = max(maxrss, signal.maxrss)
+    copy_to_user(task, ru, rusage(maxrss))
+    return 0

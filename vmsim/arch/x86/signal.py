@@ -65,6 +65,7 @@ from ...task.signal_types import (
     SEGV_PKUERR,
     SIGSEGV,
     KSignal,
+    SigInfo,
 )
 from ...task.thread import Thread
 from ...uapi import PAGE_SIZE, U64
@@ -448,11 +449,20 @@ def handle_signal(t: Thread, ksig: KSignal, xstate: XstateConfig = EMULATED_XSTA
     signal_setup_done(failed, t, ksig)
 
 
-def arch_do_signal_or_restart(t: Thread, xstate: XstateConfig = EMULATED_XSTATE) -> None:
+#: told as a signal is dequeued for delivery (its siginfo: to a handler, or fatal) or a
+#: call is restarted without one (None), while rax still holds the call's result: the
+#: ptrace stops strace reports
+SignalStop = Callable[[Thread, SigInfo | None], None]
+
+
+def arch_do_signal_or_restart(t: Thread, xstate: XstateConfig = EMULATED_XSTATE,
+                              stop: SignalStop | None = None) -> None:
     """arch_do_signal_or_restart(): deliver the next signal to its handler; without one,
     restart an interrupted syscall (-ERESTART_RESTARTBLOCK as restart_syscall) and put
     back the mask rt_sigsuspend() replaced. GroupExit for a fatal signal."""
-    ksig = get_signal(t)
+    ksig = get_signal(t, stop)
+    if ksig is None and stop is not None:
+        stop(t, None)
     if ksig is not None:
         handle_signal(t, ksig, xstate)
         return
@@ -468,12 +478,13 @@ def arch_do_signal_or_restart(t: Thread, xstate: XstateConfig = EMULATED_XSTATE)
     restore_saved_sigmask(t)
 
 
-def exit_to_user_mode_loop(t: Thread, xstate: XstateConfig = EMULATED_XSTATE) -> None:
+def exit_to_user_mode_loop(t: Thread, xstate: XstateConfig = EMULATED_XSTATE,
+                           stop: SignalStop | None = None) -> None:
     """kernel/entry/common.c exit_to_user_mode_loop(): while a signal may be pending,
-    deliver (each handler's frame on top of the last) or restart. The run loop calls
-    this every time a thread is about to run user code again."""
+    deliver (each handler's frame on top of the last) or restart, telling `stop` of
+    each. The run loop calls this every time a thread is about to run user code again."""
     while t.sigpending:
-        arch_do_signal_or_restart(t, xstate)
+        arch_do_signal_or_restart(t, xstate, stop)
 
 
 # --- rt_sigreturn(2) --------------------------------------------------------------------

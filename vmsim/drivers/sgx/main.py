@@ -21,8 +21,8 @@ the model's at fixed points):
 * An allocation that leaves fewer than SGX_NR_LOW_PAGES free wakes ksgxd, which
   reclaims until SGX_NR_HIGH_PAGES are free or the active list is empty. The model runs
   it when an ioctl of the driver returns (the task that woke it leaves the driver).
-* The access a NOPAGE fault retries succeeds once ksgxd has freed a page: the model
-  lets it reclaim a batch at a time until one is free (wait_for_free_page()).
+* The access a NOPAGE fault retries succeeds once ksgxd has freed pages: the model
+  lets it reclaim until a batch frees some before each retry (wait_for_free_page()).
 * The SGX2 ioctls reclaim a batch before each page when fewer than SGX_NR_LOW_PAGES are
   free (sgx_reclaim_direct()).
 
@@ -107,9 +107,11 @@ class Epc:
             self._reclaim_until(lambda: not self.should_reclaim(SGX_NR_HIGH_PAGES))
 
     def wait_for_free_page(self) -> bool:
-        """What a VM_FAULT_NOPAGE (or sgx_encl_reserve_page()'s loop) waits for: ksgxd,
-        woken by the allocation that failed, frees a page. False if it cannot."""
-        return self._reclaim_until(lambda: self.cpu.epc_free > 0)
+        """What a VM_FAULT_NOPAGE (or sgx_encl_reserve_page()'s loop) waits for before
+        the retry: ksgxd, woken by the allocation that failed, frees pages. False if it
+        cannot."""
+        free = self.cpu.epc_free
+        return self._reclaim_until(lambda: self.cpu.epc_free > free)
 
     def reclaim_direct(self) -> None:
         """sgx_reclaim_direct(): one batch if fewer than SGX_NR_LOW_PAGES are free."""

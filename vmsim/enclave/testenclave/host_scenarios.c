@@ -30,17 +30,37 @@
 #define PF_USER			0x4
 #define PF_SGX			0x8000	/* refused by the EPCM, not the page tables */
 
-static int encl_call(struct test *t, void *op, bool clobbered)
+/*
+ * Every entry goes through this one function, never inlined, called from the
+ * scenario itself: an enclave resumed after an AEX returns with the stack pointer and
+ * frame pointer of the EENTER it resumes (its entry saved them), so the vDSO call of
+ * the ERESUME must sit where the EENTER's sat, as the kselftest's ENCL_CALL() and its
+ * direct ERESUME calls, made in one test function, sit. A call that ends in an AEX
+ * returns with R12-R15 zero (the AEX's synthetic state): a direct call says so to
+ * the compiler, which then keeps them for the scenario.
+ */
+static __attribute__((noinline)) int encl_enter(struct test *t, void *op, unsigned int function,
+						bool clobbered)
 {
-	if (clobbered)
-		return vdso_sgx_enter_enclave((unsigned long)op, 0, 0, EENTER, 0, 0, &t->run);
-	return sgx_enter_enclave_preserving((unsigned long)op, 0, 0, EENTER, 0, 0, &t->run);
+	int ret;
+
+	if (!clobbered)
+		return sgx_enter_enclave_preserving((unsigned long)op, 0, 0, function, 0, 0, &t->run);
+	ret = vdso_sgx_enter_enclave((unsigned long)op, 0, 0, function, 0, 0, &t->run);
+	asm volatile("" : : : "r12", "r13", "r14", "r15");
+	return ret;
+}
+
+static inline __attribute__((always_inline)) int encl_call(struct test *t, void *op,
+							   bool clobbered)
+{
+	return encl_enter(t, op, EENTER, clobbered);
 }
 
 /* ERESUME the TCS of run.tcs after an AEX; op is what the interrupted call got */
-static int encl_resume(struct test *t, void *op)
+static inline __attribute__((always_inline)) int encl_resume(struct test *t, void *op)
 {
-	return vdso_sgx_enter_enclave((unsigned long)op, 0, 0, ERESUME, 0, 0, &t->run);
+	return encl_enter(t, op, ERESUME, true);
 }
 
 static void clear_exception(struct test *t)

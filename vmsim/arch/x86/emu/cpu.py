@@ -33,6 +33,15 @@ Privilege. The core runs at CPL 0 with the model as its page tables, so nothing 
 a privileged instruction fault as at CPL 3, but HLT (which stops the core: #GP here)
 and the instructions Unicorn does not know (#UD).
 
+Enclave mode (vmsim.arch.x86.emu.enclave). ENCLU stops the core as an instruction
+Unicorn does not know; the model performs the leaf (enclu.py) on the thread's registers
+and starts again. Each switch into or out of enclave mode empties the TLB, since a page
+of ELRANGE maps the EPC page's own frame inside and the abort page outside; inside,
+the fill checks the EPCM after the page walk, and a code hook over the enclave's
+ELRANGE refuses the instructions enclave mode does not execute. Every stop inside
+(an exception, the end of the slice) is an AEX before run() returns: the thread leaves
+the core at the AEP with the synthetic state, the exception (if any) in `trap`.
+
 Budget. run() with a budget counts instructions (emu_start's count, which instruments
 every translated instruction): a preemptive round-robin slice. Counting and
 non-counting code cannot be mixed in the cache, so switching between them flushes it;
@@ -53,9 +62,12 @@ from ....mm.fault import access, access_error, fault_page, user_fault
 from ....mm.flags import VM_EXEC, VM_PFNMAP, VM_SHARED, VM_WRITE
 from ....mm.page_alloc import CHUNK_SIZE, PHYS, PHYS_BASE, Chunk, alloc_page, page_to_phys
 from ....uapi import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, U64
+from ..ptrace import PtRegs
+from ..sgx.cpu import EnclsFault
 from ..signal import NO_SYSCALL
 from ..traps import X86_PF_INSTR, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD, Trap, page_fault, pte_present
 from .cpuid import Cpuid
+from .enclave import EnclaveUnit, leaf_trap
 from .regs import RegisterFile
 
 if TYPE_CHECKING:
@@ -72,6 +84,8 @@ ACCESS_KINDS = {uc_const.UC_MEM_READ: "r", uc_const.UC_MEM_WRITE: "w", uc_const.
 PROBE_PAGES = 4
 #: the instructions the model executes itself when Unicorn does not (it lacks PKU)
 RDPKRU, WRPKRU = b"\x0f\x01\xee", b"\x0f\x01\xef"
+#: the instruction the model executes for an SGX CPU (Unicorn does not know it)
+ENCLU = b"\x0f\x01\xd7"
 
 
 class Stop(enum.Enum):
@@ -98,9 +112,12 @@ class Cpu:
     `_unmapped` while emulation runs (mapped before the next start); the TLB holds
     translations of `tlb_mm` under `tlb_pkru` only; `code` holds the physical address
     of each frame translated code was made from since the last flush_tb(), with its
-    contents then, `anon_code` those of them that were anonymous pages; `exec_vpns`
+    contents then, `anon_code` those of them that were anonymous or EPC pages (which
+    the kernel side and ENCLU change in place); `exec_vpns`
     the virtual pages of tlb_mm fetched from since then; `trap` is the exception of the
-    last stop.
+    last stop. `enclave` is the enclave-mode side of an SGX CPU (None without SGX);
+    `_insn_hook` the code hook over the entered enclave's ELRANGE, exactly while in
+    enclave mode; `_tlb_stale` asks for a TLB flush before the next start.
     """
 
     def __init__(self, cpuid: Cpuid) -> None:
@@ -121,7 +138,10 @@ class Cpu:
         self._error: BaseException | None = None
         self._restart = False
         self._tb_stale = False
+        self._tlb_stale = False
         self._running = False
+        self.enclave = EnclaveUnit(cpuid.cpu.sgx) if cpuid.cpu.sgx is not None else None
+        self._insn_hook: int | None = None
         self._unmapped: list[Chunk] = []
         #: while _probe_access() runs: the scratch frame of each data page touched
         self._probe: dict[int, int] | None = None
@@ -158,6 +178,8 @@ class Cpu:
         self.regs.load(thread.regs)
         stop = self._emulate(thread.regs.rip, budget)
         self.regs.store(thread.regs)
+        if self.enclave is not None and self.enclave.active:
+            self._exit_enclave_async(thread.regs, stop)
         regs = thread.regs
         if stop is Stop.SYSCALL:
             regs.rcx, regs.r11, regs.orig_rax = regs.rip, regs.eflags, regs.rax
@@ -200,6 +222,8 @@ class Cpu:
             self._map(self._unmapped.pop())
         if self._tb_stale:
             self.flush_tb()
+        elif self._tlb_stale:
+            self.flush_tlb()
 
     def _after_error(self, err: UcError) -> Stop | None:
         """emu_start() failed: a refused fill (the trap is set, or a restart asked),
@@ -213,8 +237,11 @@ class Cpu:
             elif self._pkru_instruction(rip):
                 self._restart = True
                 return None
-            else:
+            elif not self._enclu_instruction(rip):
                 self.trap = Trap(X86_TRAP_UD)
+            elif self.trap is None:                 # the leaf is done
+                self._restart = True
+                return None
         return Stop.TRAP
 
     # --- the faulting address ---------------------------------------------------------
@@ -294,6 +321,7 @@ class Cpu:
         """flush_tlb_mm(): every translation goes; each page is filled again on use."""
         self.uc.ctl(uc_const.UC_CTL_TLB_FLUSH, uc_const.UC_CTL_IO_WRITE)
         self.exec_vpns.clear()
+        self._tlb_stale = False
 
     def flush_tb(self) -> None:
         """Drop all translated code (and the TLB with it)."""
@@ -342,24 +370,35 @@ class Cpu:
                 return False
             task = self.task
             assert task is not None                 # run() switched to the thread's mm
-            vma = user_fault(task, vaddr, kind)
-            page = fault_page(task, vma, vaddr, kind == "w")
+            epcm: int | None = None                 # what the EPCM allows of an enclave page
+            if self.enclave is not None and self.enclave.active:
+                found = self.enclave.translate(task, vaddr, kind)
+                if found is None:                   # the kernel mapped it: start again
+                    self._restart = self._tlb_stale = True
+                    return False
+                vma, page, epcm = found
+            else:
+                vma = user_fault(task, vaddr, kind)
+                page = fault_page(task, vma, vaddr, kind == "w")
             if self._unmapped or self._tb_stale:
                 self._restart = True
                 return False
             phys = page_to_phys(page)
             entry.paddr = phys
-            entry.perms = self._pte_perms(task, vma, vaddr, page, kind)
+            perms = self._pte_perms(task, vma, vaddr, page, kind)
+            entry.perms = perms if epcm is None else perms & epcm
             if kind == "x":
                 self.exec_vpns.add(vaddr >> PAGE_SHIFT)
                 if phys not in self.code:
                     self.code[phys] = bytes(page)
-                    if task.mm.anon_pages.get(vaddr >> PAGE_SHIFT) is page:
+                    if epcm is not None or task.mm.anon_pages.get(vaddr >> PAGE_SHIFT) is page:
                         self.anon_code.add(phys)
             return True
         except Fault as fault:
             kind = ACCESS_KINDS[access_type]
             self.trap = page_fault(fault, kind, pte_present(self.task, fault, kind))
+        except EnclsFault as exc:           # enclave mode: the EPCM refused, or #GP
+            self.trap = leaf_trap(exc, None)
         except BaseException as exc:        # a model bug: re-raised after the stop
             self._error = exc
         return False
@@ -435,10 +474,7 @@ class Cpu:
         task = self.task
         if task is None or not self.cpuid.cpu.pkeys:
             return False
-        try:
-            insn = access(task, rip, 3, "x")
-        except Fault:
-            return False
+        insn = self._fetch(task, rip, 3)
         uc = self.uc
         ecx = uc.reg_read(x86_const.UC_X86_REG_RCX) & 0xFFFFFFFF
         edx = uc.reg_read(x86_const.UC_X86_REG_RDX) & 0xFFFFFFFF
@@ -452,3 +488,73 @@ class Cpu:
             return False
         uc.reg_write(x86_const.UC_X86_REG_RIP, rip + 3)
         return True
+
+    def _fetch(self, task, rip: int, n: int) -> bytes:
+        """The n bytes of the instruction at rip as the core fetched them: in enclave
+        mode from the enclave's code pages, else through the page walk; b"" if they
+        cannot be fetched."""
+        if self.enclave is not None and self.enclave.active:
+            return self.enclave.instruction(rip)[:n]
+        try:
+            return access(task, rip, n, "x")
+        except Fault:
+            return b""
+
+    # --- enclave mode -------------------------------------------------------------
+
+    def _enclu_instruction(self, rip: int) -> bool:
+        """ENCLU at rip, which the model executes for an SGX CPU: the leaf performed on
+        the registers (EnclaveUnit.execute()), or its exception left in `trap`. Each
+        leaf empties the TLB: a mode switch changes what ELRANGE maps, a leaf inside
+        may change the EPCM or write a page code was translated from. False if the
+        instruction is not ENCLU, or the CPU has no SGX (#UD)."""
+        enclave, task = self.enclave, self.task
+        if enclave is None or task is None or self._fetch(task, rip, 3) != ENCLU:
+            return False
+        regs = PtRegs()
+        self.regs.store(regs)
+        was_inside = enclave.active
+        self.trap = enclave.execute(task, regs)
+        if self.trap is not None:
+            return True
+        self.regs.load(regs)
+        self.flush_tlb()
+        if enclave.active != was_inside:
+            self._watch_enclave_code(enclave.active)
+        else:
+            self.check_code(files_written=False)
+        return True
+
+    def _exit_enclave_async(self, regs: PtRegs, stop: Stop) -> None:
+        """A stop in enclave mode: the AEX (EnclaveUnit.exit_async()) for the exception
+        in `trap`, or an interrupt when the slice ended."""
+        assert self.enclave is not None and stop is not Stop.SYSCALL   # SYSCALL is #UD inside
+        self.trap = self.enclave.exit_async(regs, self.trap if stop is Stop.TRAP else None)
+        self.flush_tlb()
+        self._watch_enclave_code(False)
+
+    def _watch_enclave_code(self, inside: bool) -> None:
+        """The code hook over the entered enclave's ELRANGE, set on entry and removed
+        on exit. Translated code calls only the hooks present when it was translated:
+        code of an EPC page is translated in enclave mode only (outside, its pages map
+        the abort page), so every such translation calls it."""
+        if inside:
+            assert self.enclave is not None
+            first, last = self.enclave.elrange()
+            self._insn_hook = self.uc.hook_add(uc_const.UC_HOOK_CODE, self._enclave_insn, None,
+                                               first, last)
+        elif self._insn_hook is not None:
+            self.uc.hook_del(self._insn_hook)
+            self._insn_hook = None
+
+    def _enclave_insn(self, uc, address: int, _size: int, _data) -> None:
+        """Before each instruction of enclave code: one enclave mode refuses
+        (ILLEGAL_IN_ENCLAVE) stops the core with its exception, not executed."""
+        if self._probe is not None:
+            return
+        assert self.enclave is not None
+        illegal = self.enclave.illegal(address)
+        if illegal is not None:
+            self.trap = Trap(illegal.vector)
+            self._stop = Stop.TRAP
+            uc.emu_stop()

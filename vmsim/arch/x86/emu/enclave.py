@@ -46,9 +46,9 @@ from ....mm.fault import fault_page, user_fault
 from ....mm.page_alloc import Page
 from ....mm.vma import Vma
 from ....uapi import PAGE_MASK, PAGE_SHIFT, SEGV_ACCERR, SIGSEGV
-from ...ptrace import PtRegs
-from ...sgx.cpu import PF, EnclsFault, EpcPage, SgxCpu
-from ...sgx.enclu import (
+from ..ptrace import PtRegs
+from ..sgx.cpu import PF, EnclsFault, EpcPage, SgxCpu
+from ..sgx.enclu import (
     ILLEGAL_IN_ENCLAVE,
     ILLEGAL_WITHOUT_SGX2,
     PF_P,
@@ -163,10 +163,10 @@ class EnclaveUnit:
 
     # --- memory in enclave mode ----------------------------------------------------
 
-    def translate(self, task, addr: int, kind: str) -> tuple[Vma, Page, int] | None:
+    def translate(self, task, addr: int, kind: str) -> tuple[Vma, Page, int | None] | None:
         """The TLB fill of the page at addr for an access of `kind` ("r", "w", "x") in
         enclave mode: the VMA, the frame to map and the protection the EPCM allows
-        (all of it outside ELRANGE); None when the kernel's fault handler mapped the
+        (None outside ELRANGE, where no EPCM applies); None when the kernel's fault handler mapped the
         enclave page now (the core starts again with an empty TLB, see the module's
         docstring). Raises the model's Fault when the page tables refuse, EnclsFault
         for a fetch outside ELRANGE (#GP) or an access the EPCM refuses (#PF with
@@ -181,7 +181,7 @@ class EnclaveUnit:
         vma = user_fault(task, addr, kind)
         page = fault_page(task, vma, addr, kind == "w")
         if not inside:
-            return vma, page, uc_const.UC_PROT_ALL
+            return vma, page, None
         epc = mm.pfn_ptes.get(vpn)
         if epc is not None and not mapped:
             return None

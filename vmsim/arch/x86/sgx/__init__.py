@@ -4,6 +4,8 @@
                numbers, error codes, SECS/TCS/SECINFO/SIGSTRUCT sizes and layouts
     cpu        CPUID leaf 0x12, the EPC and its EPCM, the ENCLS leaves the driver runs
                (arch/x86/kernel/cpu/sgx/encls.h wraps them in Linux)
+    paging     the ENCLS leaves that page the EPC: EBLOCK, ETRACK (tracking epochs),
+               EWB, ELDB/ELDU (the VA slot's version, the PCMD's MAC)
     enclu      enclave mode: the ENCLU leaves (EENTER ... EGETKEY, EDECCSSA), the AEX,
                enclave-mode access checks, the instructions enclave mode refuses
     measure    MRENCLAVE: the ECREATE/EADD/EEXTEND records (SDM; the kselftest's
