@@ -14,6 +14,7 @@ copies are the caller's spelling of the filename, as natively.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ import sys
 import pytest
 
 pytest.importorskip("unicorn")
+
+from run_helpers import lines_by_thread  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: the environment of both runs (PYTHONPATH: so that vmsim imports; the program sees it
@@ -311,3 +314,167 @@ def test_bad_input_is_one_line(workdir, args, message):
     err = r.stderr.decode()
     assert r.returncode == 2
     assert err.startswith(message) and err.count("\n") == 1
+
+
+TRACED_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static void on_signal(int sig) { (void)sig; }
+static int started;
+static void *idle(void *arg) {
+    __atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
+    for (;;)
+        pause();
+    return arg;
+}
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sigaddset(&sa.sa_mask, SIGRTMIN + 3);
+    sa.sa_flags = SA_RESTART | SA_NODEFER;
+    sigaction(SIGUSR2, &sa, NULL);
+    sigaction(SIGUSR2, NULL, &sa);
+    sa.sa_flags = 0;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    kill(getpid(), SIGUSR2);
+    syscall(SYS_tgkill, getpid(), getpid(), SIGUSR2);
+    alarm(1);
+    struct timespec five = {5, 0}, tiny = {0, 1000};
+    nanosleep(&five, NULL);
+    int word = 0;
+    syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    syscall(SYS_futex, &word, FUTEX_WAIT, 0, &tiny, NULL, 0);
+    struct statx stx;
+    statx(AT_FDCWD, "lines.txt", 0, STATX_BASIC_STATS, &stx);
+    statx(AT_FDCWD, "missing", AT_SYMLINK_NOFOLLOW, STATX_ALL, &stx);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    getpeername(0, (struct sockaddr *)&peer, &len);
+    int fds[2];
+    pipe(fds);
+    fd_set in;
+    FD_ZERO(&in);
+    FD_SET(0, &in);
+    FD_SET(fds[0], &in);
+    struct timeval half = {0, 500000};
+    select(fds[0] + 1, &in, NULL, NULL, &half);
+    struct pollfd p = {fds[0], POLLIN, 0};
+    struct timespec quarter = {0, 250000000};
+    ppoll(&p, 1, &quarter, NULL);
+    pid_t child = fork();
+    if (child == 0)
+        _exit(4);
+    int status;
+    wait4(child, &status, 0, NULL);
+    child = fork();
+    if (child == 0) {
+        kill(getpid(), SIGTERM);
+        _exit(1);
+    }
+    waitpid(child, &status, 0);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, idle, NULL);
+    while (__atomic_load_n(&started, __ATOMIC_SEQ_CST) < 2)
+        ;
+    struct timespec settle = {0, 20000000};     /* for both to sleep in pause() */
+    nanosleep(&settle, NULL);
+    return 3;
+}
+"""
+#: the calls and events the tracer decodes itself (besides the file and mm calls)
+TRACED_CALLS = ("execve(", "rt_sigaction(SIGUSR2", "rt_sigaction(SIGALRM", "rt_sigprocmask(",
+                "rt_sigreturn(", "kill(", "tgkill(", "alarm(", "clock_nanosleep(", "futex(", "statx(",
+                "getrusage(", "getpeername(", "pipe(", "select(", "pselect6(", "ppoll(", "clone(",
+                "clone3(", "wait4(", "exit_group(", "---", "+++")
+#: what a model run cannot share with a native one: the envp address (strace's own
+#: copy), the CPU times, and the time a wait left (the model's clock does not move
+#: while a call finds its fds ready)
+UNSHARED = [(re.compile(r"0x[0-9a-f]+ (/\* \d+ vars \*/)"), r"ENVP \1"),
+            (re.compile(r"tv_usec=\d+"), "tv_usec=N"),
+            (re.compile(r"left \{tv_sec=\d+, tv_nsec=\d+\}"), "left {...}")]
+
+
+@pytest.fixture(scope="module")
+def traced(workdir):
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc")
+    (workdir / "traced.c").write_text(TRACED_C)
+    subprocess.run(["gcc", "-O1", "-pthread", "-o", str(workdir / "traced"), str(workdir / "traced.c")],
+                   check=True, capture_output=True)
+    return workdir / "traced"
+
+
+def traced_by_thread(text: str) -> list[list[str]]:
+    """The decoded lines of each thread, in creation order, with each tid (as an
+    argument, a result or a si_pid) replaced by its thread's place in that order."""
+    tids, threads = lines_by_thread(text)
+    out = []
+    for lines in threads:
+        kept = []
+        for line in lines:
+            if not line.startswith(TRACED_CALLS):
+                continue
+            for n, tid in enumerate(tids):
+                line = re.sub(rf"(?<!sec=)\b{tid}\b", f"TID{n}", line)
+            for pattern, replacement in UNSHARED:
+                line = pattern.sub(replacement, line)
+            kept.append(line)
+        out.append(kept)
+    return out
+
+
+@pytest.mark.skipif(not NATIVE_TOOLS, reason="needs strace and setarch")
+def test_tracer_lines_as_natively(workdir, traced, tmp_path):
+    """The lines strace decodes by its own rules, thread by thread: the first execve;
+    sigaction's struct and sigsets; signals sent with kill and tgkill, a SIGALRM that
+    interrupts nanosleep (`= ? ERESTART_RESTARTBLOCK`, rt_sigreturn's mask), the
+    SIGCHLD of a child that exits and of one killed by SIGTERM (its fatal signal's
+    line), which a traced parent does not ignore; futex, statx, getrusage, getpeername
+    (ENOTSOCK), select's fd sets as given, ppoll's timeout, clone, clone3 and wait4's
+    status; an exit_group that ends two threads sleeping in pause(): their calls `= ?`
+    and one `+++ exited with 3 +++` each, the leader's last."""
+    log = tmp_path / "native.strace"
+    native = subprocess.run(["setarch", "-R", "strace", "-f", "-o", str(log), "./traced"],
+                            cwd=workdir, env=ENV, capture_output=True, timeout=60)
+    model = vmsim_run(["--trace", "--", "./traced"], workdir)
+    assert (model.returncode, model.stdout) == (native.returncode, native.stdout) == (3, b"")
+    expected = traced_by_thread(log.read_text())
+    assert len(expected) == 5
+    assert any(line.startswith("clock_nanosleep(") and "ERESTART_RESTARTBLOCK" in line for line in expected[0])
+    assert traced_by_thread(model.stderr.decode()) == expected
+
+
+def test_bash_as_natively(workdir):
+    """bash asks getpeername whether its stdin is a socket (ENOTSOCK: it is not); then
+    prints what it prints natively, on stdout and stderr."""
+    argv = ["bash", "-c", "echo hi"]
+    native = subprocess.run(argv, cwd=workdir, env=ENV, capture_output=True, timeout=60)
+    model = vmsim_run(["--", *argv], workdir)
+    assert (model.returncode, model.stdout, model.stderr) == \
+        (native.returncode, native.stdout, native.stderr) == (0, b"hi\n", b"")

@@ -2,23 +2,30 @@
 refused one (`vmsim run --trace`), and the run as a trace (`vmsim run --record`).
 
 The run loop (vmsim.run.machine) tells the Tracer of every syscall as it enters and
-leaves, of every CPU exception that raised a signal, and of every thread's end. A call
-is written as this machine's strace writes it (strace 6.x, default options), by the
-project's one formatter (vmsim.arch.x86.entry.syscall_64 strace_line,
-vmsim.syscalls.strace format_syscall): the arguments from the registers the call was
-made with, its memory read after it returned (a read's buffer then holds what was
-read), but for execve, whose path, argv and envp are read as it enters: a successful
-one replaces the memory that held them. The lines of a thread are prefixed
-`[pid TID] ` while more than one thread lives, as strace -f prefixes them. A fault is
-written as strace writes the signal (`--- SIGSEGV {si_signo=SIGSEGV, ...} ---`), and so
-is every signal delivered to a handler or making a call restart, at its delivery (the
-ptrace signal-delivery stop; a call it interrupted first, `= ? ERESTARTSYS (To be
-restarted if SA_RESTART is set)`); an end as `+++ exited with N +++` or `+++ killed by
-SIGSEGV +++`, one for each thread of a group that ends. The execve that starts the
-program is made before the run (vmsim.run.machine Machine.start), not by the program:
-it is written first, as strace writes the first call of the program it starts, its
-strings read where execve left them on the new stack (its envp is there: strace's
-address is that of its own copy, which no model run can share).
+leaves, of every CPU exception that raised a signal, of every signal dequeued for
+delivery, and of every thread's end. A call is written as this machine's strace writes
+it (strace 6.x, default options), by the project's one formatter
+(vmsim.arch.x86.entry.syscall_64 strace_line, vmsim.syscalls.strace format_syscall):
+the arguments from the registers the call was made with, its memory read after it
+returned (a read's buffer then holds what was read), but what a call overwrites read
+as it enters: execve's path, argv and envp (a successful one replaces the memory that
+held them), the fd sets and timeout of select, pselect6, poll and ppoll (strace shows
+them as given, and after the result what the call left). The lines of a thread are
+prefixed `[pid TID] ` while more than one thread is traced, as strace -f prefixes them.
+
+Signals are written as strace writes them at the ptrace signal-delivery stop: `---
+SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, ...} ---`, a fault's as it is raised
+with the VMA and permission the fault handler checked; a call a signal interrupted
+ends first, `= ? ERESTARTSYS (To be restarted if SA_RESTART is set)`, and the
+restart_syscall that resumes it names it. A traced process never ignores a signal
+(sig_ignored()), so strace shows the SIGCHLD a parent leaves at SIG_DFL, which the
+model drops: it is written as the parent next leaves the kernel. An end is `+++
+exited with N +++` or `+++ killed by SIGSEGV +++`, one for each thread of a group that
+ends, the leader's last. The execve that starts the program is made before the run
+(vmsim.run.machine Machine.start), not by the program: it is written first, as strace
+writes the first call of the program it starts, its strings read where execve left
+them on the new stack (its envp too: strace's address is that of its own copy, which
+no model run can share).
 
 Under `vmsim run` the model is the kernel, so every call agrees with it by
 construction; what the trace adds is why the model refused what it refused, in the
@@ -58,6 +65,10 @@ EXPLAINED = frozenset({
     "mlock2", "munlock", "brk", "msync", "mlockall", "munlockall", "shmat", "shmdt",
     "process_madvise", "pkey_alloc", "pkey_free", "ioctl",
 })
+#: the calls whose lines show memory the call overwrites, read as they enter: execve's
+#: strings (a successful one replaces the memory), the fd sets and timeouts of select,
+#: pselect6, poll and ppoll
+READ_AT_ENTRY = frozenset({"execve", "select", "pselect6", "poll", "ppoll"})
 #: the length of the SYSCALL instruction (0f 05)
 SYSCALL_SIZE = 2
 #: the calls that make a process
@@ -94,6 +105,9 @@ class _Call:
     entry: Syscall | None
     peek: Peek | None
     rec: Record | None
+    #: the peek its overwritten inputs are read with (select's fd sets, a timeout the
+    #: call updates), holding them as it entered; None: it has none
+    inputs: Peek | None = None
     #: what strace shows between the parentheses of a call the table gives no
     #: arguments, read as it entered (rt_sigreturn's mask); None: nothing
     inside: str | None = None
@@ -198,12 +212,12 @@ class Tracer:
         regs = thread.regs
         nr, args = regs.orig_rax, regs.syscall_args()
         entry = SYS_CALL_TABLE.get(nr)
-        peek = None
-        if entry is not None and entry.name == "execve" and self.write is not None:
+        peek = inputs = None
+        if entry is not None and entry.name in READ_AT_ENTRY and self.write is not None:
             remembered = _Remembered(thread.process)
             strace_line(thread, nr, args, None, remembered)
             remembered.frozen = True
-            peek = remembered
+            peek, inputs = (remembered, None) if entry.name == "execve" else (None, remembered)
         rec = None
         if entry is not None and (self.recorder is not None or entry.name in EXPLAINED):
             rec = call_record(thread, entry, args)
@@ -213,7 +227,7 @@ class Tracer:
         if entry is not None and entry.name == "rt_sigreturn" and self.write is not None:
             mask = _Remembered(thread.process)(regs.rsp + UC_SIGMASK, 8)
             inside = f"{{mask={format_sigset(int.from_bytes(mask, 'little'))}}}" if mask else None
-        self._calls[thread.tid] = _Call(nr, args, regs.rip, entry, peek, rec, inside)
+        self._calls[thread.tid] = _Call(nr, args, regs.rip, entry, peek, rec, inputs, inside)
 
     def leave(self, thread: Thread, result: int | None) -> None:
         """syscall-exit: the call's line with `result` (rax; None: the call did not
@@ -240,7 +254,7 @@ class Tracer:
     def _line(self, thread: Thread, call: _Call, value: int | None) -> str:
         """The call's line; rt_sigreturn's shows the mask it restores, restart_syscall's
         the call it resumes."""
-        line = strace_line(thread, call.nr, call.args, value, call.peek)
+        line = strace_line(thread, call.nr, call.args, value, call.peek, call.inputs)
         inside = call.inside
         if call.nr == NR_RESTART_SYSCALL and thread.tid in self._interrupted:
             inside = f"<... resuming interrupted {self._interrupted.pop(thread.tid)} ...>"

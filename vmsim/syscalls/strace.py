@@ -1469,16 +1469,20 @@ _MREMAP_MOVE_FIXED = 3
 MAX_ENV_SHOWN = 1 << 20
 
 
-def format_syscall(call: Syscall, args: Sequence[int], result: int | None, peek: Peek) -> str:
+def format_syscall(call: Syscall, args: Sequence[int], result: int | None, peek: Peek,
+                   entry: Peek | None = None) -> str:
     """The line strace prints for `call` made with the six argument registers `args`
     and returning `result` (the signed rax; None: the call did not return, as
     exit_group), reading the process's memory with `peek` after the call (a read's
     buffer then holds what it read; execve's strings must be read before it, by a peek
-    that remembers them)."""
+    that remembers them), and the arguments of the calls that overwrite their inputs
+    (select's fd sets, ppoll's timeout: WAIT_KINDS) with `entry`, a peek that holds
+    them as the call entered (default: `peek`)."""
     view = _CallView(call, args, result, peek)
     decoder = _DECODERS.get(call.name)
+    inputs = _CallView(call, args, result, entry) if entry is not None else view
     shown = decoder(view) if decoder is not None else \
-        [_arg_text(view, i, kind) for i, kind in _shown_kinds(call, args)]
+        [_arg_text(inputs if kind in WAIT_KINDS else view, i, kind) for i, kind in _shown_kinds(call, args)]
     if call.name == "execve":
         shown += [_argv_text(view, args[1] & U64), _envp_text(view, args[2] & U64)]
     text = f"{call.name}({', '.join(shown)})"

@@ -180,14 +180,15 @@ def do_syscall_64(thread: Thread) -> None:
 
 
 def strace_line(thread: Thread, nr: int, args: Sequence[int], result: int | None,
-                peek: Peek | None = None) -> str:
+                peek: Peek | None = None, entry: Peek | None = None) -> str:
     """The line `strace` prints for the call numbered nr that the thread made with the
     argument registers args (read before the call) and that returned result (rax,
     signed; None: it did not return), its memory read with `peek` (default: as it is
-    after the call; vmsim.syscalls.strace format_syscall). A number the table lacks is
-    printed as strace prints it: `syscall_0x1f4(...)` with every register."""
-    entry = SYS_CALL_TABLE.get(nr)
-    if entry is None:
+    after the call), the inputs it overwrites with `entry` (vmsim.syscalls.strace
+    format_syscall). A number the table lacks is printed as strace prints it:
+    `syscall_0x1f4(...)` with every register."""
+    call = SYS_CALL_TABLE.get(nr)
+    if call is None:
         shown = ", ".join(f"{a:#x}" if a else "0" for a in args)
         return f"syscall_{nr:#x}({shown}) = " + (
             f"-1 ENOSYS ({os.strerror(ENOSYS)})" if result == -ENOSYS else str(result))
@@ -198,7 +199,7 @@ def strace_line(thread: Thread, nr: int, args: Sequence[int], result: int | None
             return process.read(addr, n)
         except (Fault, OSError):
             return None
-    return format_syscall(entry, args, result, peek or read)
+    return format_syscall(call, args, result, peek or read, entry)
 
 
 def _unknown(thread: Thread, nr: int) -> int:
