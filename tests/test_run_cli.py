@@ -8,7 +8,12 @@ lines are compared whole; none of the compared calls shows a pid or a time, the 
 things a model run cannot share with a native one (set_tid_address's result and
 getrandom's bytes, which do, are not compared). A program the model refuses or kills
 is traced with the reasons `vmsim replay` gives; AT_EXECFN and the strings execve
-copies are the caller's spelling of the filename, as natively.
+copies are the caller's spelling of the filename, as natively. The lines strace decodes
+by its own rules (the first execve, signals and their siginfo, sigaction and sigsets,
+clone/clone3, futex, statx, wait4's status, select's fd sets as given, an interrupted
+call's ERESTART and the restart_syscall that resumes it, one end per thread) are
+compared with `setarch -R strace -f` thread by thread (run_helpers), pids replaced by
+each thread's place in creation order.
 """
 
 from __future__ import annotations
@@ -372,6 +377,7 @@ int main(void) {
     statx(AT_FDCWD, "missing", AT_SYMLINK_NOFOLLOW, STATX_ALL, &stx);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    syscall(SYS_getpriority, PRIO_PROCESS, 0);
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
     getpeername(0, (struct sockaddr *)&peer, &len);
@@ -458,7 +464,9 @@ def test_tracer_lines_as_natively(workdir, traced, tmp_path):
     line), which a traced parent does not ignore; futex, statx, getrusage, getpeername
     (ENOTSOCK), select's fd sets as given, ppoll's timeout, clone, clone3 and wait4's
     status; an exit_group that ends two threads sleeping in pause(): their calls `= ?`
-    and one `+++ exited with 3 +++` each, the leader's last."""
+    and one `+++ exited with 3 +++` each, the leader's last. Every call by strace's
+    name, getpriority's too (the model answers it ENOSYS, and says so once after the
+    run)."""
     log = tmp_path / "native.strace"
     native = subprocess.run(["setarch", "-R", "strace", "-f", "-o", str(log), "./traced"],
                             cwd=workdir, env=ENV, capture_output=True, timeout=60)
@@ -466,8 +474,20 @@ def test_tracer_lines_as_natively(workdir, traced, tmp_path):
     assert (model.returncode, model.stdout) == (native.returncode, native.stdout) == (3, b"")
     expected = traced_by_thread(log.read_text())
     assert len(expected) == 5
-    assert any(line.startswith("clock_nanosleep(") and "ERESTART_RESTARTBLOCK" in line for line in expected[0])
+    assert any(line.startswith("clock_nanosleep(") and "ERESTART_RESTARTBLOCK" in line
+               for line in expected[0])
     assert traced_by_thread(model.stderr.decode()) == expected
+    model_lines = model.stderr.decode().splitlines()
+    assert call_names(model_lines[:-1]) == call_names(log.read_text().splitlines())
+    assert model_lines[-1] == "vmsim run: syscall 140 is not modelled (answered ENOSYS)"
+
+
+def call_names(lines: list[str]) -> list[list[str]]:
+    """The names of the calls each thread made, in order (getpriority's: one the model
+    does not have, printed by strace's name), from the lines of an strace -f log."""
+    threads = lines_by_thread("\n".join(line for line in lines if not line.startswith("  why: ")))[1]
+    return [[line.split("(", 1)[0] for line in thread if not line.startswith(("---", "+++"))]
+            for thread in threads]
 
 
 def test_bash_as_natively(workdir):
@@ -478,3 +498,58 @@ def test_bash_as_natively(workdir):
     model = vmsim_run(["--", *argv], workdir)
     assert (model.returncode, model.stdout, model.stderr) == \
         (native.returncode, native.stdout, native.stderr) == (0, b"hi\n", b"")
+
+
+RESTART_C = r"""
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+int main(void) {
+    pid_t parent = getpid();
+    if (fork() == 0) {
+        struct timespec t = {0, 100000000};
+        nanosleep(&t, NULL);
+        kill(parent, SIGSTOP);
+        kill(parent, SIGCONT);
+        _exit(0);
+    }
+    struct timespec two = {2, 0};
+    clock_nanosleep(CLOCK_MONOTONIC, 0, &two, NULL);
+    wait(NULL);
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(not NATIVE_TOOLS, reason="needs strace and setarch")
+def test_interrupted_call_and_restart_as_natively(workdir, tmp_path):
+    """A sleep a signal interrupts without a handler (SIGSTOP: the model does not stop,
+    but the call is interrupted and made again all the same) is written `= ?
+    ERESTART_RESTARTBLOCK (Interrupted by signal)`, the signal, then the
+    restart_syscall that resumes it, naming it, as strace writes them. (Traced, the
+    parent also stops, sees SIGCONT and SIGCHLD interrupt restart_syscall again: the
+    results after that differ.)"""
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc")
+    (tmp_path / "restart.c").write_text(RESTART_C)
+    subprocess.run(["gcc", "-O1", "-o", str(tmp_path / "restart"), str(tmp_path / "restart.c")],
+                   check=True, capture_output=True)
+    log = tmp_path / "native.strace"
+    subprocess.run(["setarch", "-R", "strace", "-f", "-o", str(log), "./restart"], cwd=tmp_path,
+                   env=ENV, capture_output=True, timeout=60)
+    model = vmsim_run(["--trace", "--", "./restart"], tmp_path)
+    assert model.returncode == 0
+
+    def parents(text: str) -> list[str]:
+        lines = lines_by_thread(text)[1][0]
+        first = next(i for i, line in enumerate(lines) if line.startswith("clock_nanosleep("))
+        return [re.sub(r"si_pid=\d+", "si_pid=CHILD", line) for line in lines[first:first + 3]]
+    native, ours = parents(log.read_text()), parents(model.stderr.decode())
+    assert ours[0] == native[0] == "clock_nanosleep(CLOCK_MONOTONIC, 0, {tv_sec=2, tv_nsec=0}, NULL) = " \
+        "? ERESTART_RESTARTBLOCK (Interrupted by signal)"
+    assert ours[1] == native[1] == \
+        "--- SIGSTOP {si_signo=SIGSTOP, si_code=SI_USER, si_pid=CHILD, si_uid=0} ---"
+    resumed = "restart_syscall(<... resuming interrupted clock_nanosleep ...>)"
+    assert ours[2] == resumed + " = 0"
+    assert any(line.startswith(resumed + " = ") for line in lines_by_thread(log.read_text())[1][0])

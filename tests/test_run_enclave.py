@@ -56,83 +56,83 @@ uint8_t encl_buffer[2 * 4096] __attribute__((section(".data.encl_buffer"))) = { 
 enum { PROBE_EACCEPT, PROBE_SYSCALL, PROBE_CPUID, PROBE_PUT, PROBE_GET, PROBE_SPIN };
 
 struct probe_op {
-	uint64_t type;
-	uint64_t addr;
-	uint64_t value;
-	uint64_t ret;
+    uint64_t type;
+    uint64_t addr;
+    uint64_t value;
+    uint64_t ret;
 };
 
 /* EACCEPT of the page at addr with the SECINFO flags in value: RAX in ret */
 static void probe_eaccept(struct probe_op *op)
 {
-	struct sgx_secinfo secinfo = { .flags = op->value };
-	uint64_t rax;
+    struct sgx_secinfo secinfo = { .flags = op->value };
+    uint64_t rax;
 
-	asm volatile("enclu" : "=a" (rax) : "a" (EACCEPT), "b" (&secinfo), "c" (op->addr)
-		     : "memory");
-	op->ret = rax;
+    asm volatile("enclu" : "=a" (rax) : "a" (EACCEPT), "b" (&secinfo), "c" (op->addr)
+             : "memory");
+    op->ret = rax;
 }
 
 /* SYSCALL (getpid) with R12-R15 marked; enclave mode refuses it: #UD */
 static void probe_syscall(struct probe_op *op)
 {
-	register uint64_t r12 asm("r12") = 0x1212121212121212;
-	register uint64_t r13 asm("r13") = 0x1313131313131313;
-	register uint64_t r14 asm("r14") = 0x1414141414141414;
-	register uint64_t r15 asm("r15") = 0x1515151515151515;
+    register uint64_t r12 asm("r12") = 0x1212121212121212;
+    register uint64_t r13 asm("r13") = 0x1313131313131313;
+    register uint64_t r14 asm("r14") = 0x1414141414141414;
+    register uint64_t r15 asm("r15") = 0x1515151515151515;
 
-	asm volatile(".globl probe_syscall_at\nprobe_syscall_at:\n\tsyscall"
-		     : : "a" (39), "r" (r12), "r" (r13), "r" (r14), "r" (r15)
-		     : "rcx", "r11", "memory");
+    asm volatile(".globl probe_syscall_at\nprobe_syscall_at:\n\tsyscall"
+             : : "a" (39), "r" (r12), "r" (r13), "r" (r14), "r" (r15)
+             : "rcx", "r11", "memory");
 }
 
 /* CPUID of leaf 0x12: #UD inside an enclave */
 static void probe_cpuid(struct probe_op *op)
 {
-	asm volatile(".globl probe_cpuid_at\nprobe_cpuid_at:\n\tcpuid"
-		     : : "a" (0x12), "c" (0) : "rbx", "rdx", "memory");
+    asm volatile(".globl probe_cpuid_at\nprobe_cpuid_at:\n\tcpuid"
+             : : "a" (0x12), "c" (0) : "rbx", "rdx", "memory");
 }
 
 static void probe_put(struct probe_op *op)
 {
-	*(volatile uint64_t *)op->addr = op->value;
+    *(volatile uint64_t *)op->addr = op->value;
 }
 
 static void probe_get(struct probe_op *op)
 {
-	op->value = *(volatile uint64_t *)op->addr;
+    op->value = *(volatile uint64_t *)op->addr;
 }
 
 /* value rounds of a 64-bit LCG from 1: long enough for the slice to end inside */
 __attribute__((noinline)) void probe_spin(struct probe_op *op)
 {
-	uint64_t x = 1, i;
+    uint64_t x = 1, i;
 
-	for (i = 0; i < op->value; i++)
-		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-	op->ret = x;
+    for (i = 0; i < op->value; i++)
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    op->ret = x;
 }
 
 void encl_dispatch(void *op);
 
 void encl_dispatch(void *_op)
 {
-	struct probe_op *op = _op;
+    struct probe_op *op = _op;
 
-	switch (op->type) {
-	case PROBE_EACCEPT: probe_eaccept(op); break;
-	case PROBE_SYSCALL: probe_syscall(op); break;
-	case PROBE_CPUID: probe_cpuid(op); break;
-	case PROBE_PUT: probe_put(op); break;
-	case PROBE_GET: probe_get(op); break;
-	case PROBE_SPIN: probe_spin(op); break;
-	}
+    switch (op->type) {
+    case PROBE_EACCEPT: probe_eaccept(op); break;
+    case PROBE_SYSCALL: probe_syscall(op); break;
+    case PROBE_CPUID: probe_cpuid(op); break;
+    case PROBE_PUT: probe_put(op); break;
+    case PROBE_GET: probe_get(op); break;
+    case PROBE_SPIN: probe_spin(op); break;
+    }
 }
 """
 
 PROBE_HOST = r"""
 /* The probe enclave's host (tests/test_run_enclave.py): probe ELF SIGSTRUCTS SCENARIO */
-#define _GNU_SOURCE		/* REG_* of ucontext.h */
+#define _GNU_SOURCE  /* REG_* of ucontext.h */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -148,10 +148,10 @@ PROBE_HOST = r"""
 enum { PROBE_EACCEPT, PROBE_SYSCALL, PROBE_CPUID, PROBE_PUT, PROBE_GET, PROBE_SPIN };
 
 struct probe_op {
-	uint64_t type;
-	uint64_t addr;
-	uint64_t value;
-	uint64_t ret;
+    uint64_t type;
+    uint64_t addr;
+    uint64_t value;
+    uint64_t ret;
 };
 
 vdso_sgx_enter_enclave_t vdso_sgx_enter_enclave;
@@ -159,89 +159,89 @@ static struct encl encl;
 
 void diag(const char *fmt, ...)
 {
-	va_list ap;
+    va_list ap;
 
-	fputs("# ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
+    fputs("# ", stdout);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
 }
 
 /* Every entry from one place: a resumed enclave returns to its EENTER's stack frame. */
 static __attribute__((noinline)) int enter(struct sgx_enclave_run *run, struct probe_op *op,
-					   unsigned int function)
+                       unsigned int function)
 {
-	int ret = vdso_sgx_enter_enclave((unsigned long)op, 0, 0, function, 0, 0, run);
+    int ret = vdso_sgx_enter_enclave((unsigned long)op, 0, 0, function, 0, 0, run);
 
-	asm volatile("" : : : "r12", "r13", "r14", "r15");	/* zero after an AEX */
-	return ret;
+    asm volatile("" : : : "r12", "r13", "r14", "r15");  /* zero after an AEX */
+    return ret;
 }
 
 static void report(const char *what, int ret, const struct sgx_enclave_run *run)
 {
-	uint64_t addr = run->exception_addr ? run->exception_addr - encl.base : 0;
+    uint64_t addr = run->exception_addr ? run->exception_addr - encl.base : 0;
 
-	printf("%s: ret %d function %u vector %u error %#x addr +%#llx\n", what, ret,
-	       run->function, run->exception_vector, run->exception_error_code,
-	       (unsigned long long)addr);
+    printf("%s: ret %d function %u vector %u error %#x addr +%#llx\n", what, ret,
+           run->function, run->exception_vector, run->exception_error_code,
+           (unsigned long long)addr);
 }
 
 static void call(const char *what, uint64_t tcs, struct probe_op *op)
 {
-	struct sgx_enclave_run run = { .tcs = encl.base + tcs };
+    struct sgx_enclave_run run = { .tcs = encl.base + tcs };
 
-	report(what, enter(&run, op, EENTER), &run);
+    report(what, enter(&run, op, EENTER), &run);
 }
 
 static void eaccept(void)
 {
-	uint64_t data = encl.base + encl_data_offset(&encl);
-	struct probe_op wrong = { PROBE_EACCEPT, data, SGX_SECINFO_REG | SGX_SECINFO_R | SGX_SECINFO_PR };
-	struct probe_op pending = { PROBE_EACCEPT, data, SGX_SECINFO_REG | SGX_SECINFO_R |
-				    SGX_SECINFO_W | SGX_SECINFO_PENDING };
-	struct probe_op same = { PROBE_EACCEPT, data, SGX_SECINFO_REG | SGX_SECINFO_R |
-				 SGX_SECINFO_W | SGX_SECINFO_PR };
+    uint64_t data = encl.base + encl_data_offset(&encl);
+    struct probe_op wrong = { PROBE_EACCEPT, data, SGX_SECINFO_REG | SGX_SECINFO_R | SGX_SECINFO_PR };
+    struct probe_op pending = { PROBE_EACCEPT, data, SGX_SECINFO_REG | SGX_SECINFO_R |
+                    SGX_SECINFO_W | SGX_SECINFO_PENDING };
+    struct probe_op same = { PROBE_EACCEPT, data, SGX_SECINFO_REG | SGX_SECINFO_R |
+                 SGX_SECINFO_W | SGX_SECINFO_PR };
 
-	call("eaccept r", 0, &wrong);
-	printf("eaccept r: rax %llu\n", (unsigned long long)wrong.ret);
-	call("eaccept rw pending", 0, &pending);
-	printf("eaccept rw pending: rax %llu\n", (unsigned long long)pending.ret);
-	call("eaccept rw", 0, &same);
-	printf("eaccept rw: rax %llu\n", (unsigned long long)same.ret);
+    call("eaccept r", 0, &wrong);
+    printf("eaccept r: rax %llu\n", (unsigned long long)wrong.ret);
+    call("eaccept rw pending", 0, &pending);
+    printf("eaccept rw pending: rax %llu\n", (unsigned long long)pending.ret);
+    call("eaccept rw", 0, &same);
+    printf("eaccept rw: rax %llu\n", (unsigned long long)same.ret);
 }
 
 static void refused(void)
 {
-	struct probe_op syscall_op = { PROBE_SYSCALL }, cpuid_op = { PROBE_CPUID };
+    struct probe_op syscall_op = { PROBE_SYSCALL }, cpuid_op = { PROBE_CPUID };
 
-	call("syscall", 0, &syscall_op);
-	getppid();				/* the test reads the SSA frame here */
-	call("cpuid", PAGE_SIZE, &cpuid_op);
-	call("again", 0, &syscall_op);		/* TCS #0's one SSA frame is in use */
+    call("syscall", 0, &syscall_op);
+    getppid();  /* the test reads the SSA frame here */
+    call("cpuid", PAGE_SIZE, &cpuid_op);
+    call("again", 0, &syscall_op);  /* TCS #0's one SSA frame is in use */
 }
 
 static void augment(void)
 {
-	uint64_t page = encl.base + encl_loaded_size(&encl);
-	struct sgx_enclave_run run = { .tcs = encl.base };
-	struct probe_op put = { PROBE_PUT, page, 0x1122334455667788ULL };
-	struct probe_op accept = { PROBE_EACCEPT, page, SGX_SECINFO_REG | SGX_SECINFO_R |
-				   SGX_SECINFO_W | SGX_SECINFO_PENDING };
-	struct probe_op get = { PROBE_GET, page };
+    uint64_t page = encl.base + encl_loaded_size(&encl);
+    struct sgx_enclave_run run = { .tcs = encl.base };
+    struct probe_op put = { PROBE_PUT, page, 0x1122334455667788ULL };
+    struct probe_op accept = { PROBE_EACCEPT, page, SGX_SECINFO_REG | SGX_SECINFO_R |
+                   SGX_SECINFO_W | SGX_SECINFO_PENDING };
+    struct probe_op get = { PROBE_GET, page };
 
-	if (mmap((void *)page, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-		 encl.fd, 0) == MAP_FAILED) {
-		perror("mmap");
-		return;
-	}
-	report("put", enter(&run, &put, EENTER), &run);
-	run.exception_vector = run.exception_error_code = run.exception_addr = 0;
-	call("eaccept", PAGE_SIZE, &accept);
-	printf("eaccept: rax %llu\n", (unsigned long long)accept.ret);
-	report("resume", enter(&run, &put, ERESUME), &run);
-	call("get", 0, &get);
-	printf("get: %#llx\n", (unsigned long long)get.value);
+    if (mmap((void *)page, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+         encl.fd, 0) == MAP_FAILED) {
+        perror("mmap");
+        return;
+    }
+    report("put", enter(&run, &put, EENTER), &run);
+    run.exception_vector = run.exception_error_code = run.exception_addr = 0;
+    call("eaccept", PAGE_SIZE, &accept);
+    printf("eaccept: rax %llu\n", (unsigned long long)accept.ret);
+    report("resume", enter(&run, &put, ERESUME), &run);
+    call("get", 0, &get);
+    printf("get: %#llx\n", (unsigned long long)get.value);
 }
 
 extern char raw_aep[];
@@ -249,111 +249,133 @@ static sigjmp_buf after_signal;
 
 static void on_segv(int sig, siginfo_t *info, void *context)
 {
-	const greg_t *gregs = ((ucontext_t *)context)->uc_mcontext.gregs;
+    const greg_t *gregs = ((ucontext_t *)context)->uc_mcontext.gregs;
 
-	printf("SIGSEGV code %d addr +%#llx err %#llx trapno %lld at aep %d rax %lld rbx +%#llx\n",
-	       info->si_code, (unsigned long long)((uint64_t)info->si_addr - encl.base),
-	       (unsigned long long)gregs[REG_ERR], (long long)gregs[REG_TRAPNO],
-	       gregs[REG_RIP] == (greg_t)raw_aep, (long long)gregs[REG_RAX],
-	       (unsigned long long)(gregs[REG_RBX] - encl.base));
-	siglongjmp(after_signal, 1);
+    printf("SIGSEGV code %d addr +%#llx err %#llx trapno %lld at aep %d rax %lld rbx +%#llx\n",
+           info->si_code, (unsigned long long)((uint64_t)info->si_addr - encl.base),
+           (unsigned long long)gregs[REG_ERR], (long long)gregs[REG_TRAPNO],
+           gregs[REG_RIP] == (greg_t)raw_aep, (long long)gregs[REG_RAX],
+           (unsigned long long)(gregs[REG_RBX] - encl.base));
+    siglongjmp(after_signal, 1);
 }
 
 /* EENTER with an ENCLU of our own as the AEP: an exception inside is a signal */
 static void signal_at_aep(void)
 {
-	struct probe_op put = { PROBE_PUT, encl.base, 1 };	/* the TCS page: EPCM refuses */
-	struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
+    struct probe_op put = { PROBE_PUT, encl.base, 1 };  /* the TCS page: EPCM refuses */
+    struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
 
-	sigaction(SIGSEGV, &sa, NULL);
-	if (sigsetjmp(after_signal, 1))
-		return;
-	asm volatile("lea raw_aep(%%rip), %%rcx\n"
-		     ".globl raw_aep\nraw_aep:\n\tenclu"
-		     : : "a" (EENTER), "b" (encl.base), "D" (&put)
-		     : "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
-		       "memory");
-	printf("no signal\n");
+    sigaction(SIGSEGV, &sa, NULL);
+    if (sigsetjmp(after_signal, 1))
+        return;
+    asm volatile("lea raw_aep(%%rip), %%rcx\n"
+             ".globl raw_aep\nraw_aep:\n\tenclu"
+             : : "a" (EENTER), "b" (encl.base), "D" (&put)
+             : "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+               "memory");
+    printf("no signal\n");
 }
 
 struct spinner {
-	uint64_t tcs;
-	struct probe_op op;
-	struct sgx_enclave_run run;
-	int ret;
+    uint64_t tcs;
+    struct probe_op op;
+    struct sgx_enclave_run run;
+    int ret;
 };
 
 static void *spin(void *arg)
 {
-	struct spinner *s = arg;
+    struct spinner *s = arg;
 
-	s->run.tcs = encl.base + s->tcs;
-	s->ret = enter(&s->run, &s->op, EENTER);
-	return NULL;
+    s->run.tcs = encl.base + s->tcs;
+    s->ret = enter(&s->run, &s->op, EENTER);
+    return NULL;
 }
 
 static volatile int spun;
 
 static void *wait_for_spin(void *arg)
 {
-	while (!spun)
-		;
-	return NULL;
+    while (!spun)
+        ;
+    return NULL;
 }
 
 /* one thread in the enclave while another runs: its slice ends inside */
 static void preempted(void)
 {
-	struct spinner s = { 0, { PROBE_SPIN, 0, 3000 } };
-	pthread_t other;
+    struct spinner s = { 0, { PROBE_SPIN, 0, 3000 } };
+    pthread_t other;
 
-	pthread_create(&other, NULL, wait_for_spin, NULL);
-	spin(&s);
-	spun = 1;
-	pthread_join(other, NULL);
-	report("spin", s.ret, &s.run);
-	printf("spin: %#llx\n", (unsigned long long)s.op.ret);
+    pthread_create(&other, NULL, wait_for_spin, NULL);
+    spin(&s);
+    spun = 1;
+    pthread_join(other, NULL);
+    report("spin", s.ret, &s.run);
+    printf("spin: %#llx\n", (unsigned long long)s.op.ret);
 }
 
 /* two threads in the enclave at once, one per TCS */
 static void two_threads(void)
 {
-	struct spinner s[2] = { { 0, { PROBE_SPIN, 0, 2000 } },
-				{ PAGE_SIZE, { PROBE_SPIN, 0, 3000 } } };
-	pthread_t threads[2];
-	unsigned int i;
+    struct spinner s[2] = { { 0, { PROBE_SPIN, 0, 2000 } },
+                { PAGE_SIZE, { PROBE_SPIN, 0, 3000 } } };
+    pthread_t threads[2];
+    unsigned int i;
 
-	for (i = 0; i < 2; i++)
-		pthread_create(&threads[i], NULL, spin, &s[i]);
-	for (i = 0; i < 2; i++) {
-		pthread_join(threads[i], NULL);
-		report("spin", s[i].ret, &s[i].run);
-		printf("spin: %#llx\n", (unsigned long long)s[i].op.ret);
-	}
+    for (i = 0; i < 2; i++)
+        pthread_create(&threads[i], NULL, spin, &s[i]);
+    for (i = 0; i < 2; i++) {
+        pthread_join(threads[i], NULL);
+        report("spin", s[i].ret, &s[i].run);
+        printf("spin: %#llx\n", (unsigned long long)s[i].op.ret);
+    }
+}
+
+/* EENTER of a TCS that is none, without an enclave: the fault of ENCLU itself */
+static void no_tcs(void)
+{
+    static uint8_t page[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+    struct probe_op op = { PROBE_SPIN };
+    uint64_t tcs[] = { (uint64_t)page, (uint64_t)page + 64 };
+    unsigned int i;
+
+    for (i = 0; i < 2; i++) {
+        struct sgx_enclave_run run = { .tcs = tcs[i] };
+        int ret = enter(&run, &op, EENTER);
+
+        printf("tcs +%u: ret %d function %u vector %u error %#x at tcs %d\n",
+               (unsigned int)(tcs[i] - (uint64_t)page), ret, run.function,
+               run.exception_vector, run.exception_error_code, run.exception_addr == tcs[i]);
+    }
 }
 
 int main(int argc, char *argv[])
 {
-	static const struct { const char *name; void (*run)(void); } scenarios[] = {
-		{ "eaccept", eaccept }, { "refused", refused }, { "augment", augment },
-		{ "signal", signal_at_aep }, { "preempted", preempted },
-		{ "two_threads", two_threads },
-	};
-	unsigned int i;
+    static const struct { const char *name; void (*run)(void); } scenarios[] = {
+        { "eaccept", eaccept }, { "refused", refused }, { "augment", augment },
+        { "signal", signal_at_aep }, { "preempted", preempted },
+        { "two_threads", two_threads },
+    };
+    unsigned int i;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc != 4)
-		return 2;
-	if (!encl_load(&encl, argv[1], PAGE_SIZE) || !encl_sign(&encl, argv[2]) ||
-	    !encl_build(&encl) || !encl_map(&encl))
-		return 1;
-	vdso_sgx_enter_enclave = vdso_symbol("__vdso_sgx_enter_enclave");
-	if (!vdso_sgx_enter_enclave)
-		return 1;
-	for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
-		if (!strcmp(argv[3], scenarios[i].name))
-			scenarios[i].run();
-	return 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc != 4)
+        return 2;
+    vdso_sgx_enter_enclave = vdso_symbol("__vdso_sgx_enter_enclave");
+    if (!vdso_sgx_enter_enclave)
+        return 1;
+    if (!strcmp(argv[3], "no_tcs")) {
+        no_tcs();
+        return 0;
+    }
+    if (!encl_load(&encl, argv[1], PAGE_SIZE) || !encl_sign(&encl, argv[2]) ||
+        !encl_build(&encl) || !encl_map(&encl))
+        return 1;
+    for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+        if (!strcmp(argv[3], scenarios[i].name))
+            scenarios[i].run();
+    return 0;
 }
 """
 
@@ -415,17 +437,17 @@ def watch(inspect):
     return Watch()
 
 
-def run_probe(probe, scenario, tmp_path, slice_insns=None, tracer=None, at_exit=None):
+def run_probe(probe, scenario, tmp_path, slice_insns=None, tracer=None, at_exit=None, sgx=True):
     """The probe host running `scenario` on the model (a Kernel with an EPC of
-    EPC_PAGES): (wait status, stdout lines)."""
+    EPC_PAGES; without SGX if not `sgx`): (wait status, stdout lines)."""
     from vmsim.arch.x86.emu.cpuid import host_cpu_model
     from vmsim.fs.stdio import HostStream
     from vmsim.run.machine import SLICE, Machine
 
     host, elf, sigs, _syms = probe
-    sgx = SgxCpu(epc_pages=EPC_PAGES)
-    cpu = host_cpu_model(sgx=sgx)
-    kernel = vmsim.Kernel(pkeys=cpu.pkeys, sgx=sgx)
+    sgx_cpu = SgxCpu(epc_pages=EPC_PAGES) if sgx else None
+    cpu = host_cpu_model(sgx=sgx_cpu)
+    kernel = vmsim.Kernel(pkeys=cpu.pkeys, sgx=sgx_cpu or False)
     out = tmp_path / f"{scenario}.out"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -484,6 +506,21 @@ def test_eaccept_mismatch_is_rax_19_to_the_enclave(probe, tmp_path):
         "eaccept rw pending: ret 0 function 4 vector 0 error 0 addr +0",
         "eaccept rw pending: rax 19",
         "eaccept rw: ret 0 function 4 vector 0 error 0 addr +0", "eaccept rw: rax 0"]
+
+
+def test_an_exception_of_enclu_itself_goes_to_the_vdso_fixup(probe, tmp_path):
+    """EENTER's own exceptions reach the caller through the vDSO's exception table too,
+    run.function the leaf that faulted: a TCS address that is no EPC page is #PF with
+    X86_PF_SGX (0x8005, a read of the TCS), a misaligned one #GP; and on a CPU without
+    SGX, ENCLU is #UD."""
+    status, lines = run_probe(probe, "no_tcs", tmp_path)
+    assert status == 0
+    assert lines == ["tcs +0: ret 0 function 2 vector 14 error 0x8005 at tcs 1",
+                     "tcs +64: ret 0 function 2 vector 13 error 0 at tcs 0"]
+    status, lines = run_probe(probe, "no_tcs", tmp_path, sgx=False)
+    assert status == 0
+    assert lines == ["tcs +0: ret 0 function 2 vector 6 error 0 at tcs 0",
+                     "tcs +64: ret 0 function 2 vector 6 error 0 at tcs 0"]
 
 
 def test_syscall_and_cpuid_are_ud_and_the_ssa_holds_the_registers(probe, tmp_path):

@@ -48,11 +48,18 @@ from ..errors import ERESTART_RESTARTBLOCK, Fault
 from ..mm.fault import copy_from_user
 from ..process import Process
 from ..syscalls.names import SI_CODES, signal_name
-from ..syscalls.strace import RESULT_COLUMN, Peek, format_address, format_siginfo, format_sigset
+from ..syscalls.strace import (
+    RESULT_COLUMN,
+    Peek,
+    format_address,
+    format_siginfo,
+    format_signal,
+    format_sigset,
+)
 from ..syscalls.table import SYS_CALL_TABLE, Syscall
 from ..task.sched import threads_of
 from ..task.signal import WCOREFLAG
-from ..task.signal_types import SIG_DFL, SIGCHLD, SigInfo
+from ..task.signal_types import CLD_DUMPED, CLD_EXITED, CLD_KILLED, SIG_DFL, SIGCHLD, SigInfo
 from ..task.thread import Thread
 from ..trace.explain import explain, explain_fault
 from ..trace.format import Record
@@ -73,14 +80,15 @@ READ_AT_ENTRY = frozenset({"execve", "select", "pselect6", "poll", "ppoll"})
 SYSCALL_SIZE = 2
 #: the calls that make a process
 FORKS = frozenset({"clone", "fork", "vfork"})
+#: the calls a parent may sleep in until its child execs or exits (CLONE_VFORK)
+VFORKS = FORKS | {"clone3"}
 #: the si_codes every signal shares (include/uapi/asm-generic/siginfo.h)
 SI_KERNEL, SI_QUEUE = 0x80, -1
 #: the codes of a signal a process sent (kill, tgkill, sigqueue, ...): si_pid and si_uid
 SENDER_CODES = {0: "SI_USER", -1: "SI_QUEUE", -3: "SI_MESGQ", -4: "SI_ASYNCIO", -6: "SI_TKILL"}
 #: SIGCHLD's codes: si_pid, si_uid, si_status (the exit code, or a signal), the times
-CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
-CLD_CODES = {1: "CLD_EXITED", 2: "CLD_KILLED", 3: "CLD_DUMPED", 4: "CLD_TRAPPED",
-             5: "CLD_STOPPED", 6: "CLD_CONTINUED"}
+CLD_CODES = {CLD_EXITED: "CLD_EXITED", CLD_KILLED: "CLD_KILLED", CLD_DUMPED: "CLD_DUMPED",
+             4: "CLD_TRAPPED", 5: "CLD_STOPPED", 6: "CLD_CONTINUED"}
 NR_EXECVE, NR_RESTART_SYSCALL = 59, 219
 #: the auxv entry holding the address of the filename execve was given
 AT_EXECFN = 31
@@ -115,7 +123,8 @@ class _Call:
 
 class _Remembered:
     """A peek that keeps what it read, then answers from that alone (`frozen`): the
-    memory an execve line shows, read before the execve replaced it."""
+    memory a line shows that the call overwrites, read before it did (execve's
+    strings, select's fd sets)."""
 
     def __init__(self, process: Process) -> None:
         self.process = process
@@ -152,11 +161,11 @@ def siginfo_text(info: SigInfo) -> str:
     """The line strace prints as a signal is delivered: `--- SIGCHLD {si_signo=SIGCHLD,
     si_code=CLD_EXITED, si_pid=N, si_uid=0, si_status=7, si_utime=0, si_stime=0} ---`;
     what follows si_code is the fields of the layout the code selects (printsiginfo())."""
-    name, code = signal_name(info.signo), info.code
+    name, code = format_signal(info.signo), info.code
     raw = info.raw
     if name == "SIGCHLD" and code in CLD_CODES:
         pid, uid, status, utime, stime = struct.unpack_from("<iIi4xqq", raw, 16)
-        shown = signal_name(status) if code != CLD_EXITED else str(status)
+        shown = format_signal(status) if code != CLD_EXITED else str(status)
         fields = [f"si_pid={pid}", f"si_uid={uid}", f"si_status={shown}", f"si_utime={utime}",
                   f"si_stime={stime}"]
         return _siginfo_line(name, CLD_CODES[code], fields)
@@ -298,7 +307,7 @@ class Tracer:
         when woken unless a signal interrupts it: left as it returns (resume(),
         signal()), but a vfork's now: the trace needs the child before its calls."""
         call = self._calls.get(thread.tid)
-        if call is not None and call.entry is not None and call.entry.name in FORKS | {"clone3"}:
+        if call is not None and call.entry is not None and call.entry.name in VFORKS:
             self.leave(thread, thread.regs.rax)
 
     def resume(self, thread: Thread) -> None:
@@ -372,15 +381,17 @@ class Tracer:
     def _notify_parent(self, thread: Thread, status: int) -> None:
         """do_notify_parent() as strace sees it: a parent that leaves SIGCHLD at SIG_DFL
         has it dropped as ignored, but not while traced (sig_ignored()): strace shows
-        it as the parent next returns to user mode."""
-        parent = thread.parent
-        if thread.exit_signal != SIGCHLD or parent is None or not parent.process.alive or \
+        it as the parent next returns to user mode. `thread` is the group's last."""
+        process = thread.process
+        leader = next((t for t in process.signal.threads if t.tid == process.pid), thread)
+        parent = leader.parent
+        if leader.exit_signal != SIGCHLD or parent is None or not parent.process.alive or \
                 parent.process.signal.sighand.action[SIGCHLD - 1].handler != SIG_DFL:
             return
         killed = status & 0x7F
         code = CLD_EXITED if not killed else CLD_DUMPED if status & WCOREFLAG else CLD_KILLED
-        info = SigInfo.build(SIGCHLD, code, 0, (16, "<i", thread.process.pid),
-                             (20, "<I", thread.process.uid), (24, "<i", killed or status >> 8))
+        info = SigInfo.build(SIGCHLD, code, 0, (16, "<i", process.pid), (20, "<I", process.uid),
+                             (24, "<i", killed or status >> 8))
         self._ignored.setdefault(parent.process.pid, []).append(info)
 
     def group_exit(self, thread: Thread, status: int) -> None:

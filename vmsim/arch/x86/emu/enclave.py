@@ -54,6 +54,7 @@ from ..sgx.enclu import (
     PF_P,
     PF_SGX,
     PF_U,
+    PREFIXES,
     EnclaveMode,
     Illegal,
     aex,
@@ -72,7 +73,7 @@ MAX_INSN = 15
 #: mode may refuse it: what the illegal-instruction hook looks at before it decodes
 ILLEGAL_FIRST_BYTES = frozenset(entry.opcode[0] for entry in ILLEGAL_IN_ENCLAVE + ILLEGAL_WITHOUT_SGX2)
 #: legacy prefixes and REX: an instruction starting with one is decoded in full
-PREFIX_BYTES = frozenset(b"\x26\x2e\x36\x3e\x64\x65\x66\x67\xf0\xf2\xf3") | frozenset(range(0x40, 0x50))
+PREFIX_BYTES = PREFIXES | frozenset(range(0x40, 0x50))
 
 
 class CoreWalk:

@@ -25,7 +25,7 @@ from ....fs.select import POLL_CALLS
 from ....mm.fault import copy_to_user
 from ....syscalls.dispatch import dispatch
 from ....syscalls.strace import Peek, format_syscall
-from ....syscalls.table import SYS_CALL_TABLE, from_registers
+from ....syscalls.table import SYS_CALL_TABLE, UNMODELLED_NAMES, from_registers
 from ....task.exec import sys_execve
 from ....task.exit import sys_wait4
 from ....task.fork import sys_clone, sys_clone3, sys_fork, sys_vfork
@@ -185,12 +185,13 @@ def strace_line(thread: Thread, nr: int, args: Sequence[int], result: int | None
     argument registers args (read before the call) and that returned result (rax,
     signed; None: it did not return), its memory read with `peek` (default: as it is
     after the call), the inputs it overwrites with `entry` (vmsim.syscalls.strace
-    format_syscall). A number the table lacks is printed as strace prints it:
-    `syscall_0x1f4(...)` with every register."""
+    format_syscall). A number the table lacks is printed by strace's name for it
+    (UNMODELLED_NAMES; `syscall_0x1f4` for a number that is no call) with every
+    register, undecoded."""
     call = SYS_CALL_TABLE.get(nr)
     if call is None:
         shown = ", ".join(f"{a:#x}" if a else "0" for a in args)
-        return f"syscall_{nr:#x}({shown}) = " + (
+        return f"{UNMODELLED_NAMES.get(nr, f'syscall_{nr:#x}')}({shown}) = " + (
             f"-1 ENOSYS ({os.strerror(ENOSYS)})" if result == -ENOSYS else str(result))
     process = thread.process
 
