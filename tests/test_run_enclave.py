@@ -3,16 +3,18 @@ its host, built here with gcc from the test enclave's entry, layout and loader
 (vmsim/enclave/testenclave: encl_entry.S, encl.lds, host_load.c, host_vdso.c) and the
 operations and scenarios below, run on the emulated CPU with the model as the kernel.
 
-What is checked, each against the SDM and the kernel's vDSO ABI: EACCEPT's answer in
-RAX to the enclave code (SGX_PAGE_ATTRIBUTES_MISMATCH); SYSCALL and CPUID inside the
-enclave are #UD, an AEX reported through struct sgx_enclave_run, and the SSA frame then
-holds the interrupted registers (read through the model: the EPC page's contents); the
-augment flow (#PF, EAUG, the AEX reported as ERESUME/14/0x8007, EACCEPT from the other
-TCS, ERESUME); a host that enters without the vDSO gets SIGSEGV with the SGX error
-code at the AEP; the end of a thread's slice inside the enclave is an interrupt AEX,
-and ERESUME at the vDSO's AEP carries on, also with two threads in one enclave on its
-two TCSs; the REPORT of EREPORT verifies with the key EGETKEY gives and with the one
-the model derives.
+What is checked, each against the SDM and the kernel's vDSO ABI: EACCEPT's answer in RAX
+to the enclave code (SGX_PAGE_ATTRIBUTES_MISMATCH); SYSCALL and CPUID inside the enclave
+are #UD, an AEX reported through struct sgx_enclave_run, and the SSA frame then holds
+the interrupted registers (read through the model: the EPC page's contents); a first
+touch of an enclave page, and EACCEPT of a hole, are an AEX (#PF in the SSA frame's
+EXITINFO and EXINFO), the driver's ->fault, and the ERESUME at the vDSO's AEP, which
+completes the access; the augment flow (#PF, EAUG, the AEX reported as
+ERESUME/14/0x8007, EACCEPT from the other TCS, ERESUME); a host that enters without the
+vDSO gets SIGSEGV with the SGX error code at the AEP; the end of a thread's slice inside
+the enclave is an interrupt AEX, and ERESUME at the vDSO's AEP carries on, also with two
+threads in one enclave on its two TCSs; the REPORT of EREPORT verifies with the key
+EGETKEY gives and with the one the model derives.
 """
 
 import os
@@ -27,7 +29,13 @@ import pytest
 import vmsim
 from vmsim.arch.x86.sgx import enclu
 from vmsim.arch.x86.sgx.cpu import SgxCpu
-from vmsim.arch.x86.sgx.defs import GPRSGX_FORMAT, GPRSGX_REGS, SGX_ATTR_INIT, SGX_ATTR_MODE64BIT
+from vmsim.arch.x86.sgx.defs import (
+    GPRSGX_FORMAT,
+    GPRSGX_REGS,
+    SGX_ATTR_INIT,
+    SGX_ATTR_MODE64BIT,
+    SGX_MISC_EXINFO,
+)
 from vmsim.drivers.sgx.encl import Encl
 from vmsim.enclave import signing
 from vmsim.enclave.testenclave import build
@@ -41,6 +49,13 @@ MARKS = {"r12": 0x1212121212121212, "r13": 0x1313131313131313, "r14": 0x14141414
          "r15": 0x1515151515151515}
 #: EXITINFO of a #UD: VALID, EXIT_TYPE 3 (hardware exception), vector 6
 EXITINFO_UD = 1 << 31 | 3 << 8 | 6
+#: EXITINFO of a #PF with MISCSELECT.EXINFO: VALID, EXIT_TYPE 3, vector 14
+EXITINFO_PF = 1 << 31 | 3 << 8 | 14
+#: SGX_IOC_ENCLAVE_CREATE: _IOW(0xa4, 0, struct sgx_enclave_create)
+SGX_IOC_ENCLAVE_CREATE = 0x4008A400
+SYS_IOCTL = 16
+#: the offset of MISCSELECT in the SECS
+SECS_MISCSELECT = 20
 #: the EPC the probes run on, in pages
 EPC_PAGES = 256
 SYS_GETPPID = 110
@@ -301,6 +316,45 @@ static void *wait_for_spin(void *arg)
     return NULL;
 }
 
+/* a first touch inside: the PTE of encl_buffer's second page is installed by the
+   driver's ->fault after an AEX; the ERESUME at the vDSO's AEP completes the write */
+static void first_touch(void)
+{
+    uint64_t data = encl.base + encl_data_offset(&encl);
+    struct probe_op warm = { PROBE_GET, data };
+    struct probe_op put = { PROBE_PUT, data + PAGE_SIZE + 8, 0x1122334455667788ULL };
+    struct probe_op get = { PROBE_GET, data + PAGE_SIZE + 8 };
+
+    call("warm", 0, &warm);
+    call("put", 0, &put);
+    getppid();  /* the test reads the SSA frame here */
+    call("get", 0, &get);
+    printf("get: %#llx\n", (unsigned long long)get.value);
+}
+
+/* EACCEPT of a mapped hole no access has faulted in: the leaf's #PF is an AEX, the
+   driver EAUGs the page, the ERESUME at the vDSO's AEP executes the EACCEPT again */
+static void accept_first(void)
+{
+    uint64_t page = encl.base + encl_loaded_size(&encl);
+    struct probe_op accept = { PROBE_EACCEPT, page, SGX_SECINFO_REG | SGX_SECINFO_R |
+                   SGX_SECINFO_W | SGX_SECINFO_PENDING };
+    struct probe_op put = { PROBE_PUT, page, 0x1122334455667788ULL };
+    struct probe_op get = { PROBE_GET, page };
+
+    if (mmap((void *)page, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+         encl.fd, 0) == MAP_FAILED) {
+        perror("mmap");
+        return;
+    }
+    call("eaccept", 0, &accept);
+    printf("eaccept: rax %llu\n", (unsigned long long)accept.ret);
+    getppid();  /* the test reads the SSA frame here */
+    call("put", 0, &put);
+    call("get", 0, &get);
+    printf("get: %#llx\n", (unsigned long long)get.value);
+}
+
 /* one thread in the enclave while another runs: its slice ends inside */
 static void preempted(void)
 {
@@ -355,7 +409,8 @@ int main(int argc, char *argv[])
     static const struct { const char *name; void (*run)(void); } scenarios[] = {
         { "eaccept", eaccept }, { "refused", refused }, { "augment", augment },
         { "signal", signal_at_aep }, { "preempted", preempted },
-        { "two_threads", two_threads },
+        { "two_threads", two_threads }, { "first_touch", first_touch },
+        { "accept_first", accept_first },
     };
     unsigned int i;
 
@@ -467,6 +522,33 @@ def encl_of(process) -> Encl:
     return next(f.private_data for f in process.files.values() if isinstance(f.private_data, Encl))
 
 
+def with_exinfo(inspect):
+    """watch(inspect), which also sets MISCSELECT.EXINFO in the SECS the host passes to
+    SGX_IOC_ENCLAVE_CREATE (as a debugger pokes the host's memory): the SSA frame then
+    reports a #PF in EXITINFO and EXINFO. EINIT accepts it: the SIGSTRUCT's MISCMASK is
+    0."""
+    from vmsim.mm.fault import copy_from_user, copy_to_user
+
+    tracer = watch(inspect)
+    enter = tracer.enter
+
+    def create_with_exinfo(thread):
+        regs = thread.regs
+        if regs.orig_rax == SYS_IOCTL and regs.rsi == SGX_IOC_ENCLAVE_CREATE:
+            secs = struct.unpack("<Q", copy_from_user(thread.process, regs.rdx, 8))[0]
+            copy_to_user(thread.process, secs + SECS_MISCSELECT, struct.pack("<I", SGX_MISC_EXINFO))
+        enter(thread)
+
+    tracer.enter = create_with_exinfo
+    return tracer
+
+
+def exinfo(encl: Encl, ssa: int) -> tuple[int, int]:
+    """EXINFO (MADDR, ERRCD) of the SSA frame at offset ssa, just below its GPRSGX."""
+    epc = encl.pages[(encl.base + ssa) >> 12].epc
+    return struct.unpack_from("<QI4x", epc.data, PAGE - GPRSGX_FORMAT.size - 16)
+
+
 def gprsgx(encl: Encl, ssa: int) -> dict[str, int]:
     """The GPRSGX of the SSA frame at offset ssa (one page), from its EPC page."""
     epc = encl.pages[(encl.base + ssa) >> 12].epc
@@ -555,8 +637,9 @@ def test_syscall_and_cpuid_are_ud_and_the_ssa_holds_the_registers(probe, tmp_pat
 
 
 def test_augment_flow(probe, tmp_path):
-    """The SGX2 augment flow on real code: a write to a mapped hole of ELRANGE faults,
-    the driver EAUGs the page (PENDING), the retried write is #PF with the SGX bit,
+    """The SGX2 augment flow on real code: a write to a mapped hole of ELRANGE faults
+    (an AEX the vDSO does not report: the kernel fixed it), the driver EAUGs the page
+    (PENDING), the write retried by the ERESUME at the AEP is #PF with the SGX bit,
     reported as ERESUME/14/0x8007 at the page; EACCEPT from TCS #1; ERESUME finishes
     the write."""
     status, lines = run_probe(probe, "augment", tmp_path)
@@ -566,6 +649,67 @@ def test_augment_flow(probe, tmp_path):
                      "eaccept: ret 0 function 4 vector 0 error 0 addr +0", "eaccept: rax 0",
                      "resume: ret 0 function 4 vector 0 error 0 addr +0",
                      "get: ret 0 function 4 vector 0 error 0 addr +0", f"get: {MAGIC:#x}"]
+
+
+def test_a_first_touch_inside_is_an_aex_and_the_aep_resumes(probe, tmp_path):
+    """A write to a page of the enclave whose PTE the driver has not installed yet (the
+    second page of encl_buffer, after a first call faulted in the code, the stack and
+    the first page): #PF, an AEX (the SSA frame holds the registers at the write, RIP in
+    probe_put, EXITINFO #PF and EXINFO the address and error code 6, a write not
+    present from user mode), the driver's ->fault installs the PTE, the kernel returns
+    to the vDSO's AEP, whose ERESUME completes the write: no exception for the host,
+    CSSA back to 0, and the value reads back."""
+    _host, _elf, _sigs, syms = probe
+
+    def inspect(thread):
+        encl = encl_of(thread.process)
+        ssa = syms["encl_ssa"][0]
+        return gprsgx(encl, ssa), exinfo(encl, ssa), tcs_cssa(encl, 0), encl.base
+
+    tracer = with_exinfo(inspect)
+    status, lines = run_probe(probe, "first_touch", tmp_path, tracer=tracer)
+    assert status == 0
+    assert lines == ["warm: ret 0 function 4 vector 0 error 0 addr +0",
+                     "put: ret 0 function 4 vector 0 error 0 addr +0",
+                     "get: ret 0 function 4 vector 0 error 0 addr +0", f"get: {MAGIC:#x}"]
+    [(frame, (maddr, errcd), cssa, base)] = tracer.seen
+    target = base + syms["encl_buffer"][0] + PAGE + 8
+    assert cssa == 0
+    assert frame["exitinfo"] == EXITINFO_PF
+    assert (maddr, errcd) == (target, 6)
+    put, size = syms["probe_put"]
+    assert base + put <= frame["rip"] < base + put + size
+    saved = {frame[r] for r in GPRSGX_REGS}
+    assert target in saved and MAGIC in saved
+
+
+def test_eaccept_of_a_hole_is_an_aex_and_runs_again(probe, tmp_path):
+    """SGX2, as the kselftest's augment_via_eaccept: EACCEPT of a mapped hole of ELRANGE
+    that nothing has faulted in. The leaf's page walk finds no PTE: #PF, an AEX with the
+    registers at the ENCLU (RIP in probe_eaccept, RAX = EACCEPT), EXINFO the page and
+    error code 4 (a read, not present); the driver's ->fault EAUGs the page, and the
+    ERESUME at the vDSO's AEP executes the EACCEPT again, which accepts it (RAX 0):
+    the page then holds what the enclave writes."""
+    _host, _elf, _sigs, syms = probe
+
+    def inspect(thread):
+        encl = encl_of(thread.process)
+        ssa = syms["encl_ssa"][0]
+        return gprsgx(encl, ssa), exinfo(encl, ssa), tcs_cssa(encl, 0), encl.base
+
+    tracer = with_exinfo(inspect)
+    status, lines = run_probe(probe, "accept_first", tmp_path, tracer=tracer)
+    assert status == 0
+    assert lines == ["eaccept: ret 0 function 4 vector 0 error 0 addr +0", "eaccept: rax 0",
+                     "put: ret 0 function 4 vector 0 error 0 addr +0",
+                     "get: ret 0 function 4 vector 0 error 0 addr +0", f"get: {MAGIC:#x}"]
+    [(frame, (maddr, errcd), cssa, base)] = tracer.seen
+    assert cssa == 0
+    assert frame["exitinfo"] == EXITINFO_PF
+    assert (maddr, errcd) == (base + loaded_size(probe[1].read_bytes()), 4)
+    eaccept, size = syms["probe_eaccept"]
+    assert base + eaccept <= frame["rip"] < base + eaccept + size
+    assert frame["rax"] == enclu.EACCEPT
 
 
 def test_a_host_without_the_vdso_gets_sigsegv_at_the_aep(probe, tmp_path):

@@ -34,7 +34,7 @@ from ..arch.x86.emu.cpu import Cpu, Stop
 from ..arch.x86.emu.cpuid import CpuModel, cpuid_for, host_cpu_model
 from ..arch.x86.entry.syscall_64 import do_syscall_64
 from ..arch.x86.signal import exit_to_user_mode_loop
-from ..arch.x86.traps import force_trap
+from ..arch.x86.traps import X86_TRAP_PF, Trap, force_trap, handle_user_fault
 from ..fs.stdio import HostStream, install_stdio
 from ..fs.vfs import PROC_MEM_OPS
 from ..kernel import Kernel
@@ -169,8 +169,9 @@ class Machine:
             self._syscall(thread)
         elif stop is Stop.TRAP:
             assert self.cpu.trap is not None        # set with every TRAP stop
-            if force_trap(thread, self.cpu.trap) and self.tracer is not None:
-                self.tracer.trap(thread, self.cpu.trap)
+            trap = self._page_fault(thread, self.cpu.trap)
+            if trap is not None and force_trap(thread, trap) and self.tracer is not None:
+                self.tracer.trap(thread, trap)
         thread.pkru = process.pkru                  # WRPKRU, pkey_alloc()
 
     def _tick(self, threads: list[Thread]) -> None:
@@ -215,6 +216,19 @@ class Machine:
             return False
         self._flush_if_changed(thread.process, before)
         return True
+
+    def _page_fault(self, thread: Thread, trap: Trap) -> Trap | None:
+        """A #PF the core left to the kernel (enclave mode: after the AEX) goes through
+        the fault handler: None if it fixed the fault, the thread then returns to the
+        AEP (its ERESUME retries the access); the TLB and the translated code follow
+        what the driver did (a PTE installed, others zapped by EWB, a frame rewritten by
+        ELDU). Any other trap as it is."""
+        if trap.vector != X86_TRAP_PF or trap.fault is not None:
+            return trap
+        unfixed = handle_user_fault(thread, trap)
+        self.cpu.flush_tlb()
+        self.cpu.check_code(files_written=False)
+        return unfixed
 
     def _syscall(self, thread: Thread) -> None:
         """The syscall `thread` stopped at: served, the core's caches brought in line."""

@@ -6,6 +6,8 @@ bad_area().
 The emulated core (vmsim.arch.x86.emu) reports what it raised as a Trap; force_trap()
 turns it into the signal the kernel forces on the thread (vmsim.task.signal), recording
 trap_nr and error_code for the signal frame as the kernel's thread_struct keeps them.
+A #PF the core did not hand to the model's fault path (in enclave mode, where the AEX
+comes first) goes through handle_user_fault() before: fixed, it is no signal.
 
 A page fault's error code is the hardware's: X86_PF_PROT (and X86_PF_PK) only where the
 PTE was present (pte_present()), so a write to a never-touched read-only page is
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 from ...errors import Fault
 from ...fs.binfmt_elf import VDSO_OPS
+from ...mm.fault import fault_page, user_fault
 from ...mm.flags import VM_ACCESS_FLAGS
 from ...task.signal import force_sig, force_sig_fault
 from ...task.signal_types import SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGTRAP
@@ -87,6 +90,24 @@ def pte_present(task, fault: Fault, kind: str) -> bool:
         return True
     vpn = fault.addr >> PAGE_SHIFT
     return vpn in mm.anon_pages or vpn in mm.file_ptes or vpn in mm.pfn_ptes
+
+
+def handle_user_fault(thread: Thread, trap: Trap) -> Trap | None:
+    """do_user_addr_fault() for a #PF the core left to the kernel (an enclave page whose
+    PTE was not present: the AEX came first, `trap.address` is CR2, the page): the
+    model's fault path (mm/fault.py user_fault(), then fault_page(): the SGX driver's
+    ->fault, its EAUG and ELDU) for the access the error code names. None when it
+    fixed the fault (the thread returns to user mode at the AEP), else the trap with
+    the model's answer, for force_trap()."""
+    code = trap.error_code
+    kind = "w" if code & X86_PF_WRITE else "x" if code & X86_PF_INSTR else "r"
+    task = thread.process
+    try:
+        vma = user_fault(task, trap.address, kind)
+        fault_page(task, vma, trap.address, kind == "w")
+    except Fault as fault:
+        return Trap(trap.vector, code, trap.address, fault)
+    return None
 
 
 def force_trap(thread: Thread, trap: Trap) -> bool:

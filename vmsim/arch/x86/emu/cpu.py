@@ -40,7 +40,9 @@ of ELRANGE maps the EPC page's own frame inside and the abort page outside; insi
 the fill checks the EPCM after the page walk, and a code hook over the enclave's
 ELRANGE refuses the instructions enclave mode does not execute. Every stop inside
 (an exception, the end of the slice) is an AEX before run() returns: the thread leaves
-the core at the AEP with the synthetic state, the exception (if any) in `trap`.
+the core at the AEP with the synthetic state, the exception (if any) in `trap`. A page
+of ELRANGE without a PTE is a #PF the fill does not handle: `trap` has no Fault yet,
+the kernel's side runs the fault handler after the AEX (traps.handle_user_fault()).
 
 Budget. run() with a budget counts instructions (emu_start's count, which instruments
 every translated instruction): a preemptive round-robin slice. Counting and
@@ -67,7 +69,7 @@ from ..sgx.cpu import EnclsFault
 from ..signal import NO_SYSCALL
 from ..traps import X86_PF_INSTR, X86_TRAP_GP, X86_TRAP_PF, X86_TRAP_UD, Trap, page_fault, pte_present
 from .cpuid import Cpuid
-from .enclave import EnclaveUnit, leaf_trap
+from .enclave import EnclaveUnit, NotPresent, leaf_trap
 from .regs import RegisterFile
 
 if TYPE_CHECKING:
@@ -252,14 +254,14 @@ class Cpu:
         the page the instruction runs into); a data access is found by executing the
         instruction once more with every data page it touches backed by a scratch
         frame and the accesses watched (registers put back after, scratch writes
-        dropped): the first byte it touches in the faulting page."""
+        dropped): the first byte it touches in the faulting page. A #PF the kernel's
+        handler has yet to see (no Fault: enclave mode) keeps that."""
         page = trap.address
-        assert trap.fault is not None               # every #PF carries the model's answer
         if trap.error_code & X86_PF_INSTR:
             cr2 = rip if rip >> PAGE_SHIFT == page >> PAGE_SHIFT else page
         else:
             cr2 = self._probe_access(rip, page)
-        fault = Fault(trap.fault.signal, trap.fault.code, cr2)
+        fault = None if trap.fault is None else Fault(trap.fault.signal, trap.fault.code, cr2)
         return Trap(trap.vector, trap.error_code, cr2, fault)
 
     def _probe_access(self, rip: int, page: int) -> int:
@@ -372,11 +374,7 @@ class Cpu:
             assert task is not None                 # run() switched to the thread's mm
             epcm: int | None = None                 # what the EPCM allows of an enclave page
             if self.enclave is not None and self.enclave.active:
-                found = self.enclave.translate(task, vaddr, kind)
-                if found is None:                   # the kernel mapped it: start again
-                    self._restart = self._tlb_stale = True
-                    return False
-                vma, page, epcm = found
+                vma, page, epcm = self.enclave.translate(task, vaddr, kind)
             else:
                 vma = user_fault(task, vaddr, kind)
                 page = fault_page(task, vma, vaddr, kind == "w")
@@ -397,6 +395,8 @@ class Cpu:
         except Fault as fault:
             kind = ACCESS_KINDS[access_type]
             self.trap = page_fault(fault, kind, pte_present(self.task, fault, kind))
+        except NotPresent as exc:           # enclave mode: the kernel's handler runs after the AEX
+            self.trap = Trap(X86_TRAP_PF, exc.error_code, exc.addr)
         except EnclsFault as exc:           # enclave mode: the EPCM refused, or #GP
             self.trap = leaf_trap(exc, None)
         except BaseException as exc:        # a model bug: re-raised after the stop

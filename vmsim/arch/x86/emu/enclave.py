@@ -13,26 +13,27 @@ module is what the core (vmsim.arch.x86.emu.cpu) adds around them:
   starts again, so that mode switches, TLB flushes and hook changes happen outside
   Unicorn's hooks.
 * In enclave mode the TLB fill of a page inside ELRANGE (`EnclaveUnit.translate`)
-  walks the page tables as every fill does (the model's fault path: the PTE, the SGX
-  driver's ->fault with its EAUG and ELDU), then checks the EPCM (enclu.epcm_allows:
-  valid, this enclave, this linear address, PT_REG, not BLOCKED/PENDING/MODIFIED,
-  R/W/X) and maps the EPC page's own frame with the EPCM's permissions within the
-  PTE's. A refusal of the EPCM is #PF with X86_PF_SGX, one of the page tables the
-  PTE's error code. Outside ELRANGE the ordinary walk: an enclave reads and writes its
-  host's memory (an EPC page there is the abort page), and fetches nothing (#GP).
+  walks the page tables: a PTE the SGX driver has not installed (never faulted, or
+  zapped when the page was written out) is a #PF the fill only reports (`NotPresent`),
+  since every exception in enclave mode is an AEX: the core stops, performs the AEX,
+  and the kernel's page-fault handler runs outside emulation (vmsim.arch.x86.traps
+  handle_user_fault(): the driver's ->fault with its EAUG and ELDU) and returns to the
+  AEP, whose ERESUME (vsgx.S's ENCLU) retries the access. A present PTE is checked
+  against the VMA, then the EPCM (enclu.epcm_allows: valid, this enclave, this linear
+  address, PT_REG, not BLOCKED/PENDING/MODIFIED, R/W/X), and the EPC page's own frame
+  is mapped with the EPCM's permissions within the PTE's. A refusal of the EPCM is #PF
+  with X86_PF_SGX, one of the page tables the PTE's error code. Outside ELRANGE the
+  ordinary walk: an enclave reads and writes its host's memory (an EPC page there is
+  the abort page), and fetches nothing (#GP).
 * Instructions enclave mode refuses (enclu.ILLEGAL_IN_ENCLAVE: SYSCALL, CPUID, INT n,
   ...) are found by a code hook over the entered enclave's ELRANGE: #UD before they
   execute.
 * Every stop in enclave mode is an AEX (`EnclaveUnit.exit_async`): an exception, and
   the end of the thread's slice, which is an interrupt (no exception information).
 
-A page fault the kernel fixes (a PTE installed, a page EAUGed or loaded back by ELDU)
-is on hardware an AEX to the AEP, the kernel's fault handler, and an ERESUME the AEP
-executes (vsgx.S's AEP is its ENCLU). The model runs the fault handler from the fill
-and starts again with an empty TLB, as that AEX leaves it (the driver may have zapped
-other PTEs of the enclave for EWB), without the round trip: the SSA frame is not
-written and the AEP not visited for such a fault (docs/sgx.md, "Running real
-enclaves").
+A fault on the host's memory the enclave touches (outside ELRANGE) is still served by
+the fault handler from inside the fill, as outside enclave mode, without an AEX
+(docs/sgx.md, "Running real enclaves").
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from unicorn import unicorn_const as uc_const
 
 from ....errors import Fault
 from ....mm.fault import fault_page, user_fault
+from ....mm.flags import VM_PFNMAP
 from ....mm.page_alloc import Page
 from ....mm.vma import Vma
 from ....uapi import PAGE_MASK, PAGE_SHIFT, SEGV_ACCERR, SIGSEGV
@@ -76,18 +78,43 @@ ILLEGAL_FIRST_BYTES = frozenset(entry.opcode[0] for entry in ILLEGAL_IN_ENCLAVE 
 PREFIX_BYTES = PREFIXES | frozenset(range(0x40, 0x50))
 
 
+class NotPresent(Exception):
+    """The page walk in enclave mode found no PTE for a page of ELRANGE: #PF with
+    `error_code` (the access's, X86_PF_P clear) at `addr`, which the kernel's handler
+    sees only after the AEX."""
+
+    def __init__(self, error_code: int, addr: int) -> None:
+        super().__init__(f"#PF {error_code:#x} at {addr:#x}: PTE not present")
+        self.error_code = error_code
+        self.addr = addr
+
+
+def driver_pte_missing(mm, addr: int) -> bool:
+    """The page at addr lies in a VMA whose driver inserts PFNs (VM_PFNMAP: the SGX
+    driver's) and has no PTE: the walk fails not present, and only the driver's ->fault
+    can make it present."""
+    vma = mm.tree.find(addr)
+    return vma is not None and bool(vma.flags & VM_PFNMAP) and addr >> PAGE_SHIFT not in mm.pfn_ptes
+
+
 class CoreWalk:
     """The page walk of the leaves the core executes (enclu.PageWalk): the model's fault
     path, as enclu.MmWalk, with the error code the core's own page walk gives
     (traps.page_fault()); `fault` keeps the model's answer to a refused #PF, which
-    the kernel's side turns into a signal."""
+    the kernel's side turns into a signal. For a leaf executed in enclave mode
+    (`inside`: EACCEPT, EMODPE, EREPORT, ...) a missing PTE of the driver's is
+    NotPresent, as in EnclaveUnit.translate(): the kernel's handler runs after the
+    AEX, and the leaf executes again after the ERESUME."""
 
-    def __init__(self, task) -> None:
+    def __init__(self, task, inside: bool) -> None:
         self.task = task
+        self.inside = inside
         self.fault: Fault | None = None
 
     def translate(self, addr: int, kind: str) -> EpcPage | Page:
         task = self.task
+        if self.inside and driver_pte_missing(task.mm, addr):
+            raise NotPresent(pf_error_code(kind), addr)
         try:
             vma = user_fault(task, addr, kind)
             page = fault_page(task, vma, addr, kind == "w")
@@ -151,10 +178,12 @@ class EnclaveUnit:
         """ENCLU at regs.rip (enclu.enclu(): the leaf in EAX) with the page walk of
         `task`: regs become the registers after the leaf, or the exception it raised
         is returned and regs stay as they were (RIP at the ENCLU)."""
-        walk = CoreWalk(task)
         was_inside = self.active
+        walk = CoreWalk(task, was_inside)
         try:
             new = enclu(self.mode, regs, walk)
+        except NotPresent as exc:
+            return Trap(PF, exc.error_code, exc.addr)
         except EnclsFault as exc:
             return leaf_trap(exc, walk.fault)
         assign(regs, new)
@@ -164,28 +193,26 @@ class EnclaveUnit:
 
     # --- memory in enclave mode ----------------------------------------------------
 
-    def translate(self, task, addr: int, kind: str) -> tuple[Vma, Page, int | None] | None:
+    def translate(self, task, addr: int, kind: str) -> tuple[Vma, Page, int | None]:
         """The TLB fill of the page at addr for an access of `kind` ("r", "w", "x") in
         enclave mode: the VMA, the frame to map and the protection the EPCM allows
-        (None outside ELRANGE, where no EPCM applies); None when the kernel's fault handler mapped the
-        enclave page now (the core starts again with an empty TLB, see the module's
-        docstring). Raises the model's Fault when the page tables refuse, EnclsFault
-        for a fetch outside ELRANGE (#GP) or an access the EPCM refuses (#PF with
-        X86_PF_SGX)."""
+        (None outside ELRANGE, where no EPCM applies). Raises NotPresent for a page of
+        ELRANGE whose PTE is not present (the #PF the kernel's handler may fix after
+        the AEX), the model's Fault when the page tables refuse, EnclsFault for a fetch
+        outside ELRANGE (#GP) or an access the EPCM refuses (#PF with X86_PF_SGX)."""
         mode = self.mode
         inside = mode.in_elrange(addr)
         if kind == "x" and not inside:
             raise gp("instruction fetch outside ELRANGE")
         mm = task.mm
         vpn = addr >> PAGE_SHIFT
-        mapped = vpn in mm.pfn_ptes
+        if inside and driver_pte_missing(mm, addr):
+            raise NotPresent(pf_error_code(kind), addr)
         vma = user_fault(task, addr, kind)
         page = fault_page(task, vma, addr, kind == "w")
         if not inside:
             return vma, page, None
         epc = mm.pfn_ptes.get(vpn)
-        if epc is not None and not mapped:
-            return None
         if not epcm_allows(mode, epc, addr & PAGE_MASK, kind):
             raise pf("EPCM", pf_error_code(kind) | PF_P | PF_SGX, addr)
         assert isinstance(epc, EpcPage)         # epcm_allows() checked it
