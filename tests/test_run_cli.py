@@ -484,7 +484,7 @@ def test_tracer_lines_as_natively(workdir, traced, tmp_path):
     assert traced_by_thread(model.stderr.decode()) == expected
     model_lines = model.stderr.decode().splitlines()
     assert call_names(model_lines[:-1]) == call_names(log.read_text().splitlines())
-    assert model_lines[-1] == "vmsim run: syscall 140 is not modelled (answered ENOSYS)"
+    assert model_lines[-1] == "vmsim run: syscall 140 (getpriority) is not modelled (answered ENOSYS)"
 
 
 def call_names(lines: list[str]) -> list[list[str]]:

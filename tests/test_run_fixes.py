@@ -674,8 +674,57 @@ def test_python_subprocess_run_polls_its_pipes(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "LANG": "C", "PYTHONPATH": REPO}
     native = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, timeout=60)
     model = vmsim_run(["--", *argv], tmp_path, capture_output=True)
-    assert (model.returncode, model.stdout, model.stderr) == (native.returncode, native.stdout, native.stderr)
+    assert (model.returncode, model.stdout) == (native.returncode, native.stdout)
     assert model.stdout == b"0 b'hi\\n'\n"
+    # the one call the model lacks on this path (epoll is not modelled: Python falls back),
+    # reported once, after the program's own output; native stderr is empty
+    assert native.stderr == b""
+    assert model.stderr == b"vmsim run: syscall 291 (epoll_create1) is not modelled (answered ENOSYS)\n"
+
+
+CLOSE_RANGE_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int main(void)
+{
+	int a = dup(1), b = dup(1), c = dup(1);
+	long r;
+
+	r = syscall(SYS_close_range, 5, 4, 0);
+	printf("fd above max_fd: %ld %d\n", r, r ? errno : 0);
+	r = syscall(SYS_close_range, 3, 100, 8);
+	printf("unknown flag: %ld %d\n", r, r ? errno : 0);
+	r = syscall(SYS_close_range, b, b, 4);
+	printf("CLOEXEC: %ld, F_GETFD %d\n", r, fcntl(b, F_GETFD));
+	r = syscall(SYS_close_range, a, a, 0);
+	printf("closed: %ld, F_GETFD %d\n", r, fcntl(a, F_GETFD));
+	r = syscall(SYS_close_range, 1000, 2000, 0);
+	printf("nothing open: %ld\n", r);
+	r = syscall(SYS_close_range, c, ~0U, 2);
+	printf("UNSHARE to the end: %ld, F_GETFD %d %d\n", r, fcntl(c, F_GETFD), fcntl(b, F_GETFD));
+	return 0;
+}
+"""
+
+
+def test_close_range_as_natively(tmp_path):
+    """close_range(2) (Python's subprocess closes its child's fds with it): the errors,
+    CLOSE_RANGE_CLOEXEC, closing to ~0U, as this kernel answers."""
+    (tmp_path / "cr.c").write_text(CLOSE_RANGE_C)
+    subprocess.run(["gcc", "-o", str(tmp_path / "cr"), str(tmp_path / "cr.c")], check=True)
+    argv = [str(tmp_path / "cr")]
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C", "PYTHONPATH": REPO}
+    native = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, timeout=60)
+    model = vmsim_run(["--", *argv], tmp_path, capture_output=True)
+    assert (model.returncode, model.stdout, model.stderr) == (native.returncode, native.stdout, native.stderr)
+    assert native.stdout.decode().splitlines() == [
+        "fd above max_fd: -1 22", "unknown flag: -1 22", "CLOEXEC: 0, F_GETFD 1",
+        "closed: 0, F_GETFD -1", "nothing open: 0", "UNSHARE to the end: 0, F_GETFD -1 1"]
 
 
 @pytest.mark.parametrize("argv", [["sh", "-c", "yes | head -1"],

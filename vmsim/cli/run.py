@@ -119,6 +119,7 @@ def _run(path: str, argv: list[str], stdin: int, record: IO[str] | None,
     from ..run.machine import Deadlock, Machine
     from ..run.record import RunRecorder
     from ..run.strace import Tracer
+    from ..syscalls.table import UNMODELLED_NAMES
 
     try:
         vdso_image()
@@ -158,9 +159,9 @@ def _run(path: str, argv: list[str], stdin: int, record: IO[str] | None,
             return 2
     if args.maps:
         sys.stderr.write(final_maps.get(leader.process.pid, ""))
-    if args.trace:
-        for nr in kernel.unknown_syscalls:
-            say(f"vmsim run: syscall {nr} is not modelled (answered ENOSYS)")
+    for nr in kernel.unknown_syscalls:      # once each, after the program's own output
+        name = UNMODELLED_NAMES.get(nr)
+        say(f"vmsim run: syscall {nr}{f' ({name})' if name else ''} is not modelled (answered ENOSYS)")
     if recorder is not None and record is not None:
         try:
             recorder.write(record, cpu.pkeys)

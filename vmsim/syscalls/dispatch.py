@@ -120,6 +120,7 @@ _HANDLERS: dict[str, Callable[[Process, Sequence[Any]], int]] = {
     "fdatasync": lambda p, a: fs_open.sys_fsync(p, a[0]),
     "dup2": lambda p, a: fs_open.sys_dup2(p, a[0], a[1]),
     "dup3": lambda p, a: fs_open.sys_dup3(p, a[0], a[1], a[2]),
+    "close_range": lambda p, a: fs_open.sys_close_range(p, a[0], a[1], a[2]),
     "mincore": lambda p, a: do_mincore(p, a[0], a[1], a[2]),
     "getpid": lambda p, a: kernel_sys.sys_getpid(p),
     "getuid": lambda p, a: kernel_sys.sys_getuid(p),

@@ -798,6 +798,7 @@ XFLAGS: dict[str, tuple[list[tuple[int, str]], str]] = {
     "accmode": ([(4, "R_OK"), (2, "W_OK"), (1, "X_OK")], "F_OK"),
     "grndflags": ([(1, "GRND_NONBLOCK"), (2, "GRND_RANDOM"), (4, "GRND_INSECURE")], "0"),
     "fdflags": ([(1, "FD_CLOEXEC")], "0"),
+    "closerangeflags": ([(2, "CLOSE_RANGE_UNSHARE"), (4, "CLOSE_RANGE_CLOEXEC")], "0"),
     "oflags": ([(0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"), (0o1000, "O_TRUNC"),
                 (0o2000, "O_APPEND"), (0o4000, "O_NONBLOCK"), (0o4010000, "O_SYNC"),
                 (0o10000, "O_DSYNC"), (0o40000, "O_DIRECT"), (0o100000, "O_LARGEFILE"),
