@@ -44,6 +44,8 @@ from ..task.signal import send_sig
 from ..task.signal_types import SIGPIPE
 from ..task.thread import Thread
 from ..uapi import O_APPEND, O_CLOEXEC, O_NONBLOCK, PAGE_SIZE, U64
+from .eventfd import eventfd_read, eventfd_write, is_eventfd
+from .eventpoll import is_eventpoll
 from .file import FMODE_READ, FMODE_WRITE, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG, File, Inode
 from .stdio import is_stdio
 from .vfs import (
@@ -116,7 +118,7 @@ def _moved(n: int, wanted: int) -> int:
 
 def is_stream(file: File) -> bool:
     """FMODE_STREAM: no file position (pipes, the stdio files)."""
-    return file.inode.kind == S_IFIFO or is_stdio(file)
+    return file.inode.kind == S_IFIFO or is_stdio(file) or is_eventfd(file) or is_eventpoll(file)
 
 
 def _check_read(task, file: File, buf: int, count: int) -> None:
@@ -147,6 +149,10 @@ def file_read(task, file: File, count: int, pos: int | None) -> bytes:
         return file.private_data.read(min(count, MAX_RW_COUNT))
     if file.inode.kind == S_IFIFO:
         return pipe_read(file, count)
+    if is_eventfd(file):
+        return eventfd_read(file, count)
+    if is_eventpoll(file):
+        raise kerr(EINVAL)                      # eventpoll_fops: no ->read
     assert pos is not None
     return vfs_pread(task, file, count, pos)
 
@@ -164,6 +170,10 @@ def file_write(task, file: File, data: bytes, pos: int | None, current: Thread |
             raise kerr(err.errno or EPIPE) from None
     if file.inode.kind == S_IFIFO:
         return pipe_write(file, data, current)
+    if is_eventfd(file):
+        return eventfd_write(file, data)
+    if is_eventpoll(file):
+        raise kerr(EINVAL)                      # eventpoll_fops: no ->write
     assert pos is not None
     return vfs_pwrite(task, file, data, pos)
 

@@ -78,8 +78,32 @@ Finish = Callable[[int], int]
 
 # --- what a file answers (vfs_poll()) ---------------------------------------------------
 
+class PollableFile:
+    """The private_data of an anon-inode file with a ->poll (vmsim.fs.eventfd,
+    vmsim.fs.eventpoll): it answers vfs_poll() itself."""
+
+    def poll(self) -> int:
+        """->poll: the file's events now."""
+        raise NotImplementedError
+
+    def generation(self) -> int:
+        """A value that changes whenever the file wakes its waiters (an edge-triggered
+        epoll watch reports again when it has changed)."""
+        raise NotImplementedError
+
+
+def file_can_poll(file: File) -> bool:
+    """file_can_poll(): the file has a ->poll: pipes, the host's streams the host's
+    epoll takes, eventfd and epoll files; the model's other files have none."""
+    if is_stdio(file):
+        return file.private_data.can_poll()
+    return file.inode.kind == S_IFIFO or isinstance(file.private_data, PollableFile)
+
+
 def vfs_poll(file: File) -> int:
     """vfs_poll(): the events of the file now."""
+    if isinstance(file.private_data, PollableFile):
+        return file.private_data.poll()
     if is_stdio(file):
         return file.private_data.poll()
     if file.inode.kind == S_IFIFO:

@@ -86,6 +86,16 @@ class HostStream:
         ready = poller.poll(0)
         return ready[0][1] if ready else 0
 
+    def can_poll(self) -> bool:
+        """file_can_poll() of the host's file: whether the host's epoll takes the fd
+        (EPERM for regular files and /dev/null: no ->poll)."""
+        with select.epoll() as ep:
+            try:
+                ep.register(self.fd, 0)
+            except OSError:
+                return False
+        return True
+
     def fstat(self) -> os.stat_result:
         return os.fstat(self.fd)
 

@@ -1454,8 +1454,82 @@ def _getpeername_args(view: _CallView) -> list[str]:
     return [str(fd), format_address(addr), f"[{given[0]}]" if given else format_address(addrlen)]
 
 
+# epoll(7) and eventfd(2): `epoll_ctl(5, EPOLL_CTL_ADD, 3, {events=EPOLLIN, data={u32=7,
+# u64=7}})`, the events an epoll_wait returned (`[]` for none, the address on error)
+
+_EPOLL_EVENTS = [(1 << n, name) for n, name in enumerate(
+    ("EPOLLIN", "EPOLLPRI", "EPOLLOUT", "EPOLLERR", "EPOLLHUP", "EPOLLNVAL", "EPOLLRDNORM",
+     "EPOLLRDBAND", "EPOLLWRNORM", "EPOLLWRBAND", "EPOLLMSG", "", "", "EPOLLRDHUP")) if name] + [
+    (1 << 28, "EPOLLEXCLUSIVE"), (1 << 29, "EPOLLWAKEUP"), (1 << 30, "EPOLLONESHOT"), (1 << 31, "EPOLLET")]
+_EPOLL_CTL_OPS = {1: "EPOLL_CTL_ADD", 2: "EPOLL_CTL_DEL", 3: "EPOLL_CTL_MOD"}
+_EPOLL_CREATE_FLAGS = [(0o2000000, "EPOLL_CLOEXEC")]
+_EFD_FLAGS = [(1, "EFD_SEMAPHORE"), (0o2000000, "EFD_CLOEXEC"), (0o4000, "EFD_NONBLOCK")]
+#: struct epoll_event: packed on x86-64
+_EPOLL_EVENT = "<IQ"
+
+
+def _printflags(v: int, bits: Sequence[tuple[int, str]], prefix: str) -> str:
+    """strace's printflags(): the names joined, the bits left in hex; none known, the
+    number and `/* PREFIX??? */`."""
+    names = _flag_names(v, bits)
+    if names and not any(v & bit for bit, _ in bits):
+        return f"{v:#x} /* {prefix}??? */"
+    return "|".join(names) or "0"
+
+
+def _pointer(v: int) -> str:
+    """A pointer strace could not or would not read: hex (a kernel one too), NULL."""
+    return f"{v & U64:#x}" if v else "NULL"
+
+
+def _epoll_event_text(events: int, data: int) -> str:
+    return (f"{{events={_printflags(events, _EPOLL_EVENTS, 'EPOLL')}, "
+            f"data={{u32={data & 0xFFFFFFFF}, u64={data}}}}}")
+
+
+def _epoll_create1_args(view: _CallView) -> list[str]:
+    return [_printflags(view.args[0] & 0xFFFFFFFF, _EPOLL_CREATE_FLAGS, "EPOLL_")]
+
+
+def _eventfd2_args(view: _CallView) -> list[str]:
+    return [str(view.args[0] & 0xFFFFFFFF), _printflags(view.args[1] & 0xFFFFFFFF, _EFD_FLAGS, "EFD_")]
+
+
+def _epoll_ctl_args(view: _CallView) -> list[str]:
+    epfd, op, fd, event = _int32(view.args[0]), view.args[1] & 0xFFFFFFFF, _int32(view.args[2]), \
+        view.args[3] & U64
+    fields = view.struct(event, _EPOLL_EVENT) if event else None
+    shown = _epoll_event_text(*fields) if fields else _pointer(event)
+    return [str(epfd), _EPOLL_CTL_OPS.get(op, f"{op:#x} /* EPOLL_CTL_??? */"), str(fd), shown]
+
+
+def _epoll_wait_args(view: _CallView) -> list[str]:
+    """epoll_wait, epoll_pwait, epoll_pwait2: the events returned; the timeout (ms, or a
+    timespec); the signal mask and its size."""
+    args = view.args
+    events = args[1] & U64
+    found = view.struct(events, "<" + _EPOLL_EVENT[1:] * view.result) if view.ok and view.result else None
+    if view.ok and not view.result:
+        shown = "[]"
+    elif found:
+        pairs = zip(found[::2], found[1::2], strict=True)
+        shown = "[" + ", ".join(_epoll_event_text(e, d) for e, d in pairs) + "]"
+    else:
+        shown = _pointer(events)
+    out = [str(_int32(args[0])), shown, str(_int32(args[2]))]
+    if view.call.name == "epoll_pwait2":
+        out.append(_wait_arg_text(view, 3, "timeout") if args[3] else "NULL")
+    else:
+        out.append(str(_int32(args[3])))
+    if view.call.name != "epoll_wait":
+        out += [_wait_arg_text(view, 4, "sigsetp") if args[4] else "NULL", str(args[5] & U64)]
+    return out
+
+
 _RUSAGE_WHO = {0: "RUSAGE_SELF", -1: "RUSAGE_CHILDREN", 1: "RUSAGE_THREAD"}
 _DECODERS: dict[str, Callable[[_CallView], list[str]]] = {
+    "epoll_create1": _epoll_create1_args, "eventfd2": _eventfd2_args, "epoll_ctl": _epoll_ctl_args,
+    "epoll_wait": _epoll_wait_args, "epoll_pwait": _epoll_wait_args, "epoll_pwait2": _epoll_wait_args,
     "getrusage": _getrusage_args, "getpeername": _getpeername_args,
     "rt_sigaction": _rt_sigaction_args, "rt_sigprocmask": _rt_sigprocmask_args,
     "kill": _kill_args, "tkill": _kill_args, "tgkill": _kill_args,

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ....errors import EBUSY, EFAULT, EINVAL, ENOSYS, EPERM, Fault, kerr
+from ....fs.eventfd import EVENTFD_CALLS
+from ....fs.eventpoll import EPOLL_CALLS
 from ....fs.read_write import RW_CALLS
 from ....fs.select import POLL_CALLS
 from ....mm.fault import copy_to_user
@@ -156,6 +158,8 @@ THREAD_CALLS: dict[str, ThreadCall] = {
     # the files' that need the thread (vmsim.fs.read_write: SIGPIPE; vmsim.fs.select)
     **RW_CALLS,
     **POLL_CALLS,
+    **EPOLL_CALLS,
+    **EVENTFD_CALLS,
 }
 
 
