@@ -389,6 +389,27 @@ static void epcm_permissions(struct test *t)
 }
 
 /*
+ * The two augment scenarios' start: an SGX2 CPU, the enclave with the default heap,
+ * and one page past its loaded pages mapped RWX, where no EPC page is yet (the driver
+ * EAUGs it on first access). NULL if the scenario is skipped or its enclave fails to
+ * load; a failed check before that is counted and the scenario goes on, as there.
+ */
+static void *map_augment_page(struct test *t, size_t *loaded)
+{
+	if (!sgx2_supported()) {
+		skip(t, "SGX2 not supported");
+		return NULL;
+	}
+	if (!setup_test_encl(t, ENCL_HEAP_SIZE_DEFAULT))
+		return NULL;
+	*loaded = encl_loaded_size(&t->encl);
+	EXPECT_EQ(t, *loaded + PAGE_SIZE < t->encl.size, true);
+	void *addr = map_after_loaded(t, PAGE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC);
+	clear_exception(t);
+	return addr;
+}
+
+/*
  * A write to a page mapped where no enclave page is: the kernel EAUGs one, still
  * PENDING, so the retried write faults with the SGX bit; EACCEPT from the other TCS,
  * then ERESUME completes the write.
@@ -400,16 +421,9 @@ static void augment(struct test *t)
 	size_t loaded;
 	void *addr;
 
-	if (!sgx2_supported()) {
-		skip(t, "SGX2 not supported");
+	addr = map_augment_page(t, &loaded);
+	if (!addr)
 		return;
-	}
-	if (!setup_test_encl(t, ENCL_HEAP_SIZE_DEFAULT))
-		return;
-	loaded = encl_loaded_size(&t->encl);
-	EXPECT_EQ(t, loaded + PAGE_SIZE < t->encl.size, true);
-	addr = map_after_loaded(t, PAGE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC);
-	clear_exception(t);
 
 	put_op.value = MAGIC;
 	put_op.addr = (uint64_t)addr;
@@ -447,16 +461,9 @@ static void augment_via_eaccept(struct test *t)
 	size_t loaded;
 	void *addr;
 
-	if (!sgx2_supported()) {
-		skip(t, "SGX2 not supported");
+	addr = map_augment_page(t, &loaded);
+	if (!addr)
 		return;
-	}
-	if (!setup_test_encl(t, ENCL_HEAP_SIZE_DEFAULT))
-		return;
-	loaded = encl_loaded_size(&t->encl);
-	EXPECT_EQ(t, loaded + PAGE_SIZE < t->encl.size, true);
-	addr = map_after_loaded(t, PAGE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC);
-	clear_exception(t);
 
 	eaccept_op.epc_addr = t->encl.base + loaded;
 	eaccept_op.flags = SGX_SECINFO_R | SGX_SECINFO_W | SGX_SECINFO_REG | SGX_SECINFO_PENDING;
