@@ -391,8 +391,6 @@ def _stack_free(lines: list[str]) -> list[str]:
     return [" ".join("STACK," if w.startswith("0x7ff") else w for w in line.split(" ")) for line in lines]
 
 
-@pytest.mark.xfail(strict=True, reason="asyncio's loop wakes itself through a socketpair(2): "
-                   "AF_UNIX sockets (socketpair, getsockname, sendto, recvfrom) are not modelled")
 def test_asyncio_subprocess_as_natively(tmp_path):
     """asyncio's event loop (epoll) runs a subprocess and reads its output."""
     code = ("import asyncio\n"

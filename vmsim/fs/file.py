@@ -19,6 +19,7 @@ S_IFREG = "reg"
 S_IFDIR = "dir"
 S_IFCHR = "chr"
 S_IFIFO = "fifo"
+S_IFSOCK = "sock"
 
 #: f_mode bits (include/linux/fs.h)
 FMODE_READ = 0x1

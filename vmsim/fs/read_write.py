@@ -46,7 +46,8 @@ from ..task.thread import Thread
 from ..uapi import O_APPEND, O_CLOEXEC, O_NONBLOCK, PAGE_SIZE, U64
 from .eventfd import eventfd_read, eventfd_write, is_eventfd
 from .eventpoll import is_eventpoll
-from .file import FMODE_READ, FMODE_WRITE, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG, File, Inode
+from .file import FMODE_READ, FMODE_WRITE, S_IFCHR, S_IFDIR, S_IFIFO, S_IFREG, S_IFSOCK, File, Inode
+from .socket import is_socket, sock_read, sock_write
 from .stdio import is_stdio
 from .vfs import (
     LOFF_MAX,
@@ -118,7 +119,8 @@ def _moved(n: int, wanted: int) -> int:
 
 def is_stream(file: File) -> bool:
     """FMODE_STREAM: no file position (pipes, the stdio files)."""
-    return file.inode.kind == S_IFIFO or is_stdio(file) or is_eventfd(file) or is_eventpoll(file)
+    return file.inode.kind in (S_IFIFO, S_IFSOCK) or is_stdio(file) or is_eventfd(file) or \
+        is_eventpoll(file)
 
 
 def _check_read(task, file: File, buf: int, count: int) -> None:
@@ -149,6 +151,8 @@ def file_read(task, file: File, count: int, pos: int | None) -> bytes:
         return file.private_data.read(min(count, MAX_RW_COUNT))
     if file.inode.kind == S_IFIFO:
         return pipe_read(file, count)
+    if is_socket(file):
+        return sock_read(file, count)
     if is_eventfd(file):
         return eventfd_read(file, count)
     if is_eventpoll(file):
@@ -170,6 +174,8 @@ def file_write(task, file: File, data: bytes, pos: int | None, current: Thread |
             raise kerr(err.errno or EPIPE) from None
     if file.inode.kind == S_IFIFO:
         return pipe_write(file, data, current)
+    if is_socket(file):
+        return sock_write(file, data, current)
     if is_eventfd(file):
         return eventfd_write(file, data)
     if is_eventpoll(file):
@@ -329,7 +335,7 @@ def ksys_lseek(task, fd: int, offset: int, whence: int) -> int:
         raise kerr(EINVAL)
     if is_stdio(file):
         return _host_lseek(file, offset, whence)
-    if file.inode.kind == S_IFIFO:
+    if file.inode.kind in (S_IFIFO, S_IFSOCK):
         raise kerr(ESPIPE)
     if file.inode.kind == S_IFCHR:
         file.f_pos = 0

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..errors import EFAULT, EINVAL, ENOENT, kerr
 from ..mm.fault import copy_to_user
 from ..uapi import AT_FDCWD, PAGE_SIZE
-from .file import S_IFCHR, S_IFDIR, S_IFIFO, File, Inode
+from .file import S_IFCHR, S_IFDIR, S_IFIFO, S_IFSOCK, File, Inode
 from .namei import path_at
 from .read_write import access_ok, copy_to_user_partial
 from .stdio import is_stdio
@@ -56,7 +56,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 _S_IFMT = {"reg": host_stat.S_IFREG, "dir": host_stat.S_IFDIR, "chr": host_stat.S_IFCHR,
-           "fifo": host_stat.S_IFIFO}
+           "fifo": host_stat.S_IFIFO, S_IFSOCK: host_stat.S_IFSOCK}
 #: drivers/char/mem.c devlist: the device numbers of the model's memory devices
 _RDEV = {DevNullOps: (1, 3), DevZeroOps: (1, 5), RandomOps: (1, 8)}
 
@@ -116,7 +116,7 @@ def inode_getattr(task, inode: Inode) -> Kstat:
     nlink = inode.nlink if inode.kind != S_IFDIR else 2
     mode = _S_IFMT[inode.kind] | (inode.mode & 0o7777)
     rdev = _RDEV.get(type(inode.fops), (0, 0)) if inode.kind == S_IFCHR else (0, 0)
-    size = inode.size if inode.kind not in (S_IFCHR, S_IFIFO) else 0
+    size = inode.size if inode.kind not in (S_IFCHR, S_IFIFO, S_IFSOCK) else 0
     return Kstat(inode.dev, inode.ino, mode, nlink, task.uid, task.uid, rdev, size,
                  _blksize(inode), inode_get_bytes(inode) // 512, boot, boot, boot)
 

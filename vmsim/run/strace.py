@@ -75,7 +75,8 @@ EXPLAINED = frozenset({
 #: the calls whose lines show memory the call overwrites, read as they enter: execve's
 #: strings (a successful one replaces the memory), the fd sets and timeouts of select,
 #: pselect6, poll and ppoll
-READ_AT_ENTRY = frozenset({"execve", "select", "pselect6", "poll", "ppoll"})
+READ_AT_ENTRY = frozenset({"execve", "select", "pselect6", "poll", "ppoll", "getsockname", "getpeername",
+                           "recvfrom", "getsockopt"})
 #: the length of the SYSCALL instruction (0f 05)
 SYSCALL_SIZE = 2
 #: the calls that make a process

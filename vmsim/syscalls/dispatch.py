@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import EOPNOTSUPP, Fault, kerr
 from ..fs import open as fs_open
-from ..fs import read_write, readdir, stat, statfs, xattr
+from ..fs import read_write, readdir, socket, stat, statfs, xattr
 from ..mm.mincore import do_mincore
 from ..process import Process
 from ..task import sys as kernel_sys
@@ -140,7 +140,13 @@ _HANDLERS: dict[str, Callable[[Process, Sequence[Any]], int]] = {
     "time": lambda p, a: kernel_sys.sys_time(p, a[0]),
     "getrandom": lambda p, a: kernel_sys.sys_getrandom(p, a[0], a[1], a[2]),
     "socket": lambda p, a: kernel_sys.sys_socket(p, a[0], a[1], a[2]),
-    "getpeername": lambda p, a: kernel_sys.sys_getpeername(p, a[0], a[1], a[2]),
+    "getpeername": lambda p, a: socket.sys_getname(p, a[0], a[1], a[2]),
+    "getsockname": lambda p, a: socket.sys_getname(p, a[0], a[1], a[2]),
+    "socketpair": lambda p, a: socket.sys_socketpair(p, a[0], a[1], a[2], a[3]),
+    "sendto": lambda p, a: socket.sys_sendto(p, a[0], a[1], a[2], a[3], a[4], a[5]),
+    "recvfrom": lambda p, a: socket.sys_recvfrom(p, a[0], a[1], a[2], a[3], a[4], a[5]),
+    "shutdown": lambda p, a: socket.sys_shutdown(p, a[0], a[1]),
+    "getsockopt": lambda p, a: socket.sys_getsockopt(p, a[0], a[1], a[2], a[3], a[4]),
     "getrusage": lambda p, a: kernel_sys.sys_getrusage(p, a[0], a[1]),
     "getpgrp": lambda p, a: kernel_sys.sys_getpgid(p, 0),
     "getpgid": lambda p, a: kernel_sys.sys_getpgid(p, a[0]),

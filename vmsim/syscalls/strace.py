@@ -874,6 +874,8 @@ class _CallView:
 
     def __init__(self, call: Syscall, args: Sequence[int], result: int | None, peek: Peek):
         self.call, self.args, self.result, self.peek = call, args, result, peek
+        #: the view of the memory as the call entered (format_syscall's `entry`)
+        self.inputs = self
 
     @property
     def ok(self) -> bool:
@@ -1446,12 +1448,109 @@ def _getrusage_args(view: _CallView) -> list[str]:
             f"ru_stime={{tv_sec={times[2]}, tv_usec={times[3]}}}, ...}}" if times else format_address(ru)]
 
 
-def _getpeername_args(view: _CallView) -> list[str]:
-    """getpeername(fd, addr, addrlen): the length the call was given, `[128]` (a failed
-    call wrote nothing back)."""
+# sockets (vmsim.fs.socket): `socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, [4, 5])`,
+# `getsockname(4, {sa_family=AF_UNIX}, [128 => 2])`, `sendto(5, "\\0", 1, 0, NULL, 0)`
+
+_AF_NAMES = {0: "AF_UNSPEC", 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET"}
+_SOCK_TYPES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 4: "SOCK_RDM", 5: "SOCK_SEQPACKET",
+               6: "SOCK_DCCP", 10: "SOCK_PACKET"}
+_SOCK_FLAGS = [(0o2000000, "SOCK_CLOEXEC"), (0o4000, "SOCK_NONBLOCK")]
+_MSG_FLAGS = [(1 << n, name) for n, name in enumerate(
+    ("MSG_OOB", "MSG_PEEK", "MSG_DONTROUTE", "MSG_CTRUNC", "MSG_PROBE", "MSG_TRUNC", "MSG_DONTWAIT",
+     "MSG_EOR", "MSG_WAITALL", "MSG_FIN", "MSG_SYN", "MSG_CONFIRM", "MSG_RST", "MSG_ERRQUEUE",
+     "MSG_NOSIGNAL", "MSG_MORE", "MSG_WAITFORONE", "", "MSG_BATCH"))
+    if name] + [(1 << 26, "MSG_ZEROCOPY"), (1 << 29, "MSG_FASTOPEN"), (1 << 30, "MSG_CMSG_CLOEXEC")]
+_SHUT_HOW = ("SHUT_RD", "SHUT_WR", "SHUT_RDWR")
+_SOL_SOCKET = 1
+_SO_NAMES = {1: "SO_DEBUG", 2: "SO_REUSEADDR", 3: "SO_TYPE", 4: "SO_ERROR", 7: "SO_SNDBUF", 8: "SO_RCVBUF",
+             38: "SO_PROTOCOL", 39: "SO_DOMAIN"}
+
+
+def _family(v: int) -> str:
+    return _AF_NAMES.get(v, f"{v:#x} /* AF_??? */")
+
+
+def _sock_type(v: int) -> str:
+    """socketpair's type: the SOCK_* type and its flags (printsock_type())."""
+    known = 0o2000000 | 0o4000
+    unknown = v & ~0xF & ~known
+    names = [_SOCK_TYPES.get(v & 0xF, f"{v & 0xF:#x} /* SOCK_??? */"), *_flag_names(v & known, _SOCK_FLAGS)]
+    return "|".join(names + ([f"{unknown:#x} /* SOCK_??? */"] if unknown else []))
+
+
+def _msg_flags(v: int) -> str:
+    return "|".join(_flag_names(v, _MSG_FLAGS)) or "0"
+
+
+def _sockaddr(view: _CallView, addr: int, length: int) -> str:
+    """print_sockaddr() of the `length` bytes at addr: the family alone for an unnamed
+    AF_UNIX address, else the address."""
+    family = view.struct(addr, "<H") if length >= 2 else None
+    if family is None or length != 2:
+        return _pointer(addr)
+    return f"{{sa_family={_family(family[0])}}}"
+
+
+def _socklen(view: _CallView, addr: int) -> tuple[int, int] | None:
+    """The socklen_t at addr as the call entered and as it left, None if unreadable."""
+    given, now = view.inputs.struct(addr, "<i"), view.struct(addr, "<i")
+    if given is None or now is None:
+        return None
+    return given[0], now[0]
+
+
+def _socklen_text(view: _CallView, addr: int) -> str:
+    lengths = _socklen(view, addr) if addr else None
+    if lengths is None:
+        return _pointer(addr)
+    given, now = lengths
+    return f"[{given} => {now}]" if view.ok and given != now else f"[{given}]"
+
+
+def _getname_args(view: _CallView) -> list[str]:
+    """getsockname/getpeername(fd, addr, addrlen): the address as long as both lengths
+    allow, the length given and the one returned."""
     fd, addr, addrlen = _int32(view.args[0]), view.args[1] & U64, view.args[2] & U64
-    given = view.struct(addrlen, "<i")
-    return [str(fd), format_address(addr), f"[{given[0]}]" if given else format_address(addrlen)]
+    lengths = _socklen(view, addrlen) if addrlen else None
+    shown = _sockaddr(view, addr, min(lengths)) if view.ok and lengths else _pointer(addr)
+    return [str(fd), shown, _socklen_text(view, addrlen)]
+
+
+def _socketpair_args(view: _CallView) -> list[str]:
+    args = view.args
+    sv = view.struct(args[3] & U64, "<ii") if view.ok else None
+    return [_family(args[0] & 0xFFFFFFFF), _sock_type(args[1] & 0xFFFFFFFF), str(_int32(args[2])),
+            f"[{sv[0]}, {sv[1]}]" if sv else _pointer(args[3])]
+
+
+def _sendto_args(view: _CallView) -> list[str]:
+    fd, buf, size, flags, addr, addrlen = view.args[:6]
+    return [str(_int32(fd)), view.buffer(buf & U64, size & U64), str(size & U64),
+            _msg_flags(flags & 0xFFFFFFFF), _sockaddr(view, addr & U64, _int32(addrlen)) if addr else "NULL",
+            str(_int32(addrlen))]
+
+
+def _recvfrom_args(view: _CallView) -> list[str]:
+    fd, buf, size, flags, addr, addrlen = view.args[:6]
+    data = view.buffer(buf & U64, view.result) if view.ok and view.result is not None else _pointer(buf)
+    lengths = _socklen(view, addrlen & U64) if addr and addrlen else None
+    shown = _sockaddr(view, addr & U64, min(lengths)) if view.ok and lengths else _pointer(addr)
+    return [str(_int32(fd)), data, str(size & U64), _msg_flags(flags & 0xFFFFFFFF), shown,
+            _socklen_text(view, addrlen & U64) if addrlen else "NULL"]
+
+
+def _shutdown_args(view: _CallView) -> list[str]:
+    how = view.args[1] & 0xFFFFFFFF
+    return [str(_int32(view.args[0])), _SHUT_HOW[how] if how < 3 else f"{how:#x} /* SHUT_??? */"]
+
+
+def _getsockopt_args(view: _CallView) -> list[str]:
+    fd, level, name, optval, optlen = _int32(view.args[0]), _int32(view.args[1]), _int32(view.args[2]), \
+        view.args[3] & U64, view.args[4] & U64
+    value = view.struct(optval, "<i") if view.ok else None
+    return [str(fd), "SOL_SOCKET" if level == _SOL_SOCKET else str(level),
+            _SO_NAMES.get(name, str(name)) if level == _SOL_SOCKET else str(name),
+            f"[{value[0]}]" if value else _pointer(optval), _socklen_text(view, optlen)]
 
 
 # epoll(7) and eventfd(2): `epoll_ctl(5, EPOLL_CTL_ADD, 3, {events=EPOLLIN, data={u32=7,
@@ -1530,7 +1629,9 @@ _RUSAGE_WHO = {0: "RUSAGE_SELF", -1: "RUSAGE_CHILDREN", 1: "RUSAGE_THREAD"}
 _DECODERS: dict[str, Callable[[_CallView], list[str]]] = {
     "epoll_create1": _epoll_create1_args, "eventfd2": _eventfd2_args, "epoll_ctl": _epoll_ctl_args,
     "epoll_wait": _epoll_wait_args, "epoll_pwait": _epoll_wait_args, "epoll_pwait2": _epoll_wait_args,
-    "getrusage": _getrusage_args, "getpeername": _getpeername_args,
+    "getrusage": _getrusage_args, "getpeername": _getname_args, "getsockname": _getname_args,
+    "socketpair": _socketpair_args, "sendto": _sendto_args, "recvfrom": _recvfrom_args,
+    "shutdown": _shutdown_args, "getsockopt": _getsockopt_args,
     "rt_sigaction": _rt_sigaction_args, "rt_sigprocmask": _rt_sigprocmask_args,
     "kill": _kill_args, "tkill": _kill_args, "tgkill": _kill_args,
     "clone": _clone_args, "clone3": _clone3_args, "futex": _futex_args, "statx": _statx_args,
@@ -1556,6 +1657,7 @@ def format_syscall(call: Syscall, args: Sequence[int], result: int | None, peek:
     view = _CallView(call, args, result, peek)
     decoder = _DECODERS.get(call.name)
     inputs = _CallView(call, args, result, entry) if entry is not None else view
+    view.inputs = inputs
     shown = decoder(view) if decoder is not None else \
         [_arg_text(inputs if kind in WAIT_KINDS else view, i, kind) for i, kind in _shown_kinds(call, args)]
     if call.name == "execve":

@@ -138,7 +138,13 @@ _ENTRIES = (
     Syscall("getpid", 39, ()),
     Syscall("sendfile", 40, ("fd", "fd", "loffp", "len")),
     Syscall("socket", 41, ("int", "int", "int")),
+    Syscall("sendto", 44, ("fd", "buf", "len", "int", "addr", "int")),
+    Syscall("recvfrom", 45, ("fd", "outbuf", "len", "int", "addr", "addr")),
+    Syscall("shutdown", 48, ("fd", "int")),
+    Syscall("getsockname", 51, ("fd", "addr", "addr")),
     Syscall("getpeername", 52, ("fd", "addr", "addr")),
+    Syscall("socketpair", 53, ("int", "int", "int", "addr")),
+    Syscall("getsockopt", 55, ("fd", "int", "int", "addr", "addr")),
     Syscall("clone", 56, ("cloneflags?",)),
     Syscall("fork", 57, ()),
     Syscall("vfork", 58, ()),
@@ -346,9 +352,8 @@ def from_registers(task: Any, entry: Syscall, regs: Sequence[int]) -> list[Any]:
 #: (arch/x86/entry/syscalls/syscall_64.tbl, Linux 6.18): how strace names them; the
 #: model answers each ENOSYS
 UNMODELLED_NAMES: dict[int, str] = {
-    42: "connect", 43: "accept", 44: "sendto", 45: "recvfrom", 46: "sendmsg", 47: "recvmsg",
-    48: "shutdown", 49: "bind", 50: "listen", 51: "getsockname", 53: "socketpair", 54: "setsockopt",
-    55: "getsockopt", 64: "semget", 65: "semop", 66: "semctl", 68: "msgget", 69: "msgsnd", 70: "msgrcv",
+    42: "connect", 43: "accept", 46: "sendmsg", 47: "recvmsg", 49: "bind", 50: "listen",
+    54: "setsockopt", 64: "semget", 65: "semop", 66: "semctl", 68: "msgget", 69: "msgsnd", 70: "msgrcv",
     71: "msgctl", 73: "flock", 76: "truncate", 78: "getdents", 85: "creat", 86: "link", 88: "symlink",
     90: "chmod", 91: "fchmod", 92: "chown", 93: "fchown", 94: "lchown", 100: "times", 101: "ptrace",
     103: "syslog", 105: "setuid", 106: "setgid", 109: "setpgid", 112: "setsid", 113: "setreuid",

@@ -3,8 +3,8 @@ the ids, uname, sysinfo, prlimit64 and getrlimit/setrlimit with their structs),
 kernel/time/ (clock_gettime, clock_getres, gettimeofday, time, over the Kernel's
 virtual clock: vmsim.task.timekeeping), drivers/char/random.c getrandom(2) (from the
 Kernel's seeded generator), kernel/sched/syscalls.c sched_getaffinity(2) and
-kernel/sys.c getcpu(2) and getrusage(2), and net/socket.c socket(2) and
-getpeername(2): the model has no sockets.
+kernel/sys.c getcpu(2) and getrusage(2), and net/socket.c socket(2) (the other socket
+calls: vmsim.fs.socket).
 
 Each takes a Process and its raw register arguments, narrows them as the C prototype
 does, and reads and writes user memory as the kernel does (EFAULT).
@@ -12,11 +12,10 @@ does, and reads and writes user memory as the kernel does (EFAULT).
 
 from __future__ import annotations
 
-import errno
 import os
 import struct
 
-from ..errors import EAFNOSUPPORT, EBADF, EFAULT, EINVAL, EPERM, ESRCH, kerr
+from ..errors import EAFNOSUPPORT, EFAULT, EINVAL, EPERM, ESRCH, kerr
 from ..mm.fault import copy_from_user, copy_to_user
 from ..uapi import RLIM_NLIMITS
 from .exit import get_mm_rss, rusage
@@ -237,19 +236,11 @@ def sys_getrandom(task, buf: int, count: int, flags: int) -> int:
 # --- net/socket.c -------------------------------------------------------------------
 
 def sys_socket(task, family: int, type_: int, protocol: int) -> int:
-    """socket(2): the model has no network stack and no sockets, so every address
-    family is EAFNOSUPPORT, as a kernel built without it answers; glibc then goes on
-    without the service it wanted (nscd: the files of /etc)."""
+    """socket(2): the model has no network stack, and of AF_UNIX only the pairs of
+    socketpair(2) (vmsim.fs.socket), so every address family is EAFNOSUPPORT, as a
+    kernel built without it answers; glibc then goes on without the service it wanted
+    (nscd: the files of /etc)."""
     raise kerr(EAFNOSUPPORT)
-
-
-
-def sys_getpeername(task, fd: int, addr: int, addrlen: int) -> int:
-    """getpeername(2): net/socket.c sockfd_lookup(): EBADF for an fd not open, and
-    ENOTSOCK for every other (the model has no sockets: see sys_socket)."""
-    if task.files.get(_int(fd)) is None:
-        raise kerr(EBADF)
-    raise kerr(errno.ENOTSOCK)
 
 
 # --- kernel/sys.c getrusage(2) ------------------------------------------------------

@@ -24,6 +24,7 @@ from ....fs.eventfd import EVENTFD_CALLS
 from ....fs.eventpoll import EPOLL_CALLS
 from ....fs.read_write import RW_CALLS
 from ....fs.select import POLL_CALLS
+from ....fs.socket import SOCKET_CALLS
 from ....mm.fault import copy_to_user
 from ....syscalls.dispatch import dispatch
 from ....syscalls.strace import Peek, format_syscall
@@ -160,6 +161,7 @@ THREAD_CALLS: dict[str, ThreadCall] = {
     **POLL_CALLS,
     **EPOLL_CALLS,
     **EVENTFD_CALLS,
+    **SOCKET_CALLS,
 }
 
 
