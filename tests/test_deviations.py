@@ -7,6 +7,7 @@ import itertools
 import shutil
 import struct
 import subprocess
+import sys
 
 import pytest
 
@@ -212,3 +213,16 @@ def test_rlimit_fsize_is_efbig_without_sigxfsz():
         p.pwrite(fd, b"x", PAGE_SIZE)
     assert err.value.errno == errno.EFBIG
     assert p.alive and p.pwrite(fd, b"x", 0) == 1
+
+
+def test_vdso_functions_make_the_syscall():
+    """Row 27. Linux's __vdso_clock_gettime reads [vvar]: date(1) makes no
+    clock_gettime syscall. The model's vDSO makes it, so --trace shows one."""
+    pytest.importorskip("unicorn")
+    if shutil.which("gcc") is None:
+        pytest.skip("the vDSO is built with gcc")
+    r = subprocess.run([sys.executable, "-m", "vmsim", "run", "--trace", "--", "date", "+%s"],
+                       capture_output=True, env={"PATH": "/usr/bin:/bin", "LANG": "C"}, timeout=120)
+    assert r.returncode == 0
+    assert any(line.startswith("clock_gettime(CLOCK_REALTIME, ")
+               for line in r.stderr.decode().splitlines())

@@ -617,8 +617,15 @@ def test_mm_calls_from_registers(m):
 
 
 def test_socket_is_not_modelled(m):
-    """The model has no sockets: EAFNOSUPPORT, and glibc goes on without nscd."""
+    """docs/deviations.md row 17. The model has no network stack: socket(2) is
+    EAFNOSUPPORT for every family (glibc goes on without nscd); of socket pairs only
+    AF_UNIX SOCK_STREAM exists. Linux answers socketpair(AF_INET, SOCK_STREAM) with
+    EOPNOTSUPP (inet's sock_no_socketpair()) and makes AF_UNIX datagram pairs."""
     assert m.call("socket", 1, 1, 0) == -errno.EAFNOSUPPORT
+    sv = m.buffer(8)
+    assert m.call("socketpair", 2, 1, 0, sv) == -errno.EAFNOSUPPORT
+    assert m.call("socketpair", 1, 2, 0, sv) == -errno.ESOCKTNOSUPPORT
+    assert m.call("socketpair", 1, 1, 0, sv) == 0
 
 
 # ------------------------------------------------------------------ strace lines
