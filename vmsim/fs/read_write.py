@@ -123,22 +123,34 @@ def is_stream(file: File) -> bool:
         is_eventpoll(file)
 
 
-def _check_read(task, file: File, buf: int, count: int) -> None:
-    """vfs_read()'s checks: FMODE_READ (EBADF), FMODE_CAN_READ (EINVAL), access_ok()."""
+def _check_readable(file: File) -> None:
+    """vfs_read()'s and vfs_readv()'s first checks: FMODE_READ (EBADF), FMODE_CAN_READ
+    (EINVAL)."""
     if not file.f_mode & FMODE_READ:
         raise kerr(EBADF)
     if not (can_read(file.inode) or is_stdio(file)):
         raise kerr(EINVAL)
+
+
+def _check_writable(file: File) -> None:
+    """vfs_write()'s and vfs_writev()'s first checks: FMODE_WRITE (EBADF),
+    FMODE_CAN_WRITE (EINVAL)."""
+    if not file.f_mode & FMODE_WRITE:
+        raise kerr(EBADF)
+    if not (can_write(file.inode) or is_stdio(file)):
+        raise kerr(EINVAL)
+
+
+def _check_read(task, file: File, buf: int, count: int) -> None:
+    """vfs_read()'s checks: the file's, then access_ok()."""
+    _check_readable(file)
     if not access_ok(task, buf, count):
         raise kerr(EFAULT)
 
 
 def _check_write(task, file: File, buf: int, count: int) -> None:
-    """vfs_write()'s checks: FMODE_WRITE (EBADF), FMODE_CAN_WRITE (EINVAL), access_ok()."""
-    if not file.f_mode & FMODE_WRITE:
-        raise kerr(EBADF)
-    if not (can_write(file.inode) or is_stdio(file)):
-        raise kerr(EINVAL)
+    """vfs_write()'s checks: the file's, then access_ok()."""
+    _check_writable(file)
     if not access_ok(task, buf, count):
         raise kerr(EFAULT)
 
@@ -266,10 +278,7 @@ def do_readv(task, fd: int, vec: int, vlen: int) -> int:
     import_iovec() (EINVAL, EFAULT), then one read of the total, scattered over the
     ranges in order; a range that faults ends it."""
     file = task._fdget(fd)
-    if not file.f_mode & FMODE_READ:
-        raise kerr(EBADF)
-    if not (can_read(file.inode) or is_stdio(file)):
-        raise kerr(EINVAL)
+    _check_readable(file)
     ranges = task._import_iovec(vec, vlen & 0xFFFFFFFF)
     total = sum(n for _, n in ranges)
     if not total:
@@ -296,10 +305,7 @@ def do_writev(task, fd: int, vec: int, vlen: int, current: Thread | None = None)
     import_iovec(), then the ranges' bytes gathered (up to the first fault) and
     written as one write."""
     file = task._fdget(fd)
-    if not file.f_mode & FMODE_WRITE:
-        raise kerr(EBADF)
-    if not (can_write(file.inode) or is_stdio(file)):
-        raise kerr(EINVAL)
+    _check_writable(file)
     ranges = task._import_iovec(vec, vlen & 0xFFFFFFFF)
     total = sum(n for _, n in ranges)
     if not total:
