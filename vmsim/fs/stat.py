@@ -25,7 +25,7 @@ from .file import S_IFCHR, S_IFDIR, S_IFIFO, S_IFSOCK, File, Inode
 from .namei import path_at
 from .read_write import access_ok, copy_to_user_partial
 from .stdio import is_stdio
-from .vfs import DevNullOps, DevZeroOps, RandomOps, inode_get_bytes
+from .vfs import DevNullOps, DevZeroOps, RandomOps, inode_get_bytes, proc_pid_task
 
 #: include/uapi/linux/fcntl.h: the flags of the *at() stat calls
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -298,9 +298,7 @@ def _proc_link(task, path: str) -> str | None:
     if match is None:
         return None
     pid, entry = match.groups()
-    target = task if pid == "self" else task.kernel.processes.get(int(pid))
-    if target is None:
-        raise kerr(ENOENT)
+    target = proc_pid_task(task, pid)
     if entry == "cwd":
         return target.cwd
     if entry == "exe":

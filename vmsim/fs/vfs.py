@@ -578,9 +578,7 @@ class Vfs:
         if match is None:
             return None
         pid, entry = match.groups()
-        target = task if pid == "self" else task.kernel.processes.get(int(pid))
-        if target is None:
-            raise kerr(ENOENT)
+        target = proc_pid_task(task, pid)
         fops = PROC_MEM_OPS if entry == "mem" else PROC_PID_TEXT[entry]
         inode = ProcInode(proc.new_ino(), proc, fops, f"/proc/{target.pid}/{entry}", target)
         inode.mode = 0o600 if entry == "mem" else 0o444
@@ -1009,3 +1007,11 @@ def ext4_block_zero_eof(inode: Inode, start: int, end: int) -> None:
     if offset and page is not None:
         stop = min(PAGE_SIZE, offset + end - start)
         page[offset:stop] = bytes(stop - offset)
+
+
+def proc_pid_task(task, pid: str):
+    """The process a /proc/PID path names ("self": the caller); ENOENT for none."""
+    target = task if pid == "self" else task.kernel.processes.get(int(pid))
+    if target is None:
+        raise kerr(ENOENT)
+    return target
